@@ -1,0 +1,76 @@
+//! `nsod doctor`: what this installation would run with.
+
+use crate::{cli::GlobalArgs, paths};
+use nsod_runtime::{EXPECTED_VERSION, Runtime};
+use std::process::ExitCode;
+
+pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    println!("nsod {}", env!("CARGO_PKG_VERSION"));
+    let runtime = Runtime::load(global.ort_lib.as_deref());
+    match &runtime {
+        Ok(rt) => {
+            let version = rt.version();
+            let note = if version == EXPECTED_VERSION {
+                String::new()
+            } else {
+                format!(" (nsod is tested with {EXPECTED_VERSION})")
+            };
+            println!(
+                "onnxruntime: {version} found at {} (via {}){note}",
+                rt.path.display(),
+                rt.source
+            );
+            for a in &rt.skipped {
+                if a.path.is_some() {
+                    println!("  skipped {a}");
+                }
+            }
+            match rt.available_providers() {
+                Ok(eps) => {
+                    println!("execution providers: {}", eps.join(", "));
+                    if !eps.iter().any(|e| e == "CUDAExecutionProvider") {
+                        println!(
+                            "  CUDA: not in this ONNX Runtime build (use the library of onnxruntime-gpu=={EXPECTED_VERSION} for --device cuda)"
+                        );
+                    }
+                }
+                Err(e) => println!("execution providers: unknown ({e})"),
+            }
+        }
+        Err(_) => println!("onnxruntime: not found (see the error below)"),
+    }
+    match nsod_gpu::Gpus::open().and_then(|g| Ok((g.driver_version()?, g.readings()?))) {
+        Ok((driver, gpus)) if !gpus.is_empty() => {
+            println!("gpus (NVML, driver {driver}):");
+            for g in gpus {
+                let mem = g.memory_total_bytes.map_or_else(
+                    || "?".into(),
+                    |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+                );
+                println!("  {}: {} ({mem})", g.index, g.name);
+            }
+        }
+        Ok((driver, _)) => println!("gpus: none (NVML driver {driver} sees no device)"),
+        Err(e) => println!("gpus: none ({e})"),
+    }
+    let (model, model_ok) = paths::default_model();
+    println!(
+        "default model: {}{}",
+        model.display(),
+        if model_ok {
+            ""
+        } else {
+            " (missing: run scripts/fetch-models.sh or set NSOD_MODEL)"
+        }
+    );
+    let (rules, rules_ok) = paths::default_rules();
+    println!(
+        "default rules: {}{}",
+        rules.display(),
+        if rules_ok { "" } else { " (missing)" }
+    );
+    match runtime {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,26 @@
+//! The `nsod` command: argument parsing and glue between the library crates. No pipeline logic lives here.
+
+mod cli;
+mod doctor;
+mod paths;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::Doctor => doctor::run(&cli.global),
+    }
+}

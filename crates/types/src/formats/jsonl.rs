@@ -1,0 +1,155 @@
+//! nsod's predictions file: JSON Lines, one object per image.
+//!
+//! ```json
+//! {"image":"P0006.png","width":1054,"height":1529,"detections":[
+//!   {"class_id":9,"class_name":"large vehicle","score":0.87,"bbox":[x1,y1,x2,y2],"obb":[cx,cy,w,h,angle]}]}
+//! ```
+//!
+//! Boxes are in pixels of the original image; `obb` is present for oriented models only (angle in radians).
+//! Unknown keys are ignored when reading, so later versions can add fields.
+//!
+//! [`JsonlWriter`] writes to `<file>.partial`, flushing after every image, and renames it to `<file>` in
+//! [`JsonlWriter::finish`]: an interrupted run keeps every finished image in the `.partial` file and never replaces a
+//! previous complete file with a truncated one.
+
+use super::FormatError;
+use crate::Detection;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The predictions for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePredictions {
+    /// The image's path relative to the input folder (or as given).
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub detections: Vec<Detection>,
+}
+
+impl ImagePredictions {
+    fn validate(&self) -> Result<(), String> {
+        for (i, d) in self.detections.iter().enumerate() {
+            if !(0.0..=1.0).contains(&d.score) {
+                return Err(format!(
+                    "detection {i}: score {} is outside [0, 1]",
+                    d.score
+                ));
+            }
+            if !d.bbox.is_finite() || d.obb.is_some_and(|o| !o.is_finite()) {
+                return Err(format!("detection {i}: box has a non-finite coordinate"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streams the records of a predictions file; each item names the file and line on error.
+#[derive(Debug)]
+pub struct JsonlReader {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<File>>,
+    line: usize,
+}
+
+impl JsonlReader {
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
+        let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            lines: BufReader::new(file).lines(),
+            line: 0,
+        })
+    }
+}
+
+impl Iterator for JsonlReader {
+    type Item = Result<ImagePredictions, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let text = self.lines.next()?;
+            self.line += 1;
+            let text = match text {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Some(Err(FormatError::line(
+                        &self.path,
+                        self.line,
+                        "not UTF-8 text",
+                    )));
+                }
+                Err(e) => return Some(Err(FormatError::io(&self.path, e))),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                serde_json::from_str::<ImagePredictions>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.validate().map(|()| r))
+                    .map_err(|m| FormatError::line(&self.path, self.line, m)),
+            );
+        }
+    }
+}
+
+/// Reads a whole predictions file.
+pub fn read_all(path: &Path) -> Result<Vec<ImagePredictions>, FormatError> {
+    JsonlReader::open(path)?.collect()
+}
+
+/// Writes a predictions file one image at a time (see the module docs for the crash-safety rules).
+#[derive(Debug)]
+pub struct JsonlWriter {
+    path: PathBuf,
+    partial: PathBuf,
+    out: BufWriter<File>,
+    records: usize,
+}
+
+impl JsonlWriter {
+    pub fn create(path: &Path) -> Result<Self, FormatError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = File::create(&partial).map_err(|e| FormatError::io(&partial, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            partial,
+            out: BufWriter::new(file),
+            records: 0,
+        })
+    }
+
+    /// Appends one image's record and flushes it to the `.partial` file.
+    pub fn write(&mut self, record: &ImagePredictions) -> Result<(), FormatError> {
+        let err = |e: std::io::Error| FormatError::io(&self.partial, e);
+        serde_json::to_writer(&mut self.out, record).map_err(|e| err(e.into()))?;
+        self.out.write_all(b"\n").map_err(err)?;
+        self.out.flush().map_err(err)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Number of records written so far.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Syncs the file and renames it to its final name.
+    pub fn finish(mut self) -> Result<PathBuf, FormatError> {
+        self.out
+            .flush()
+            .map_err(|e| FormatError::io(&self.partial, e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| FormatError::io(&self.partial, e))?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| FormatError::io(&self.path, e))?;
+        Ok(self.path)
+    }
+}
