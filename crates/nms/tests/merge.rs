@@ -251,7 +251,7 @@ fn ultralytics_rotated_index_finds_every_pair_the_full_scan_finds() {
                 rnd() * 300.0,
                 4.0 + rnd() * 40.0,
                 4.0 + rnd() * 40.0,
-                rnd() * 3.14,
+                rnd() * std::f32::consts::PI,
             );
             Detection::oriented((rnd() * 2.0) as u32, "x", rnd(), o)
         })
