@@ -183,6 +183,11 @@ impl Runtime {
         ffi::version_string(&self.path).unwrap_or_else(|e| format!("unknown ({e})"))
     }
 
+    /// The ort environment sessions are built in.
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self._env
+    }
+
     /// ONNX Runtime's build description.
     pub fn build_info(&self) -> &'static str {
         ort::info()

@@ -1,0 +1,214 @@
+//! An ONNX Runtime session for a YOLO model, with its metadata and output layout.
+
+use crate::DetectError;
+use crate::layout::Layout;
+use crate::metadata::{ModelMetadata, Task};
+use nsod_runtime::Runtime;
+use nsod_types::ClassNames;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+use std::path::{Path, PathBuf};
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// The CUDA execution provider on GPU `N`.
+    Cuda(u32),
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device {s:?}: use cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+/// How to open a model.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    pub device: Device,
+    /// Intra-op threads (0: ONNX Runtime's default).
+    pub threads: usize,
+    /// Class names overriding (or replacing missing) metadata.
+    pub names: Option<ClassNames>,
+}
+
+/// A loaded model.
+#[derive(Debug)]
+pub struct Model {
+    session: Session,
+    pub path: PathBuf,
+    pub metadata: ModelMetadata,
+    pub names: ClassNames,
+    pub layout: Layout,
+    input_name: String,
+    /// `(height, width)` the model takes.
+    pub input_hw: (u32, u32),
+    /// `None` for a dynamic batch axis, else the fixed batch size.
+    pub fixed_batch: Option<usize>,
+    pub device: Device,
+}
+
+fn tensor_shape(t: &ValueType) -> Option<Vec<i64>> {
+    match t {
+        ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
+        _ => None,
+    }
+}
+
+impl Model {
+    /// Opens `path` on the runtime's environment, reads the metadata and recognises the output layout.
+    pub fn load(runtime: &Runtime, path: &Path, opts: &ModelOptions) -> Result<Self, DetectError> {
+        let load_err = |message: String| DetectError::Model {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(load_err("no such file".into()));
+        }
+        let mut builder =
+            Session::builder(runtime.environment()).map_err(|e| load_err(e.to_string()))?;
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| load_err(e.to_string()))?;
+        if opts.threads > 0 {
+            builder = builder
+                .with_intra_threads(opts.threads)
+                .map_err(|e| load_err(e.to_string()))?;
+        }
+        if let Device::Cuda(id) = opts.device {
+            builder = register_cuda(builder, id, runtime).map_err(DetectError::Device)?;
+        }
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| load_err(format!("not a loadable ONNX model: {e}")))?;
+        let meta_raw = session.metadata().map_err(|e| load_err(e.to_string()))?;
+        let metadata = ModelMetadata::parse(|k| meta_raw.custom(k)).map_err(load_err)?;
+        drop(meta_raw);
+        let names = opts
+            .names
+            .clone()
+            .or_else(|| metadata.names.clone())
+            .unwrap_or_default();
+
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| load_err("the model has no input".into()))?;
+        let input_name = input.name().to_owned();
+        let in_shape = tensor_shape(input.dtype())
+            .ok_or_else(|| load_err("the first input is not a tensor".into()))?;
+        let [b, c, h, w] = in_shape[..] else {
+            return Err(load_err(format!(
+                "input {input_name:?} has shape {in_shape:?}, expected [batch, 3, height, width]"
+            )));
+        };
+        if c != 3 && c != -1 {
+            return Err(load_err(format!(
+                "input {input_name:?} has {c} channels, expected 3"
+            )));
+        }
+        let input_hw = match (h, w, metadata.imgsz) {
+            (h, w, _) if h > 0 && w > 0 => (h as u32, w as u32),
+            (_, _, Some(hw)) => hw,
+            _ => {
+                return Err(load_err(
+                    "the input size is dynamic and the metadata has no imgsz".into(),
+                ));
+            }
+        };
+        let output = session
+            .outputs()
+            .first()
+            .ok_or_else(|| load_err("the model has no output".into()))?;
+        let out_shape = tensor_shape(output.dtype())
+            .ok_or_else(|| load_err("the first output is not a tensor".into()))?;
+        let nc = (!names.is_empty()).then(|| names.len());
+        let layout = Layout::recognise(
+            &out_shape,
+            nc,
+            metadata.task == Some(Task::Obb),
+            metadata.end2end,
+        )
+        .map_err(|m| DetectError::Layout {
+            path: path.to_path_buf(),
+            message: format!("input {in_shape:?}, {m}"),
+        })?;
+        Ok(Self {
+            session,
+            path: path.to_path_buf(),
+            metadata,
+            names,
+            layout,
+            input_name,
+            input_hw,
+            fixed_batch: (b > 0).then_some(b as usize),
+            device: opts.device,
+        })
+    }
+
+    /// The largest batch this model can take (`cap` for a dynamic batch axis).
+    pub fn max_batch(&self, cap: usize) -> usize {
+        self.fixed_batch.unwrap_or(cap.max(1))
+    }
+
+    /// Runs `n` images stored planar in `input` (`n x 3 x h x w`) and returns the first output's shape and values.
+    pub fn run(&mut self, input: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+        let (h, w) = (self.input_hw.0 as usize, self.input_hw.1 as usize);
+        let tensor = TensorRef::from_array_view(([n, 3, h, w], input))
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let (shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+        Ok((shape, data.to_vec()))
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn register_cuda(
+    builder: ort::session::builder::SessionBuilder,
+    id: u32,
+    runtime: &Runtime,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    let eps = runtime.available_providers().unwrap_or_default();
+    if !eps.iter().any(|e| e == "CUDAExecutionProvider") {
+        return Err(format!(
+            "--device cuda:{id}: the ONNX Runtime at {} has no CUDA execution provider (it offers {}); run scripts/setup.sh --gpu",
+            runtime.path.display(),
+            eps.join(", ")
+        ));
+    }
+    let ep = ort::ep::CUDA::default()
+        .with_device_id(id as i32)
+        .build()
+        .error_on_failure();
+    builder
+        .with_execution_providers([ep])
+        .map_err(|e| format!("--device cuda:{id}: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn register_cuda(
+    _: ort::session::builder::SessionBuilder,
+    id: u32,
+    _: &Runtime,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    Err(format!(
+        "--device cuda:{id}: this nsod was built without CUDA support; build with --features cuda (scripts/setup.sh --gpu)"
+    ))
+}

@@ -1,0 +1,259 @@
+//! Inference on the real Ultralytics models in `$NSOD_TEST_MODELS` (../shared/models in CI) against Ultralytics'
+//! own predictions. Skipped with a message when the models or ONNX Runtime are missing, except under `CI=true`.
+
+use nsod_detect::{Detector, DetectorConfig, Model, ModelOptions, SliceMode, load_image};
+use nsod_runtime::Runtime;
+use nsod_types::geometry::rotated_iou;
+use nsod_types::{Detection, OrientedBox};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn required(var: &str, default: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(default));
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {} is missing ({var})",
+        p.display()
+    );
+    eprintln!("skipping: {} not found (set {var})", p.display());
+    None
+}
+
+fn runtime() -> Option<&'static Runtime> {
+    static RT: OnceLock<Option<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        let lib = required(
+            "NSOD_TEST_ORT_LIB",
+            "../../third_party/onnxruntime/libonnxruntime.so.1.31.1",
+        )?;
+        Some(Runtime::load(Some(&lib)).expect("ONNX Runtime loads"))
+    })
+    .as_ref()
+}
+
+struct Assets {
+    rt: &'static Runtime,
+    models: PathBuf,
+    data: PathBuf,
+}
+
+fn assets() -> Option<Assets> {
+    let models = required("NSOD_TEST_MODELS", "../../../shared/models")?;
+    let data = required("NSOD_TEST_DATA", "../../../shared/data")?;
+    Some(Assets {
+        rt: runtime()?,
+        models,
+        data,
+    })
+}
+
+fn detector(a: &Assets, model: &str, config: DetectorConfig) -> Detector {
+    let opts = ModelOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    Detector::new(
+        Model::load(a.rt, &a.models.join(model), &opts).unwrap(),
+        config,
+    )
+}
+
+#[derive(Debug)]
+struct Reference {
+    class_id: u32,
+    conf: f32,
+    obb: OrientedBox,
+}
+
+fn reference(path: &Path) -> Vec<Reference> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let dets = v["detections"].as_array().unwrap();
+    assert_eq!(dets.len() as u64, v["n_dets"].as_u64().unwrap());
+    dets.iter()
+        .map(|d| {
+            let r: Vec<f32> = d["xywhr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            Reference {
+                class_id: d["class_id"].as_u64().unwrap() as u32,
+                conf: d["conf"].as_f64().unwrap() as f32,
+                obb: OrientedBox::new(r[0], r[1], r[2], r[3], r[4]),
+            }
+        })
+        .collect()
+}
+
+/// One-to-one matching: same count; each reference box paired with an unused nsod box of the same class with
+/// rotated IoU >= 0.95 and |score difference| <= 1e-3.
+fn assert_parity(ours: &[Detection], want: &[Reference]) {
+    assert_eq!(ours.len(), want.len(), "detection count");
+    let mut used = vec![false; ours.len()];
+    for r in want {
+        let best = ours
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| !used[*i] && d.class_id == r.class_id)
+            .map(|(i, d)| {
+                (
+                    i,
+                    rotated_iou(&d.obb.unwrap(), &r.obb),
+                    (d.score - r.conf).abs(),
+                )
+            })
+            .filter(|&(_, iou, ds)| iou >= 0.95 && ds <= 1e-3)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((i, _, _)) = best else {
+            panic!("no match for {r:?}")
+        };
+        used[i] = true;
+    }
+}
+
+#[test]
+fn yolov8_obb_matches_ultralytics_on_the_crop() {
+    let Some(a) = assets() else { return };
+    let mut det = detector(
+        &a,
+        "yolov8n-obb_1024.onnx",
+        DetectorConfig {
+            slice: SliceMode::Off,
+            ..Default::default()
+        },
+    );
+    assert_eq!(det.model.names.len(), 15);
+    assert_eq!(det.model.input_hw, (1024, 1024));
+    let img = load_image(&a.data.join("P0006_crop1024_x0_y0.png")).unwrap();
+    let out = det.detect(&img).unwrap();
+    assert_eq!(out.slices, 1);
+    let want = reference(
+        &a.data
+            .join("parity/ultralytics_yolov8n-obb_1024__crop1024_x0_y0.json"),
+    );
+    assert_parity(&out.detections, &want);
+    assert!(
+        out.detections
+            .iter()
+            .all(|d| d.class_name == "large vehicle" || d.class_name == "small vehicle")
+    );
+}
+
+#[test]
+fn yolo26_end_to_end_matches_ultralytics_on_the_crop() {
+    let Some(a) = assets() else { return };
+    let mut det = detector(
+        &a,
+        "yolo26n-obb_1024_e2e.onnx",
+        DetectorConfig {
+            slice: SliceMode::Off,
+            ..Default::default()
+        },
+    );
+    assert!(det.model.layout.is_end_to_end());
+    let img = load_image(&a.data.join("P0006_crop1024_x0_y0.png")).unwrap();
+    let out = det.detect(&img).unwrap();
+    let want = reference(
+        &a.data
+            .join("parity/ultralytics_yolo26n-obb_1024_e2e__crop1024_x0_y0.json"),
+    );
+    assert_parity(&out.detections, &want);
+}
+
+#[test]
+fn dynamic_batch_sizes_give_identical_merged_results() {
+    let Some(a) = assets() else { return };
+    let img = load_image(&a.data.join("dota_P0006.png")).unwrap();
+    let mut results = Vec::new();
+    for batch in [1, 4, 8] {
+        let mut det = detector(
+            &a,
+            "yolov8n-obb_dyn.onnx",
+            DetectorConfig {
+                batch,
+                ..Default::default()
+            },
+        );
+        assert_eq!(det.model.fixed_batch, None);
+        let out = det.detect(&img).unwrap();
+        assert_eq!(out.slices, 5, "4 slices + the full-image pass");
+        assert_eq!(out.runs, 5usize.div_ceil(batch));
+        results.push(out.detections);
+    }
+    assert!(
+        results[0].len() > 50,
+        "a bus depot has many vehicles: {}",
+        results[0].len()
+    );
+    for other in &results[1..] {
+        assert_eq!(other.len(), results[0].len());
+        for (x, y) in results[0].iter().zip(other) {
+            assert_eq!(x.class_id, y.class_id);
+            assert!((x.score - y.score).abs() < 1e-4, "{x:?} vs {y:?}");
+            assert!(
+                rotated_iou(&x.obb.unwrap(), &y.obb.unwrap()) > 0.999,
+                "{x:?} vs {y:?}"
+            );
+        }
+    }
+    // Every box lies within the image (allowing for rotated corners to stick out a little).
+    for d in &results[0] {
+        let c = d.obb.unwrap().center();
+        assert!(
+            (0.0..=1054.0).contains(&c.x) && (0.0..=1529.0).contains(&c.y),
+            "{d:?}"
+        );
+    }
+}
+
+#[test]
+fn axis_aligned_layout_model_runs_end_to_end() {
+    let Some(a) = assets() else { return };
+    let mut det = detector(
+        &a,
+        "yolov8n-doclaynet.onnx",
+        DetectorConfig {
+            slice: SliceMode::Off,
+            conf: 0.1,
+            ..Default::default()
+        },
+    );
+    assert!(!det.model.layout.is_oriented());
+    assert_eq!(det.model.names.len(), 11);
+    // A synthetic page: white, with a title bar and paragraphs of text-like lines.
+    let (w, h) = (850u32, 1100u32);
+    let page = image::RgbImage::from_fn(w, h, |x, y| {
+        let title = (80..120).contains(&y) && (100..600).contains(&x);
+        let para = (200..1000).contains(&y)
+            && (y - 200) % 150 < 110
+            && (y % 18) < 9
+            && (100..750).contains(&x)
+            && (x / 7) % 9 != 0;
+        if title || para {
+            image::Rgb([20, 20, 20])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    let out = det.detect(&page).unwrap();
+    assert!(!out.detections.is_empty(), "no layout element found");
+    for d in &out.detections {
+        assert!(d.obb.is_none());
+        assert!(
+            d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0 && d.bbox.x2 <= w as f32 && d.bbox.y2 <= h as f32,
+            "{d:?}"
+        );
+        assert!(
+            det.model.names.as_slice().contains(&d.class_name),
+            "{}",
+            d.class_name
+        );
+    }
+}
