@@ -173,3 +173,160 @@ fn a_non_onnxruntime_library_is_refused_without_panic() {
         "{stderr}"
     );
 }
+
+/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI), or `None` (skip) outside CI.
+fn shared_assets() -> Option<(PathBuf, PathBuf)> {
+    let get = |var: &str, default: &str| {
+        let p = std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(default));
+        if p.exists() {
+            return Some(p);
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {var} ({}) is missing",
+            p.display()
+        );
+        eprintln!("skipping: {} not found (set {var})", p.display());
+        None
+    };
+    Some((
+        get("NSOD_TEST_MODELS", "../shared/models")?,
+        get("NSOD_TEST_DATA", "../shared/data")?,
+    ))
+}
+
+#[test]
+fn infer_processes_good_images_and_names_each_bad_file() {
+    let Some(lib) = ort_lib() else { return };
+    let Some((models, data)) = shared_assets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    std::fs::copy(data.join("dota_P0006.png"), input.join("dota.png")).unwrap();
+    std::fs::copy(
+        data.join("P0006_crop1024_x0_y0.png"),
+        input.join("sub/crop.png"),
+    )
+    .unwrap();
+    let png = std::fs::read(data.join("dota_P0006.png")).unwrap();
+    std::fs::write(input.join("truncated.png"), &png[..png.len() / 3]).unwrap();
+    std::fs::write(input.join("empty.png"), b"").unwrap();
+    std::fs::write(input.join("notes.txt"), b"not an image").unwrap();
+    std::fs::write(input.join("text.jpg"), b"not a jpeg either").unwrap();
+    let out_dir = dir.path().join("out");
+
+    let out = nsod()
+        .args(["infer", "--ort-lib"])
+        .arg(&lib)
+        .arg(&input)
+        .arg("--model")
+        .arg(models.join("yolov8n-obb_1024.onnx"))
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--threads", "2"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    let has = |name: &str, cause: &str| {
+        errors
+            .iter()
+            .any(|l| l.contains(&format!("{name}: ")) && l.contains(cause))
+    };
+    assert!(has("empty.png", "empty file"), "{stderr}");
+    assert!(has("truncated.png", "cannot decode image"), "{stderr}");
+    assert!(has("text.jpg", "cannot decode image"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("notes.txt")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("2 images processed, 3 failed"),
+        "{stdout}"
+    );
+
+    // predictions.jsonl: valid, one record per good image, relative paths, no partial file left behind.
+    let records = nsod_types::formats::jsonl::read_all(&out_dir.join("predictions.jsonl")).unwrap();
+    assert!(!out_dir.join("predictions.jsonl.partial").exists());
+    let images: Vec<&str> = records.iter().map(|r| r.image.as_str()).collect();
+    assert_eq!(images, ["dota.png", "sub/crop.png"]);
+    assert_eq!((records[0].width, records[0].height), (1054, 1529));
+    // The crop is exactly the model input: no slicing, so the result is Ultralytics' 107 detections.
+    assert_eq!(records[1].detections.len(), 107);
+    assert!(records[0].detections.len() > 100);
+    for r in &records {
+        for d in &r.detections {
+            assert!(d.obb.is_some() && (0.25..=1.0).contains(&d.score));
+        }
+    }
+    // YOLO labels mirror the folder layout and hold one line per detection.
+    let labels = std::fs::read_to_string(out_dir.join("labels/sub/crop.txt")).unwrap();
+    assert_eq!(labels.lines().count(), 107);
+    let obb_labels = std::fs::read_to_string(out_dir.join("labels-obb/sub/crop.txt")).unwrap();
+    assert!(
+        obb_labels
+            .lines()
+            .all(|l| l.split_whitespace().count() == 10)
+    );
+    let coco: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("coco_results.json")).unwrap())
+            .unwrap();
+    let n_dets: usize = records.iter().map(|r| r.detections.len()).sum();
+    assert_eq!(coco.as_array().unwrap().len(), n_dets);
+}
+
+#[test]
+fn infer_configuration_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nsod()
+        .arg("infer")
+        .arg(dir.path())
+        .args(["--model", "/nonexistent/model.onnx", "--conf", "1.5"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: --conf, --iou and --merge-threshold must lie in [0, 1]"
+    );
+
+    let Some(lib) = ort_lib() else { return };
+    let models = tempfile::tempdir().unwrap();
+    let bogus = models.path().join("model.onnx");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    let out = nsod()
+        .args(["infer", "--ort-lib"])
+        .arg(&lib)
+        .arg(dir.path())
+        .arg("--model")
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: model {}: not a loadable ONNX model",
+            bogus.display()
+        )),
+        "{stderr}"
+    );
+}

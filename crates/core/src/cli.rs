@@ -1,6 +1,6 @@
 //! Command-line definition.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -29,4 +29,83 @@ pub enum Command {
     /// Show the ONNX Runtime library and version, its execution providers, the GPUs NVML sees, and the default
     /// model and rules paths.
     Doctor,
+    /// Detect objects in images (files or folders, walked recursively).
+    Infer(InferArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MergeArg {
+    Greedynmm,
+    Nmm,
+    Nms,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricArg {
+    Ios,
+    Iou,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GeometryArg {
+    Rotated,
+    Aabb,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Image files or folders.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// YOLO ONNX model (default: $NSOD_MODEL, then models/yolov8n-obb.onnx).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Output folder: predictions.jsonl, labels/, coco_results.json.
+    #[arg(long, default_value = "runs/infer", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Class names for models without metadata (one per line, a YAML `names:` map, or a dict literal).
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    /// Confidence threshold.
+    #[arg(long, default_value_t = 0.25)]
+    pub conf: f32,
+    /// IoU threshold of the model's NMS.
+    #[arg(long, default_value_t = 0.7)]
+    pub iou: f32,
+    /// Maximum detections per model run.
+    #[arg(long, default_value_t = 300)]
+    pub max_det: usize,
+    /// Slice size in pixels; 0 disables slicing. Default: slices of the model input size for larger images.
+    #[arg(long, value_name = "N")]
+    pub slice: Option<u32>,
+    /// Overlap ratio between slices.
+    #[arg(long, default_value_t = 0.2)]
+    pub overlap: f32,
+    /// Skip SAHI's extra full-image pass when slicing.
+    #[arg(long)]
+    pub no_full_pass: bool,
+    /// How slice results are merged.
+    #[arg(long, value_enum, default_value = "greedynmm")]
+    pub merge: MergeArg,
+    /// Overlap measure of the merge.
+    #[arg(long, value_enum, default_value = "ios")]
+    pub match_metric: MetricArg,
+    /// Overlap at or above which two slice detections merge.
+    #[arg(long, default_value_t = 0.5)]
+    pub merge_threshold: f32,
+    /// Merge on rotated boxes (default) or on their enclosing rectangles, as SAHI does.
+    #[arg(long, value_enum, default_value = "rotated")]
+    pub merge_geometry: GeometryArg,
+    /// Merge and suppress across classes.
+    #[arg(long)]
+    pub class_agnostic: bool,
+    /// Slices per model run (models with a dynamic batch axis).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub batch: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// ONNX Runtime intra-op threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }

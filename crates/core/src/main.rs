@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod infer;
 mod paths;
 
 use clap::Parser;
@@ -22,5 +23,6 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Doctor => doctor::run(&cli.global),
+        cli::Command::Infer(args) => infer::run(&cli.global, &args),
     }
 }

@@ -256,6 +256,32 @@ fn jsonl_round_trip_and_partial_file() {
     assert!(!partial.exists());
     let back = jsonl::read_all(&p).unwrap();
     assert_eq!(back, records); // exact: f32 values survive JSON unchanged
+    // Oriented detections carry their corners as `polygon`.
+    let first_line = std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&first_line).unwrap();
+    let poly: Vec<f64> = v["detections"][0]["polygon"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let corners = records[0].detections[0].obb.unwrap().corners();
+    assert_eq!(poly.len(), 8);
+    assert!((poly[0] - corners[0].x).abs() < 1e-3 && (poly[7] - corners[3].y).abs() < 1e-3);
+    assert!(
+        std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .find("polygon")
+            .is_none()
+    );
 }
 
 fn expect_line_error(

@@ -5,7 +5,8 @@
 //!   {"class_id":9,"class_name":"large vehicle","score":0.87,"bbox":[x1,y1,x2,y2],"obb":[cx,cy,w,h,angle]}]}
 //! ```
 //!
-//! Boxes are in pixels of the original image; `obb` is present for oriented models only (angle in radians).
+//! Boxes are in pixels of the original image; `obb` (angle in radians) and `polygon` (`[x1, y1, ..., x4, y4]`) are
+//! present for oriented models only.
 //! Unknown keys are ignored when reading, so later versions can add fields.
 //!
 //! [`JsonlWriter`] writes to `<file>.partial`, flushing after every image, and renames it to `<file>` in
@@ -26,8 +27,31 @@ pub struct ImagePredictions {
     pub image: String,
     pub width: u32,
     pub height: u32,
-    #[serde(default)]
+    #[serde(default, serialize_with = "serialize_detections")]
     pub detections: Vec<Detection>,
+}
+
+/// A detection as written: the [`Detection`] fields plus, for oriented boxes, `polygon` (the four corners
+/// `[x1, y1, ..., x4, y4]` in Ultralytics' order). Readers ignore `polygon` and use `obb`.
+#[derive(Serialize)]
+struct DetectionRecord<'a> {
+    #[serde(flatten)]
+    detection: &'a Detection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    polygon: Option<[f32; 8]>,
+}
+
+fn serialize_detections<S: serde::Serializer>(dets: &[Detection], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(dets.iter().map(|d| DetectionRecord {
+        detection: d,
+        polygon: d.obb.map(|o| {
+            let c = o.corners();
+            [
+                c[0].x, c[0].y, c[1].x, c[1].y, c[2].x, c[2].y, c[3].x, c[3].y,
+            ]
+            .map(|v| v as f32)
+        }),
+    }))
 }
 
 impl ImagePredictions {

@@ -1,0 +1,301 @@
+//! `nsod infer`: images in, predictions.jsonl, YOLO labels and COCO results out.
+
+use crate::cli::{GeometryArg, GlobalArgs, InferArgs, MergeArg, MetricArg};
+use crate::paths;
+use anyhow::{Context, bail};
+use nsod_detect::{
+    Detector, DetectorConfig, Model, ModelOptions, SliceMode, is_image_path, load_image,
+};
+use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
+use nsod_runtime::Runtime;
+use nsod_types::formats::jsonl::{ImagePredictions, JsonlWriter};
+use nsod_types::formats::{write_atomic, yolo, yolo_obb};
+use nsod_types::{ClassNames, ImageSize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Exit code for usage and configuration errors (clap uses 2 as well).
+const CONFIG_ERROR: u8 = 2;
+
+/// Images decoded ahead of the model (bounds memory whatever the folder size).
+const DECODE_AHEAD: usize = 2;
+
+struct Job {
+    path: PathBuf,
+    /// Path relative to its input root, with `/` separators.
+    rel: String,
+}
+
+pub fn run(global: &GlobalArgs, args: &InferArgs) -> anyhow::Result<ExitCode> {
+    match setup(global, args) {
+        Ok((detector, jobs)) => process(detector, jobs, args),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(CONFIG_ERROR))
+        }
+    }
+}
+
+fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Job>)> {
+    if !(0.0..=1.0).contains(&a.conf)
+        || !(0.0..=1.0).contains(&a.iou)
+        || !(0.0..=1.0).contains(&a.merge_threshold)
+    {
+        bail!("--conf, --iou and --merge-threshold must lie in [0, 1]");
+    }
+    if !(0.0..1.0).contains(&a.overlap) {
+        bail!("--overlap must lie in [0, 1)");
+    }
+    let device = a.device.parse().map_err(anyhow::Error::msg)?;
+    let model_path = match &a.model {
+        Some(p) => p.clone(),
+        None => {
+            let (p, ok) = paths::default_model();
+            if !ok {
+                bail!(
+                    "no model given and the default {} is missing: pass --model or run scripts/fetch-models.sh",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    let names = match &a.names {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
+            Some(
+                nsod_detect::metadata::parse_names_file(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+            )
+        }
+        None => None,
+    };
+    // Leaked on purpose: the runtime lives for the whole process and sessions borrow its environment.
+    let runtime: &'static Runtime = Box::leak(Box::new(Runtime::load(global.ort_lib.as_deref())?));
+    for skipped in runtime.skipped.iter().filter(|s| s.path.is_some()) {
+        eprintln!("warning: ONNX Runtime: skipped {skipped}");
+    }
+    let model = Model::load(
+        runtime,
+        &model_path,
+        &ModelOptions {
+            device,
+            threads: a.threads,
+            names,
+        },
+    )?;
+    let jobs = collect_jobs(&a.inputs)?;
+    let config = DetectorConfig {
+        conf: a.conf,
+        iou: a.iou,
+        max_det: a.max_det,
+        agnostic_nms: a.class_agnostic,
+        slice: match a.slice {
+            None => SliceMode::Auto,
+            Some(0) => SliceMode::Off,
+            Some(n) => SliceMode::Size(n),
+        },
+        overlap: a.overlap,
+        full_pass: !a.no_full_pass,
+        merge: MergeConfig {
+            method: match a.merge {
+                MergeArg::Greedynmm => MergeMethod::GreedyNmm,
+                MergeArg::Nmm => MergeMethod::Nmm,
+                MergeArg::Nms => MergeMethod::Nms,
+            },
+            metric: match a.match_metric {
+                MetricArg::Ios => MatchMetric::Ios,
+                MetricArg::Iou => MatchMetric::Iou,
+            },
+            threshold: a.merge_threshold,
+            class_agnostic: a.class_agnostic,
+            geometry: match a.merge_geometry {
+                GeometryArg::Rotated => Geometry::Rotated,
+                GeometryArg::Aabb => Geometry::Aabb,
+            },
+        },
+        batch: a.batch.max(1),
+    };
+    Ok((Detector::new(model, config), jobs))
+}
+
+/// Files to process: every input file, and every image under every input folder (sorted, recursive). Files
+/// without an image extension inside folders are skipped with a warning.
+fn collect_jobs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(input, &mut files).with_context(|| format!("{}", input.display()))?;
+            files.sort();
+            for f in files {
+                if is_image_path(&f) {
+                    let rel = f
+                        .strip_prefix(input)
+                        .unwrap_or(&f)
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    jobs.push(Job { path: f, rel });
+                } else {
+                    eprintln!(
+                        "warning: {}: skipped (not an image file extension)",
+                        f.display()
+                    );
+                }
+            }
+        } else {
+            let rel = input.file_name().map_or_else(
+                || input.to_string_lossy().into_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            jobs.push(Job {
+                path: input.clone(),
+                rel,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Result<ExitCode> {
+    let out = &a.out;
+    std::fs::create_dir_all(out.join("labels"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let oriented = detector.model.layout.is_oriented();
+    if oriented {
+        std::fs::create_dir_all(out.join("labels-obb"))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+    }
+    let mut jsonl = JsonlWriter::create(&out.join("predictions.jsonl"))?;
+    let names: ClassNames = detector.model.names.clone();
+    let mut coco: Vec<serde_json::Value> = Vec::new();
+    let mut coco_images: Vec<serde_json::Value> = Vec::new();
+    let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let start = Instant::now();
+
+    // Decode ahead on a second thread while the model runs; the channel bound caps images in memory.
+    let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
+    let paths: Vec<(PathBuf, String)> = jobs.into_iter().map(|j| (j.path, j.rel)).collect();
+    let decoder = std::thread::spawn(move || {
+        for (path, rel) in paths {
+            let img = load_image(&path);
+            if tx.send((path, rel, img)).is_err() {
+                break;
+            }
+        }
+    });
+
+    for (path, rel, img) in rx {
+        let result = img.map_err(anyhow::Error::from).and_then(|img| {
+            let size = ImageSize::new(img.width(), img.height());
+            let dets = detector
+                .detect(&img)
+                .with_context(|| format!("{}", path.display()))?;
+            Ok((size, dets))
+        });
+        let (size, dets) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+                continue;
+            }
+        };
+        let image_id = coco_images.len() + 1;
+        coco_images.push(serde_json::json!({"id": image_id, "file_name": rel, "width": size.width, "height": size.height}));
+        for d in &dets.detections {
+            *per_class.entry(d.class_name.clone()).or_default() += 1;
+            let b = d.bbox;
+            coco.push(serde_json::json!({
+                "image_id": image_id,
+                "category_id": d.class_id,
+                "bbox": [b.x1, b.y1, b.width(), b.height()],
+                "score": d.score,
+            }));
+        }
+        let stem = Path::new(&rel).with_extension("txt");
+        let label_path = out.join("labels").join(&stem);
+        if let Some(parent) = label_path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        yolo::write_predictions(&label_path, &dets.detections, size)?;
+        if oriented {
+            let obb_path = out.join("labels-obb").join(&stem);
+            if let Some(parent) = obb_path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            yolo_obb::write_predictions(&obb_path, &dets.detections, size)?;
+        }
+        jsonl.write(&ImagePredictions {
+            image: rel,
+            width: size.width,
+            height: size.height,
+            detections: dets.detections,
+        })?;
+        ok += 1;
+    }
+    let _ = decoder.join();
+    jsonl.finish()?;
+    let categories: Vec<serde_json::Value> = names
+        .as_slice()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| serde_json::json!({"id": i, "name": n}))
+        .collect();
+    write_json(
+        &out.join("coco_results.json"),
+        &serde_json::Value::Array(coco),
+    )?;
+    write_json(
+        &out.join("coco_images.json"),
+        &serde_json::json!({"images": coco_images, "categories": categories}),
+    )?;
+
+    let secs = start.elapsed().as_secs_f64();
+    let total: usize = per_class.values().sum();
+    println!(
+        "{ok} images processed, {failed} failed, {total} detections in {secs:.2} s ({:.2} images/s); output in {}",
+        ok as f64 / secs.max(1e-9),
+        out.display()
+    );
+    for (class, n) in &per_class {
+        println!("  {class}: {n}");
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    write_atomic(path, |w: &mut dyn Write| {
+        serde_json::to_writer(&mut *w, value)?;
+        w.write_all(b"\n")
+    })?;
+    Ok(())
+}
