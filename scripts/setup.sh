@@ -4,7 +4,8 @@
 #      its sha256 verified, and libonnxruntime.so.1.31.1 extracted into third_party/onnxruntime/ (git-ignored).
 #   2. The release binary: target/release/nsod.
 #   3. The default model models/yolov8n-obb.onnx, by scripts/fetch-models.sh, when no model is there yet
-#      (slow the first time: it installs PyTorch and Ultralytics in a throwaway virtualenv).
+#      (slow the first time: it installs PyTorch and Ultralytics in a throwaway virtualenv), and sample images in
+#      samples/ (scripts/fetch-samples.sh).
 #
 # Usage: scripts/setup.sh [--gpu] [--skip-models] [--skip-build]
 # Needs: python3 with pip, cargo. Safe to run again: finished steps are skipped.
@@ -92,4 +93,9 @@ if [ "$skip_models" = 0 ]; then
   fi
 fi
 
+if [ "$skip_models" = 0 ]; then
+  scripts/fetch-samples.sh
+fi
+
 say "done. Check the installation with: target/release/nsod doctor"
+say "run: target/release/nsod infer samples --out runs/infer"
