@@ -121,6 +121,13 @@ impl Detector {
 
     /// Runs the model over `img`.
     pub fn detect(&mut self, img: &RgbImage) -> Result<ImageDetections, DetectError> {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(DetectError::Inference(format!(
+                "the image has no pixels ({} x {})",
+                img.width(),
+                img.height()
+            )));
+        }
         let (regions, merge) = self.regions(img.width(), img.height());
         let (mh, mw) = self.model.input_hw;
         let per_image = 3 * (mh * mw) as usize;

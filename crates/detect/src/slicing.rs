@@ -93,5 +93,6 @@ mod tests {
             vec![(0, 0, 300, 200)]
         );
         assert_eq!(slice_regions(100, 10, 10, 10, 1.0, 1.0).len(), 91);
+        assert!(slice_regions(0, 0, 1024, 1024, 0.2, 0.2).is_empty());
     }
 }
