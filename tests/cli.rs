@@ -330,3 +330,86 @@ fn infer_configuration_errors_exit_2_with_one_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn infer_skip_existing_resumes_from_complete_and_interrupted_runs() {
+    let Some(lib) = ort_lib() else { return };
+    let Some((models, data)) = shared_assets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), input.join("a.png")).unwrap();
+    let out_dir = dir.path().join("out");
+    let run = || {
+        let out = nsod()
+            .args([
+                "infer",
+                "--skip-existing",
+                "--slice",
+                "0",
+                "--threads",
+                "2",
+                "--ort-lib",
+            ])
+            .arg(&lib)
+            .arg(&input)
+            .arg("--model")
+            .arg(models.join("yolov8n-obb_1024.onnx"))
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        (stdout, stderr)
+    };
+    let (stdout, _) = run();
+    assert!(
+        stdout.starts_with("0 images kept from earlier runs, 1 to process"),
+        "{stdout}"
+    );
+    let first = std::fs::read_to_string(out_dir.join("predictions.jsonl")).unwrap();
+
+    // A second image appears: only it is processed; the first record is carried over unchanged.
+    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), input.join("b.png")).unwrap();
+    let (stdout, _) = run();
+    assert!(
+        stdout.starts_with("1 images kept from earlier runs, 1 to process"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 images processed, 0 failed, 214 detections (with 1 images kept)"),
+        "{stdout}"
+    );
+    let second = std::fs::read_to_string(out_dir.join("predictions.jsonl")).unwrap();
+    assert_eq!(second.lines().next().unwrap(), first.trim_end());
+    assert_eq!(second.lines().count(), 2);
+
+    // An interrupted run: only a .partial file whose last line was cut. The intact record is kept.
+    let a_line = second.lines().next().unwrap();
+    std::fs::remove_file(out_dir.join("predictions.jsonl")).unwrap();
+    std::fs::write(
+        out_dir.join("predictions.jsonl.partial"),
+        format!("{a_line}\n{}", &a_line[..a_line.len() / 2]),
+    )
+    .unwrap();
+    let (stdout, stderr) = run();
+    assert!(
+        stdout.starts_with("1 images kept from earlier runs, 1 to process"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("predictions.jsonl.partial:2: ") && stderr.contains("ignoring the rest"),
+        "{stderr}"
+    );
+    let records = nsod_types::formats::jsonl::read_all(&out_dir.join("predictions.jsonl")).unwrap();
+    let images: Vec<&str> = records.iter().map(|r| r.image.as_str()).collect();
+    assert_eq!(images, ["a.png", "b.png"]);
+    assert!(records.iter().all(|r| r.detections.len() == 107));
+}

@@ -108,4 +108,8 @@ pub struct InferArgs {
     /// ONNX Runtime intra-op threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Resume: keep the images already in DIR/predictions.jsonl (or in the .partial file an interrupted run left)
+    /// and process only the others.
+    #[arg(long)]
+    pub skip_existing: bool,
 }

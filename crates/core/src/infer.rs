@@ -8,7 +8,7 @@ use nsod_detect::{
 };
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use nsod_runtime::Runtime;
-use nsod_types::formats::jsonl::{ImagePredictions, JsonlWriter};
+use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader, JsonlWriter};
 use nsod_types::formats::{write_atomic, yolo, yolo_obb};
 use nsod_types::{ClassNames, ImageSize};
 use std::collections::BTreeMap;
@@ -187,6 +187,23 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         std::fs::create_dir_all(out.join("labels-obb"))
             .with_context(|| format!("cannot create {}", out.display()))?;
     }
+    let previous = if a.skip_existing {
+        load_previous(out)?
+    } else {
+        Vec::new()
+    };
+    let done: std::collections::HashSet<&str> = previous.iter().map(|r| r.image.as_str()).collect();
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|j| !done.contains(j.rel.as_str()))
+        .collect();
+    let resumed = previous.len();
+    if a.skip_existing {
+        println!(
+            "{resumed} images kept from earlier runs, {} to process",
+            jobs.len()
+        );
+    }
     let mut jsonl = JsonlWriter::create(&out.join("predictions.jsonl"))?;
     let names: ClassNames = detector.model.names.clone();
     let mut coco: Vec<serde_json::Value> = Vec::new();
@@ -207,6 +224,26 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         }
     });
 
+    let mut emit = |record: ImagePredictions, jsonl: &mut JsonlWriter| -> anyhow::Result<()> {
+        let image_id = coco_images.len() + 1;
+        coco_images.push(serde_json::json!({"id": image_id, "file_name": record.image, "width": record.width, "height": record.height}));
+        for d in &record.detections {
+            *per_class.entry(d.class_name.clone()).or_default() += 1;
+            let b = d.bbox;
+            coco.push(serde_json::json!({
+                "image_id": image_id,
+                "category_id": d.class_id,
+                "bbox": [b.x1, b.y1, b.width(), b.height()],
+                "score": d.score,
+            }));
+        }
+        jsonl.write(&record)?;
+        Ok(())
+    };
+    for record in previous {
+        emit(record, &mut jsonl)?;
+    }
+
     for (path, rel, img) in rx {
         let result = img.map_err(anyhow::Error::from).and_then(|img| {
             let size = ImageSize::new(img.width(), img.height());
@@ -223,18 +260,6 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
                 continue;
             }
         };
-        let image_id = coco_images.len() + 1;
-        coco_images.push(serde_json::json!({"id": image_id, "file_name": rel, "width": size.width, "height": size.height}));
-        for d in &dets.detections {
-            *per_class.entry(d.class_name.clone()).or_default() += 1;
-            let b = d.bbox;
-            coco.push(serde_json::json!({
-                "image_id": image_id,
-                "category_id": d.class_id,
-                "bbox": [b.x1, b.y1, b.width(), b.height()],
-                "score": d.score,
-            }));
-        }
         let stem = Path::new(&rel).with_extension("txt");
         let label_path = out.join("labels").join(&stem);
         if let Some(parent) = label_path.parent() {
@@ -250,12 +275,15 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
             }
             yolo_obb::write_predictions(&obb_path, &dets.detections, size)?;
         }
-        jsonl.write(&ImagePredictions {
-            image: rel,
-            width: size.width,
-            height: size.height,
-            detections: dets.detections,
-        })?;
+        emit(
+            ImagePredictions {
+                image: rel,
+                width: size.width,
+                height: size.height,
+                detections: dets.detections,
+            },
+            &mut jsonl,
+        )?;
         ok += 1;
     }
     let _ = decoder.join();
@@ -278,7 +306,12 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     let secs = start.elapsed().as_secs_f64();
     let total: usize = per_class.values().sum();
     println!(
-        "{ok} images processed, {failed} failed, {total} detections in {secs:.2} s ({:.2} images/s); output in {}",
+        "{ok} images processed, {failed} failed, {total} detections{} in {secs:.2} s ({:.2} images/s); output in {}",
+        if resumed > 0 {
+            format!(" (with {resumed} images kept)")
+        } else {
+            String::new()
+        },
         ok as f64 / secs.max(1e-9),
         out.display()
     );
@@ -290,6 +323,34 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The records of earlier runs in `out`: the complete `predictions.jsonl`, overridden by the `.partial` file an
+/// interrupted run left, read up to its first unreadable line (the one the interruption cut).
+fn load_previous(out: &Path) -> anyhow::Result<Vec<ImagePredictions>> {
+    let mut by_image: BTreeMap<String, ImagePredictions> = BTreeMap::new();
+    let complete = out.join("predictions.jsonl");
+    if complete.exists() {
+        for r in JsonlReader::open(&complete)? {
+            let r = r?;
+            by_image.insert(r.image.clone(), r);
+        }
+    }
+    let partial = out.join("predictions.jsonl.partial");
+    if partial.exists() {
+        for r in JsonlReader::open(&partial)? {
+            match r {
+                Ok(r) => {
+                    by_image.insert(r.image.clone(), r);
+                }
+                Err(e) => {
+                    eprintln!("warning: {e}: ignoring the rest of the interrupted run's file");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(by_image.into_values().collect())
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
