@@ -20,24 +20,43 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The ONNX Runtime 1.31.1 library for tests, or `None` (skip) outside CI.
-fn ort_lib() -> Option<PathBuf> {
-    let candidate = std::env::var_os("NSOD_TEST_ORT_LIB")
+/// A test asset: `$var`, else `default` under the repository root. Missing: `None` (the test skips with a
+/// message), except under `CI=true`, where it is a failure.
+fn test_asset(var: &str, default: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("third_party/onnxruntime/libonnxruntime.so.1.31.1"));
-    if candidate.exists() {
-        return Some(candidate);
+        .unwrap_or_else(|| repo_root().join(default));
+    if p.exists() {
+        return Some(p);
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but ONNX Runtime is missing at {}: run scripts/setup.sh --skip-models --skip-build",
-        candidate.display()
+        "CI=true but {} is missing (set {var}; for ONNX Runtime run scripts/setup.sh --skip-models --skip-build)",
+        p.display()
     );
-    eprintln!(
-        "skipping: no ONNX Runtime at {} (run scripts/setup.sh)",
-        candidate.display()
-    );
+    eprintln!("skipping: {} not found (set {var})", p.display());
     None
+}
+
+/// The ONNX Runtime 1.31.1 library for tests.
+fn ort_lib() -> Option<PathBuf> {
+    test_asset(
+        "NSOD_TEST_ORT_LIB",
+        "third_party/onnxruntime/libonnxruntime.so.1.31.1",
+    )
+}
+
+/// `nsod infer` with the test runtime, the shared yolov8n-obb model, one input and an output folder.
+fn infer(lib: &Path, models: &Path, input: &Path, out: &Path) -> Command {
+    let mut c = nsod();
+    c.args(["infer", "--threads", "2", "--ort-lib"])
+        .arg(lib)
+        .arg(input)
+        .arg("--model")
+        .arg(models.join("yolov8n-obb_1024.onnx"))
+        .arg("--out")
+        .arg(out);
+    c
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -174,26 +193,11 @@ fn a_non_onnxruntime_library_is_refused_without_panic() {
     );
 }
 
-/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI), or `None` (skip) outside CI.
+/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI).
 fn shared_assets() -> Option<(PathBuf, PathBuf)> {
-    let get = |var: &str, default: &str| {
-        let p = std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(default));
-        if p.exists() {
-            return Some(p);
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {var} ({}) is missing",
-            p.display()
-        );
-        eprintln!("skipping: {} not found (set {var})", p.display());
-        None
-    };
     Some((
-        get("NSOD_TEST_MODELS", "../shared/models")?,
-        get("NSOD_TEST_DATA", "../shared/data")?,
+        test_asset("NSOD_TEST_MODELS", "../shared/models")?,
+        test_asset("NSOD_TEST_DATA", "../shared/data")?,
     ))
 }
 
@@ -219,17 +223,7 @@ fn infer_processes_good_images_and_names_each_bad_file() {
     std::fs::write(input.join("text.jpg"), b"not a jpeg either").unwrap();
     let out_dir = dir.path().join("out");
 
-    let out = nsod()
-        .args(["infer", "--ort-lib"])
-        .arg(&lib)
-        .arg(&input)
-        .arg("--model")
-        .arg(models.join("yolov8n-obb_1024.onnx"))
-        .arg("--out")
-        .arg(&out_dir)
-        .args(["--threads", "2"])
-        .output()
-        .unwrap();
+    let out = infer(&lib, &models, &input, &out_dir).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),
@@ -343,22 +337,8 @@ fn infer_skip_existing_resumes_from_complete_and_interrupted_runs() {
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), input.join("a.png")).unwrap();
     let out_dir = dir.path().join("out");
     let run = || {
-        let out = nsod()
-            .args([
-                "infer",
-                "--skip-existing",
-                "--slice",
-                "0",
-                "--threads",
-                "2",
-                "--ort-lib",
-            ])
-            .arg(&lib)
-            .arg(&input)
-            .arg("--model")
-            .arg(models.join("yolov8n-obb_1024.onnx"))
-            .arg("--out")
-            .arg(&out_dir)
+        let out = infer(&lib, &models, &input, &out_dir)
+            .args(["--skip-existing", "--slice", "0"])
             .output()
             .unwrap();
         let (stdout, stderr) = text(&out);

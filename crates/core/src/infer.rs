@@ -180,13 +180,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Result<ExitCode> {
     let out = &a.out;
-    std::fs::create_dir_all(out.join("labels"))
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let oriented = detector.model.layout.is_oriented();
-    if oriented {
-        std::fs::create_dir_all(out.join("labels-obb"))
-            .with_context(|| format!("cannot create {}", out.display()))?;
-    }
     let previous = if a.skip_existing {
         load_previous(out)?
     } else {
@@ -261,19 +256,11 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
             }
         };
         let stem = Path::new(&rel).with_extension("txt");
-        let label_path = out.join("labels").join(&stem);
-        if let Some(parent) = label_path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        yolo::write_predictions(&label_path, &dets.detections, size)?;
+        let labels = in_subfolder(out, "labels", &stem)?;
+        yolo::write_predictions(&labels, &dets.detections, size)?;
         if oriented {
-            let obb_path = out.join("labels-obb").join(&stem);
-            if let Some(parent) = obb_path.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            yolo_obb::write_predictions(&obb_path, &dets.detections, size)?;
+            let labels_obb = in_subfolder(out, "labels-obb", &stem)?;
+            yolo_obb::write_predictions(&labels_obb, &dets.detections, size)?;
         }
         emit(
             ImagePredictions {
@@ -351,6 +338,16 @@ fn load_previous(out: &Path) -> anyhow::Result<Vec<ImagePredictions>> {
         }
     }
     Ok(by_image.into_values().collect())
+}
+
+/// `out/sub/rel`, with its parent folders created.
+fn in_subfolder(out: &Path, sub: &str, rel: &Path) -> anyhow::Result<PathBuf> {
+    let path = out.join(sub).join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    Ok(path)
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
