@@ -223,7 +223,10 @@ fn infer_processes_good_images_and_names_each_bad_file() {
     std::fs::write(input.join("text.jpg"), b"not a jpeg either").unwrap();
     let out_dir = dir.path().join("out");
 
-    let out = infer(&lib, &models, &input, &out_dir).output().unwrap();
+    let out = infer(&lib, &models, &input, &out_dir)
+        .arg("--save-vis")
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),
@@ -283,6 +286,22 @@ fn infer_processes_good_images_and_names_each_bad_file() {
             .unwrap();
     let n_dets: usize = records.iter().map(|r| r.detections.len()).sum();
     assert_eq!(coco.as_array().unwrap().len(), n_dets);
+    // --save-vis: an annotated copy of each good image, same size, with class-coloured outlines drawn in.
+    let original = image::open(input.join("sub/crop.png")).unwrap().into_rgb8();
+    let vis = image::open(out_dir.join("vis/sub/crop.png"))
+        .unwrap()
+        .into_rgb8();
+    assert_eq!(vis.dimensions(), original.dimensions());
+    let changed = vis
+        .pixels()
+        .zip(original.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(changed > 5_000, "only {changed} pixels changed");
+    let large_vehicle = nsod_detect::vis::class_color(9);
+    assert!(vis.pixels().filter(|p| **p == large_vehicle).count() > 1_000);
+    assert!(out_dir.join("vis/dota.png").exists());
+    assert!(!out_dir.join("vis/truncated.png").exists());
 }
 
 #[test]

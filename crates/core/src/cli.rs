@@ -112,4 +112,7 @@ pub struct InferArgs {
     /// and process only the others.
     #[arg(long)]
     pub skip_existing: bool,
+    /// Also write annotated images (polygons or boxes with class and score) to DIR/vis/.
+    #[arg(long)]
+    pub save_vis: bool,
 }

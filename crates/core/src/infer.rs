@@ -209,6 +209,7 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
 
     // Decode ahead on a second thread while the model runs; the channel bound caps images in memory.
     let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
+    let n_jobs = jobs.len() as u64;
     let paths: Vec<(PathBuf, String)> = jobs.into_iter().map(|j| (j.path, j.rel)).collect();
     let decoder = std::thread::spawn(move || {
         for (path, rel) in paths {
@@ -239,22 +240,29 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         emit(record, &mut jsonl)?;
     }
 
+    let progress = progress_bar(n_jobs);
     for (path, rel, img) in rx {
         let result = img.map_err(anyhow::Error::from).and_then(|img| {
-            let size = ImageSize::new(img.width(), img.height());
             let dets = detector
                 .detect(&img)
                 .with_context(|| format!("{}", path.display()))?;
-            Ok((size, dets))
+            Ok((img, dets))
         });
-        let (size, dets) = match result {
+        progress.inc(1);
+        let (mut img, dets) = match result {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                progress.suspend(|| eprintln!("error: {e:#}"));
                 failed += 1;
                 continue;
             }
         };
+        let size = ImageSize::new(img.width(), img.height());
+        if a.save_vis {
+            nsod_detect::vis::draw_detections(&mut img, &dets.detections, 2);
+            save_vis(&img, &in_subfolder(out, "vis", Path::new(&rel))?)?;
+        }
+        drop(img);
         let stem = Path::new(&rel).with_extension("txt");
         let labels = in_subfolder(out, "labels", &stem)?;
         yolo::write_predictions(&labels, &dets.detections, size)?;
@@ -273,6 +281,7 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         )?;
         ok += 1;
     }
+    progress.finish_and_clear();
     let _ = decoder.join();
     jsonl.finish()?;
     let categories: Vec<serde_json::Value> = names
@@ -338,6 +347,36 @@ fn load_previous(out: &Path) -> anyhow::Result<Vec<ImagePredictions>> {
         }
     }
     Ok(by_image.into_values().collect())
+}
+
+/// A progress bar with images/s and ETA on a terminal; hidden when stderr is not a terminal.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Writes an annotated image (atomically): JPEG, BMP and TIFF inputs keep their format, everything else is PNG.
+fn save_vis(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
+    use image::ImageFormat;
+    let (format, path) = match ImageFormat::from_path(path) {
+        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Bmp | ImageFormat::Tiff)) => {
+            (f, path.to_path_buf())
+        }
+        _ => (ImageFormat::Png, path.with_extension("png")),
+    };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format)
+        .with_context(|| format!("{}: cannot encode", path.display()))?;
+    write_atomic(&path, |w: &mut dyn Write| w.write_all(bytes.get_ref()))?;
+    Ok(())
 }
 
 /// `out/sub/rel`, with its parent folders created.

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod model;
 pub mod preprocess;
 pub mod slicing;
+pub mod vis;
 
 pub use detector::{Detector, DetectorConfig, ImageDetections, SliceMode};
 pub use layout::Layout;
