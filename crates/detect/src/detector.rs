@@ -7,6 +7,7 @@ use crate::slicing::slice_regions;
 use image::RgbImage;
 use nsod_nms::{MergeConfig, postprocess, ultralytics_nms};
 use nsod_types::{BBox, Detection, OrientedBox};
+use rayon::prelude::*;
 use std::time::Instant;
 
 /// When to slice.
@@ -143,8 +144,8 @@ impl Detector {
             let t = Instant::now();
             self.input.resize(n_run * per_image, 114.0 / 255.0);
             let letterboxes: Vec<Letterbox> = chunk
-                .iter()
-                .zip(self.input.chunks_exact_mut(per_image))
+                .par_iter()
+                .zip(self.input.par_chunks_exact_mut(per_image))
                 .map(|(r, buf)| letterbox_into(img, *r, mw, mh, buf))
                 .collect();
             result.preprocess_seconds += t.elapsed().as_secs_f64();
