@@ -42,7 +42,6 @@ fn main() {
         );
         return;
     }
-    let rt = Runtime::load(Some(&lib)).expect("ONNX Runtime");
     let src = load_image(&data.join("dota_P0006.png")).expect("DOTA image");
     let (sw, sh) = (src.width(), src.height());
     let tiled = image::RgbImage::from_fn(4096, 4096, |x, y| {
@@ -58,7 +57,12 @@ fn main() {
     });
     if let Some(p) = std::env::var_os("NSOD_BENCH_TILED") {
         tiled.save(&p).expect("write tiled image");
+        if std::env::var_os("NSOD_BENCH_TILE_ONLY").is_some() {
+            println!("wrote {}", PathBuf::from(p).display());
+            return;
+        }
     }
+    let rt = Runtime::load(Some(&lib)).expect("ONNX Runtime");
     for (model, batch) in [("yolov8n-obb_1024.onnx", 1), ("yolov8n-obb_dyn.onnx", 4)] {
         let m = Model::load(
             &rt,

@@ -8,6 +8,7 @@ use nsod_detect::{
 };
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use nsod_runtime::Runtime;
+use nsod_types::formats::coco::{CocoResult, CocoResultsWriter};
 use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader, JsonlWriter};
 use nsod_types::formats::{write_atomic, yolo, yolo_obb};
 use nsod_types::{ClassNames, ImageSize};
@@ -201,7 +202,7 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     }
     let mut jsonl = JsonlWriter::create(&out.join("predictions.jsonl"))?;
     let names: ClassNames = detector.model.names.clone();
-    let mut coco: Vec<serde_json::Value> = Vec::new();
+    let mut coco = CocoResultsWriter::create(&out.join("coco_results.json"))?;
     let mut coco_images: Vec<serde_json::Value> = Vec::new();
     let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
     let (mut ok, mut failed) = (0usize, 0usize);
@@ -225,13 +226,7 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         coco_images.push(serde_json::json!({"id": image_id, "file_name": record.image, "width": record.width, "height": record.height}));
         for d in &record.detections {
             *per_class.entry(d.class_name.clone()).or_default() += 1;
-            let b = d.bbox;
-            coco.push(serde_json::json!({
-                "image_id": image_id,
-                "category_id": d.class_id,
-                "bbox": [b.x1, b.y1, b.width(), b.height()],
-                "score": d.score,
-            }));
+            coco.push(&CocoResult::from_detection(image_id as u64, d))?;
         }
         jsonl.write(&record)?;
         Ok(())
@@ -290,10 +285,7 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
         .enumerate()
         .map(|(i, n)| serde_json::json!({"id": i, "name": n}))
         .collect();
-    write_json(
-        &out.join("coco_results.json"),
-        &serde_json::Value::Array(coco),
-    )?;
+    coco.finish()?;
     write_json(
         &out.join("coco_images.json"),
         &serde_json::json!({"images": coco_images, "categories": categories}),

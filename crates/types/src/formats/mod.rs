@@ -11,6 +11,7 @@
 //! Blank lines and lines starting with `#` are skipped by the text readers. Writers write to a temporary file in the
 //! destination folder and rename it into place, so a failed write never leaves a half-written file behind.
 
+pub mod coco;
 pub mod dota;
 pub mod jsonl;
 pub mod yolo;

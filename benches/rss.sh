@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Peak memory (RSS) of `nsod infer`:
+#   1. one 4096x4096 image (mirror-tiled dota_P0006.png), sliced 1024 / overlap 0.2: target <= 1.5 GB;
+#   2. folders of 10 and of 200 images (copies of the 1024 crop): peak RSS must stay flat as the folder grows.
+# Needs GNU time (/usr/bin/time), ../shared (or NSOD_TEST_MODELS / NSOD_TEST_DATA) and scripts/setup.sh's ONNX Runtime.
+# Usage: benches/rss.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+models="${NSOD_TEST_MODELS:-$root/../shared/models}"
+data="${NSOD_TEST_DATA:-$root/../shared/data}"
+[ -x /usr/bin/time ] || { echo "rss.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cargo build --quiet --release -p nsod
+mkdir -p "$work/big"
+NSOD_BENCH_TILED="$work/big/tiled4096.png" NSOD_BENCH_TILE_ONLY=1 \
+  cargo bench --quiet -p nsod-benches --bench infer_overhead >/dev/null
+
+peak_mb() { # prints the peak RSS in MB of the command
+  /usr/bin/time -f "%M" -o "$work/rss" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  echo $(( $(tail -n1 "$work/rss") / 1024 ))
+}
+
+model="$models/yolov8n-obb_1024.onnx"
+big=$(peak_mb target/release/nsod infer "$work/big" --model "$model" --out "$work/out-big" --slice 1024 --overlap 0.2)
+echo "peak RSS, one 4096x4096 image (26 slices): ${big} MB (target <= 1536 MB)"
+
+for n in 10 200; do
+  mkdir -p "$work/f$n"
+  for i in $(seq 1 "$n"); do ln -s "$data/P0006_crop1024_x0_y0.png" "$work/f$n/img$i.png"; done
+done
+small=$(peak_mb target/release/nsod infer "$work/f10" --model "$model" --out "$work/out10")
+large=$(peak_mb target/release/nsod infer "$work/f200" --model "$model" --out "$work/out200")
+echo "peak RSS, 10 images: ${small} MB; 200 images: ${large} MB; ratio 200/10 = $(python3 -c "print(round($large / $small, 3))") (flat: ~1.0)"
