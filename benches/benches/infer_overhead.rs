@@ -7,10 +7,8 @@
 //! Needs `NSOD_TEST_MODELS` / `NSOD_TEST_DATA` (../shared) and ONNX Runtime (third_party/onnxruntime or
 //! `NSOD_TEST_ORT_LIB`). Run: `cargo bench -p nsod-benches --bench infer_overhead`.
 //!
-//! Python SAHI on the same model and image, for a side-by-side ratio:
-//! `pip install sahi ultralytics onnxruntime` then `sahi predict --model_type ultralytics --model_path
-//! yolov8n-obb_1024.onnx --source tiled.png --slice_height 1024 --slice_width 1024` (this bench writes the tiled image
-//! to `$NSOD_BENCH_TILED` when that variable is set).
+//! Python SAHI on the same model and image, for a side-by-side ratio: `benches/sahi_compare.sh`. This bench writes
+//! the tiled image to `$NSOD_BENCH_TILED` when that variable is set (and only that, with `NSOD_BENCH_TILE_ONLY`).
 
 use nsod_detect::{Detector, DetectorConfig, Model, ModelOptions, SliceMode, load_image};
 use nsod_runtime::Runtime;
