@@ -50,6 +50,7 @@ pub enum MetricArg {
 pub enum GeometryArg {
     Rotated,
     Aabb,
+    Probiou,
 }
 
 #[derive(Debug, Args)]
@@ -93,7 +94,7 @@ pub struct InferArgs {
     /// Overlap at or above which two slice detections merge.
     #[arg(long, default_value_t = 0.5)]
     pub merge_threshold: f32,
-    /// Merge on rotated boxes (default) or on their enclosing rectangles, as SAHI does.
+    /// Merge on exact rotated boxes (default), on their enclosing rectangles (as SAHI does), or with ProbIoU.
     #[arg(long, value_enum, default_value = "rotated")]
     pub merge_geometry: GeometryArg,
     /// Merge and suppress across classes.

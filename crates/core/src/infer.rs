@@ -117,6 +117,7 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Jo
             geometry: match a.merge_geometry {
                 GeometryArg::Rotated => Geometry::Rotated,
                 GeometryArg::Aabb => Geometry::Aabb,
+                GeometryArg::Probiou => Geometry::ProbIou,
             },
         },
         batch: a.batch.max(1),

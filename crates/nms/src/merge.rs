@@ -1,7 +1,8 @@
 //! SAHI's postprocesses: NMS, NMM (transitive) and greedy NMM.
 
 use crate::index::Grid;
-use nsod_types::geometry::{ios, iou, rotated_ios, rotated_iou};
+use crate::index::probiou_search_boxes;
+use nsod_types::geometry::{ios, iou, probiou, rotated_ios, rotated_iou};
 use nsod_types::{BBox, Detection, OrientedBox, Point};
 
 /// What happens to matching boxes.
@@ -31,6 +32,9 @@ pub enum Geometry {
     Aabb,
     /// The exact rotated boxes of oriented detections (axis-aligned detections are used as they are).
     Rotated,
+    /// Ultralytics' ProbIoU between the rotated boxes, for either match metric (ProbIoU has no "over the smaller
+    /// area" variant, so IoS and IoU both mean ProbIoU here).
+    ProbIou,
 }
 
 /// A postprocess. [`Default`] is SAHI's `get_sliced_prediction` default: greedy NMM, IoS, 0.5, class-wise, with
@@ -59,6 +63,9 @@ impl Default for MergeConfig {
 
 impl MergeConfig {
     fn overlap(&self, a: &Detection, b: &Detection) -> f32 {
+        if self.geometry == Geometry::ProbIou {
+            return probiou(&a.as_oriented(), &b.as_oriented());
+        }
         let rotated = self.geometry == Geometry::Rotated && (a.obb.is_some() || b.obb.is_some());
         match (rotated, self.metric) {
             (false, MatchMetric::Iou) => iou(&a.bbox, &b.bbox),
@@ -99,7 +106,7 @@ impl MergeConfig {
             None
         };
         let bbox = match (self.geometry, obb) {
-            (Geometry::Rotated, Some(o)) => o.aabb(),
+            (Geometry::Rotated | Geometry::ProbIou, Some(o)) => o.aabb(),
             _ => union,
         };
         Detection {
@@ -155,9 +162,22 @@ struct Neighbours {
 }
 
 impl Neighbours {
-    fn new(dets: &[&Detection], threshold: f32) -> Self {
+    fn new(dets: &[&Detection], cfg: &MergeConfig) -> Self {
+        if cfg.geometry == Geometry::ProbIou {
+            let obbs: Vec<OrientedBox> = dets.iter().map(|d| d.as_oriented()).collect();
+            return match probiou_search_boxes(&obbs, cfg.threshold) {
+                Some(boxes) => Self {
+                    grid: Some(Grid::new(&boxes)),
+                    boxes,
+                },
+                None => Self {
+                    grid: None,
+                    boxes: vec![BBox::default(); dets.len()],
+                },
+            };
+        }
         let boxes: Vec<BBox> = dets.iter().map(|d| search_box(d)).collect();
-        let grid = (threshold > 0.0).then(|| Grid::new(&boxes));
+        let grid = (cfg.threshold > 0.0).then(|| Grid::new(&boxes));
         Self { grid, boxes }
     }
 
@@ -179,7 +199,7 @@ fn process_group(all: &[Detection], members: &[usize], cfg: &MergeConfig) -> Vec
     order.sort_by(|&a, &b| all[b].score.total_cmp(&all[a].score));
     let dets: Vec<&Detection> = order.iter().map(|&i| &all[i]).collect();
     let n = dets.len();
-    let mut near = Neighbours::new(&dets, cfg.threshold);
+    let mut near = Neighbours::new(&dets, cfg);
     let mut matched = Vec::new();
     let collect = |near: &mut Neighbours,
                    i: usize,

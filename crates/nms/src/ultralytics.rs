@@ -1,7 +1,8 @@
 //! The NMS Ultralytics applies to raw model output (`ultralytics.utils.nms.non_max_suppression`).
 
 use crate::index::Grid;
-use nsod_types::geometry::{PROBIOU_EPS, iou, probiou};
+use crate::index::probiou_search_boxes;
+use nsod_types::geometry::{iou, probiou};
 use nsod_types::{BBox, Detection};
 
 /// Indices of the detections Ultralytics' NMS keeps, best first, at most `max_det`.
@@ -31,25 +32,9 @@ pub fn ultralytics_nms(
     let mut keep = Vec::new();
 
     if rotated {
-        // ProbIoU > t needs the Bhattacharyya distance below bd_max; bd >= |d|^2 / (4 tr(S1 + S2)), so a pair can only
-        // pass when the centre distance is below max(r_i, r_j) with r = sqrt(8 bd_max (w^2 + h^2) / 12).
-        let target = (1.0 - f64::from(iou_thres)).powi(2) - PROBIOU_EPS;
-        let bd_max = if target < 1.0 && target > 0.0 {
-            -(1.0 - target).ln() * 1.5 + 1e-6
-        } else {
-            f64::INFINITY
-        };
-        let search: Vec<BBox> = order
-            .iter()
-            .map(|&k| {
-                let o = dets[k].as_oriented();
-                let t = (f64::from(o.w).powi(2) + f64::from(o.h).powi(2)) / 12.0;
-                let r = ((8.0 * bd_max * t).sqrt() + 1e-3).min(1e7) as f32;
-                BBox::new(o.cx - r, o.cy - r, o.cx + r, o.cy + r)
-            })
-            .collect();
         let obbs: Vec<_> = order.iter().map(|&k| dets[k].as_oriented()).collect();
-        if bd_max.is_finite() {
+        let search = probiou_search_boxes(&obbs, iou_thres);
+        if let Some(search) = search {
             let mut grid = Grid::new(&search);
             for i in 0..n {
                 grid.for_each_near(&search[i], |j| {

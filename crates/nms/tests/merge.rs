@@ -273,3 +273,44 @@ fn ultralytics_rotated_index_finds_every_pair_the_full_scan_finds() {
         assert_eq!(got, want, "threshold {thr}");
     }
 }
+
+#[test]
+fn probiou_geometry_merges_like_its_measure_says() {
+    // Squares at x = 0, 3, 6 (ProbIoU 0.645 for neighbours, 0.354 for A and C), and one far away.
+    let sq = |x: f32, s: f32| {
+        Detection::oriented(
+            0,
+            "plane",
+            s,
+            OrientedBox::new(x + 5.0, 5.0, 10.0, 10.0, 0.0),
+        )
+    };
+    let dets = vec![sq(0.0, 0.9), sq(3.0, 0.8), sq(6.0, 0.7), sq(500.0, 0.6)];
+    let c = MergeConfig {
+        geometry: Geometry::ProbIou,
+        threshold: 0.6,
+        ..cfg(MergeMethod::Nms, MatchMetric::Iou)
+    };
+    // Greedy NMS: A drops B (0.645 >= 0.6); C survives (0.354 with A).
+    let out = postprocess(dets.clone(), &c);
+    assert_eq!(
+        out.iter().map(|d| d.score).collect::<Vec<_>>(),
+        vec![0.9, 0.7, 0.6]
+    );
+    // Threshold 0.3 with NMM: A takes B and C (0.354); the far square stays alone.
+    let c = MergeConfig {
+        method: MergeMethod::Nmm,
+        threshold: 0.3,
+        ..c
+    };
+    let out = postprocess(dets.clone(), &c);
+    assert_eq!(out.len(), 2);
+    assert!((out[0].obb.unwrap().w - 16.0).abs() < 1e-3, "{:?}", out[0]);
+    // Threshold 0: ProbIoU is clamped to [0, 1], so every pair matches, the far square too.
+    let c0 = MergeConfig {
+        threshold: 0.0,
+        method: MergeMethod::Nms,
+        ..c
+    };
+    assert_eq!(postprocess(dets, &c0).len(), 1);
+}
