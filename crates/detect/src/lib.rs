@@ -73,3 +73,70 @@ pub fn load_image(path: &Path) -> Result<image::RgbImage, DetectError> {
         .map_err(|e| err(format!("cannot decode image: {e}")))?;
     Ok(img.into_rgb8())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_every_supported_format_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_fn(16, 8, |x, y| {
+            image::Rgb([(x * 16) as u8, (y * 32) as u8, 200])
+        });
+        for ext in ["png", "jpg", "tif", "bmp", "webp"] {
+            let p = dir.path().join(format!("a.{ext}"));
+            img.save(&p).unwrap();
+            let back = load_image(&p).unwrap_or_else(|e| panic!("{ext}: {e}"));
+            assert_eq!(back.dimensions(), (16, 8), "{ext}");
+            if ext != "jpg" {
+                assert_eq!(back, img, "{ext} is lossless");
+            }
+            // The content decides, not the extension.
+            let renamed = dir.path().join(format!("misnamed-{ext}.png"));
+            std::fs::copy(&p, &renamed).unwrap();
+            assert_eq!(
+                load_image(&renamed).unwrap().dimensions(),
+                (16, 8),
+                "{ext} named .png"
+            );
+        }
+        assert!(is_image_path(Path::new("x/Y.JPEG")) && !is_image_path(Path::new("notes.txt")));
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(
+            load_image(&empty).unwrap_err().to_string(),
+            format!("{}: empty file", empty.display())
+        );
+        let text = dir.path().join("text.bin");
+        std::fs::write(&text, b"hello world, not an image").unwrap();
+        assert_eq!(
+            load_image(&text).unwrap_err().to_string(),
+            format!("{}: not an image (unrecognised content)", text.display())
+        );
+        let missing = dir.path().join("missing.png");
+        assert!(
+            load_image(&missing)
+                .unwrap_err()
+                .to_string()
+                .starts_with(&format!("{}: No such file", missing.display()))
+        );
+        let mut png = Vec::new();
+        image::RgbImage::new(64, 64)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let cut = dir.path().join("cut.png");
+        std::fs::write(&cut, &png[..png.len() / 2]).unwrap();
+        assert!(
+            load_image(&cut)
+                .unwrap_err()
+                .to_string()
+                .starts_with(&format!("{}: cannot decode image: ", cut.display()))
+        );
+    }
+}
