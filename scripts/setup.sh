@@ -80,9 +80,7 @@ fi
 
 if [ "$skip_build" = 0 ]; then
   say "building target/release/nsod"
-  features=()
-  [ "$package" = onnxruntime-gpu ] && features=(--features cuda)
-  cargo build --release --locked -p nsod "${features[@]}"
+  cargo build --release --locked -p nsod
 fi
 
 if [ "$skip_models" = 0 ]; then

@@ -412,3 +412,42 @@ fn infer_skip_existing_resumes_from_complete_and_interrupted_runs() {
     assert_eq!(images, ["a.png", "b.png"]);
     assert!(records.iter().all(|r| r.detections.len() == 107));
 }
+
+#[test]
+fn cuda_on_a_runtime_without_cuda_is_a_clear_error_not_a_silent_cpu_run() {
+    let Some(lib) = ort_lib() else { return };
+    let Some((models, _)) = shared_assets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = infer(&lib, &models, dir.path(), &dir.path().join("out"))
+        .args(["--device", "cuda:0"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: --device cuda:0: the ONNX Runtime at "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("has no CUDA execution provider (it offers ")
+            && stderr.contains("CPUExecutionProvider"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with("run scripts/setup.sh --gpu"),
+        "{stderr}"
+    );
+    let out = nsod()
+        .args(["infer", "--device", "tpu"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out).1.trim_end(),
+        "error: unknown device \"tpu\": use cpu, cuda or cuda:N"
+    );
+}
