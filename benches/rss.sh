@@ -24,13 +24,13 @@ peak_mb() { # prints the peak RSS in MB of the command
 }
 
 model="$models/yolov8n-obb_1024.onnx"
-big=$(peak_mb target/release/nsod infer "$work/big" --model "$model" --out "$work/out-big" --slice 1024 --overlap 0.2)
+big=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/big" --model "$model" --out "$work/out-big" --slice 1024 --overlap 0.2)
 echo "peak RSS, one 4096x4096 image (26 slices): ${big} MB (target <= 1536 MB)"
 
 for n in 10 200; do
   mkdir -p "$work/f$n"
   for i in $(seq 1 "$n"); do ln -s "$data/P0006_crop1024_x0_y0.png" "$work/f$n/img$i.png"; done
 done
-small=$(peak_mb target/release/nsod infer "$work/f10" --model "$model" --out "$work/out10")
-large=$(peak_mb target/release/nsod infer "$work/f200" --model "$model" --out "$work/out200")
+small=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f10" --model "$model" --out "$work/out10")
+large=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f200" --model "$model" --out "$work/out200")
 echo "peak RSS, 10 images: ${small} MB; 200 images: ${large} MB; ratio 200/10 = $(python3 -c "print(round($large / $small, 3))") (flat: ~1.0)"

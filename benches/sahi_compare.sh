@@ -20,8 +20,8 @@ NSOD_BENCH_TILED="$work/img/tiled4096.png" NSOD_BENCH_TILE_ONLY=1 cargo bench --
 model="$models/yolov8n-obb_1024.onnx"
 # nsod: the model is loaded per process, so time two images (same file twice) and take the difference.
 cp "$work/img/tiled4096.png" "$work/img/tiled4096b.png"
-t_one=$( { /usr/bin/time -f "%e" target/release/nsod infer "$work/img/tiled4096.png" --model "$model" --out "$work/o1" --slice 1024 >/dev/null; } 2>&1 | tail -n1)
-t_two=$( { /usr/bin/time -f "%e" target/release/nsod infer "$work/img" --model "$model" --out "$work/o2" --slice 1024 >/dev/null; } 2>&1 | tail -n1)
+t_one=$( { /usr/bin/time -f "%e" target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/img/tiled4096.png" --model "$model" --out "$work/o1" --slice 1024 >/dev/null; } 2>&1 | tail -n1)
+t_two=$( { /usr/bin/time -f "%e" target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/img" --model "$model" --out "$work/o2" --slice 1024 >/dev/null; } 2>&1 | tail -n1)
 nsod=$(python3 -c "print(round($t_two - $t_one, 3))")
 dets=$(python3 -c "import json; print(len(json.loads(open('$work/o1/predictions.jsonl').readline())['detections']))")
 echo "nsod ${nsod} s per image, ${dets} detections (rotated merge)"

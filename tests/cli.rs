@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 fn nsod() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nsod"));
+    // Every test's server on its own free port.
+    c.env("NSOD_METRICS_ADDR", "127.0.0.1:0");
     c.env_remove("ORT_DYLIB_PATH")
         .env_remove("NSOD_ORT_SETUP_DIR")
         .env_remove("NSOD_MODEL")
@@ -57,6 +59,14 @@ fn infer(lib: &Path, models: &Path, input: &Path, out: &Path) -> Command {
         .arg("--out")
         .arg(out);
     c
+}
+
+/// The `error:` lines of a run's stderr (info lines such as the metrics address may precede them).
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -334,7 +344,9 @@ fn infer_configuration_errors_exit_2_with_one_line() {
         .unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let stderr = errors[0];
     assert!(
         stderr.starts_with(&format!(
             "error: model {}: not a loadable ONNX model",
@@ -426,7 +438,9 @@ fn cuda_on_a_runtime_without_cuda_is_a_clear_error_not_a_silent_cpu_run() {
         .unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let stderr = errors[0];
     assert!(
         stderr.starts_with("error: --device cuda:0: the ONNX Runtime at "),
         "{stderr}"

@@ -30,7 +30,7 @@ pub enum Command {
     /// model and rules paths.
     Doctor,
     /// Detect objects in images (files or folders, walked recursively).
-    Infer(InferArgs),
+    Infer(Box<InferArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,4 +116,6 @@ pub struct InferArgs {
     /// Also write annotated images (polygons or boxes with class and score) to DIR/vis/.
     #[arg(long)]
     pub save_vis: bool,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }

@@ -1,6 +1,7 @@
 //! `nsod infer`: images in, predictions.jsonl, YOLO labels and COCO results out.
 
 use crate::cli::{GeometryArg, GlobalArgs, InferArgs, MergeArg, MetricArg};
+use crate::metrics::MetricsSession;
 use crate::paths;
 use anyhow::{Context, bail};
 use nsod_detect::{
@@ -8,14 +9,24 @@ use nsod_detect::{
 };
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use nsod_runtime::Runtime;
+use nsod_telemetry::Telemetry;
+use nsod_telemetry::catalog::{
+    ErrorLabels, ImageExemplar, InferenceLabels, ModelLabel, StageLabel, StageStatus,
+};
 use nsod_types::formats::coco::{CocoResult, CocoResultsWriter};
 use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader, JsonlWriter};
 use nsod_types::formats::{write_atomic, yolo, yolo_obb};
 use nsod_types::{ClassNames, ImageSize};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -31,9 +42,17 @@ struct Job {
     rel: String,
 }
 
+struct Prepared {
+    detector: Detector,
+    jobs: Vec<Job>,
+    metrics: Option<MetricsSession>,
+    model_name: String,
+}
+
 pub fn run(global: &GlobalArgs, args: &InferArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = crate::metrics::install_signal_flag();
     match setup(global, args) {
-        Ok((detector, jobs)) => process(detector, jobs, args),
+        Ok(prepared) => process(prepared, args, &interrupted),
         Err(e) => {
             eprintln!("error: {e:#}");
             Ok(ExitCode::from(CONFIG_ERROR))
@@ -41,7 +60,7 @@ pub fn run(global: &GlobalArgs, args: &InferArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Job>)> {
+fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<Prepared> {
     if !(0.0..=1.0).contains(&a.conf)
         || !(0.0..=1.0).contains(&a.iou)
         || !(0.0..=1.0).contains(&a.merge_threshold)
@@ -80,6 +99,11 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Jo
     for skipped in runtime.skipped.iter().filter(|s| s.path.is_some()) {
         eprintln!("warning: ONNX Runtime: skipped {skipped}");
     }
+    let metrics = MetricsSession::start(&a.metrics, &runtime.version())?;
+    let model_name = model_path
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    let load_start = Instant::now();
     let model = Model::load(
         runtime,
         &model_path,
@@ -89,6 +113,17 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Jo
             names,
         },
     )?;
+    if let Some(m) = &metrics {
+        let label = ModelLabel {
+            model: model_name.clone(),
+        };
+        m.telemetry
+            .metrics
+            .inference
+            .model_load
+            .get_or_create(&label)
+            .observe(load_start.elapsed().as_secs_f64());
+    }
     let jobs = collect_jobs(&a.inputs)?;
     let config = DetectorConfig {
         conf: a.conf,
@@ -122,7 +157,15 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<(Detector, Vec<Jo
         },
         batch: a.batch.max(1),
     };
-    Ok((Detector::new(model, config), jobs))
+    if let Some(m) = &metrics {
+        m.set_ready();
+    }
+    Ok(Prepared {
+        detector: Detector::new(model, config),
+        jobs,
+        metrics,
+        model_name,
+    })
 }
 
 /// Files to process: every input file, and every image under every input folder (sorted, recursive). Files
@@ -180,7 +223,98 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Result<ExitCode> {
+/// Pre-resolved metric handles for one model: no family lookups per image.
+struct InferTelemetry {
+    /// Per-image duration, `[unsliced, sliced]`.
+    duration: [HistogramWithExemplars<ImageExemplar>; 2],
+    model_run: Histogram,
+    preprocess: Histogram,
+    detections: Histogram,
+    confidence: Histogram,
+    slices: Histogram,
+    nms: Histogram,
+    nms_in: Counter,
+    nms_out: Counter,
+    ok: Counter,
+    failed: Counter,
+    in_flight: Gauge,
+    /// `[decode, detect, write]`.
+    stages: [Histogram; 3],
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl InferTelemetry {
+    fn new(t: &Telemetry, model: &str) -> Self {
+        let m = &t.metrics;
+        let i = &m.inference;
+        let model_label = ModelLabel {
+            model: model.to_owned(),
+        };
+        let dur = |sliced: &str| {
+            i.duration
+                .get_or_create(&InferenceLabels {
+                    model: model.to_owned(),
+                    sliced: sliced.into(),
+                })
+                .clone()
+        };
+        let status = |s: &str| {
+            i.images_processed
+                .get_or_create(&StageStatus {
+                    stage: "infer".into(),
+                    status: s.into(),
+                })
+                .clone()
+        };
+        let stage = |s: &str| {
+            m.pipeline
+                .stage_duration
+                .get_or_create(&StageLabel { stage: s.into() })
+                .clone()
+        };
+        Self {
+            duration: [dur("false"), dur("true")],
+            model_run: i.model_run.get_or_create(&model_label).clone(),
+            preprocess: i.preprocess.clone(),
+            detections: i.detections_per_image.get_or_create(&model_label).clone(),
+            confidence: i.confidence.get_or_create(&model_label).clone(),
+            slices: i.slices_per_image.clone(),
+            nms: m.pipeline.nms_duration.clone(),
+            nms_in: m.pipeline.nms_input.clone(),
+            nms_out: m.pipeline.nms_output.clone(),
+            ok: status("success"),
+            failed: status("error"),
+            in_flight: i.images_in_flight.clone(),
+            stages: [stage("decode"), stage("detect"), stage("write")],
+            errors: m.errors.clone(),
+        }
+    }
+
+    fn error(&self, stage: &str, error_type: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                stage: stage.into(),
+                error_type: error_type.into(),
+            })
+            .inc();
+    }
+}
+
+fn process(
+    prepared: Prepared,
+    a: &InferArgs,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let Prepared {
+        mut detector,
+        jobs,
+        metrics,
+        model_name,
+    } = prepared;
+    let tm = metrics
+        .as_ref()
+        .map(|m| InferTelemetry::new(&m.telemetry, &model_name));
+
     let out = &a.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let oriented = detector.model.layout.is_oriented();
@@ -213,10 +347,16 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
     let n_jobs = jobs.len() as u64;
     let paths: Vec<(PathBuf, String)> = jobs.into_iter().map(|j| (j.path, j.rel)).collect();
+    let in_flight = tm.as_ref().map(|t| t.in_flight.clone());
     let decoder = std::thread::spawn(move || {
         for (path, rel) in paths {
+            let t = Instant::now();
             let img = load_image(&path);
-            if tx.send((path, rel, img)).is_err() {
+            let decode_secs = t.elapsed().as_secs_f64();
+            if let Some(g) = &in_flight {
+                g.inc();
+            }
+            if tx.send((path, rel, img, decode_secs)).is_err() {
                 break;
             }
         }
@@ -237,34 +377,98 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     }
 
     let progress = progress_bar(n_jobs);
-    for (path, rel, img) in rx {
-        let result = img.map_err(anyhow::Error::from).and_then(|img| {
-            let dets = detector
-                .detect(&img)
-                .with_context(|| format!("{}", path.display()))?;
-            Ok((img, dets))
-        });
-        progress.inc(1);
-        let (mut img, dets) = match result {
-            Ok(r) => r,
+    let mut was_interrupted = false;
+    for (path, rel, img, decode_secs) in rx {
+        if interrupted.load(Ordering::SeqCst) {
+            progress.suspend(|| {
+                eprintln!("interrupted: stopping; the outputs hold the {ok} images finished so far")
+            });
+            was_interrupted = true;
+            break;
+        }
+        let image_start = Instant::now();
+        if let Some(t) = &tm {
+            t.stages[0].observe(decode_secs);
+        }
+        let decoded = match img {
+            Ok(img) => img,
             Err(e) => {
-                progress.suspend(|| eprintln!("error: {e:#}"));
+                progress.inc(1);
+                progress.suspend(|| eprintln!("error: {e}"));
+                if let Some(t) = &tm {
+                    t.failed.inc();
+                    t.error("decode", "image");
+                    t.in_flight.dec();
+                }
                 failed += 1;
                 continue;
             }
         };
+        let result = detector.detect(&decoded);
+        progress.inc(1);
+        let (mut img, dets) = match result {
+            Ok(dets) => (decoded, dets),
+            Err(e) => {
+                progress.suspend(|| eprintln!("error: {}: {e}", path.display()));
+                if let Some(t) = &tm {
+                    t.failed.inc();
+                    t.error("detect", "inference");
+                    t.in_flight.dec();
+                }
+                failed += 1;
+                continue;
+            }
+        };
+        let detect_secs = image_start.elapsed().as_secs_f64();
+        let write_start = Instant::now();
         let size = ImageSize::new(img.width(), img.height());
-        if a.save_vis {
-            nsod_detect::vis::draw_detections(&mut img, &dets.detections, 2);
-            save_vis(&img, &in_subfolder(out, "vis", Path::new(&rel))?)?;
+        if let Some(t) = &tm {
+            t.duration[usize::from(dets.sliced)].observe(
+                detect_secs,
+                Some(ImageExemplar::new(&rel)),
+                None,
+            );
+            t.stages[1].observe(detect_secs);
+            dets.run_durations
+                .iter()
+                .for_each(|&d| t.model_run.observe(d));
+            dets.preprocess_durations
+                .iter()
+                .for_each(|&d| t.preprocess.observe(d));
+            t.detections.observe(dets.detections.len() as f64);
+            dets.detections
+                .iter()
+                .for_each(|d| t.confidence.observe(f64::from(d.score)));
+            t.slices.observe(dets.slices as f64);
+            if dets.sliced {
+                t.nms.observe(dets.merge_seconds);
+                t.nms_in.inc_by(dets.merge_input as u64);
+                t.nms_out.inc_by(dets.detections.len() as u64);
+            }
         }
+        let written = (|| -> anyhow::Result<()> {
+            if a.save_vis {
+                nsod_detect::vis::draw_detections(&mut img, &dets.detections, 2);
+                save_vis(&img, &in_subfolder(out, "vis", Path::new(&rel))?)?;
+            }
+            let stem = Path::new(&rel).with_extension("txt");
+            yolo::write_predictions(&in_subfolder(out, "labels", &stem)?, &dets.detections, size)?;
+            if oriented {
+                yolo_obb::write_predictions(
+                    &in_subfolder(out, "labels-obb", &stem)?,
+                    &dets.detections,
+                    size,
+                )?;
+            }
+            Ok(())
+        })();
         drop(img);
-        let stem = Path::new(&rel).with_extension("txt");
-        let labels = in_subfolder(out, "labels", &stem)?;
-        yolo::write_predictions(&labels, &dets.detections, size)?;
-        if oriented {
-            let labels_obb = in_subfolder(out, "labels-obb", &stem)?;
-            yolo_obb::write_predictions(&labels_obb, &dets.detections, size)?;
+        if let Err(e) = written {
+            // Output that cannot be written ends the run; the files already finished stay intact.
+            if let Some(t) = &tm {
+                t.error("write", "io");
+            }
+            return Err(e);
         }
         emit(
             ImagePredictions {
@@ -275,6 +479,11 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
             },
             &mut jsonl,
         )?;
+        if let Some(t) = &tm {
+            t.stages[2].observe(write_start.elapsed().as_secs_f64());
+            t.ok.inc();
+            t.in_flight.dec();
+        }
         ok += 1;
     }
     progress.finish_and_clear();
@@ -307,7 +516,12 @@ fn process(mut detector: Detector, jobs: Vec<Job>, a: &InferArgs) -> anyhow::Res
     for (class, n) in &per_class {
         println!("  {class}: {n}");
     }
-    Ok(if failed > 0 {
+    if let Some(m) = metrics {
+        m.finish(interrupted);
+    }
+    Ok(if was_interrupted {
+        ExitCode::from(130)
+    } else if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

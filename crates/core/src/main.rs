@@ -3,6 +3,7 @@
 mod cli;
 mod doctor;
 mod infer;
+mod metrics;
 mod paths;
 
 use clap::Parser;

@@ -69,6 +69,13 @@ pub struct ImageDetections {
     pub run_seconds: f64,
     pub preprocess_seconds: f64,
     pub postprocess_seconds: f64,
+    /// Duration of each session run, and of the letterboxing before it.
+    pub run_durations: Vec<f64>,
+    pub preprocess_durations: Vec<f64>,
+    /// Time of the merge across slices (0 when the image was not sliced).
+    pub merge_seconds: f64,
+    /// Whether the image was sliced (and merged).
+    pub sliced: bool,
 }
 
 /// A model with its settings and reusable buffers.
@@ -129,7 +136,7 @@ impl Detector {
                 img.height()
             )));
         }
-        let (regions, merge) = self.regions(img.width(), img.height());
+        let (regions, merge_needed) = self.regions(img.width(), img.height());
         let (mh, mw) = self.model.input_hw;
         let per_image = 3 * (mh * mw) as usize;
         let batch = self.model.max_batch(self.config.batch);
@@ -148,10 +155,14 @@ impl Detector {
                 .zip(self.input.par_chunks_exact_mut(per_image))
                 .map(|(r, buf)| letterbox_into(img, *r, mw, mh, buf))
                 .collect();
-            result.preprocess_seconds += t.elapsed().as_secs_f64();
+            let pre = t.elapsed().as_secs_f64();
+            result.preprocess_seconds += pre;
+            result.preprocess_durations.push(pre);
             let t = Instant::now();
             let (shape, data) = self.model.run(&self.input, n_run)?;
-            result.run_seconds += t.elapsed().as_secs_f64();
+            let run = t.elapsed().as_secs_f64();
+            result.run_seconds += run;
+            result.run_durations.push(run);
             result.runs += 1;
             let t = Instant::now();
             let [b, d1, d2] = shape[..] else {
@@ -174,13 +185,18 @@ impl Detector {
         }
         let t = Instant::now();
         result.merge_input = all.len();
-        result.detections = if merge {
+        result.detections = if merge_needed {
             postprocess(all, &self.config.merge)
         } else {
             all.sort_by(|a, b| b.score.total_cmp(&a.score));
             all
         };
-        result.postprocess_seconds += t.elapsed().as_secs_f64();
+        let merge = t.elapsed().as_secs_f64();
+        result.postprocess_seconds += merge;
+        if merge_needed {
+            result.merge_seconds = merge;
+        }
+        result.sliced = merge_needed;
         Ok(result)
     }
 

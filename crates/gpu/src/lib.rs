@@ -41,6 +41,8 @@ pub struct GpuReading {
     pub temperature_celsius: Option<u32>,
     /// GPU busy time over NVML's last sample period, as a ratio in `[0, 1]`.
     pub utilization_ratio: Option<f64>,
+    /// Power draw in watts.
+    pub power_watts: Option<f64>,
 }
 
 /// An open NVML handle.
@@ -80,6 +82,7 @@ impl Gpus {
                     .utilization_rates()
                     .ok()
                     .map(|u| f64::from(u.gpu) / 100.0),
+                power_watts: dev.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
             });
         }
         Ok(out)

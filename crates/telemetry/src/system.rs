@@ -1,0 +1,188 @@
+//! Process, system and GPU metrics, read on each scrape.
+//!
+//! | metric | source |
+//! |---|---|
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_start_time_seconds`, `process_open_fds` | this process (sysinfo) |
+//! | `nsod_system_cpu_usage_ratio`, `nsod_system_memory_used_bytes`, `nsod_system_memory_available_bytes` | the machine |
+//! | `nsod_disk_read_bytes_total`, `nsod_disk_written_bytes_total` | bytes this process read from and wrote to storage |
+//! | `nsod_gpu_memory_used_bytes`, `nsod_gpu_memory_total_bytes`, `nsod_gpu_utilization_ratio`, `nsod_gpu_temperature_celsius`, `nsod_gpu_power_watts` (label `gpu`) | NVML; absent without an NVIDIA driver |
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use std::sync::Mutex;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GpuLabel {
+    gpu: String,
+}
+
+/// Reads process, system and GPU state when Prometheus scrapes.
+#[derive(Debug)]
+pub struct SystemCollector {
+    sys: Mutex<System>,
+    pid: Option<Pid>,
+    gpus: Option<nsod_gpu::Gpus>,
+}
+
+impl SystemCollector {
+    /// Opens NVML if it can; without an NVIDIA driver there are simply no GPU series (the reason is returned for
+    /// one info line).
+    pub fn new() -> (Self, Option<String>) {
+        let (gpus, note) = match nsod_gpu::Gpus::open() {
+            Ok(g) => (Some(g), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut sys = System::new();
+        sys.refresh_cpu_usage();
+        (
+            Self {
+                sys: Mutex::new(sys),
+                pid: sysinfo::get_current_pid().ok(),
+                gpus,
+            },
+            note,
+        )
+    }
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl Collector for SystemCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(mut sys) = self.sys.lock() else {
+            return Ok(());
+        };
+        sys.refresh_cpu_usage();
+        sys.refresh_memory();
+        if let Some(pid) = self.pid {
+            sys.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                true,
+                ProcessRefreshKind::everything(),
+            );
+            if let Some(p) = sys.process(pid) {
+                counter(
+                    &mut enc,
+                    "process_cpu_seconds",
+                    "User and system CPU time of this process",
+                    p.accumulated_cpu_time() as f64 / 1000.0,
+                )?;
+                gauge(
+                    &mut enc,
+                    "process_resident_memory_bytes",
+                    "Resident memory of this process",
+                    p.memory() as f64,
+                )?;
+                gauge(
+                    &mut enc,
+                    "process_start_time_seconds",
+                    "Start time of this process since the Unix epoch",
+                    p.start_time() as f64,
+                )?;
+                if let Some(fds) = p.open_files() {
+                    gauge(
+                        &mut enc,
+                        "process_open_fds",
+                        "Open file descriptors of this process",
+                        fds as f64,
+                    )?;
+                }
+                let d = p.disk_usage();
+                counter(
+                    &mut enc,
+                    "nsod_disk_read_bytes",
+                    "Bytes this process read from storage",
+                    d.total_read_bytes as f64,
+                )?;
+                counter(
+                    &mut enc,
+                    "nsod_disk_written_bytes",
+                    "Bytes this process wrote to storage",
+                    d.total_written_bytes as f64,
+                )?;
+            }
+        }
+        gauge(
+            &mut enc,
+            "nsod_system_cpu_usage_ratio",
+            "CPU usage of the machine since the last scrape, 0-1",
+            f64::from(sys.global_cpu_usage()) / 100.0,
+        )?;
+        gauge(
+            &mut enc,
+            "nsod_system_memory_used_bytes",
+            "Memory in use on the machine",
+            sys.used_memory() as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "nsod_system_memory_available_bytes",
+            "Memory available for new work on the machine",
+            sys.available_memory() as f64,
+        )?;
+        drop(sys);
+
+        let Some(readings) = self.gpus.as_ref().and_then(|g| g.readings().ok()) else {
+            return Ok(());
+        };
+        type Pick = fn(&nsod_gpu::GpuReading) -> Option<f64>;
+        let series: [(&str, &str, Pick); 5] = [
+            ("nsod_gpu_memory_used_bytes", "GPU memory in use", |r| {
+                r.memory_used_bytes.map(|v| v as f64)
+            }),
+            ("nsod_gpu_memory_total_bytes", "GPU memory in total", |r| {
+                r.memory_total_bytes.map(|v| v as f64)
+            }),
+            ("nsod_gpu_utilization_ratio", "GPU busy time, 0-1", |r| {
+                r.utilization_ratio
+            }),
+            ("nsod_gpu_temperature_celsius", "GPU temperature", |r| {
+                r.temperature_celsius.map(f64::from)
+            }),
+            ("nsod_gpu_power_watts", "GPU power draw", |r| r.power_watts),
+        ];
+        for (name, help, pick) in series {
+            let values: Vec<(GpuLabel, f64)> = readings
+                .iter()
+                .filter_map(|r| {
+                    pick(r).map(|v| {
+                        (
+                            GpuLabel {
+                                gpu: r.index.to_string(),
+                            },
+                            v,
+                        )
+                    })
+                })
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let mut fam = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (label, v) in &values {
+                ConstGauge::new(*v).encode(fam.encode_family(label)?)?;
+            }
+        }
+        Ok(())
+    }
+}
