@@ -12,6 +12,8 @@ pub mod boxes;
 pub mod detection;
 pub mod formats;
 pub mod geometry;
+pub mod index;
+pub mod relations;
 
 pub use boxes::{BBox, OrientedBox, Point};
 pub use detection::{ClassNames, Detection, GroundTruth, ImageSize};
