@@ -1,0 +1,248 @@
+//! The compiled rule base and its application to one image.
+
+use nsod_types::geometry::{intersection_area, rotated_intersection_area};
+use nsod_types::relations::{Relation, RelationParams, extract};
+use nsod_types::{ClassNames, Detection};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `confidence_modifier(A, B, W)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRule {
+    pub a: String,
+    pub b: String,
+    pub weight: f64,
+}
+
+impl PairRule {
+    pub fn head(&self) -> String {
+        format!("confidence_modifier({}, {}, {})", self.a, self.b, self.weight)
+    }
+}
+
+/// `relation_modifier(S, Rel, O, W)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationRule {
+    pub subject: String,
+    pub relation: Relation,
+    pub object: String,
+    pub weight: f64,
+}
+
+impl RelationRule {
+    pub fn head(&self) -> String {
+        format!("relation_modifier({}, {}, {}, {})", self.subject, self.relation.as_str(), self.object, self.weight)
+    }
+}
+
+/// The atom of a class name: lower case, words joined by `_` (`large vehicle` -> `large_vehicle`).
+pub fn class_atom(name: &str) -> String {
+    nsod_types::detection::normalize_class_name(name).replace(' ', "_")
+}
+
+/// A rule base compiled into lookup tables.
+#[derive(Debug, Clone)]
+pub struct DecisionTable {
+    pub path: PathBuf,
+    pub pair_rules: Vec<PairRule>,
+    pub relation_rules: Vec<RelationRule>,
+    pub params: RelationParams,
+    /// Intersection / smaller area above which a penalty applies.
+    pub overlap_ratio: f32,
+    /// Unknown classes, conflicting weights.
+    pub warnings: Vec<String>,
+    /// Time to load and compile.
+    pub load_time: Duration,
+    pairs: HashMap<(String, String), usize>,
+    relations: HashMap<(String, Relation, String), usize>,
+}
+
+/// One rule application in one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// `BOOST` or `PENALTY`.
+    pub action: &'static str,
+    /// The head that fired, with its values: `confidence_modifier(ship, harbor, 1.25)`.
+    pub rule: String,
+    pub factor: f64,
+    /// Index of the detection whose confidence the rule changed (for a boost, the first of the pair).
+    pub target: usize,
+    /// The other detection of the pair or relation.
+    pub other: usize,
+    /// For pair boosts: both detections change.
+    pub both: bool,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adjustment {
+    /// New confidence per input detection (same order).
+    pub scores: Vec<f32>,
+    pub changes: Vec<Change>,
+}
+
+impl DecisionTable {
+    pub(crate) fn new(
+        path: &Path,
+        pair_rules: Vec<PairRule>,
+        relation_rules: Vec<RelationRule>,
+        thresholds: &BTreeMap<&'static str, f32>,
+        classes: Option<&ClassNames>,
+        load_time: Duration,
+    ) -> Result<Self, String> {
+        let mut warnings = Vec::new();
+        let mut pairs = HashMap::new();
+        for (i, r) in pair_rules.iter().enumerate() {
+            let key = ordered(&r.a, &r.b);
+            match pairs.get(&key) {
+                Some(&j) => {
+                    let first: &PairRule = &pair_rules[j];
+                    if first.weight != r.weight {
+                        warnings.push(format!("{} conflicts with {}; the first one is used", r.head(), first.head()));
+                    }
+                }
+                None => {
+                    pairs.insert(key, i);
+                }
+            }
+        }
+        let mut relations = HashMap::new();
+        for (i, r) in relation_rules.iter().enumerate() {
+            let key = (r.subject.clone(), r.relation, r.object.clone());
+            match relations.get(&key) {
+                Some(&j) => {
+                    let first: &RelationRule = &relation_rules[j];
+                    if first.weight != r.weight {
+                        warnings.push(format!("{} conflicts with {}; the first one is used", r.head(), first.head()));
+                    }
+                }
+                None => {
+                    relations.insert(key, i);
+                }
+            }
+        }
+        if let Some(names) = classes {
+            let known: HashSet<String> = names.as_slice().iter().map(|n| class_atom(n)).collect();
+            let mut unknown: Vec<&str> = pair_rules
+                .iter()
+                .flat_map(|r| [r.a.as_str(), r.b.as_str()])
+                .chain(relation_rules.iter().flat_map(|r| [r.subject.as_str(), r.object.as_str()]))
+                .filter(|a| !known.contains(*a))
+                .collect();
+            unknown.sort_unstable();
+            unknown.dedup();
+            for u in unknown {
+                warnings.push(format!("class {u} is not one of the model's classes; its rules never fire"));
+            }
+        }
+        let get = |k: &str, default: f32| thresholds.get(k).copied().unwrap_or(default);
+        let d = RelationParams::default();
+        let params = RelationParams {
+            near_factor: get("near_factor", d.near_factor),
+            adjacent_factor: get("adjacent_factor", d.adjacent_factor),
+            on_ratio: get("on_ratio", d.on_ratio),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            pair_rules,
+            relation_rules,
+            params,
+            overlap_ratio: get("overlap_ratio", 0.5),
+            warnings,
+            load_time,
+            pairs,
+            relations,
+        })
+    }
+
+    /// The pair rule for two class atoms, in either order.
+    pub fn pair_rule(&self, a: &str, b: &str) -> Option<&PairRule> {
+        self.pairs.get(&ordered(a, b)).map(|&i| &self.pair_rules[i])
+    }
+
+    /// Applies the table to one image's detections (see the crate docs for the semantics).
+    pub fn adjust(&self, dets: &[Detection]) -> Adjustment {
+        let atoms: Vec<String> = dets.iter().map(|d| class_atom(&d.class_name)).collect();
+        let involved: HashSet<&str> = self
+            .pair_rules
+            .iter()
+            .flat_map(|r| [r.a.as_str(), r.b.as_str()])
+            .chain(self.relation_rules.iter().flat_map(|r| [r.subject.as_str(), r.object.as_str()]))
+            .collect();
+        // Only detections of classes that appear in some rule take part.
+        let idx: Vec<usize> = (0..dets.len()).filter(|&i| involved.contains(atoms[i].as_str())).collect();
+        let sub: Vec<Detection> = idx.iter().map(|&i| dets[i].clone()).collect();
+        let sub_atoms: Vec<&str> = idx.iter().map(|&i| atoms[i].as_str()).collect();
+        let wanted = |a: &Detection, b: &Detection| {
+            let (a, b) = (class_atom(&a.class_name), class_atom(&b.class_name));
+            self.pairs.contains_key(&ordered(&a, &b)) || Relation::ALL.iter().any(|&r| self.relations.contains_key(&(a.clone(), r, b.clone())))
+        };
+        let edges = extract(&sub, &self.params, wanted);
+
+        let mut boost = vec![1.0f64; dets.len()];
+        let mut penalty = vec![1.0f64; dets.len()];
+        let mut changes = Vec::new();
+        for e in &edges {
+            let (s, o) = (idx[e.subject], idx[e.object]);
+            if let Some(&ri) = self.relations.get(&(sub_atoms[e.subject].to_owned(), e.relation, sub_atoms[e.object].to_owned())) {
+                let r = &self.relation_rules[ri];
+                apply(&mut boost, &mut penalty, s, r.weight);
+                changes.push(Change { action: action(r.weight), rule: r.head(), factor: r.weight, target: s, other: o, both: false });
+            }
+            // Pair rules are unordered: look at each pair once, from its lower index.
+            if e.subject > e.object {
+                continue;
+            }
+            let Some(rule) = self.pair_rule(sub_atoms[e.subject], sub_atoms[e.object]) else { continue };
+            if rule.weight > 1.0 && e.relation == nsod_types::relations::Relation::LocatedNear {
+                apply(&mut boost, &mut penalty, s, rule.weight);
+                apply(&mut boost, &mut penalty, o, rule.weight);
+                let (first, second) = if canonical_less(&dets[s], &dets[o]) { (s, o) } else { (o, s) };
+                changes.push(Change { action: "BOOST", rule: rule.head(), factor: rule.weight, target: first, other: second, both: true });
+            } else if rule.weight < 1.0 && e.relation == nsod_types::relations::Relation::Overlaps {
+                let inter = if dets[s].obb.is_some() || dets[o].obb.is_some() {
+                    rotated_intersection_area(&dets[s].as_oriented(), &dets[o].as_oriented())
+                } else {
+                    intersection_area(&dets[s].bbox, &dets[o].bbox)
+                };
+                let area = |d: &Detection| d.obb.map_or_else(|| d.bbox.area(), |b| b.area());
+                let smaller = area(&dets[s]).min(area(&dets[o]));
+                if smaller > 0.0 && inter / smaller > self.overlap_ratio {
+                    // The lower original confidence is penalised; ties by a key that ignores input order.
+                    let (low, high) = if canonical_less(&dets[s], &dets[o]) { (s, o) } else { (o, s) };
+                    apply(&mut boost, &mut penalty, low, rule.weight);
+                    changes.push(Change { action: "PENALTY", rule: rule.head(), factor: rule.weight, target: low, other: high, both: false });
+                }
+            }
+        }
+        let scores = dets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ((f64::from(d.score) * boost[i] * penalty[i]).min(1.0)) as f32)
+            .collect();
+        Adjustment { scores, changes }
+    }
+}
+
+fn action(w: f64) -> &'static str {
+    if w >= 1.0 { "BOOST" } else { "PENALTY" }
+}
+
+fn apply(boost: &mut [f64], penalty: &mut [f64], i: usize, w: f64) {
+    if w > 1.0 {
+        boost[i] = boost[i].max(w);
+    } else if w < 1.0 {
+        penalty[i] = penalty[i].min(w);
+    }
+}
+
+fn ordered(a: &str, b: &str) -> (String, String) {
+    if a <= b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) }
+}
+
+/// Order by (score, class, box): lower first. Never by position in the input.
+fn canonical_less(a: &Detection, b: &Detection) -> bool {
+    let key = |d: &Detection| (d.score, d.class_id, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2);
+    key(a).partial_cmp(&key(b)).is_some_and(|o| o.is_lt())
+}
