@@ -31,6 +31,11 @@ pub enum Command {
     Doctor,
     /// Detect objects in images (files or folders, walked recursively).
     Infer(Box<InferArgs>),
+    /// Refine existing predictions with Prolog rules and explain every change.
+    Symbolic(SymbolicArgs),
+    /// Rule base tools.
+    #[command(subcommand)]
+    Rules(RulesCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,6 +121,43 @@ pub struct InferArgs {
     /// Also write annotated images (polygons or boxes with class and score) to DIR/vis/.
     #[arg(long)]
     pub save_vis: bool,
+    /// Prolog rule base for the symbolic stage (default: rules/dota.pl when the model's classes are DOTA's).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Skip the symbolic stage.
+    #[arg(long, conflicts_with = "rules")]
+    pub no_symbolic: bool,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SymbolicArgs {
+    /// Predictions to refine: a predictions.jsonl, or a folder of YOLO txt predictions (with --images).
+    #[arg(long, value_name = "PATH")]
+    pub pred: PathBuf,
+    /// The images of YOLO txt predictions (their sizes turn normalised boxes into pixels).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Prolog rule base (default: rules/dota.pl).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Class names of the predictions (default: DOTA-v1).
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    /// Output folder: predictions.jsonl (refined), report.csv, report.jsonl.
+    #[arg(long, default_value = "runs/symbolic", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load a rule base and print its decision table, warnings and errors.
+    Check {
+        /// The rule base.
+        file: PathBuf,
+        /// Class names to check the rules against (default: DOTA-v1).
+        #[arg(long, value_name = "FILE")]
+        names: Option<PathBuf>,
+    },
 }

@@ -9,6 +9,8 @@ use nsod_detect::{
 };
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use nsod_runtime::Runtime;
+use nsod_symbolic::DecisionTable;
+use nsod_symbolic::report::ReportWriter;
 use nsod_telemetry::Telemetry;
 use nsod_telemetry::catalog::{
     ErrorLabels, ImageExemplar, InferenceLabels, ModelLabel, StageLabel, StageStatus,
@@ -45,6 +47,7 @@ struct Job {
 struct Prepared {
     detector: Detector,
     jobs: Vec<Job>,
+    rules: Option<DecisionTable>,
     metrics: Option<MetricsSession>,
     model_name: String,
 }
@@ -124,6 +127,12 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<Prepared> {
             .get_or_create(&label)
             .observe(load_start.elapsed().as_secs_f64());
     }
+    let rules = crate::symbolic::load_for_model(
+        a.rules.as_deref(),
+        a.no_symbolic,
+        &model.names,
+        metrics.as_ref().map(|m| &*m.telemetry),
+    )?;
     let jobs = collect_jobs(&a.inputs)?;
     let config = DetectorConfig {
         conf: a.conf,
@@ -163,6 +172,7 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<Prepared> {
     Ok(Prepared {
         detector: Detector::new(model, config),
         jobs,
+        rules,
         metrics,
         model_name,
     })
@@ -308,6 +318,7 @@ fn process(
     let Prepared {
         mut detector,
         jobs,
+        rules,
         metrics,
         model_name,
     } = prepared;
@@ -336,6 +347,21 @@ fn process(
         );
     }
     let mut jsonl = JsonlWriter::create(&out.join("predictions.jsonl"))?;
+    // With rules: the detector's own output next to the refined one, and the explanations.
+    let mut raw_jsonl = match &rules {
+        Some(_) => Some(JsonlWriter::create(&out.join("predictions_raw.jsonl"))?),
+        None => None,
+    };
+    let mut report = match &rules {
+        Some(_) => Some(
+            ReportWriter::create(out)
+                .with_context(|| format!("cannot write the report in {}", out.display()))?,
+        ),
+        None => None,
+    };
+    let symbolic_telemetry = metrics
+        .as_ref()
+        .map(|m| crate::symbolic::SymbolicTelemetry::new(&m.telemetry));
     let names: ClassNames = detector.model.names.clone();
     let mut coco = CocoResultsWriter::create(&out.join("coco_results.json"))?;
     let mut coco_images: Vec<serde_json::Value> = Vec::new();
@@ -446,6 +472,26 @@ fn process(
                 t.nms_out.inc_by(dets.detections.len() as u64);
             }
         }
+        let mut dets = dets;
+        if let (Some(table), Some(report)) = (&rules, report.as_mut()) {
+            let t = Instant::now();
+            let raw = dets.detections.clone();
+            let adj = crate::symbolic::refine(table, &mut dets.detections);
+            report
+                .write(&rel, &raw, &adj)
+                .with_context(|| format!("cannot write the report in {}", out.display()))?;
+            if let Some(st) = &symbolic_telemetry {
+                st.record(&raw, &adj, t.elapsed().as_secs_f64());
+            }
+            if let Some(w) = raw_jsonl.as_mut() {
+                w.write(&ImagePredictions {
+                    image: rel.clone(),
+                    width: size.width,
+                    height: size.height,
+                    detections: raw,
+                })?;
+            }
+        }
         let written = (|| -> anyhow::Result<()> {
             if a.save_vis {
                 nsod_detect::vis::draw_detections(&mut img, &dets.detections, 2);
@@ -489,6 +535,13 @@ fn process(
     progress.finish_and_clear();
     let _ = decoder.join();
     jsonl.finish()?;
+    if let Some(w) = raw_jsonl {
+        w.finish()?;
+    }
+    if let Some(r) = report {
+        r.finish()
+            .with_context(|| format!("cannot write the report in {}", out.display()))?;
+    }
     let categories: Vec<serde_json::Value> = names
         .as_slice()
         .iter()

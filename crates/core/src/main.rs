@@ -5,6 +5,7 @@ mod doctor;
 mod infer;
 mod metrics;
 mod paths;
+mod symbolic;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -25,5 +26,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Doctor => doctor::run(&cli.global),
         cli::Command::Infer(args) => infer::run(&cli.global, &args),
+        cli::Command::Symbolic(args) => symbolic::run(&args),
+        cli::Command::Rules(cli::RulesCommand::Check { file, names }) => {
+            symbolic::check(&file, names.as_deref())
+        }
     }
 }

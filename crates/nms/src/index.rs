@@ -1,8 +1,8 @@
 //! Neighbour search for the merges: the grid lives in `nsod_types::index`; this module adds the ProbIoU search
 //! radius.
 
-pub use nsod_types::index::Grid;
 use nsod_types::geometry::PROBIOU_EPS;
+pub use nsod_types::index::Grid;
 use nsod_types::{BBox, OrientedBox};
 
 /// Search squares for ProbIoU: any two boxes with `probiou >= threshold` have intersecting squares. `None` when the
@@ -28,4 +28,3 @@ pub fn probiou_search_boxes(obbs: &[OrientedBox], threshold: f32) -> Option<Vec<
             .collect(),
     )
 }
-

@@ -55,7 +55,11 @@ impl SymbolicError {
         match self {
             Self::Io { .. } => "io",
             Self::Syntax { .. } => "syntax",
-            Self::Load { message, .. } if message.contains("inference") || message.contains("did not finish") => "limit",
+            Self::Load { message, .. }
+                if message.contains("inference") || message.contains("did not finish") =>
+            {
+                "limit"
+            }
             Self::Load { .. } => "exception",
             Self::Invalid { .. } => "invalid",
         }

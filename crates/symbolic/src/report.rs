@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 pub const CSV_HEADER: &str = "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf";
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 fn object_name(d: &Detection, i: usize) -> String {
@@ -23,11 +27,12 @@ fn object_name(d: &Detection, i: usize) -> String {
 pub fn csv_row(image: &str, c: &Change, dets: &[Detection], after: &[f32]) -> String {
     let (t, o) = (&dets[c.target], &dets[c.other]);
     let (n1, n2) = (object_name(t, c.target), object_name(o, c.other));
-    let (suppressed, kept, kept_conf) = if c.action == "PENALTY" && !c.rule.starts_with("relation_modifier") {
-        (n1.clone(), n2.clone(), format!("{:.6}", after[c.other]))
-    } else {
-        (String::new(), String::new(), String::new())
-    };
+    let (suppressed, kept, kept_conf) =
+        if c.action == "PENALTY" && !c.rule.starts_with("relation_modifier") {
+            (n1.clone(), n2.clone(), format!("{:.6}", after[c.other]))
+        } else {
+            (String::new(), String::new(), String::new())
+        };
     [
         csv_field(image),
         c.action.to_owned(),
@@ -93,11 +98,24 @@ impl ReportWriter {
         let mut csv = BufWriter::new(File::create(partial(&csv_path))?);
         writeln!(csv, "{CSV_HEADER}")?;
         let jsonl = BufWriter::new(File::create(partial(&jsonl_path))?);
-        Ok(Self { csv, jsonl, files: [(partial(&csv_path), csv_path), (partial(&jsonl_path), jsonl_path)], rows: 0 })
+        Ok(Self {
+            csv,
+            jsonl,
+            files: [
+                (partial(&csv_path), csv_path),
+                (partial(&jsonl_path), jsonl_path),
+            ],
+            rows: 0,
+        })
     }
 
     /// Writes every change of one image.
-    pub fn write(&mut self, image: &str, dets: &[Detection], adj: &Adjustment) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        image: &str,
+        dets: &[Detection],
+        adj: &Adjustment,
+    ) -> std::io::Result<()> {
         for c in &adj.changes {
             writeln!(self.csv, "{}", csv_row(image, c, dets, &adj.scores))?;
             serde_json::to_writer(&mut self.jsonl, &json_row(image, c, dets, &adj.scores))?;

@@ -17,7 +17,10 @@ pub struct PairRule {
 
 impl PairRule {
     pub fn head(&self) -> String {
-        format!("confidence_modifier({}, {}, {})", self.a, self.b, self.weight)
+        format!(
+            "confidence_modifier({}, {}, {})",
+            self.a, self.b, self.weight
+        )
     }
 }
 
@@ -32,7 +35,13 @@ pub struct RelationRule {
 
 impl RelationRule {
     pub fn head(&self) -> String {
-        format!("relation_modifier({}, {}, {}, {})", self.subject, self.relation.as_str(), self.object, self.weight)
+        format!(
+            "relation_modifier({}, {}, {}, {})",
+            self.subject,
+            self.relation.as_str(),
+            self.object,
+            self.weight
+        )
     }
 }
 
@@ -99,7 +108,11 @@ impl DecisionTable {
                 Some(&j) => {
                     let first: &PairRule = &pair_rules[j];
                     if first.weight != r.weight {
-                        warnings.push(format!("{} conflicts with {}; the first one is used", r.head(), first.head()));
+                        warnings.push(format!(
+                            "{} conflicts with {}; the first one is used",
+                            r.head(),
+                            first.head()
+                        ));
                     }
                 }
                 None => {
@@ -114,7 +127,11 @@ impl DecisionTable {
                 Some(&j) => {
                     let first: &RelationRule = &relation_rules[j];
                     if first.weight != r.weight {
-                        warnings.push(format!("{} conflicts with {}; the first one is used", r.head(), first.head()));
+                        warnings.push(format!(
+                            "{} conflicts with {}; the first one is used",
+                            r.head(),
+                            first.head()
+                        ));
                     }
                 }
                 None => {
@@ -127,13 +144,19 @@ impl DecisionTable {
             let mut unknown: Vec<&str> = pair_rules
                 .iter()
                 .flat_map(|r| [r.a.as_str(), r.b.as_str()])
-                .chain(relation_rules.iter().flat_map(|r| [r.subject.as_str(), r.object.as_str()]))
+                .chain(
+                    relation_rules
+                        .iter()
+                        .flat_map(|r| [r.subject.as_str(), r.object.as_str()]),
+                )
                 .filter(|a| !known.contains(*a))
                 .collect();
             unknown.sort_unstable();
             unknown.dedup();
             for u in unknown {
-                warnings.push(format!("class {u} is not one of the model's classes; its rules never fire"));
+                warnings.push(format!(
+                    "class {u} is not one of the model's classes; its rules never fire"
+                ));
             }
         }
         let get = |k: &str, default: f32| thresholds.get(k).copied().unwrap_or(default);
@@ -168,15 +191,24 @@ impl DecisionTable {
             .pair_rules
             .iter()
             .flat_map(|r| [r.a.as_str(), r.b.as_str()])
-            .chain(self.relation_rules.iter().flat_map(|r| [r.subject.as_str(), r.object.as_str()]))
+            .chain(
+                self.relation_rules
+                    .iter()
+                    .flat_map(|r| [r.subject.as_str(), r.object.as_str()]),
+            )
             .collect();
         // Only detections of classes that appear in some rule take part.
-        let idx: Vec<usize> = (0..dets.len()).filter(|&i| involved.contains(atoms[i].as_str())).collect();
+        let idx: Vec<usize> = (0..dets.len())
+            .filter(|&i| involved.contains(atoms[i].as_str()))
+            .collect();
         let sub: Vec<Detection> = idx.iter().map(|&i| dets[i].clone()).collect();
         let sub_atoms: Vec<&str> = idx.iter().map(|&i| atoms[i].as_str()).collect();
         let wanted = |a: &Detection, b: &Detection| {
             let (a, b) = (class_atom(&a.class_name), class_atom(&b.class_name));
-            self.pairs.contains_key(&ordered(&a, &b)) || Relation::ALL.iter().any(|&r| self.relations.contains_key(&(a.clone(), r, b.clone())))
+            self.pairs.contains_key(&ordered(&a, &b))
+                || Relation::ALL
+                    .iter()
+                    .any(|&r| self.relations.contains_key(&(a.clone(), r, b.clone())))
         };
         let edges = extract(&sub, &self.params, wanted);
 
@@ -185,21 +217,45 @@ impl DecisionTable {
         let mut changes = Vec::new();
         for e in &edges {
             let (s, o) = (idx[e.subject], idx[e.object]);
-            if let Some(&ri) = self.relations.get(&(sub_atoms[e.subject].to_owned(), e.relation, sub_atoms[e.object].to_owned())) {
+            if let Some(&ri) = self.relations.get(&(
+                sub_atoms[e.subject].to_owned(),
+                e.relation,
+                sub_atoms[e.object].to_owned(),
+            )) {
                 let r = &self.relation_rules[ri];
                 apply(&mut boost, &mut penalty, s, r.weight);
-                changes.push(Change { action: action(r.weight), rule: r.head(), factor: r.weight, target: s, other: o, both: false });
+                changes.push(Change {
+                    action: action(r.weight),
+                    rule: r.head(),
+                    factor: r.weight,
+                    target: s,
+                    other: o,
+                    both: false,
+                });
             }
             // Pair rules are unordered: look at each pair once, from its lower index.
             if e.subject > e.object {
                 continue;
             }
-            let Some(rule) = self.pair_rule(sub_atoms[e.subject], sub_atoms[e.object]) else { continue };
+            let Some(rule) = self.pair_rule(sub_atoms[e.subject], sub_atoms[e.object]) else {
+                continue;
+            };
             if rule.weight > 1.0 && e.relation == nsod_types::relations::Relation::LocatedNear {
                 apply(&mut boost, &mut penalty, s, rule.weight);
                 apply(&mut boost, &mut penalty, o, rule.weight);
-                let (first, second) = if canonical_less(&dets[s], &dets[o]) { (s, o) } else { (o, s) };
-                changes.push(Change { action: "BOOST", rule: rule.head(), factor: rule.weight, target: first, other: second, both: true });
+                let (first, second) = if canonical_less(&dets[s], &dets[o]) {
+                    (s, o)
+                } else {
+                    (o, s)
+                };
+                changes.push(Change {
+                    action: "BOOST",
+                    rule: rule.head(),
+                    factor: rule.weight,
+                    target: first,
+                    other: second,
+                    both: true,
+                });
             } else if rule.weight < 1.0 && e.relation == nsod_types::relations::Relation::Overlaps {
                 let inter = if dets[s].obb.is_some() || dets[o].obb.is_some() {
                     rotated_intersection_area(&dets[s].as_oriented(), &dets[o].as_oriented())
@@ -210,9 +266,20 @@ impl DecisionTable {
                 let smaller = area(&dets[s]).min(area(&dets[o]));
                 if smaller > 0.0 && inter / smaller > self.overlap_ratio {
                     // The lower original confidence is penalised; ties by a key that ignores input order.
-                    let (low, high) = if canonical_less(&dets[s], &dets[o]) { (s, o) } else { (o, s) };
+                    let (low, high) = if canonical_less(&dets[s], &dets[o]) {
+                        (s, o)
+                    } else {
+                        (o, s)
+                    };
                     apply(&mut boost, &mut penalty, low, rule.weight);
-                    changes.push(Change { action: "PENALTY", rule: rule.head(), factor: rule.weight, target: low, other: high, both: false });
+                    changes.push(Change {
+                        action: "PENALTY",
+                        rule: rule.head(),
+                        factor: rule.weight,
+                        target: low,
+                        other: high,
+                        both: false,
+                    });
                 }
             }
         }
@@ -238,11 +305,19 @@ fn apply(boost: &mut [f64], penalty: &mut [f64], i: usize, w: f64) {
 }
 
 fn ordered(a: &str, b: &str) -> (String, String) {
-    if a <= b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) }
+    if a <= b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
+    }
 }
 
 /// Order by (score, class, box): lower first. Never by position in the input.
 fn canonical_less(a: &Detection, b: &Detection) -> bool {
-    let key = |d: &Detection| (d.score, d.class_id, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2);
+    let key = |d: &Detection| {
+        (
+            d.score, d.class_id, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2,
+        )
+    };
     key(a).partial_cmp(&key(b)).is_some_and(|o| o.is_lt())
 }

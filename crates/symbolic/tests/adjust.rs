@@ -23,12 +23,25 @@ fn close(a: f32, b: f32) -> bool {
 fn boost_applies_only_within_the_near_distance_and_caps_at_one() {
     let t = table("confidence_modifier(ship, harbor, 1.25).\n");
     // 10x10 boxes (diagonal 14.14): near means centre distance < 28.28.
-    let near = vec![det("ship", 0.6, 0.0, 0.0, 10.0, 10.0), det("harbor", 0.9, 25.0, 0.0, 35.0, 10.0)];
+    let near = vec![
+        det("ship", 0.6, 0.0, 0.0, 10.0, 10.0),
+        det("harbor", 0.9, 25.0, 0.0, 35.0, 10.0),
+    ];
     let a = t.adjust(&near);
-    assert!(close(a.scores[0], 0.75) && close(a.scores[1], 1.0), "{:?}", a.scores); // 0.9 x 1.25 capped at 1
+    assert!(
+        close(a.scores[0], 0.75) && close(a.scores[1], 1.0),
+        "{:?}",
+        a.scores
+    ); // 0.9 x 1.25 capped at 1
     assert_eq!(a.changes.len(), 1);
-    assert_eq!((a.changes[0].action, a.changes[0].rule.as_str()), ("BOOST", "confidence_modifier(ship, harbor, 1.25)"));
-    let far = vec![det("ship", 0.6, 0.0, 0.0, 10.0, 10.0), det("harbor", 0.9, 30.0, 0.0, 40.0, 10.0)];
+    assert_eq!(
+        (a.changes[0].action, a.changes[0].rule.as_str()),
+        ("BOOST", "confidence_modifier(ship, harbor, 1.25)")
+    );
+    let far = vec![
+        det("ship", 0.6, 0.0, 0.0, 10.0, 10.0),
+        det("harbor", 0.9, 30.0, 0.0, 40.0, 10.0),
+    ];
     let a = t.adjust(&far);
     assert_eq!(a.scores, vec![0.6, 0.9]);
     assert!(a.changes.is_empty());
@@ -38,15 +51,31 @@ fn boost_applies_only_within_the_near_distance_and_caps_at_one() {
 fn penalty_hits_the_lower_confidence_only_above_the_overlap_ratio() {
     let t = table("confidence_modifier(ship, bridge, 0.5).\noverlap_ratio(0.5).\n");
     // Ship 10x10 half on the bridge: intersection / smaller = 0.5, not > 0.5: no change.
-    let half = vec![det("ship", 0.6, 0.0, 0.0, 10.0, 10.0), det("bridge", 0.8, 5.0, 0.0, 100.0, 10.0)];
+    let half = vec![
+        det("ship", 0.6, 0.0, 0.0, 10.0, 10.0),
+        det("bridge", 0.8, 5.0, 0.0, 100.0, 10.0),
+    ];
     assert_eq!(t.adjust(&half).scores, vec![0.6, 0.8]);
     // 60% on the bridge: the ship (lower confidence) is halved, the bridge stays.
-    let on = vec![det("ship", 0.6, 0.0, 0.0, 10.0, 10.0), det("bridge", 0.8, 4.0, 0.0, 100.0, 10.0)];
+    let on = vec![
+        det("ship", 0.6, 0.0, 0.0, 10.0, 10.0),
+        det("bridge", 0.8, 4.0, 0.0, 100.0, 10.0),
+    ];
     let a = t.adjust(&on);
-    assert!(close(a.scores[0], 0.3) && close(a.scores[1], 0.8), "{:?}", a.scores);
-    assert_eq!((a.changes[0].action, a.changes[0].target, a.changes[0].other), ("PENALTY", 0, 1));
+    assert!(
+        close(a.scores[0], 0.3) && close(a.scores[1], 0.8),
+        "{:?}",
+        a.scores
+    );
+    assert_eq!(
+        (a.changes[0].action, a.changes[0].target, a.changes[0].other),
+        ("PENALTY", 0, 1)
+    );
     // When the bridge is the less confident one, the bridge is penalised.
-    let on = vec![det("ship", 0.9, 0.0, 0.0, 10.0, 10.0), det("bridge", 0.4, 4.0, 0.0, 100.0, 10.0)];
+    let on = vec![
+        det("ship", 0.9, 0.0, 0.0, 10.0, 10.0),
+        det("bridge", 0.4, 4.0, 0.0, 100.0, 10.0),
+    ];
     assert!(close(t.adjust(&on).scores[1], 0.2));
 }
 
@@ -70,30 +99,69 @@ fn relation_rules_change_the_subject_and_combine_strongest_boost_and_penalty() {
     rules.sort_unstable();
     assert_eq!(
         rules,
-        ["confidence_modifier(plane, helicopter, 1.2)", "confidence_modifier(plane, ship, 1.1)", "relation_modifier(plane, located_on, harbor, 0.5)"]
+        [
+            "confidence_modifier(plane, helicopter, 1.2)",
+            "confidence_modifier(plane, ship, 1.1)",
+            "relation_modifier(plane, located_on, harbor, 0.5)"
+        ]
     );
 }
 
 #[test]
 fn shuffled_input_gives_the_same_result_and_unruled_classes_are_untouched() {
-    let t = load_rules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl"), None, LoadLimits::default()).unwrap();
+    let t = load_rules(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl"),
+        None,
+        LoadLimits::default(),
+    )
+    .unwrap();
     let mut s = 99u64;
     let mut rnd = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 33) as f32 / (1u64 << 31) as f32
     };
-    let classes = ["ship", "harbor", "bridge", "large vehicle", "small vehicle", "tennis court", "soccer ball field", "plane", "helicopter", "storage tank"];
+    let classes = [
+        "ship",
+        "harbor",
+        "bridge",
+        "large vehicle",
+        "small vehicle",
+        "tennis court",
+        "soccer ball field",
+        "plane",
+        "helicopter",
+        "storage tank",
+    ];
     let dets: Vec<Detection> = (0..400)
         .map(|_| {
             let c = classes[(rnd() * classes.len() as f32) as usize % classes.len()];
-            let o = OrientedBox::new(rnd() * 600.0, rnd() * 600.0, 5.0 + rnd() * 60.0, 5.0 + rnd() * 30.0, rnd() * 3.0);
+            let o = OrientedBox::new(
+                rnd() * 600.0,
+                rnd() * 600.0,
+                5.0 + rnd() * 60.0,
+                5.0 + rnd() * 30.0,
+                rnd() * 3.0,
+            );
             Detection::oriented(0, c, 0.2 + 0.8 * rnd(), o)
         })
         .collect();
-    let key = |d: &Detection, score: f32| (d.class_name.clone(), d.bbox.x1.to_bits(), d.bbox.y1.to_bits(), score.to_bits());
+    let key = |d: &Detection, score: f32| {
+        (
+            d.class_name.clone(),
+            d.bbox.x1.to_bits(),
+            d.bbox.y1.to_bits(),
+            score.to_bits(),
+        )
+    };
     let result = |input: &[Detection]| {
         let a = t.adjust(input);
-        let mut v: Vec<_> = input.iter().zip(&a.scores).map(|(d, &s)| key(d, s)).collect();
+        let mut v: Vec<_> = input
+            .iter()
+            .zip(&a.scores)
+            .map(|(d, &s)| key(d, s))
+            .collect();
         v.sort();
         (v, a.changes.len())
     };
@@ -109,6 +177,9 @@ fn shuffled_input_gives_the_same_result_and_unruled_classes_are_untouched() {
     }
     assert_eq!(result(&shuffled), want);
     // A class with no rule (storage tank has rules only with harbor; swimming pool has none as subject of pairs).
-    let lonely = vec![det("roundabout", 0.7, 0.0, 0.0, 50.0, 50.0), det("large vehicle", 0.6, 10.0, 10.0, 20.0, 20.0)];
+    let lonely = vec![
+        det("roundabout", 0.7, 0.0, 0.0, 50.0, 50.0),
+        det("large vehicle", 0.6, 10.0, 10.0, 20.0, 20.0),
+    ];
     assert_eq!(t.adjust(&lonely).scores, vec![0.7, 0.6]);
 }

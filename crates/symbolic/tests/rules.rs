@@ -17,19 +17,45 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn the_dota_rule_base_compiles_without_warnings() {
-    let t = load_rules(&dota_rules(), Some(&ClassNames::dota_v1()), LoadLimits::default()).unwrap();
+    let t = load_rules(
+        &dota_rules(),
+        Some(&ClassNames::dota_v1()),
+        LoadLimits::default(),
+    )
+    .unwrap();
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     assert_eq!(t.pair_rule("harbor", "ship").unwrap().weight, 1.25);
-    assert_eq!(t.pair_rule("small_vehicle", "soccer_ball_field").unwrap().weight, 0.8);
-    assert_eq!(t.pair_rule("tennis_court", "basketball_court").unwrap().weight, 1.1);
+    assert_eq!(
+        t.pair_rule("small_vehicle", "soccer_ball_field")
+            .unwrap()
+            .weight,
+        0.8
+    );
+    assert_eq!(
+        t.pair_rule("tennis_court", "basketball_court")
+            .unwrap()
+            .weight,
+        1.1
+    );
     // 6 sports facilities: 15 unordered pairs; 2 vehicles x 5 fields: 10; plus 4 + 4 facts.
     assert_eq!(t.pair_rules.len(), 15 + 10 + 8);
     assert_eq!(t.relation_rules.len(), 5 + 2);
-    assert_eq!((t.params.near_factor, t.overlap_ratio, t.params.adjacent_factor, t.params.on_ratio), (2.0, 0.5, 0.1, 0.5));
+    assert_eq!(
+        (
+            t.params.near_factor,
+            t.overlap_ratio,
+            t.params.adjacent_factor,
+            t.params.on_ratio
+        ),
+        (2.0, 0.5, 0.1, 0.5)
+    );
 }
 
 fn load_err(path: &Path) -> SymbolicError {
-    let limits = LoadLimits { inferences: 200_000, timeout: Duration::from_secs(20) };
+    let limits = LoadLimits {
+        inferences: 200_000,
+        timeout: Duration::from_secs(20),
+    };
     load_rules(path, Some(&ClassNames::dota_v1()), limits).expect_err("must fail")
 }
 
@@ -37,42 +63,123 @@ fn load_err(path: &Path) -> SymbolicError {
 fn bad_rule_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pl");
-    assert_eq!(load_err(&missing).to_string(), format!("rules {}: No such file or directory (os error 2)", missing.display()));
+    assert_eq!(
+        load_err(&missing).to_string(),
+        format!(
+            "rules {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
 
-    let p = write(dir.path(), "syntax.pl", "near_factor(2.0).\nconfidence_modifier(ship, harbor 1.25).\n");
+    let p = write(
+        dir.path(),
+        "syntax.pl",
+        "near_factor(2.0).\nconfidence_modifier(ship, harbor 1.25).\n",
+    );
     let e = load_err(&p);
     assert!(matches!(e, SymbolicError::Syntax { .. }), "{e}");
-    assert!(e.to_string().starts_with(&format!("rules {}: syntax error at line 2", p.display())), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("rules {}: syntax error at line 2", p.display())),
+        "{e}"
+    );
 
-    let p = write(dir.path(), "loop.pl", "loop :- loop.\nconfidence_modifier(ship, harbor, W) :- loop, W = 1.2.\n");
+    let p = write(
+        dir.path(),
+        "loop.pl",
+        "loop :- loop.\nconfidence_modifier(ship, harbor, W) :- loop, W = 1.2.\n",
+    );
     let t = Instant::now();
     let e = load_err(&p);
-    assert!(t.elapsed() < Duration::from_secs(15), "the inference limit must stop a loop quickly");
-    assert_eq!(e.to_string(), format!("rules {}: confidence_modifier/3 did not finish within the inference limit (200000): a rule that loops?", p.display()));
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the inference limit must stop a loop quickly"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "rules {}: confidence_modifier/3 did not finish within the inference limit (200000): a rule that loops?",
+            p.display()
+        )
+    );
     assert_eq!(e.kind(), "limit");
 
     let p = write(dir.path(), "directive.pl", "loop :- loop.\n:- loop.\n");
     let e = load_err(&p);
     assert_eq!(
         e.to_string(),
-        format!("rules {}: could not be consulted: a directive failed, raised an error or exceeded the inference limit", p.display())
+        format!(
+            "rules {}: could not be consulted: a directive failed, raised an error or exceeded the inference limit",
+            p.display()
+        )
     );
 
-    let p = write(dir.path(), "word.pl", "confidence_modifier(ship, harbor, high).\n");
-    assert_eq!(load_err(&p).to_string(), format!("rules {}: confidence_modifier(ship, harbor, high): weight high is not a number", p.display()));
-    let p = write(dir.path(), "zero.pl", "confidence_modifier(ship, harbor, 0).\n");
-    assert_eq!(load_err(&p).to_string(), format!("rules {}: confidence_modifier(ship, harbor, 0): weight 0 is out of range (0, 10]", p.display()));
-    let p = write(dir.path(), "big.pl", "relation_modifier(ship, located_near, harbor, 11.5).\n");
-    assert!(load_err(&p).to_string().ends_with("weight 11.5 is out of range (0, 10]"));
-    let p = write(dir.path(), "rel.pl", "relation_modifier(ship, inside, harbor, 1.2).\n");
+    let p = write(
+        dir.path(),
+        "word.pl",
+        "confidence_modifier(ship, harbor, high).\n",
+    );
+    assert_eq!(
+        load_err(&p).to_string(),
+        format!(
+            "rules {}: confidence_modifier(ship, harbor, high): weight high is not a number",
+            p.display()
+        )
+    );
+    let p = write(
+        dir.path(),
+        "zero.pl",
+        "confidence_modifier(ship, harbor, 0).\n",
+    );
+    assert_eq!(
+        load_err(&p).to_string(),
+        format!(
+            "rules {}: confidence_modifier(ship, harbor, 0): weight 0 is out of range (0, 10]",
+            p.display()
+        )
+    );
+    let p = write(
+        dir.path(),
+        "big.pl",
+        "relation_modifier(ship, located_near, harbor, 11.5).\n",
+    );
+    assert!(
+        load_err(&p)
+            .to_string()
+            .ends_with("weight 11.5 is out of range (0, 10]")
+    );
+    let p = write(
+        dir.path(),
+        "rel.pl",
+        "relation_modifier(ship, inside, harbor, 1.2).\n",
+    );
     assert!(load_err(&p).to_string().contains("unknown relation inside"));
-    let p = write(dir.path(), "unbound.pl", "confidence_modifier(_, harbor, 1.2).\n");
-    assert!(load_err(&p).to_string().contains("both classes must be atoms"));
+    let p = write(
+        dir.path(),
+        "unbound.pl",
+        "confidence_modifier(_, harbor, 1.2).\n",
+    );
+    assert!(
+        load_err(&p)
+            .to_string()
+            .contains("both classes must be atoms")
+    );
     let p = write(dir.path(), "thr.pl", "overlap_ratio(1.5).\n");
-    assert!(load_err(&p).to_string().contains("overlap_ratio(1.5): must be a positive number <= 1"));
-    let p = write(dir.path(), "throw.pl", "confidence_modifier(ship, harbor, W) :- W is 1 / 0.\n");
+    assert!(
+        load_err(&p)
+            .to_string()
+            .contains("overlap_ratio(1.5): must be a positive number <= 1")
+    );
+    let p = write(
+        dir.path(),
+        "throw.pl",
+        "confidence_modifier(ship, harbor, W) :- W is 1 / 0.\n",
+    );
     let e = load_err(&p).to_string();
-    assert!(e.contains("confidence_modifier/3 raised error(evaluation_error"), "{e}");
+    assert!(
+        e.contains("confidence_modifier/3 raised error(evaluation_error"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -97,7 +204,11 @@ fn unknown_classes_and_conflicts_are_warnings() {
 #[test]
 fn a_failed_load_does_not_poison_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.pl", "confidence_modifier(ship, harbor, 1.2\n");
+    let bad = write(
+        dir.path(),
+        "bad.pl",
+        "confidence_modifier(ship, harbor, 1.2\n",
+    );
     assert!(load_rules(&bad, None, LoadLimits::default()).is_err());
     assert!(load_rules(&dota_rules(), None, LoadLimits::default()).is_ok());
 }

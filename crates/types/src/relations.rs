@@ -31,7 +31,12 @@ pub enum Relation {
 }
 
 impl Relation {
-    pub const ALL: [Relation; 4] = [Self::LocatedNear, Self::AdjacentTo, Self::LocatedOn, Self::Overlaps];
+    pub const ALL: [Relation; 4] = [
+        Self::LocatedNear,
+        Self::AdjacentTo,
+        Self::LocatedOn,
+        Self::Overlaps,
+    ];
 
     /// The Prolog atom / label value.
     pub fn as_str(&self) -> &'static str {
@@ -58,7 +63,11 @@ pub struct RelationParams {
 
 impl Default for RelationParams {
     fn default() -> Self {
-        Self { near_factor: 2.0, adjacent_factor: 0.1, on_ratio: 0.5 }
+        Self {
+            near_factor: 2.0,
+            adjacent_factor: 0.1,
+            on_ratio: 0.5,
+        }
     }
 }
 
@@ -92,7 +101,11 @@ fn gap(a: &BBox, b: &BBox) -> f32 {
 
 /// Every relation between the detections, sorted by (subject, object, relation). `wanted(s, o)` can restrict the
 /// class pairs examined (all pairs by default, or an allow-list like the reference's).
-pub fn extract(dets: &[Detection], params: &RelationParams, wanted: impl Fn(&Detection, &Detection) -> bool) -> Vec<RelationEdge> {
+pub fn extract(
+    dets: &[Detection],
+    params: &RelationParams,
+    wanted: impl Fn(&Detection, &Detection) -> bool,
+) -> Vec<RelationEdge> {
     let diag: Vec<f32> = dets.iter().map(|d| d.bbox.diagonal()).collect();
     // Reach of each box: its centre square for "near" and its rectangle grown for "adjacent".
     let search: Vec<BBox> = dets
@@ -129,7 +142,12 @@ pub fn extract(dets: &[Detection], params: &RelationParams, wanted: impl Fn(&Det
             }
             let mut push = |s: usize, o: usize, relation: Relation, weight: f32| {
                 if (s == i && ab) || (s == j && ba) {
-                    out.push(RelationEdge { subject: s, object: o, relation, weight });
+                    out.push(RelationEdge {
+                        subject: s,
+                        object: o,
+                        relation,
+                        weight,
+                    });
                 }
             };
             let d = distance(a.bbox.center(), b.bbox.center()) as f32;
@@ -163,7 +181,7 @@ pub fn extract(dets: &[Detection], params: &RelationParams, wanted: impl Fn(&Det
             }
         }
     }
-    out.sort_by(|x, y| (x.subject, x.object, x.relation).cmp(&(y.subject, y.object, y.relation)));
+    out.sort_by_key(|x| (x.subject, x.object, x.relation));
     out
 }
 
@@ -176,39 +194,84 @@ mod tests {
     }
 
     fn rels(edges: &[RelationEdge]) -> Vec<(usize, usize, &'static str)> {
-        edges.iter().map(|e| (e.subject, e.object, e.relation.as_str())).collect()
+        edges
+            .iter()
+            .map(|e| (e.subject, e.object, e.relation.as_str()))
+            .collect()
     }
 
     #[test]
     fn each_relation_on_hand_placed_boxes() {
         let p = RelationParams::default();
         // Two 10x10 boxes 25 px apart (centre to centre): diagonal 14.14, near limit 2 x 14.14 = 28.3.
-        let d = vec![det("a", 0.0, 0.0, 10.0, 10.0), det("b", 25.0, 0.0, 35.0, 10.0)];
-        assert_eq!(rels(&extract(&d, &p, |_, _| true)), vec![(0, 1, "located_near"), (1, 0, "located_near")]);
+        let d = vec![
+            det("a", 0.0, 0.0, 10.0, 10.0),
+            det("b", 25.0, 0.0, 35.0, 10.0),
+        ];
+        assert_eq!(
+            rels(&extract(&d, &p, |_, _| true)),
+            vec![(0, 1, "located_near"), (1, 0, "located_near")]
+        );
         // 30 px apart: not near.
-        let d = vec![det("a", 0.0, 0.0, 10.0, 10.0), det("b", 30.0, 0.0, 40.0, 10.0)];
+        let d = vec![
+            det("a", 0.0, 0.0, 10.0, 10.0),
+            det("b", 30.0, 0.0, 40.0, 10.0),
+        ];
         assert!(extract(&d, &p, |_, _| true).is_empty());
         // A 1 px gap is adjacent (<= 0.1 x 14.14) and near.
-        let d = vec![det("a", 0.0, 0.0, 10.0, 10.0), det("b", 11.0, 0.0, 21.0, 10.0)];
-        let e = extract(&d, &p, |_, _| true);
-        assert_eq!(rels(&e), vec![(0, 1, "located_near"), (0, 1, "adjacent_to"), (1, 0, "located_near"), (1, 0, "adjacent_to")]);
-        assert_eq!(e[1].weight, 1.0);
-        // A small box on a big one: on (for the small one only), overlaps both ways, near both ways.
-        let d = vec![det("ship", 10.0, 10.0, 14.0, 14.0), det("harbor", 0.0, 0.0, 100.0, 100.0)];
+        let d = vec![
+            det("a", 0.0, 0.0, 10.0, 10.0),
+            det("b", 11.0, 0.0, 21.0, 10.0),
+        ];
         let e = extract(&d, &p, |_, _| true);
         assert_eq!(
             rels(&e),
-            vec![(0, 1, "located_near"), (0, 1, "located_on"), (0, 1, "overlaps"), (1, 0, "located_near"), (1, 0, "overlaps")]
+            vec![
+                (0, 1, "located_near"),
+                (0, 1, "adjacent_to"),
+                (1, 0, "located_near"),
+                (1, 0, "adjacent_to")
+            ]
         );
-        let on = e.iter().find(|x| x.relation == Relation::LocatedOn).unwrap();
+        assert_eq!(e[1].weight, 1.0);
+        // A small box on a big one: on (for the small one only), overlaps both ways, near both ways.
+        let d = vec![
+            det("ship", 10.0, 10.0, 14.0, 14.0),
+            det("harbor", 0.0, 0.0, 100.0, 100.0),
+        ];
+        let e = extract(&d, &p, |_, _| true);
+        assert_eq!(
+            rels(&e),
+            vec![
+                (0, 1, "located_near"),
+                (0, 1, "located_on"),
+                (0, 1, "overlaps"),
+                (1, 0, "located_near"),
+                (1, 0, "overlaps")
+            ]
+        );
+        let on = e
+            .iter()
+            .find(|x| x.relation == Relation::LocatedOn)
+            .unwrap();
         assert_eq!(on.weight, 1.0);
     }
 
     #[test]
     fn class_filter_and_thresholds_apply() {
-        let d = vec![det("a", 0.0, 0.0, 10.0, 10.0), det("b", 25.0, 0.0, 35.0, 10.0)];
-        assert!(extract(&d, &RelationParams::default(), |s, _| s.class_name == "a").iter().all(|e| e.subject == 0));
-        let tight = RelationParams { near_factor: 1.0, ..Default::default() };
+        let d = vec![
+            det("a", 0.0, 0.0, 10.0, 10.0),
+            det("b", 25.0, 0.0, 35.0, 10.0),
+        ];
+        assert!(
+            extract(&d, &RelationParams::default(), |s, _| s.class_name == "a")
+                .iter()
+                .all(|e| e.subject == 0)
+        );
+        let tight = RelationParams {
+            near_factor: 1.0,
+            ..Default::default()
+        };
         assert!(extract(&d, &tight, |_, _| true).is_empty());
     }
 
@@ -221,7 +284,12 @@ mod tests {
         };
         let d: Vec<Detection> = (0..300)
             .map(|_| {
-                let (x, y, w, h) = (rnd() * 500.0, rnd() * 500.0, 3.0 + rnd() * 40.0, 3.0 + rnd() * 40.0);
+                let (x, y, w, h) = (
+                    rnd() * 500.0,
+                    rnd() * 500.0,
+                    3.0 + rnd() * 40.0,
+                    3.0 + rnd() * 40.0,
+                );
                 det("x", x, y, x + w, y + h)
             })
             .collect();
@@ -231,13 +299,19 @@ mod tests {
         let mut want = Vec::new();
         for i in 0..d.len() {
             for j in i + 1..d.len() {
-                want.extend(extract(&[d[i].clone(), d[j].clone()], &p, |_, _| true).into_iter().map(|mut e| {
-                    (e.subject, e.object) = if e.subject == 0 { (i, j) } else { (j, i) };
-                    e
-                }));
+                want.extend(
+                    extract(&[d[i].clone(), d[j].clone()], &p, |_, _| true)
+                        .into_iter()
+                        .map(|mut e| {
+                            (e.subject, e.object) = if e.subject == 0 { (i, j) } else { (j, i) };
+                            e
+                        }),
+                );
             }
         }
-        want.sort_by(|x, y| (x.subject, x.object, x.relation).cmp(&(y.subject, y.object, y.relation)));
+        want.sort_by(|x, y| {
+            (x.subject, x.object, x.relation).cmp(&(y.subject, y.object, y.relation))
+        });
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
     }

@@ -1,0 +1,85 @@
+//! Peer check: scryer-prolog (through nsod) and SWI-Prolog enumerate the same confidence_modifier/3 and
+//! relation_modifier/4 solutions from rules/dota.pl. Needs `swipl` (Debian swi-prolog-nox); required under CI=true.
+
+use nsod_symbolic::{LoadLimits, load_rules};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn swipl_solutions(rules: &Path, goal: &str) -> Option<BTreeSet<(Vec<String>, String)>> {
+    let out = match Command::new("swipl")
+        .args(["-q", "-g", goal, "-t", "halt"])
+        .arg(rules)
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but swipl is not installed"
+            );
+            eprintln!("skipping: swipl not installed");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "swipl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut parts: Vec<String> = l.split(' ').map(str::to_owned).collect();
+                let w: f64 = parts.pop().unwrap().parse().unwrap();
+                (parts, format!("{w:.6}"))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn scryer_and_swi_prolog_agree_on_the_dota_rules() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl");
+    let Some(swi_pairs) = swipl_solutions(
+        &rules,
+        "forall(confidence_modifier(A,B,W), format('~w ~w ~w~n', [A,B,W]))",
+    ) else {
+        return;
+    };
+    let swi_rel = swipl_solutions(
+        &rules,
+        "forall(relation_modifier(S,R,O,W), format('~w ~w ~w ~w~n', [S,R,O,W]))",
+    )
+    .unwrap();
+    let table = load_rules(&rules, None, LoadLimits::default()).unwrap();
+    let ours_pairs: BTreeSet<(Vec<String>, String)> = table
+        .pair_rules
+        .iter()
+        .map(|r| (vec![r.a.clone(), r.b.clone()], format!("{:.6}", r.weight)))
+        .collect();
+    let ours_rel: BTreeSet<(Vec<String>, String)> = table
+        .relation_rules
+        .iter()
+        .map(|r| {
+            (
+                vec![
+                    r.subject.clone(),
+                    r.relation.as_str().to_owned(),
+                    r.object.clone(),
+                ],
+                format!("{:.6}", r.weight),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours_pairs.len(),
+        table.pair_rules.len(),
+        "no duplicate solutions"
+    );
+    assert_eq!(ours_pairs, swi_pairs);
+    assert_eq!(ours_rel, swi_rel);
+    assert!(ours_pairs.len() > 30 && ours_rel.len() > 5);
+}
