@@ -178,6 +178,9 @@ fn a_lingering_infer_run_exposes_the_catalog() {
         ("nsod_nms_output_detections_total", "counter"),
         ("nsod_pipeline_stage_duration_seconds", "histogram"),
         ("nsod_errors_total", "counter"),
+        ("nsod_prolog_query_duration_seconds", "histogram"),
+        ("nsod_rule_applications_total", "counter"),
+        ("nsod_confidence_adjustment_delta", "histogram"),
         ("process_cpu_seconds_total", "counter"),
         ("process_resident_memory_bytes", "gauge"),
         ("process_start_time_seconds", "gauge"),
@@ -243,6 +246,22 @@ fn a_lingering_infer_run_exposes_the_catalog() {
         1.0
     );
     assert_eq!(e.value("nsod_images_in_flight"), 0.0);
+    // The DOTA rules ran: loaded once, boosts applied, every boost a positive delta.
+    assert_eq!(
+        e.value("nsod_prolog_query_duration_seconds_count{query=\"load\"}"),
+        1.0
+    );
+    let boosts = e.value("nsod_rule_applications_total{action=\"boost\"}");
+    assert!(boosts > 0.0);
+    assert_eq!(
+        e.value("nsod_confidence_adjustment_delta_bucket{le=\"0.0\"}"),
+        0.0
+    );
+    assert!(e.value("nsod_confidence_adjustment_delta_count") > 0.0);
+    assert_eq!(
+        e.value("nsod_pipeline_stage_duration_seconds_count{stage=\"symbolic\"}"),
+        2.0
+    );
     let build = e
         .samples
         .keys()

@@ -8,32 +8,68 @@ use nsod_types::{BBox, Detection};
 
 #[test]
 fn rules_check_prints_the_decision_table() {
-    let out = nsod().args(["rules", "check"]).arg(repo_root().join("rules/dota.pl")).output().unwrap();
+    let out = nsod()
+        .args(["rules", "check"])
+        .arg(repo_root().join("rules/dota.pl"))
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("thresholds: near_factor 2, overlap_ratio 0.5, adjacent_factor 0.1, on_ratio 0.5"), "{stdout}");
-    assert!(stdout.contains("confidence_modifier/3: 33 pairs\n"), "{stdout}");
-    assert!(stdout.contains("  boost    confidence_modifier(ship, harbor, 1.25)\n"), "{stdout}");
-    assert!(stdout.contains("  penalty  confidence_modifier(ship, bridge, 0.7)\n"), "{stdout}");
-    assert!(stdout.contains("relation_modifier/4: 7 rules\n") && stdout.trim_end().ends_with("0 warnings"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "thresholds: near_factor 2, overlap_ratio 0.5, adjacent_factor 0.1, on_ratio 0.5"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("confidence_modifier/3: 33 pairs\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  boost    confidence_modifier(ship, harbor, 1.25)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  penalty  confidence_modifier(ship, bridge, 0.7)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("relation_modifier/4: 7 rules\n")
+            && stdout.trim_end().ends_with("0 warnings"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn rules_check_reports_errors_and_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.pl");
-    std::fs::write(&bad, "near_factor(2.0).\nconfidence_modifier(ship, harbor 1.25).\n").unwrap();
+    std::fs::write(
+        &bad,
+        "near_factor(2.0).\nconfidence_modifier(ship, harbor 1.25).\n",
+    )
+    .unwrap();
     let out = nsod().args(["rules", "check"]).arg(&bad).output().unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
-    assert!(stderr.starts_with(&format!("error: rules {}: syntax error at line 2", bad.display())), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: rules {}: syntax error at line 2",
+            bad.display()
+        )),
+        "{stderr}"
+    );
     let warn = dir.path().join("warn.pl");
     std::fs::write(&warn, "confidence_modifier(ship, crane, 1.2).\n").unwrap();
     let out = nsod().args(["rules", "check"]).arg(&warn).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: rules") && stderr.contains("class crane is not one of the model's classes"), "{stderr}");
+    assert!(
+        stderr.contains("warning: rules")
+            && stderr.contains("class crane is not one of the model's classes"),
+        "{stderr}"
+    );
     assert!(stdout.trim_end().ends_with("1 warnings"), "{stdout}");
 }
 
@@ -41,56 +77,117 @@ fn rules_check_reports_errors_and_warnings() {
 fn symbolic_refines_a_predictions_file_and_explains_each_change() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("r.pl");
-    std::fs::write(&rules, "confidence_modifier(ship, harbor, 1.25).\nconfidence_modifier(ship, bridge, 0.5).\n").unwrap();
+    std::fs::write(
+        &rules,
+        "confidence_modifier(ship, harbor, 1.25).\nconfidence_modifier(ship, bridge, 0.5).\n",
+    )
+    .unwrap();
     let pred = dir.path().join("predictions.jsonl");
     let mut w = JsonlWriter::create(&pred).unwrap();
-    let det = |c: u32, name: &str, s: f32, b: [f32; 4]| Detection::new(c, name, s, BBox::new(b[0], b[1], b[2], b[3]));
+    let det = |c: u32, name: &str, s: f32, b: [f32; 4]| {
+        Detection::new(c, name, s, BBox::new(b[0], b[1], b[2], b[3]))
+    };
     w.write(&ImagePredictions {
         image: "harbour.png".into(),
         width: 200,
         height: 200,
-        detections: vec![det(1, "ship", 0.6, [0.0, 0.0, 10.0, 10.0]), det(7, "harbor", 0.5, [20.0, 0.0, 30.0, 10.0])],
+        detections: vec![
+            det(1, "ship", 0.6, [0.0, 0.0, 10.0, 10.0]),
+            det(7, "harbor", 0.5, [20.0, 0.0, 30.0, 10.0]),
+        ],
     })
     .unwrap();
     w.write(&ImagePredictions {
         image: "bridge.png".into(),
         width: 200,
         height: 200,
-        detections: vec![det(1, "ship", 0.4, [0.0, 0.0, 10.0, 10.0]), det(8, "bridge", 0.9, [2.0, 0.0, 100.0, 10.0])],
+        detections: vec![
+            det(1, "ship", 0.4, [0.0, 0.0, 10.0, 10.0]),
+            det(8, "bridge", 0.9, [2.0, 0.0, 100.0, 10.0]),
+        ],
     })
     .unwrap();
     w.finish().unwrap();
     let out_dir = dir.path().join("out");
-    let out = nsod().args(["symbolic", "--pred"]).arg(&pred).arg("--rules").arg(&rules).arg("--out").arg(&out_dir).output().unwrap();
+    let out = nsod()
+        .args(["symbolic", "--pred"])
+        .arg(&pred)
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stdout.trim_end(), format!("2 images refined, 0 failed, 2 rule applications; output in {}", out_dir.display()));
+    assert_eq!(
+        stdout.trim_end(),
+        format!(
+            "2 images refined, 0 failed, 2 rule applications; output in {}",
+            out_dir.display()
+        )
+    );
     let refined = read_all(&out_dir.join("predictions.jsonl")).unwrap();
-    let scores = |i: usize| refined[i].detections.iter().map(|d| (d.class_name.clone(), d.score)).collect::<Vec<_>>();
-    assert_eq!(scores(0), vec![("ship".to_owned(), 0.75), ("harbor".to_owned(), 0.625)]);
-    assert_eq!(scores(1), vec![("bridge".to_owned(), 0.9), ("ship".to_owned(), 0.2)]);
+    let scores = |i: usize| {
+        refined[i]
+            .detections
+            .iter()
+            .map(|d| (d.class_name.clone(), d.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        scores(0),
+        vec![("ship".to_owned(), 0.75), ("harbor".to_owned(), 0.625)]
+    );
+    assert_eq!(
+        scores(1),
+        vec![("bridge".to_owned(), 0.9), ("ship".to_owned(), 0.2)]
+    );
     let csv = std::fs::read_to_string(out_dir.join("report.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf");
-    assert_eq!(lines[1], "harbour.png,BOOST,\"confidence_modifier(ship, harbor, 1.25)\",harbor#1,0.500000,0.625000,ship#0,0.600000,0.750000,,,");
-    assert_eq!(lines[2], "bridge.png,PENALTY,\"confidence_modifier(ship, bridge, 0.5)\",ship#0,0.400000,0.200000,bridge#1,0.900000,0.900000,ship#0,bridge#1,0.900000");
+    assert_eq!(
+        lines[0],
+        "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf"
+    );
+    assert_eq!(
+        lines[1],
+        "harbour.png,BOOST,\"confidence_modifier(ship, harbor, 1.25)\",harbor#1,0.500000,0.625000,ship#0,0.600000,0.750000,,,"
+    );
+    assert_eq!(
+        lines[2],
+        "bridge.png,PENALTY,\"confidence_modifier(ship, bridge, 0.5)\",ship#0,0.400000,0.200000,bridge#1,0.900000,0.900000,ship#0,bridge#1,0.900000"
+    );
     let jsonl = std::fs::read_to_string(out_dir.join("report.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(first["rule"], "confidence_modifier(ship, harbor, 1.25)");
-    assert_eq!(first["object_1"]["bbox"], serde_json::json!([20.0, 0.0, 30.0, 10.0]));
+    assert_eq!(
+        first["object_1"]["bbox"],
+        serde_json::json!([20.0, 0.0, 30.0, 10.0])
+    );
 
     // A missing rules file: one error line, exit 2, nothing written.
-    let out = nsod().args(["symbolic", "--pred"]).arg(&pred).args(["--rules", "/nonexistent/rules.pl", "--out"]).arg(dir.path().join("o2")).output().unwrap();
+    let out = nsod()
+        .args(["symbolic", "--pred"])
+        .arg(&pred)
+        .args(["--rules", "/nonexistent/rules.pl", "--out"])
+        .arg(dir.path().join("o2"))
+        .output()
+        .unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr.trim_end(), "error: rules /nonexistent/rules.pl: No such file or directory (os error 2)");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: rules /nonexistent/rules.pl: No such file or directory (os error 2)"
+    );
     assert!(!dir.path().join("o2").exists());
 }
 
 #[test]
 fn infer_applies_the_dota_rules_by_default_and_not_with_no_symbolic() {
     let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else { return };
+    let Some((models, data)) = shared_assets() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("crop.png");
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();
@@ -104,14 +201,20 @@ fn infer_applies_the_dota_rules_by_default_and_not_with_no_symbolic() {
     assert_eq!(refined[0].detections.len(), 107);
     let csv = std::fs::read_to_string(out_dir.join("report.csv")).unwrap();
     let rows = csv.lines().count() - 1;
-    assert!(rows > 0, "vehicles next to each other should fire the vehicle rules");
+    assert!(
+        rows > 0,
+        "vehicles next to each other should fire the vehicle rules"
+    );
     // Only boosts here (large and small vehicles together): no score went down, some went up.
     let sum = |r: &ImagePredictions| r.detections.iter().map(|d| f64::from(d.score)).sum::<f64>();
     assert!(sum(&refined[0]) > sum(&raw[0]));
     assert!(csv.lines().skip(1).all(|l| l.contains(",BOOST,")), "{csv}");
 
     let off = dir.path().join("off");
-    let out = infer(&lib, &models, &input, &off).arg("--no-symbolic").output().unwrap();
+    let out = infer(&lib, &models, &input, &off)
+        .arg("--no-symbolic")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(!off.join("report.csv").exists() && !off.join("predictions_raw.jsonl").exists());
     let plain = read_all(&off.join("predictions.jsonl")).unwrap();

@@ -37,7 +37,13 @@ fn scene() -> Vec<Detection> {
             let cluster = left.min(5 + (rnd() * 30.0) as usize);
             for _ in 0..cluster {
                 let size = lo + (hi - lo) * rnd();
-                let o = OrientedBox::new(cx + (rnd() - 0.5) * 400.0, cy + (rnd() - 0.5) * 400.0, size, size * (0.3 + 0.5 * rnd()), rnd() * 3.1);
+                let o = OrientedBox::new(
+                    cx + (rnd() - 0.5) * 400.0,
+                    cy + (rnd() - 0.5) * 400.0,
+                    size,
+                    size * (0.3 + 0.5 * rnd()),
+                    rnd() * 3.1,
+                );
                 out.push(Detection::oriented(0, class, 0.25 + 0.75 * rnd(), o));
             }
             left -= cluster;
@@ -50,11 +56,22 @@ fn bench(c: &mut Criterion) {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/dota.pl");
     let t = Instant::now();
     let table = load_rules(&rules, None, LoadLimits::default()).expect("rules/dota.pl loads");
-    println!("rules/dota.pl: loaded and compiled in {:.3} s ({} pair rules, {} relation rules)", t.elapsed().as_secs_f64(), table.pair_rules.len(), table.relation_rules.len());
+    println!(
+        "rules/dota.pl: loaded and compiled in {:.3} s ({} pair rules, {} relation rules)",
+        t.elapsed().as_secs_f64(),
+        table.pair_rules.len(),
+        table.relation_rules.len()
+    );
     let dets = scene();
     let adj = table.adjust(&dets);
-    println!("scene: {} detections, {} rule applications", dets.len(), adj.changes.len());
-    c.bench_function("adjust_2000_detections", |b| b.iter(|| table.adjust(black_box(&dets))));
+    println!(
+        "scene: {} detections, {} rule applications",
+        dets.len(),
+        adj.changes.len()
+    );
+    c.bench_function("adjust_2000_detections", |b| {
+        b.iter(|| table.adjust(black_box(&dets)))
+    });
 }
 
 criterion_group!(benches, bench);
