@@ -4,6 +4,7 @@ use nsod_types::geometry::{intersection_area, rotated_intersection_area};
 use nsod_types::relations::{Relation, RelationParams, extract};
 use nsod_types::{ClassNames, Detection};
 use std::collections::{BTreeMap, HashMap, HashSet};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,6 +66,9 @@ pub struct DecisionTable {
     pub load_time: Duration,
     pairs: HashMap<(String, String), usize>,
     relations: HashMap<(String, Relation, String), usize>,
+    /// Rule heads, formatted once.
+    pair_heads: Vec<String>,
+    relation_heads: Vec<String>,
 }
 
 /// One rule application in one image.
@@ -159,6 +163,9 @@ impl DecisionTable {
                 ));
             }
         }
+        let pair_rules_heads: Vec<String> = pair_rules.iter().map(PairRule::head).collect();
+        let relation_rules_heads: Vec<String> =
+            relation_rules.iter().map(RelationRule::head).collect();
         let get = |k: &str, default: f32| thresholds.get(k).copied().unwrap_or(default);
         let d = RelationParams::default();
         let params = RelationParams {
@@ -176,6 +183,8 @@ impl DecisionTable {
             load_time,
             pairs,
             relations,
+            pair_heads: pair_rules_heads,
+            relation_heads: relation_rules_heads,
         })
     }
 
@@ -186,47 +195,58 @@ impl DecisionTable {
 
     /// Applies the table to one image's detections (see the crate docs for the semantics).
     pub fn adjust(&self, dets: &[Detection]) -> Adjustment {
-        let atoms: Vec<String> = dets.iter().map(|d| class_atom(&d.class_name)).collect();
-        let involved: HashSet<&str> = self
-            .pair_rules
+        // Class atoms interned once per image: pair and relation lookups below are integer-indexed.
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let class_ids: Vec<usize> = dets
             .iter()
-            .flat_map(|r| [r.a.as_str(), r.b.as_str()])
-            .chain(
-                self.relation_rules
-                    .iter()
-                    .flat_map(|r| [r.subject.as_str(), r.object.as_str()]),
-            )
+            .map(|d| {
+                let next = ids.len();
+                *ids.entry(class_atom(&d.class_name)).or_insert(next)
+            })
             .collect();
-        // Only detections of classes that appear in some rule take part.
-        let idx: Vec<usize> = (0..dets.len())
-            .filter(|&i| involved.contains(atoms[i].as_str()))
-            .collect();
-        let sub: Vec<Detection> = idx.iter().map(|&i| dets[i].clone()).collect();
-        let sub_atoms: Vec<&str> = idx.iter().map(|&i| atoms[i].as_str()).collect();
-        let wanted = |a: &Detection, b: &Detection| {
-            let (a, b) = (class_atom(&a.class_name), class_atom(&b.class_name));
-            self.pairs.contains_key(&ordered(&a, &b))
-                || Relation::ALL
-                    .iter()
-                    .any(|&r| self.relations.contains_key(&(a.clone(), r, b.clone())))
+        let n = ids.len();
+        let mut pair_of = vec![None; n * n];
+        let mut rel_of = vec![[None; 4]; n * n];
+        for (a, &ia) in &ids {
+            for (b, &ib) in &ids {
+                pair_of[ia * n + ib] = self.pairs.get(&ordered(a, b)).copied();
+                for (k, r) in Relation::ALL.iter().enumerate() {
+                    rel_of[ia * n + ib][k] =
+                        self.relations.get(&(a.clone(), *r, b.clone())).copied();
+                }
+            }
+        }
+        let has_rule = |ia: usize, ib: usize| {
+            pair_of[ia * n + ib].is_some() || rel_of[ia * n + ib].iter().any(Option::is_some)
         };
-        let edges = extract(&sub, &self.params, wanted);
+        // Only detections whose class takes part in some rule are examined.
+        let idx: Vec<usize> = (0..dets.len())
+            .filter(|&i| (0..n).any(|c| has_rule(class_ids[i], c) || has_rule(c, class_ids[i])))
+            .collect();
+        let sub_ids: Vec<usize> = idx.iter().map(|&i| class_ids[i]).collect();
+        let edges = if idx.len() == dets.len() {
+            extract(dets, &self.params, |s, o| has_rule(sub_ids[s], sub_ids[o]))
+        } else {
+            let sub: Vec<Detection> = idx.iter().map(|&i| dets[i].clone()).collect();
+            extract(&sub, &self.params, |s, o| has_rule(sub_ids[s], sub_ids[o]))
+        };
 
         let mut boost = vec![1.0f64; dets.len()];
         let mut penalty = vec![1.0f64; dets.len()];
         let mut changes = Vec::new();
         for e in &edges {
             let (s, o) = (idx[e.subject], idx[e.object]);
-            if let Some(&ri) = self.relations.get(&(
-                sub_atoms[e.subject].to_owned(),
-                e.relation,
-                sub_atoms[e.object].to_owned(),
-            )) {
+            let cell = sub_ids[e.subject] * n + sub_ids[e.object];
+            let k = Relation::ALL
+                .iter()
+                .position(|r| *r == e.relation)
+                .unwrap_or(0);
+            if let Some(ri) = rel_of[cell][k] {
                 let r = &self.relation_rules[ri];
                 apply(&mut boost, &mut penalty, s, r.weight);
                 changes.push(Change {
                     action: action(r.weight),
-                    rule: r.head(),
+                    rule: self.relation_heads[ri].clone(),
                     factor: r.weight,
                     target: s,
                     other: o,
@@ -237,10 +257,9 @@ impl DecisionTable {
             if e.subject > e.object {
                 continue;
             }
-            let Some(rule) = self.pair_rule(sub_atoms[e.subject], sub_atoms[e.object]) else {
-                continue;
-            };
-            if rule.weight > 1.0 && e.relation == nsod_types::relations::Relation::LocatedNear {
+            let Some(pi) = pair_of[cell] else { continue };
+            let rule = &self.pair_rules[pi];
+            if rule.weight > 1.0 && e.relation == Relation::LocatedNear {
                 apply(&mut boost, &mut penalty, s, rule.weight);
                 apply(&mut boost, &mut penalty, o, rule.weight);
                 let (first, second) = if canonical_less(&dets[s], &dets[o]) {
@@ -250,13 +269,13 @@ impl DecisionTable {
                 };
                 changes.push(Change {
                     action: "BOOST",
-                    rule: rule.head(),
+                    rule: self.pair_heads[pi].clone(),
                     factor: rule.weight,
                     target: first,
                     other: second,
                     both: true,
                 });
-            } else if rule.weight < 1.0 && e.relation == nsod_types::relations::Relation::Overlaps {
+            } else if rule.weight < 1.0 && e.relation == Relation::Overlaps {
                 let inter = if dets[s].obb.is_some() || dets[o].obb.is_some() {
                     rotated_intersection_area(&dets[s].as_oriented(), &dets[o].as_oriented())
                 } else {
@@ -274,7 +293,7 @@ impl DecisionTable {
                     apply(&mut boost, &mut penalty, low, rule.weight);
                     changes.push(Change {
                         action: "PENALTY",
-                        rule: rule.head(),
+                        rule: self.pair_heads[pi].clone(),
                         factor: rule.weight,
                         target: low,
                         other: high,

@@ -81,6 +81,10 @@ pub struct RelationEdge {
 }
 
 fn intersection(a: &Detection, b: &Detection) -> f32 {
+    // `bbox` encloses the rotated box: no overlap there means none at all (and skips the polygon clipping).
+    if crate::geometry::intersection_area(&a.bbox, &b.bbox) <= 0.0 {
+        return 0.0;
+    }
     if a.obb.is_some() || b.obb.is_some() {
         rotated_intersection_area(&a.as_oriented(), &b.as_oriented())
     } else {
@@ -99,12 +103,13 @@ fn gap(a: &BBox, b: &BBox) -> f32 {
     dx.hypot(dy)
 }
 
-/// Every relation between the detections, sorted by (subject, object, relation). `wanted(s, o)` can restrict the
+/// Every relation between the detections, sorted by (subject, object, relation). `wanted(s, o)` (indices into
+/// `dets`) can restrict the
 /// class pairs examined (all pairs by default, or an allow-list like the reference's).
 pub fn extract(
     dets: &[Detection],
     params: &RelationParams,
-    wanted: impl Fn(&Detection, &Detection) -> bool,
+    wanted: impl Fn(usize, usize) -> bool,
 ) -> Vec<RelationEdge> {
     let diag: Vec<f32> = dets.iter().map(|d| d.bbox.diagonal()).collect();
     // Reach of each box: its centre square for "near" and its rectangle grown for "adjacent".
@@ -136,7 +141,7 @@ pub fn extract(
         near.sort_unstable();
         for &j in &near {
             let (a, b) = (&dets[i], &dets[j]);
-            let (ab, ba) = (wanted(a, b), wanted(b, a));
+            let (ab, ba) = (wanted(i, j), wanted(j, i));
             if !ab && !ba {
                 continue;
             }
@@ -264,9 +269,10 @@ mod tests {
             det("b", 25.0, 0.0, 35.0, 10.0),
         ];
         assert!(
-            extract(&d, &RelationParams::default(), |s, _| s.class_name == "a")
-                .iter()
-                .all(|e| e.subject == 0)
+            extract(&d, &RelationParams::default(), |s, _| d[s].class_name
+                == "a")
+            .iter()
+            .all(|e| e.subject == 0)
         );
         let tight = RelationParams {
             near_factor: 1.0,
