@@ -36,6 +36,8 @@ pub enum Command {
     /// Rule base tools.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Build the knowledge graph of spatial relations from predictions.
+    Kg(KgArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -127,6 +129,9 @@ pub struct InferArgs {
     /// Skip the symbolic stage.
     #[arg(long, conflicts_with = "rules")]
     pub no_symbolic: bool,
+    /// Also build the knowledge graph: DIR/scene_graphs.jsonl per image and the dataset graph exports at the end.
+    #[arg(long)]
+    pub kg: bool,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
 }
@@ -150,6 +155,25 @@ pub struct SymbolicArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct KgArgs {
+    /// Predictions: a predictions.jsonl, or a folder of YOLO txt predictions (with --images).
+    #[arg(long, value_name = "PATH")]
+    pub pred: PathBuf,
+    /// The images of YOLO txt predictions (for their sizes).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Class names of YOLO txt predictions (default: DOTA-v1).
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    /// Output folder: scene_graphs.jsonl, kg_facts.pl, kg.graphml, kg.dot, kg.json, kg_svg/.
+    #[arg(long, default_value = "runs/kg", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Leave edges seen fewer times out of GraphML, DOT, JSON and SVG (the facts keep all).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_count: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Load a rule base and print its decision table, warnings and errors.
@@ -159,5 +183,14 @@ pub enum RulesCommand {
         /// Class names to check the rules against (default: DOTA-v1).
         #[arg(long, value_name = "FILE")]
         names: Option<PathBuf>,
+    },
+    /// Propose confidence_modifier/3 facts from a knowledge graph's statistics (kg_facts.pl).
+    Suggest {
+        /// The facts file `nsod kg` wrote.
+        #[arg(long, value_name = "FILE")]
+        facts: PathBuf,
+        /// Write the proposals here instead of printing them.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }

@@ -359,6 +359,13 @@ fn process(
         ),
         None => None,
     };
+    let mut kg = if a.kg {
+        let params = rules.as_ref().map(|t| t.params).unwrap_or_default();
+        Some(crate::kg::KgWriter::create(out, params)?)
+    } else {
+        None
+    };
+    let graph_metrics = metrics.as_ref().map(|m| m.telemetry.metrics.graph.clone());
     let symbolic_telemetry = metrics
         .as_ref()
         .map(|m| crate::symbolic::SymbolicTelemetry::new(&m.telemetry));
@@ -492,6 +499,15 @@ fn process(
                 })?;
             }
         }
+        if let Some(k) = kg.as_mut() {
+            let t = Instant::now();
+            let (nodes, edges) = k.add(&rel, &dets.detections)?;
+            if let Some(g) = &graph_metrics {
+                g.construction.observe(t.elapsed().as_secs_f64());
+                g.nodes.observe(nodes as f64);
+                g.edges.observe(edges as f64);
+            }
+        }
         let written = (|| -> anyhow::Result<()> {
             if a.save_vis {
                 nsod_detect::vis::draw_detections(&mut img, &dets.detections, 2);
@@ -537,6 +553,17 @@ fn process(
     jsonl.finish()?;
     if let Some(w) = raw_jsonl {
         w.finish()?;
+    }
+    if let Some(k) = kg {
+        if let Some(g) = &graph_metrics {
+            for ((relation, _, _), n) in &k.dataset.counts {
+                if nsod_types::relations::Relation::parse(relation).is_some() {
+                    g.relationships.get_or_create(&nsod_telemetry::catalog::RelationLabel { relation: relation.clone() }).inc_by(*n);
+                }
+            }
+            g.prolog_facts.inc_by((k.dataset.counts.len() + 2 * k.dataset.class_objects.len() + 1) as u64);
+        }
+        k.finish(1)?;
     }
     if let Some(r) = report {
         r.finish()

@@ -3,6 +3,8 @@
 mod cli;
 mod doctor;
 mod infer;
+mod inputs;
+mod kg;
 mod metrics;
 mod paths;
 mod symbolic;
@@ -30,5 +32,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Rules(cli::RulesCommand::Check { file, names }) => {
             symbolic::check(&file, names.as_deref())
         }
+        cli::Command::Rules(cli::RulesCommand::Suggest { facts, out }) => {
+            kg::suggest_rules(&facts, out.as_deref())
+        }
+        cli::Command::Kg(args) => kg::run(&args),
     }
 }

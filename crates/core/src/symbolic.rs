@@ -3,16 +3,16 @@
 
 use crate::cli::SymbolicArgs;
 use crate::paths;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use nsod_symbolic::report::ReportWriter;
 use nsod_symbolic::{Adjustment, DecisionTable, LoadLimits, load_rules};
 use nsod_telemetry::Telemetry;
 use nsod_telemetry::catalog::{ActionLabel, ErrorTypeLabel, QueryLabel};
-use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader, JsonlWriter};
-use nsod_types::{ClassNames, Detection, ImageSize};
+use nsod_types::formats::jsonl::JsonlWriter;
+use nsod_types::{ClassNames, Detection};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 fn is_dota(names: &ClassNames) -> bool {
@@ -142,7 +142,7 @@ impl SymbolicTelemetry {
     }
 }
 
-fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
+pub fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
     match file {
         None => Ok(ClassNames::dota_v1()),
         Some(f) => {
@@ -195,70 +195,6 @@ pub fn check(file: &Path, names: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the predictions to refine: a predictions.jsonl, or a folder of YOLO txt files with their images.
-fn read_predictions(
-    a: &SymbolicArgs,
-    names: &ClassNames,
-) -> anyhow::Result<Vec<anyhow::Result<ImagePredictions>>> {
-    if a.pred.is_file() {
-        return Ok(JsonlReader::open(&a.pred)?
-            .map(|r| r.map_err(anyhow::Error::from))
-            .collect());
-    }
-    if !a.pred.is_dir() {
-        bail!("{}: no such file or folder", a.pred.display());
-    }
-    let Some(images) = &a.images else {
-        bail!(
-            "--pred {} is a folder of YOLO txt files: pass --images DIR for the image sizes",
-            a.pred.display()
-        )
-    };
-    let mut txts: Vec<PathBuf> = std::fs::read_dir(&a.pred)
-        .with_context(|| format!("{}", a.pred.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    txts.sort();
-    Ok(txts
-        .into_iter()
-        .map(|txt| {
-            let stem = txt
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let image = nsod_detect::IMAGE_EXTENSIONS
-                .iter()
-                .map(|e| images.join(format!("{stem}.{e}")))
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: no image named {stem}.* in {}",
-                        txt.display(),
-                        images.display()
-                    )
-                })?;
-            let (w, h) =
-                image::image_dimensions(&image).with_context(|| format!("{}", image.display()))?;
-            let detections =
-                nsod_types::formats::yolo::read_predictions(&txt, ImageSize::new(w, h), names)?;
-            let file_name = image
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            Ok(ImagePredictions {
-                image: file_name,
-                width: w,
-                height: h,
-                detections,
-            })
-        })
-        .collect())
-}
-
 /// `nsod symbolic`.
 pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
     let names = read_names(a.names.as_deref())?;
@@ -270,7 +206,7 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let records = match read_predictions(a, &names) {
+    let records = match crate::inputs::read_predictions(&a.pred, a.images.as_deref(), &names) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");

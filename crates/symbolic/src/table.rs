@@ -46,10 +46,7 @@ impl RelationRule {
     }
 }
 
-/// The atom of a class name: lower case, words joined by `_` (`large vehicle` -> `large_vehicle`).
-pub fn class_atom(name: &str) -> String {
-    nsod_types::detection::normalize_class_name(name).replace(' ', "_")
-}
+pub use nsod_types::detection::class_atom;
 
 /// A rule base compiled into lookup tables.
 #[derive(Debug, Clone)]

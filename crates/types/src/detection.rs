@@ -141,6 +141,12 @@ impl ClassNames {
     }
 }
 
+/// The Prolog atom of a class name: lower case, words joined by `_` (`large vehicle` -> `large_vehicle`). The rules
+/// and the knowledge graph use it.
+pub fn class_atom(name: &str) -> String {
+    normalize_class_name(name).replace(' ', "_")
+}
+
 /// Lower case, with runs of `-`, `_` and whitespace turned into one space.
 pub fn normalize_class_name(name: &str) -> String {
     name.split(|c: char| c == '-' || c == '_' || c.is_whitespace())

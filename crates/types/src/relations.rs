@@ -6,7 +6,7 @@
 //! | relation | holds for subject S and object O when | weight |
 //! |---|---|---|
 //! | `located_near` | centre distance < `near_factor` x the mean of both box diagonals | centre distance (px) |
-//! | `adjacent_to` | the boxes do not overlap and the gap between them <= `adjacent_factor` x S's diagonal | gap (px) |
+//! | `adjacent_to` | the boxes do not overlap and the gap between them (between the rotated boxes when there are some) <= `adjacent_factor` x S's diagonal | gap (px) |
 //! | `located_on` | intersection / S's area >= `on_ratio` | that ratio |
 //! | `overlaps` | the boxes intersect | intersection over union |
 //!
@@ -96,6 +96,30 @@ fn area(d: &Detection) -> f32 {
     d.obb.map_or_else(|| d.bbox.area(), |o| o.area())
 }
 
+/// Gap between two detections that do not overlap: between the rotated boxes when either has one (the shortest
+/// distance from a corner of one to an edge of the other), else between the rectangles.
+fn detection_gap(a: &Detection, b: &Detection) -> f32 {
+    if a.obb.is_none() && b.obb.is_none() {
+        return gap(&a.bbox, &b.bbox);
+    }
+    let (pa, pb) = (a.as_oriented().corners(), b.as_oriented().corners());
+    let seg = |p: crate::Point, s0: crate::Point, s1: crate::Point| -> f64 {
+        let (dx, dy) = (s1.x - s0.x, s1.y - s0.y);
+        let len2 = dx * dx + dy * dy;
+        let t = if len2 > 0.0 { (((p.x - s0.x) * dx + (p.y - s0.y) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+        (p.x - (s0.x + t * dx)).hypot(p.y - (s0.y + t * dy))
+    };
+    let mut best = f64::MAX;
+    for (ps, qs) in [(&pa, &pb), (&pb, &pa)] {
+        for &p in ps.iter() {
+            for k in 0..4 {
+                best = best.min(seg(p, qs[k], qs[(k + 1) % 4]));
+            }
+        }
+    }
+    best as f32
+}
+
 /// Gap between two rectangles (0 when they touch or overlap).
 fn gap(a: &BBox, b: &BBox) -> f32 {
     let dx = (a.x1 - b.x2).max(b.x1 - a.x2).max(0.0);
@@ -111,7 +135,8 @@ pub fn extract(
     params: &RelationParams,
     wanted: impl Fn(usize, usize) -> bool,
 ) -> Vec<RelationEdge> {
-    let diag: Vec<f32> = dets.iter().map(|d| d.bbox.diagonal()).collect();
+    // The diagonal of the detection's own box (the rotated one for OBB models).
+    let diag: Vec<f32> = dets.iter().map(|d| d.obb.map_or_else(|| d.bbox.diagonal(), |o| o.diagonal())).collect();
     // Reach of each box: its centre square for "near" and its rectangle grown for "adjacent".
     let search: Vec<BBox> = dets
         .iter()
@@ -177,7 +202,7 @@ pub fn extract(
                     }
                 }
             } else {
-                let g = gap(&a.bbox, &b.bbox);
+                let g = detection_gap(a, b);
                 for (s, ob) in [(i, j), (j, i)] {
                     if g <= params.adjacent_factor * diag[s] {
                         push(s, ob, Relation::AdjacentTo, g);
@@ -260,6 +285,47 @@ mod tests {
             .find(|x| x.relation == Relation::LocatedOn)
             .unwrap();
         assert_eq!(on.weight, 1.0);
+    }
+
+    #[test]
+    fn thresholds_are_exact_at_the_boundary() {
+        let p = RelationParams::default();
+        // 3x4 boxes: diagonal 5, near means centre distance < 10.
+        let at = |dx: f32| vec![det("a", 0.0, 0.0, 3.0, 4.0), det("b", dx, 0.0, dx + 3.0, 4.0)];
+        let has = |e: &[RelationEdge], r: Relation| e.iter().any(|x| x.relation == r && x.subject == 0);
+        assert!(!has(&extract(&at(10.0), &p, |_, _| true), Relation::LocatedNear)); // exactly 10: not near
+        assert!(has(&extract(&at(9.99), &p, |_, _| true), Relation::LocatedNear));
+        // Adjacent: gap <= 0.1 x 5 = 0.5.
+        assert!(has(&extract(&at(3.5), &p, |_, _| true), Relation::AdjacentTo)); // gap exactly 0.5
+        assert!(!has(&extract(&at(3.51), &p, |_, _| true), Relation::AdjacentTo));
+        // On: intersection / subject area >= 0.5, exactly half counts.
+        let half = vec![det("s", 9.0, 0.0, 11.0, 2.0), det("o", 10.0, -10.0, 30.0, 10.0)];
+        assert!(has(&extract(&half, &p, |_, _| true), Relation::LocatedOn));
+        let less = vec![det("s", 9.0, 0.0, 11.0, 2.0), det("o", 10.01, -10.0, 30.0, 10.0)];
+        assert!(!has(&extract(&less, &p, |_, _| true), Relation::LocatedOn));
+    }
+
+    #[test]
+    fn rotated_boxes_use_their_own_geometry() {
+        use crate::OrientedBox;
+        let p = RelationParams::default();
+        let o = |cx: f32, cy: f32, w: f32, h: f32, a: f32| Detection::oriented(0, "x", 0.9, OrientedBox::new(cx, cy, w, h, a));
+        let quarter = std::f32::consts::FRAC_PI_4;
+        // Two parallel 40x10 bars at 45 degrees, 11 px apart centre to centre across their short side: a 1 px gap,
+        // although their enclosing rectangles overlap widely.
+        let (nx, ny) = (-quarter.sin(), quarter.cos());
+        let bars = vec![o(100.0, 100.0, 40.0, 10.0, quarter), o(100.0 + 11.0 * nx, 100.0 + 11.0 * ny, 40.0, 10.0, quarter)];
+        let e = extract(&bars, &p, |_, _| true);
+        let adj = e.iter().find(|x| x.relation == Relation::AdjacentTo).expect("adjacent");
+        assert!((adj.weight - 1.0).abs() < 1e-3, "{adj:?}");
+        assert!(!e.iter().any(|x| x.relation == Relation::Overlaps));
+        // A small rotated box inside a big rotated one: on, for the small one only.
+        let nested = vec![o(0.0, 0.0, 6.0, 4.0, 1.0), o(1.0, 1.0, 60.0, 40.0, 0.3)];
+        let e = extract(&nested, &p, |_, _| true);
+        let on: Vec<_> = e.iter().filter(|x| x.relation == Relation::LocatedOn).map(|x| (x.subject, x.weight)).collect();
+        assert_eq!(on.len(), 1);
+        assert_eq!(on[0].0, 0);
+        assert!((on[0].1 - 1.0).abs() < 1e-4);
     }
 
     #[test]
