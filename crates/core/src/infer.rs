@@ -558,10 +558,15 @@ fn process(
         if let Some(g) = &graph_metrics {
             for ((relation, _, _), n) in &k.dataset.counts {
                 if nsod_types::relations::Relation::parse(relation).is_some() {
-                    g.relationships.get_or_create(&nsod_telemetry::catalog::RelationLabel { relation: relation.clone() }).inc_by(*n);
+                    g.relationships
+                        .get_or_create(&nsod_telemetry::catalog::RelationLabel {
+                            relation: relation.clone(),
+                        })
+                        .inc_by(*n);
                 }
             }
-            g.prolog_facts.inc_by((k.dataset.counts.len() + 2 * k.dataset.class_objects.len() + 1) as u64);
+            g.prolog_facts
+                .inc_by((k.dataset.counts.len() + 2 * k.dataset.class_objects.len() + 1) as u64);
         }
         k.finish(1)?;
     }

@@ -12,7 +12,7 @@ pub fn read_predictions(
     names: &ClassNames,
 ) -> anyhow::Result<Vec<anyhow::Result<ImagePredictions>>> {
     if pred.is_file() {
-        return Ok(JsonlReader::open(&pred)?
+        return Ok(JsonlReader::open(pred)?
             .map(|r| r.map_err(anyhow::Error::from))
             .collect());
     }
@@ -25,7 +25,7 @@ pub fn read_predictions(
             pred.display()
         )
     };
-    let mut txts: Vec<PathBuf> = std::fs::read_dir(&pred)
+    let mut txts: Vec<PathBuf> = std::fs::read_dir(pred)
         .with_context(|| format!("{}", pred.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -69,4 +69,3 @@ pub fn read_predictions(
         })
         .collect())
 }
-

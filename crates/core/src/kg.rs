@@ -25,16 +25,27 @@ impl KgWriter {
     pub fn create(out: &Path, params: RelationParams) -> anyhow::Result<Self> {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let partial = out.join("scene_graphs.jsonl.partial");
-        let scenes = BufWriter::new(File::create(&partial).with_context(|| format!("{}", partial.display()))?);
-        Ok(Self { out: out.to_path_buf(), scenes, partial, dataset: DatasetGraph::default(), params })
+        let scenes = BufWriter::new(
+            File::create(&partial).with_context(|| format!("{}", partial.display()))?,
+        );
+        Ok(Self {
+            out: out.to_path_buf(),
+            scenes,
+            partial,
+            dataset: DatasetGraph::default(),
+            params,
+        })
     }
 
     /// Adds one image; returns its scene graph's node and edge counts.
     pub fn add(&mut self, image: &str, dets: &[Detection]) -> anyhow::Result<(usize, usize)> {
         let edges = extract(dets, &self.params, |_, _| true);
         let scene = SceneGraph::from_edges(dets, &edges);
-        serde_json::to_writer(&mut self.scenes, &scene.to_json(image, dets)).with_context(|| format!("{}", self.partial.display()))?;
-        self.scenes.write_all(b"\n").with_context(|| format!("{}", self.partial.display()))?;
+        serde_json::to_writer(&mut self.scenes, &scene.to_json(image, dets))
+            .with_context(|| format!("{}", self.partial.display()))?;
+        self.scenes
+            .write_all(b"\n")
+            .with_context(|| format!("{}", self.partial.display()))?;
         self.dataset.add_image(dets, &edges);
         Ok((scene.graph.node_count(), scene.graph.edge_count()))
     }
@@ -51,11 +62,18 @@ impl KgWriter {
         text(self.out.join("kg_facts.pl"), export::prolog_facts(g))?;
         text(self.out.join("kg.graphml"), export::graphml(g, min_count))?;
         text(self.out.join("kg.dot"), export::dot(g, min_count))?;
-        text(self.out.join("kg.json"), format!("{}\n", export::node_link(g, min_count)))?;
+        text(
+            self.out.join("kg.json"),
+            format!("{}\n", export::node_link(g, min_count)),
+        )?;
         let svg_dir = self.out.join("kg_svg");
-        std::fs::create_dir_all(&svg_dir).with_context(|| format!("cannot create {}", svg_dir.display()))?;
+        std::fs::create_dir_all(&svg_dir)
+            .with_context(|| format!("cannot create {}", svg_dir.display()))?;
         for r in g.relation_types() {
-            text(svg_dir.join(format!("{r}.svg")), export::svg(g, &r, min_count))?;
+            text(
+                svg_dir.join(format!("{r}.svg")),
+                export::svg(g, &r, min_count),
+            )?;
         }
         Ok(())
     }
@@ -87,8 +105,15 @@ pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
     }
     let classes = kg.dataset.class_objects.len();
     kg.finish(a.min_count)?;
-    println!("{images} images, {failed} failed, {edges} relations between objects, {classes} classes; knowledge graph in {}", a.out.display());
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    println!(
+        "{images} images, {failed} failed, {edges} relations between objects, {classes} classes; knowledge graph in {}",
+        a.out.display()
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `nsod rules suggest`.
@@ -101,7 +126,12 @@ pub fn suggest_rules(facts: &Path, out: Option<&Path>) -> anyhow::Result<ExitCod
     match out {
         Some(p) => {
             write_atomic(p, |w| w.write_all(prolog.as_bytes()))?;
-            println!("{} suggestions from {} images written to {}", s.len(), g.images, p.display());
+            println!(
+                "{} suggestions from {} images written to {}",
+                s.len(),
+                g.images,
+                p.display()
+            );
         }
         None => print!("{prolog}"),
     }

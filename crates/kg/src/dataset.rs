@@ -53,13 +53,23 @@ impl DatasetGraph {
     }
 
     fn bump(&mut self, relation: &str, s: &str, o: &str, by: u64) {
-        *self.counts.entry((relation.to_owned(), s.to_owned(), o.to_owned())).or_default() += by;
+        *self
+            .counts
+            .entry((relation.to_owned(), s.to_owned(), o.to_owned()))
+            .or_default() += by;
     }
 
     /// The count of one relation between two classes (co-occurrence in either order).
     pub fn count(&self, relation: &str, s: &str, o: &str) -> u64 {
-        let (s, o) = if relation.starts_with(COOCCURS) && s > o { (o, s) } else { (s, o) };
-        self.counts.get(&(relation.to_owned(), s.to_owned(), o.to_owned())).copied().unwrap_or(0)
+        let (s, o) = if relation.starts_with(COOCCURS) && s > o {
+            (o, s)
+        } else {
+            (s, o)
+        };
+        self.counts
+            .get(&(relation.to_owned(), s.to_owned(), o.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every relation type present.

@@ -12,7 +12,10 @@ fn q(atom: &str) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The facts file: `images/1`, `class_objects/2`, `class_images/2` and `fact(Relation, Subject, Object, Count)`,
@@ -20,8 +23,14 @@ fn xml(s: &str) -> String {
 pub fn prolog_facts(g: &DatasetGraph) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "% nsod knowledge graph: {} images.", g.images);
-    let _ = writeln!(s, "% fact(Relation, Subject, Object, Count): relations between detected objects, counted per pair of");
-    let _ = writeln!(s, "% objects; cooccurs counts object pairs in the same image, cooccurs_images the images with both classes.");
+    let _ = writeln!(
+        s,
+        "% fact(Relation, Subject, Object, Count): relations between detected objects, counted per pair of"
+    );
+    let _ = writeln!(
+        s,
+        "% objects; cooccurs counts object pairs in the same image, cooccurs_images the images with both classes."
+    );
     let _ = writeln!(s, "images({}).", g.images);
     for (c, n) in &g.class_objects {
         let _ = writeln!(s, "class_objects({}, {n}).", q(c));
@@ -45,9 +54,14 @@ pub fn parse_facts(text: &str) -> Result<DatasetGraph, String> {
         }
         let err = |m: &str| format!("line {}: {m}: {l:?}", no + 1);
         let (head, rest) = l.split_once('(').ok_or_else(|| err("not a fact"))?;
-        let body = rest.strip_suffix(").").ok_or_else(|| err("a fact must end with ')'."))?;
+        let body = rest
+            .strip_suffix(").")
+            .ok_or_else(|| err("a fact must end with ')'."))?;
         let args = split_args(body).map_err(|m| err(&m))?;
-        let num = |s: &str| s.parse::<u64>().map_err(|_| err("count is not a non-negative integer"));
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| err("count is not a non-negative integer"))
+        };
         match (head, args.as_slice()) {
             ("images", [n]) => g.images = num(n)?,
             ("class_objects", [c, n]) => {
@@ -118,24 +132,43 @@ fn split_args(body: &str) -> Result<Vec<String>, String> {
 }
 
 fn classes(g: &DatasetGraph) -> BTreeSet<&str> {
-    g.class_objects.keys().map(String::as_str).chain(g.counts.keys().flat_map(|(_, a, b)| [a.as_str(), b.as_str()])).collect()
+    g.class_objects
+        .keys()
+        .map(String::as_str)
+        .chain(
+            g.counts
+                .keys()
+                .flat_map(|(_, a, b)| [a.as_str(), b.as_str()]),
+        )
+        .collect()
 }
 
 fn edges(g: &DatasetGraph, min_count: u64) -> impl Iterator<Item = (&str, &str, &str, u64)> {
-    g.counts.iter().filter(move |(_, n)| **n >= min_count.max(1)).map(|((r, a, b), n)| (r.as_str(), a.as_str(), b.as_str(), *n))
+    g.counts
+        .iter()
+        .filter(move |(_, n)| **n >= min_count.max(1))
+        .map(|((r, a, b), n)| (r.as_str(), a.as_str(), b.as_str(), *n))
 }
 
 /// GraphML: one node per class (attribute `objects`), one edge per (relation, subject, object) with `relation` and
 /// `count`.
 pub fn graphml(g: &DatasetGraph, min_count: u64) -> String {
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n");
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n",
+    );
     s.push_str("  <key id=\"objects\" for=\"node\" attr.name=\"objects\" attr.type=\"long\"/>\n");
-    s.push_str("  <key id=\"relation\" for=\"edge\" attr.name=\"relation\" attr.type=\"string\"/>\n");
+    s.push_str(
+        "  <key id=\"relation\" for=\"edge\" attr.name=\"relation\" attr.type=\"string\"/>\n",
+    );
     s.push_str("  <key id=\"count\" for=\"edge\" attr.name=\"count\" attr.type=\"long\"/>\n");
     s.push_str("  <graph id=\"nsod\" edgedefault=\"directed\">\n");
     for c in classes(g) {
         let n = g.class_objects.get(c).copied().unwrap_or(0);
-        let _ = writeln!(s, "    <node id=\"{}\"><data key=\"objects\">{n}</data></node>", xml(c));
+        let _ = writeln!(
+            s,
+            "    <node id=\"{}\"><data key=\"objects\">{n}</data></node>",
+            xml(c)
+        );
     }
     for (i, (r, a, b, n)) in edges(g, min_count).enumerate() {
         let _ = writeln!(
@@ -154,7 +187,11 @@ pub fn graphml(g: &DatasetGraph, min_count: u64) -> String {
 pub fn dot(g: &DatasetGraph, min_count: u64) -> String {
     let mut s = String::from("digraph nsod {\n  node [shape=ellipse];\n");
     for c in classes(g) {
-        let _ = writeln!(s, "  \"{c}\" [label=\"{c}\\n{}\"];", g.class_objects.get(c).copied().unwrap_or(0));
+        let _ = writeln!(
+            s,
+            "  \"{c}\" [label=\"{c}\\n{}\"];",
+            g.class_objects.get(c).copied().unwrap_or(0)
+        );
     }
     for (r, a, b, n) in edges(g, min_count) {
         let _ = writeln!(s, "  \"{a}\" -> \"{b}\" [label=\"{r} {n}\"];");
@@ -169,20 +206,33 @@ pub fn node_link(g: &DatasetGraph, min_count: u64) -> serde_json::Value {
         .into_iter()
         .map(|c| serde_json::json!({"id": c, "objects": g.class_objects.get(c).copied().unwrap_or(0), "images": g.class_images.get(c).copied().unwrap_or(0)}))
         .collect();
-    let links: Vec<_> = edges(g, min_count).map(|(r, a, b, n)| serde_json::json!({"source": a, "target": b, "relation": r, "count": n})).collect();
+    let links: Vec<_> = edges(g, min_count)
+        .map(
+            |(r, a, b, n)| serde_json::json!({"source": a, "target": b, "relation": r, "count": n}),
+        )
+        .collect();
     serde_json::json!({"directed": true, "multigraph": true, "graph": {"images": g.images}, "nodes": nodes, "links": links})
 }
 
 /// One relation type as an SVG picture: classes on a circle, edges with a width that grows with the log of the
 /// count, each labelled with its count. Edges below `min_count` are left out.
 pub fn svg(g: &DatasetGraph, relation: &str, min_count: u64) -> String {
-    let es: Vec<(&str, &str, u64)> = edges(g, min_count).filter(|(r, ..)| *r == relation).map(|(_, a, b, n)| (a, b, n)).collect();
-    let mut nodes: Vec<&str> = es.iter().flat_map(|(a, b, _)| [*a, *b]).collect::<BTreeSet<_>>().into_iter().collect();
+    let es: Vec<(&str, &str, u64)> = edges(g, min_count)
+        .filter(|(r, ..)| *r == relation)
+        .map(|(_, a, b, n)| (a, b, n))
+        .collect();
+    let mut nodes: Vec<&str> = es
+        .iter()
+        .flat_map(|(a, b, _)| [*a, *b])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     nodes.sort_unstable();
     let (w, h, r) = (900.0f64, 900.0f64, 330.0f64);
     let pos = |name: &str| -> (f64, f64) {
         let i = nodes.iter().position(|n| *n == name).unwrap_or(0);
-        let t = std::f64::consts::TAU * i as f64 / nodes.len().max(1) as f64 - std::f64::consts::FRAC_PI_2;
+        let t = std::f64::consts::TAU * i as f64 / nodes.len().max(1) as f64
+            - std::f64::consts::FRAC_PI_2;
         (w / 2.0 + r * t.cos(), h / 2.0 + r * t.sin())
     };
     let max = es.iter().map(|e| e.2).max().unwrap_or(1).max(2) as f64;
@@ -191,7 +241,13 @@ pub fn svg(g: &DatasetGraph, relation: &str, min_count: u64) -> String {
     );
     s.push_str("  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker></defs>\n");
     s.push_str("  <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    let _ = writeln!(s, "  <text x=\"20\" y=\"34\" font-size=\"22\">{} ({} images, edges with count &gt;= {})</text>", xml(relation), g.images, min_count.max(1));
+    let _ = writeln!(
+        s,
+        "  <text x=\"20\" y=\"34\" font-size=\"22\">{} ({} images, edges with count &gt;= {})</text>",
+        xml(relation),
+        g.images,
+        min_count.max(1)
+    );
     for (a, b, n) in &es {
         let width = 1.0 + 7.0 * (*n as f64).ln() / max.ln();
         let (x1, y1) = pos(a);
@@ -199,8 +255,16 @@ pub fn svg(g: &DatasetGraph, relation: &str, min_count: u64) -> String {
             // A class related to itself: a loop outside the circle.
             let (dx, dy) = ((x1 - w / 2.0) / r, (y1 - h / 2.0) / r);
             let (cx, cy) = (x1 + dx * 40.0, y1 + dy * 40.0);
-            let _ = writeln!(s, "  <circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"26\" fill=\"none\" stroke=\"#555\" stroke-width=\"{width:.2}\" stroke-opacity=\"0.7\"/>");
-            let _ = writeln!(s, "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\">{n}</text>", cx + dx * 36.0, cy + dy * 36.0 + 4.0);
+            let _ = writeln!(
+                s,
+                "  <circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"26\" fill=\"none\" stroke=\"#555\" stroke-width=\"{width:.2}\" stroke-opacity=\"0.7\"/>"
+            );
+            let _ = writeln!(
+                s,
+                "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\">{n}</text>",
+                cx + dx * 36.0,
+                cy + dy * 36.0 + 4.0
+            );
             continue;
         }
         let (x2, y2) = pos(b);
@@ -211,12 +275,25 @@ pub fn svg(g: &DatasetGraph, relation: &str, min_count: u64) -> String {
             s,
             "  <line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{ex:.1}\" y2=\"{ey:.1}\" stroke=\"#555\" stroke-width=\"{width:.2}\" stroke-opacity=\"0.7\" marker-end=\"url(#arrow)\"/>"
         );
-        let _ = writeln!(s, "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" fill=\"#222\">{n}</text>", (x1 + x2) / 2.0, (y1 + y2) / 2.0);
+        let _ = writeln!(
+            s,
+            "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" fill=\"#222\">{n}</text>",
+            (x1 + x2) / 2.0,
+            (y1 + y2) / 2.0
+        );
     }
     for n in &nodes {
         let (x, y) = pos(n);
-        let _ = writeln!(s, "  <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"26\" fill=\"#cfe3ff\" stroke=\"#1f4e99\"/>");
-        let _ = writeln!(s, "  <text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\">{}</text>", y + 44.0, xml(n));
+        let _ = writeln!(
+            s,
+            "  <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"26\" fill=\"#cfe3ff\" stroke=\"#1f4e99\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "  <text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\">{}</text>",
+            y + 44.0,
+            xml(n)
+        );
     }
     s.push_str("</svg>\n");
     s

@@ -36,17 +36,31 @@ impl SceneGraph {
     pub fn from_edges(dets: &[Detection], edges: &[RelationEdge]) -> Self {
         let mut graph = DiGraph::with_capacity(dets.len(), edges.len());
         for (i, d) in dets.iter().enumerate() {
-            graph.add_node(Node { class_name: d.class_name.clone(), score: d.score, detection: i });
+            graph.add_node(Node {
+                class_name: d.class_name.clone(),
+                score: d.score,
+                detection: i,
+            });
         }
         for e in edges {
-            graph.add_edge(NodeIndex::new(e.subject), NodeIndex::new(e.object), Edge { relation: e.relation, weight: e.weight });
+            graph.add_edge(
+                NodeIndex::new(e.subject),
+                NodeIndex::new(e.object),
+                Edge {
+                    relation: e.relation,
+                    weight: e.weight,
+                },
+            );
         }
         Self { graph }
     }
 
     /// Edges of one relation type.
     pub fn count(&self, relation: Relation) -> usize {
-        self.graph.edge_weights().filter(|e| e.relation == relation).count()
+        self.graph
+            .edge_weights()
+            .filter(|e| e.relation == relation)
+            .count()
     }
 
     /// The graph as one JSON object (a line of `scene_graphs.jsonl`), boxes included.

@@ -22,7 +22,12 @@ pub struct SuggestOptions {
 
 impl Default for SuggestOptions {
     fn default() -> Self {
-        Self { min_support: 5, boost_lift: 2.0, min_expected: 10.0, penalty_fraction: 0.1 }
+        Self {
+            min_support: 5,
+            boost_lift: 2.0,
+            min_expected: 10.0,
+            penalty_fraction: 0.1,
+        }
     }
 }
 
@@ -55,29 +60,55 @@ pub fn suggest(g: &DatasetGraph, o: &SuggestOptions) -> Vec<Suggestion> {
             let lift = together as f64 / expected;
             let weight = if together >= o.min_support && lift >= o.boost_lift {
                 (1.0 + 0.1 * lift.log2()).min(1.5)
-            } else if expected >= o.min_expected && (together as f64) <= o.penalty_fraction * expected {
+            } else if expected >= o.min_expected
+                && (together as f64) <= o.penalty_fraction * expected
+            {
                 0.8
             } else {
                 continue;
             };
-            out.push(Suggestion { a: a.clone(), b: b.clone(), weight: (weight * 100.0).round() / 100.0, lift, together, expected });
+            out.push(Suggestion {
+                a: a.clone(),
+                b: b.clone(),
+                weight: (weight * 100.0).round() / 100.0,
+                lift,
+                together,
+                expected,
+            });
         }
     }
-    out.sort_by(|x, y| (y.weight - 1.0).abs().total_cmp(&(x.weight - 1.0).abs()).then(x.a.cmp(&y.a)).then(x.b.cmp(&y.b)));
+    out.sort_by(|x, y| {
+        (y.weight - 1.0)
+            .abs()
+            .total_cmp(&(x.weight - 1.0).abs())
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
     out
 }
 
 /// The proposals as a Prolog file that `nsod rules check` accepts, with the statistic beside each fact.
 pub fn to_prolog(g: &DatasetGraph, s: &[Suggestion], o: &SuggestOptions) -> String {
     let mut p = String::new();
-    let _ = writeln!(p, "% Rule suggestions from {} images (nsod rules suggest).", g.images);
+    let _ = writeln!(
+        p,
+        "% Rule suggestions from {} images (nsod rules suggest).",
+        g.images
+    );
     let _ = writeln!(
         p,
         "% lift = images with both x images / (images with A x images with B). Boost: >= {} images together and lift >= {};",
         o.min_support, o.boost_lift
     );
-    let _ = writeln!(p, "% penalty: independence predicts >= {} images together but at most {} of that is seen.", o.min_expected, o.penalty_fraction);
-    let _ = writeln!(p, "% Review before use; copy the ones you accept into your rule base.");
+    let _ = writeln!(
+        p,
+        "% penalty: independence predicts >= {} images together but at most {} of that is seen.",
+        o.min_expected, o.penalty_fraction
+    );
+    let _ = writeln!(
+        p,
+        "% Review before use; copy the ones you accept into your rule base."
+    );
     let _ = writeln!(p, ":- discontiguous(confidence_modifier/3).");
     for x in s {
         let _ = writeln!(

@@ -440,3 +440,49 @@ mod tests {
         assert_eq!(quote_atom("/tmp/it's\\x.pl"), "'/tmp/it\\'s\\\\x.pl'");
     }
 }
+
+/// Consults `path` and counts the solutions of `goal` (e.g. `fact(_, _, _, _)`), under the same limits as
+/// [`load_rules`]. Used to check that exported facts load.
+pub fn count_solutions(
+    path: &Path,
+    goal: &str,
+    limits: LoadLimits,
+) -> Result<usize, SymbolicError> {
+    let (tx, rx) = mpsc::channel();
+    let (p, g) = (path.to_path_buf(), goal.to_owned());
+    let load = |message: String| SymbolicError::Load {
+        path: path.to_path_buf(),
+        message,
+    };
+    std::thread::Builder::new()
+        .name("nsod-prolog".into())
+        .spawn(move || {
+            let run = || -> Result<usize, String> {
+                let mut m = MachineBuilder::default().with_streams(StreamConfig::in_memory()).build();
+                first_answer(&mut m, "use_module(library(iso_ext)).")?;
+                first_answer(&mut m, "use_module(library(lists)).")?;
+                let file = quote_atom(&p.to_string_lossy());
+                let consult = format!("catch(call_with_inference_limit(consult({file}), {}, R), E, true).", limits.inferences);
+                match first_answer(&mut m, &consult)? {
+                    Some(b) if !b.contains_key("E") => {}
+                    _ => return Err("could not be consulted".into()),
+                }
+                let q = format!("catch(call_with_inference_limit((findall(x, ({g}), L), length(L, N)), {}, R), E, true).", limits.inferences);
+                let b = first_answer(&mut m, &q)?.unwrap_or_default();
+                if let Some(e) = b.get("E") {
+                    return Err(term_text(e));
+                }
+                match b.get("N") {
+                    Some(n) => number(n).map(|v| v as usize).ok_or_else(|| "no count".to_owned()),
+                    None => Err("the count query failed".into()),
+                }
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err("the Prolog engine panicked".into()));
+            let _ = tx.send(r);
+        })
+        .map_err(|e| load(e.to_string()))?;
+    match rx.recv_timeout(limits.timeout) {
+        Ok(r) => r.map_err(load),
+        Err(_) => Err(load("the query did not finish in time".into())),
+    }
+}

@@ -28,7 +28,7 @@ mod engine;
 pub mod report;
 mod table;
 
-pub use engine::{LoadLimits, load_rules};
+pub use engine::{LoadLimits, count_solutions, load_rules};
 pub use table::{Adjustment, Change, DecisionTable, PairRule, RelationRule, class_atom};
 
 use std::path::PathBuf;

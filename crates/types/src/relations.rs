@@ -106,7 +106,11 @@ fn detection_gap(a: &Detection, b: &Detection) -> f32 {
     let seg = |p: crate::Point, s0: crate::Point, s1: crate::Point| -> f64 {
         let (dx, dy) = (s1.x - s0.x, s1.y - s0.y);
         let len2 = dx * dx + dy * dy;
-        let t = if len2 > 0.0 { (((p.x - s0.x) * dx + (p.y - s0.y) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+        let t = if len2 > 0.0 {
+            (((p.x - s0.x) * dx + (p.y - s0.y) * dy) / len2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         (p.x - (s0.x + t * dx)).hypot(p.y - (s0.y + t * dy))
     };
     let mut best = f64::MAX;
@@ -136,7 +140,10 @@ pub fn extract(
     wanted: impl Fn(usize, usize) -> bool,
 ) -> Vec<RelationEdge> {
     // The diagonal of the detection's own box (the rotated one for OBB models).
-    let diag: Vec<f32> = dets.iter().map(|d| d.obb.map_or_else(|| d.bbox.diagonal(), |o| o.diagonal())).collect();
+    let diag: Vec<f32> = dets
+        .iter()
+        .map(|d| d.obb.map_or_else(|| d.bbox.diagonal(), |o| o.diagonal()))
+        .collect();
     // Reach of each box: its centre square for "near" and its rectangle grown for "adjacent".
     let search: Vec<BBox> = dets
         .iter()
@@ -291,17 +298,41 @@ mod tests {
     fn thresholds_are_exact_at_the_boundary() {
         let p = RelationParams::default();
         // 3x4 boxes: diagonal 5, near means centre distance < 10.
-        let at = |dx: f32| vec![det("a", 0.0, 0.0, 3.0, 4.0), det("b", dx, 0.0, dx + 3.0, 4.0)];
-        let has = |e: &[RelationEdge], r: Relation| e.iter().any(|x| x.relation == r && x.subject == 0);
-        assert!(!has(&extract(&at(10.0), &p, |_, _| true), Relation::LocatedNear)); // exactly 10: not near
-        assert!(has(&extract(&at(9.99), &p, |_, _| true), Relation::LocatedNear));
+        let at = |dx: f32| {
+            vec![
+                det("a", 0.0, 0.0, 3.0, 4.0),
+                det("b", dx, 0.0, dx + 3.0, 4.0),
+            ]
+        };
+        let has =
+            |e: &[RelationEdge], r: Relation| e.iter().any(|x| x.relation == r && x.subject == 0);
+        assert!(!has(
+            &extract(&at(10.0), &p, |_, _| true),
+            Relation::LocatedNear
+        )); // exactly 10: not near
+        assert!(has(
+            &extract(&at(9.99), &p, |_, _| true),
+            Relation::LocatedNear
+        ));
         // Adjacent: gap <= 0.1 x 5 = 0.5.
-        assert!(has(&extract(&at(3.5), &p, |_, _| true), Relation::AdjacentTo)); // gap exactly 0.5
-        assert!(!has(&extract(&at(3.51), &p, |_, _| true), Relation::AdjacentTo));
+        assert!(has(
+            &extract(&at(3.5), &p, |_, _| true),
+            Relation::AdjacentTo
+        )); // gap exactly 0.5
+        assert!(!has(
+            &extract(&at(3.51), &p, |_, _| true),
+            Relation::AdjacentTo
+        ));
         // On: intersection / subject area >= 0.5, exactly half counts.
-        let half = vec![det("s", 9.0, 0.0, 11.0, 2.0), det("o", 10.0, -10.0, 30.0, 10.0)];
+        let half = vec![
+            det("s", 9.0, 0.0, 11.0, 2.0),
+            det("o", 10.0, -10.0, 30.0, 10.0),
+        ];
         assert!(has(&extract(&half, &p, |_, _| true), Relation::LocatedOn));
-        let less = vec![det("s", 9.0, 0.0, 11.0, 2.0), det("o", 10.01, -10.0, 30.0, 10.0)];
+        let less = vec![
+            det("s", 9.0, 0.0, 11.0, 2.0),
+            det("o", 10.01, -10.0, 30.0, 10.0),
+        ];
         assert!(!has(&extract(&less, &p, |_, _| true), Relation::LocatedOn));
     }
 
@@ -309,20 +340,32 @@ mod tests {
     fn rotated_boxes_use_their_own_geometry() {
         use crate::OrientedBox;
         let p = RelationParams::default();
-        let o = |cx: f32, cy: f32, w: f32, h: f32, a: f32| Detection::oriented(0, "x", 0.9, OrientedBox::new(cx, cy, w, h, a));
+        let o = |cx: f32, cy: f32, w: f32, h: f32, a: f32| {
+            Detection::oriented(0, "x", 0.9, OrientedBox::new(cx, cy, w, h, a))
+        };
         let quarter = std::f32::consts::FRAC_PI_4;
         // Two parallel 40x10 bars at 45 degrees, 11 px apart centre to centre across their short side: a 1 px gap,
         // although their enclosing rectangles overlap widely.
         let (nx, ny) = (-quarter.sin(), quarter.cos());
-        let bars = vec![o(100.0, 100.0, 40.0, 10.0, quarter), o(100.0 + 11.0 * nx, 100.0 + 11.0 * ny, 40.0, 10.0, quarter)];
+        let bars = vec![
+            o(100.0, 100.0, 40.0, 10.0, quarter),
+            o(100.0 + 11.0 * nx, 100.0 + 11.0 * ny, 40.0, 10.0, quarter),
+        ];
         let e = extract(&bars, &p, |_, _| true);
-        let adj = e.iter().find(|x| x.relation == Relation::AdjacentTo).expect("adjacent");
+        let adj = e
+            .iter()
+            .find(|x| x.relation == Relation::AdjacentTo)
+            .expect("adjacent");
         assert!((adj.weight - 1.0).abs() < 1e-3, "{adj:?}");
         assert!(!e.iter().any(|x| x.relation == Relation::Overlaps));
         // A small rotated box inside a big rotated one: on, for the small one only.
         let nested = vec![o(0.0, 0.0, 6.0, 4.0, 1.0), o(1.0, 1.0, 60.0, 40.0, 0.3)];
         let e = extract(&nested, &p, |_, _| true);
-        let on: Vec<_> = e.iter().filter(|x| x.relation == Relation::LocatedOn).map(|x| (x.subject, x.weight)).collect();
+        let on: Vec<_> = e
+            .iter()
+            .filter(|x| x.relation == Relation::LocatedOn)
+            .map(|x| (x.subject, x.weight))
+            .collect();
         assert_eq!(on.len(), 1);
         assert_eq!(on[0].0, 0);
         assert!((on[0].1 - 1.0).abs() < 1e-4);
