@@ -428,19 +428,6 @@ fn compile(
     DecisionTable::new(path, pairs, relations, &thresholds, classes, elapsed).map_err(invalid)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atoms_are_quoted_when_needed() {
-        assert_eq!(atom_text("ship"), "ship");
-        assert_eq!(atom_text("Bridge"), "'Bridge'");
-        assert_eq!(atom_text("large vehicle"), "'large vehicle'");
-        assert_eq!(quote_atom("/tmp/it's\\x.pl"), "'/tmp/it\\'s\\\\x.pl'");
-    }
-}
-
 /// Consults `path` and counts the solutions of `goal` (e.g. `fact(_, _, _, _)`), under the same limits as
 /// [`load_rules`]. Used to check that exported facts load.
 pub fn count_solutions(
@@ -484,5 +471,18 @@ pub fn count_solutions(
     match rx.recv_timeout(limits.timeout) {
         Ok(r) => r.map_err(load),
         Err(_) => Err(load("the query did not finish in time".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoms_are_quoted_when_needed() {
+        assert_eq!(atom_text("ship"), "ship");
+        assert_eq!(atom_text("Bridge"), "'Bridge'");
+        assert_eq!(atom_text("large vehicle"), "'large vehicle'");
+        assert_eq!(quote_atom("/tmp/it's\\x.pl"), "'/tmp/it\\'s\\\\x.pl'");
     }
 }
