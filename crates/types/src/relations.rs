@@ -17,9 +17,9 @@
 //! A uniform grid limits the pairs examined to boxes within reach of each other, so thousands of detections cost
 //! far less than all pairs.
 
-use crate::geometry::{distance, iou, rotated_intersection_area};
+use crate::geometry::{distance, iou};
 use crate::index::Grid;
-use crate::{BBox, Detection};
+use crate::{BBox, Detection, Point};
 
 /// The relation types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,15 +80,24 @@ pub struct RelationEdge {
     pub weight: f32,
 }
 
-fn intersection(a: &Detection, b: &Detection) -> f32 {
+/// Intersection area, with the rotated corners precomputed (`None` for axis-aligned detections).
+fn intersection_pre(
+    a: &Detection,
+    b: &Detection,
+    ca: Option<&[Point; 4]>,
+    cb: Option<&[Point; 4]>,
+) -> f32 {
     // `bbox` encloses the rotated box: no overlap there means none at all (and skips the polygon clipping).
     if crate::geometry::intersection_area(&a.bbox, &b.bbox) <= 0.0 {
         return 0.0;
     }
-    if a.obb.is_some() || b.obb.is_some() {
-        rotated_intersection_area(&a.as_oriented(), &b.as_oriented())
-    } else {
-        crate::geometry::intersection_area(&a.bbox, &b.bbox)
+    match (ca, cb) {
+        (None, None) => crate::geometry::intersection_area(&a.bbox, &b.bbox),
+        _ => {
+            let pa = ca.copied().unwrap_or_else(|| a.as_oriented().corners());
+            let pb = cb.copied().unwrap_or_else(|| b.as_oriented().corners());
+            crate::geometry::convex_intersection_area(&pa, &pb) as f32
+        }
     }
 }
 
@@ -98,12 +107,18 @@ fn area(d: &Detection) -> f32 {
 
 /// Gap between two detections that do not overlap: between the rotated boxes when either has one (the shortest
 /// distance from a corner of one to an edge of the other), else between the rectangles.
-fn detection_gap(a: &Detection, b: &Detection) -> f32 {
+fn detection_gap(
+    a: &Detection,
+    b: &Detection,
+    ca: Option<&[Point; 4]>,
+    cb: Option<&[Point; 4]>,
+) -> f32 {
     if a.obb.is_none() && b.obb.is_none() {
         return gap(&a.bbox, &b.bbox);
     }
-    let (pa, pb) = (a.as_oriented().corners(), b.as_oriented().corners());
-    let seg = |p: crate::Point, s0: crate::Point, s1: crate::Point| -> f64 {
+    let pa = ca.copied().unwrap_or_else(|| a.as_oriented().corners());
+    let pb = cb.copied().unwrap_or_else(|| b.as_oriented().corners());
+    let seg = |p: Point, s0: Point, s1: Point| -> f64 {
         let (dx, dy) = (s1.x - s0.x, s1.y - s0.y);
         let len2 = dx * dx + dy * dy;
         let t = if len2 > 0.0 {
@@ -160,6 +175,9 @@ pub fn extract(
             )
         })
         .collect();
+    let centers: Vec<Point> = dets.iter().map(|d| d.bbox.center()).collect();
+    let corners: Vec<Option<[Point; 4]>> =
+        dets.iter().map(|d| d.obb.map(|o| o.corners())).collect();
     let mut grid = Grid::new(&search);
     let mut out = Vec::new();
     let mut near = Vec::new();
@@ -187,12 +205,13 @@ pub fn extract(
                     });
                 }
             };
-            let d = distance(a.bbox.center(), b.bbox.center()) as f32;
+            let d = distance(centers[i], centers[j]) as f32;
             if d < params.near_factor * (diag[i] + diag[j]) / 2.0 {
                 push(i, j, Relation::LocatedNear, d);
                 push(j, i, Relation::LocatedNear, d);
             }
-            let inter = intersection(a, b);
+            let (ca, cb) = (corners[i].as_ref(), corners[j].as_ref());
+            let inter = intersection_pre(a, b, ca, cb);
             if inter > 0.0 {
                 let o = if a.obb.is_some() || b.obb.is_some() {
                     let union = area(a) + area(b) - inter;
@@ -209,7 +228,12 @@ pub fn extract(
                     }
                 }
             } else {
-                let g = detection_gap(a, b);
+                // The rectangles' gap never exceeds the boxes' own: skip the exact gap when even that is too far.
+                let reach = params.adjacent_factor * diag[i].max(diag[j]);
+                if gap(&a.bbox, &b.bbox) > reach {
+                    continue;
+                }
+                let g = detection_gap(a, b, ca, cb);
                 for (s, ob) in [(i, j), (j, i)] {
                     if g <= params.adjacent_factor * diag[s] {
                         push(s, ob, Relation::AdjacentTo, g);
