@@ -132,6 +132,9 @@ pub struct InferArgs {
     /// Also build the knowledge graph: DIR/scene_graphs.jsonl per image and the dataset graph exports at the end.
     #[arg(long)]
     pub kg: bool,
+    /// With --kg: compute relations only for these class pairs (see `nsod kg --pairs`).
+    #[arg(long, value_name = "FILE", requires = "kg")]
+    pub kg_pairs: Option<PathBuf>,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
 }
@@ -172,6 +175,9 @@ pub struct KgArgs {
     /// Leave edges seen fewer times out of GraphML, DOT, JSON and SVG (the facts keep all).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub min_count: u64,
+    /// Compute relations only for these class pairs (one "class class" pair per line; default: all pairs).
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

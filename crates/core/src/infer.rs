@@ -361,7 +361,11 @@ fn process(
     };
     let mut kg = if a.kg {
         let params = rules.as_ref().map(|t| t.params).unwrap_or_default();
-        Some(crate::kg::KgWriter::create(out, params)?)
+        Some(crate::kg::KgWriter::create(
+            out,
+            params,
+            a.kg_pairs.as_deref(),
+        )?)
     } else {
         None
     };

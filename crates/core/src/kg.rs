@@ -14,6 +14,8 @@ use std::process::ExitCode;
 /// Streams per-image scene graphs to `scene_graphs.jsonl` and aggregates the dataset graph; memory is bounded by
 /// the dataset graph, not the number of images.
 pub struct KgWriter {
+    /// Unordered class pairs relations are computed for (`None`: all pairs).
+    pairs: Option<std::collections::HashSet<(String, String)>>,
     out: PathBuf,
     scenes: BufWriter<File>,
     partial: PathBuf,
@@ -22,13 +24,19 @@ pub struct KgWriter {
 }
 
 impl KgWriter {
-    pub fn create(out: &Path, params: RelationParams) -> anyhow::Result<Self> {
+    pub fn create(
+        out: &Path,
+        params: RelationParams,
+        pairs: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let pairs = pairs.map(read_pairs).transpose()?;
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let partial = out.join("scene_graphs.jsonl.partial");
         let scenes = BufWriter::new(
             File::create(&partial).with_context(|| format!("{}", partial.display()))?,
         );
         Ok(Self {
+            pairs,
             out: out.to_path_buf(),
             scenes,
             partial,
@@ -39,7 +47,24 @@ impl KgWriter {
 
     /// Adds one image; returns its scene graph's node and edge counts.
     pub fn add(&mut self, image: &str, dets: &[Detection]) -> anyhow::Result<(usize, usize)> {
-        let edges = extract(dets, &self.params, |_, _| true);
+        let edges = match &self.pairs {
+            None => extract(dets, &self.params, |_, _| true),
+            Some(allowed) => {
+                let atoms: Vec<String> = dets
+                    .iter()
+                    .map(|d| nsod_types::detection::class_atom(&d.class_name))
+                    .collect();
+                extract(dets, &self.params, |s, o| {
+                    let (a, b) = (&atoms[s], &atoms[o]);
+                    let key = if a <= b {
+                        (a.clone(), b.clone())
+                    } else {
+                        (b.clone(), a.clone())
+                    };
+                    allowed.contains(&key)
+                })
+            }
+        };
         let scene = SceneGraph::from_edges(dets, &edges);
         serde_json::to_writer(&mut self.scenes, &scene.to_json(image, dets))
             .with_context(|| format!("{}", self.partial.display()))?;
@@ -79,6 +104,36 @@ impl KgWriter {
     }
 }
 
+/// Reads an allow-list of class pairs: one pair per line (`ship harbor`, class names or atoms), `#` comments.
+fn read_pairs(path: &Path) -> anyhow::Result<std::collections::HashSet<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut set = std::collections::HashSet::new();
+    for (no, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = l
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let [a, b] = parts[..] else {
+            anyhow::bail!(
+                "{}:{}: expected two class names, found {:?}",
+                path.display(),
+                no + 1,
+                l
+            );
+        };
+        let (a, b) = (
+            nsod_types::detection::class_atom(a),
+            nsod_types::detection::class_atom(b),
+        );
+        set.insert(if a <= b { (a, b) } else { (b, a) });
+    }
+    Ok(set)
+}
+
 /// `nsod kg`.
 pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
     let names = crate::symbolic::read_names(a.names.as_deref())?;
@@ -89,7 +144,13 @@ pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut kg = KgWriter::create(&a.out, RelationParams::default())?;
+    let mut kg = match KgWriter::create(&a.out, RelationParams::default(), a.pairs.as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let (mut images, mut failed, mut edges) = (0usize, 0usize, 0usize);
     for r in records {
         match r {
