@@ -2,6 +2,7 @@
 //! * relation extraction + scene graph for 2,000 detections (target <= 10 ms);
 //! * the dataset graph over 10,000 synthetic images, streamed: peak RSS printed after 1,000 and after 10,000
 //!   images (flat = memory bounded by the dataset graph, not the number of images).
+//!
 //! Run: `cargo bench -p nsod-benches --bench kg`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
