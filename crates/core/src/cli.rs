@@ -38,6 +38,8 @@ pub enum Command {
     Rules(RulesCommand),
     /// Build the knowledge graph of spatial relations from predictions.
     Kg(KgArgs),
+    /// Export an Ultralytics training run's progress as metrics (optionally running the training command).
+    TrainMonitor(Box<TrainArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,6 +158,25 @@ pub struct SymbolicArgs {
     /// Output folder: predictions.jsonl (refined), report.csv, report.jsonl.
     #[arg(long, default_value = "runs/symbolic", value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The Ultralytics run folder (e.g. runs/obb/train); it may not exist yet.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The `model` label of the series (default: the run folder's name).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// How often to look at the run folder.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub poll_interval: std::time::Duration,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
+    /// A training command to run and watch (after `--`): its output streams through, SIGINT/SIGTERM are forwarded
+    /// to it, and nsod exits with its exit code.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod kg;
 mod metrics;
 mod paths;
 mod symbolic;
+mod train;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -36,5 +37,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             kg::suggest_rules(&facts, out.as_deref())
         }
         cli::Command::Kg(args) => kg::run(&args),
+        cli::Command::TrainMonitor(args) => train::run(&args),
     }
 }

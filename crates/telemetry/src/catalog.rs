@@ -87,6 +87,15 @@ pub struct CheckpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrainingInfoLabels {
+    pub model: String,
+    pub weights: String,
+    pub data: String,
+    pub imgsz: String,
+    pub task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub stage: String,
     pub error_type: String,
@@ -241,6 +250,12 @@ pub struct TrainingMetrics {
     pub epoch_duration: Family<ModelLabel, GaugeF64>,
     pub checkpoint_saves: Family<CheckpointLabels, Counter>,
     pub last_progress: Family<ModelLabel, GaugeF64>,
+    pub info: Family<TrainingInfoLabels, Gauge>,
+    pub eta: Family<ModelLabel, GaugeF64>,
+    pub last_checkpoint: Family<ModelLabel, GaugeF64>,
+    pub process_up: Family<ModelLabel, Gauge>,
+    pub process_cpu: Family<ModelLabel, Counter<f64, AtomicU64>>,
+    pub process_memory: Family<ModelLabel, GaugeF64>,
 }
 
 /// All families, registered in `registry`.
@@ -297,6 +312,12 @@ impl Catalog {
                 epoch_duration: Family::default(),
                 checkpoint_saves: Family::default(),
                 last_progress: Family::default(),
+                info: Family::default(),
+                eta: Family::default(),
+                last_checkpoint: Family::default(),
+                process_up: Family::default(),
+                process_cpu: Family::default(),
+                process_memory: Family::default(),
             },
             errors: Family::default(),
         };
@@ -461,6 +482,36 @@ impl Catalog {
             "nsod_training_last_progress_timestamp_seconds",
             "Unix time of the last finished epoch",
             t.last_progress.clone(),
+        );
+        r.register(
+            "nsod_training_info",
+            "The training run's settings from args.yaml; always 1",
+            t.info.clone(),
+        );
+        r.register(
+            "nsod_training_eta_seconds",
+            "Estimated time to the last planned epoch",
+            t.eta.clone(),
+        );
+        r.register(
+            "nsod_checkpoint_last_save_timestamp_seconds",
+            "Unix time of the last checkpoint write",
+            t.last_checkpoint.clone(),
+        );
+        r.register(
+            "nsod_training_process_up",
+            "1 while the wrapped training command runs",
+            t.process_up.clone(),
+        );
+        r.register(
+            "nsod_training_process_cpu_seconds",
+            "CPU time used by the wrapped training command",
+            t.process_cpu.clone(),
+        );
+        r.register(
+            "nsod_training_process_resident_memory_bytes",
+            "Resident memory of the wrapped training command",
+            t.process_memory.clone(),
         );
         r.register("nsod_errors", "Errors by stage and type", c.errors.clone());
         c

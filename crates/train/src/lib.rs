@@ -1,0 +1,443 @@
+//! Following an Ultralytics training run directory and exporting its progress.
+//!
+//! Ultralytics appends one row to `RUN_DIR/results.csv` per epoch, after validation, and rewrites the file from
+//! scratch when a new run starts in the same folder. [`RunWatcher::poll`] is called periodically (polling, not file
+//! notifications: one `stat` of a few files per interval, which costs no measurable CPU) and:
+//!
+//! * reads the bytes appended since the last poll, keeping a half-written last line for the next poll;
+//! * notices a new run (the file shrank or was replaced) and resets the run's series;
+//! * maps columns by header name: `epoch`, `time` (cumulative seconds), `train/*_loss` and `val/*_loss`
+//!   (`nsod_training_loss{component}` with component `train_box`, `val_cls`, ...), `metrics/precision(B)`,
+//!   `metrics/recall(B)`, `metrics/mAP50(B)`, `metrics/mAP50-95(B)`, and any number of `lr/pgN`
+//!   (`nsod_learning_rate{param_group="pgN"}`); other columns are ignored;
+//! * reads `args.yaml` for the planned epochs and the run's settings, and watches `weights/` for `last.pt`,
+//!   `best.pt` and `epochN.pt` writes.
+//!
+//! Bad content (a garbage line, NaN or infinite values, bytes that are not UTF-8) is skipped and counted in
+//! `nsod_errors_total{stage="train-monitor"}`; nothing here panics or stops the watcher.
+
+use nsod_telemetry::Telemetry;
+use nsod_telemetry::catalog::{
+    CheckpointLabels, ErrorLabels, LossLabels, LrLabels, MapLabels, ModelLabel, TrainingInfoLabels,
+};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What one poll saw (for logs and tests).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PollReport {
+    pub new_rows: usize,
+    pub new_run: bool,
+    pub bad_lines: usize,
+    pub checkpoints: usize,
+}
+
+/// `args.yaml` values nsod uses.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RunArgs {
+    pub epochs: Option<u64>,
+    pub model: Option<String>,
+    pub data: Option<String>,
+    pub imgsz: Option<String>,
+    pub task: Option<String>,
+}
+
+impl RunArgs {
+    /// Reads the flat `key: value` lines Ultralytics writes (nested or unknown keys are ignored).
+    pub fn parse(text: &str) -> Self {
+        let mut a = Self::default();
+        for line in text.lines() {
+            if line.starts_with([' ', '\t', '-', '#']) {
+                continue;
+            }
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim().trim_matches(['\'', '"']).to_owned();
+            match k.trim() {
+                "epochs" => a.epochs = v.parse().ok(),
+                "model" => a.model = Some(v),
+                "data" => a.data = Some(v),
+                "imgsz" => a.imgsz = Some(v),
+                "task" => a.task = Some(v),
+                _ => {}
+            }
+        }
+        a
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Follows one run directory.
+#[derive(Debug)]
+pub struct RunWatcher {
+    dir: PathBuf,
+    model: String,
+    telemetry: Arc<Telemetry>,
+    /// Identity of the results file being read: (inode-like id, bytes consumed).
+    file_id: Option<u64>,
+    offset: u64,
+    pending: Vec<u8>,
+    header: Vec<String>,
+    last_time: Option<f64>,
+    durations: Vec<f64>,
+    args_stamp: Option<(SystemTime, u64)>,
+    planned: Option<u64>,
+    checkpoints: BTreeMap<String, SystemTime>,
+    checkpoints_seen: bool,
+    last_epoch: Option<f64>,
+}
+
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        meta.created()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64)
+    }
+}
+
+/// The loss component label of a loss column: `train/box_loss` -> `train_box`.
+fn loss_component(col: &str) -> Option<String> {
+    let (phase, rest) = col.split_once('/')?;
+    let name = rest.strip_suffix("_loss")?;
+    ((phase == "train" || phase == "val") && !name.is_empty()).then(|| format!("{phase}_{name}"))
+}
+
+impl RunWatcher {
+    pub fn new(dir: &Path, model: &str, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            model: model.to_owned(),
+            telemetry,
+            file_id: None,
+            offset: 0,
+            pending: Vec::new(),
+            header: Vec::new(),
+            last_time: None,
+            durations: Vec::new(),
+            args_stamp: None,
+            planned: None,
+            checkpoints: BTreeMap::new(),
+            checkpoints_seen: false,
+            last_epoch: None,
+        }
+    }
+
+    fn model_label(&self) -> ModelLabel {
+        ModelLabel {
+            model: self.model.clone(),
+        }
+    }
+
+    fn error(&self, error_type: &str) {
+        self.telemetry
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                stage: "train-monitor".into(),
+                error_type: error_type.into(),
+            })
+            .inc();
+    }
+
+    /// Clears the run's series (a new run started). One process follows one run, so the per-epoch families are
+    /// cleared whole; counters (checkpoint saves, errors) keep counting, as Prometheus expects.
+    fn reset(&mut self) {
+        let t = &self.telemetry.metrics.training;
+        t.loss.clear();
+        t.validation_map.clear();
+        t.learning_rate.clear();
+        for f in [&t.precision, &t.recall, &t.epoch_duration, &t.eta] {
+            f.remove(&self.model_label());
+        }
+        t.epoch.remove(&self.model_label());
+        self.header.clear();
+        self.pending.clear();
+        self.offset = 0;
+        self.last_time = None;
+        self.durations.clear();
+        self.last_epoch = None;
+    }
+
+    /// One look at the run directory. Never fails: problems are counted as errors.
+    pub fn poll(&mut self) -> PollReport {
+        let mut report = PollReport::default();
+        // Checkpoints present at the very first look are the past; any later write counts, even in a weights
+        // folder (or run folder) that appears later.
+        let first_look = !self.checkpoints_seen;
+        self.checkpoints_seen = true;
+        if !self.dir.is_dir() {
+            return report;
+        }
+        self.read_args();
+        self.read_results(&mut report);
+        self.scan_weights(&mut report, first_look);
+        report
+    }
+
+    fn read_args(&mut self) {
+        let path = self.dir.join("args.yaml");
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return;
+        };
+        // Modification time and size: a file rewritten within the clock's granularity still shows a new size.
+        let stamp = meta.modified().ok().map(|t| (t, meta.len()));
+        if stamp.is_some() && stamp == self.args_stamp {
+            return;
+        }
+        self.args_stamp = stamp;
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let a = RunArgs::parse(&text);
+        let t = &self.telemetry.metrics.training;
+        if let Some(e) = a.epochs {
+            self.planned = Some(e);
+            t.epochs_planned
+                .get_or_create(&self.model_label())
+                .set(e as i64);
+        }
+        t.info.clear();
+        t.info
+            .get_or_create(&TrainingInfoLabels {
+                model: self.model.clone(),
+                weights: a.model.unwrap_or_default(),
+                data: a.data.unwrap_or_default(),
+                imgsz: a.imgsz.unwrap_or_default(),
+                task: a.task.unwrap_or_default(),
+            })
+            .set(1);
+    }
+
+    fn read_results(&mut self, report: &mut PollReport) {
+        let path = self.dir.join("results.csv");
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return;
+        };
+        let id = file_id(&meta);
+        let replaced = self.file_id.is_some_and(|old| old != id) || meta.len() < self.offset;
+        if replaced {
+            self.reset();
+            report.new_run = true;
+        }
+        self.file_id = Some(id);
+        if meta.len() == self.offset {
+            return;
+        }
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_err() {
+            self.error("io");
+            return;
+        }
+        self.offset += buf.len() as u64;
+        self.pending.extend_from_slice(&buf);
+        // Complete lines only; a half-written last line waits for the next poll.
+        while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=nl).collect();
+            let text = match std::str::from_utf8(&line) {
+                Ok(t) => t.to_owned(),
+                Err(_) => {
+                    self.error("encoding");
+                    report.bad_lines += 1;
+                    String::from_utf8_lossy(&line).into_owned()
+                }
+            };
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            if self.header.is_empty() {
+                self.header = text.split(',').map(|c| c.trim().to_owned()).collect();
+                if !self.header.iter().any(|c| c == "epoch") {
+                    self.error("csv");
+                    report.bad_lines += 1;
+                    self.header.clear();
+                }
+                continue;
+            }
+            if self.apply_row(text) {
+                report.new_rows += 1;
+            } else {
+                report.bad_lines += 1;
+            }
+        }
+    }
+
+    /// Applies one data row; false (and an error counted) when it is not a row of this header.
+    fn apply_row(&mut self, line: &str) -> bool {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != self.header.len() {
+            self.error("csv");
+            return false;
+        }
+        let mut values: BTreeMap<&str, f64> = BTreeMap::new();
+        for (col, raw) in self.header.iter().zip(&fields) {
+            match raw.parse::<f64>() {
+                Ok(v) if v.is_finite() => {
+                    values.insert(col.as_str(), v);
+                }
+                Ok(_) => self.error("non_finite"),
+                Err(_) => self.error("csv"),
+            }
+        }
+        let Some(&epoch) = values.get("epoch") else {
+            return false;
+        };
+        let t = &self.telemetry.metrics.training;
+        let m = self.model_label();
+        t.epoch.get_or_create(&m).set(epoch as i64);
+        t.last_progress.get_or_create(&m).set(now_secs());
+        for (col, &v) in &values {
+            if let Some(component) = loss_component(col) {
+                t.loss
+                    .get_or_create(&LossLabels {
+                        model: self.model.clone(),
+                        component,
+                    })
+                    .set(v);
+            } else if let Some(pg) = col.strip_prefix("lr/") {
+                t.learning_rate
+                    .get_or_create(&LrLabels {
+                        model: self.model.clone(),
+                        param_group: pg.to_owned(),
+                    })
+                    .set(v);
+            } else {
+                match *col {
+                    "metrics/precision(B)" => {
+                        t.precision.get_or_create(&m).set(v);
+                    }
+                    "metrics/recall(B)" => {
+                        t.recall.get_or_create(&m).set(v);
+                    }
+                    "metrics/mAP50(B)" => {
+                        t.validation_map
+                            .get_or_create(&MapLabels {
+                                model: self.model.clone(),
+                                iou: "0.5".into(),
+                            })
+                            .set(v);
+                    }
+                    "metrics/mAP50-95(B)" => {
+                        t.validation_map
+                            .get_or_create(&MapLabels {
+                                model: self.model.clone(),
+                                iou: "0.5:0.95".into(),
+                            })
+                            .set(v);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(&time) = values.get("time") {
+            let duration = match self.last_time {
+                Some(prev) if time >= prev => Some(time - prev),
+                None if epoch <= 1.0 => Some(time),
+                _ => None,
+            };
+            if let Some(d) = duration {
+                t.epoch_duration.get_or_create(&m).set(d);
+                self.durations.push(d);
+            }
+            self.last_time = Some(time);
+        }
+        if let Some(planned) = self.planned
+            && !self.durations.is_empty()
+        {
+            let mean = self.durations.iter().sum::<f64>() / self.durations.len() as f64;
+            t.eta
+                .get_or_create(&m)
+                .set(mean * (planned as f64 - epoch).max(0.0));
+        }
+        self.last_epoch = Some(epoch);
+        true
+    }
+
+    fn scan_weights(&mut self, report: &mut PollReport, first_scan: bool) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("weights")) else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kind = match name.as_str() {
+                "last.pt" => "last",
+                "best.pt" => "best",
+                n if n.starts_with("epoch")
+                    && n.ends_with(".pt")
+                    && n[5..n.len() - 3].chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    "epoch"
+                }
+                _ => continue,
+            };
+            let Ok(mtime) = e.metadata().and_then(|m| m.modified()) else {
+                continue;
+            };
+            let changed = self.checkpoints.get(&name) != Some(&mtime);
+            self.checkpoints.insert(name, mtime);
+            // Files already there when nsod starts are the past: not counted as saves.
+            if changed && !first_scan {
+                let t = &self.telemetry.metrics.training;
+                t.checkpoint_saves
+                    .get_or_create(&CheckpointLabels {
+                        model: self.model.clone(),
+                        kind: kind.into(),
+                    })
+                    .inc();
+                let at = mtime
+                    .duration_since(UNIX_EPOCH)
+                    .map_or_else(|_| now_secs(), |d| d.as_secs_f64());
+                t.last_checkpoint.get_or_create(&self.model_label()).set(at);
+                report.checkpoints += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_and_loss_columns() {
+        let a = RunArgs::parse(
+            "task: obb\nmode: train\nmodel: yolov8n-obb.pt\ndata: DOTAv1.yaml\nepochs: 100\nimgsz: 1024\naugment:\n  - x\n",
+        );
+        assert_eq!(a.epochs, Some(100));
+        assert_eq!(a.model.as_deref(), Some("yolov8n-obb.pt"));
+        assert_eq!(a.task.as_deref(), Some("obb"));
+        assert_eq!(
+            loss_component("train/box_loss").as_deref(),
+            Some("train_box")
+        );
+        assert_eq!(
+            loss_component("val/angle_loss").as_deref(),
+            Some("val_angle")
+        );
+        assert_eq!(loss_component("metrics/mAP50(B)"), None);
+        assert_eq!(loss_component("lr/pg0"), None);
+    }
+}
