@@ -40,6 +40,9 @@ pub enum Command {
     Kg(KgArgs),
     /// Export an Ultralytics training run's progress as metrics (optionally running the training command).
     TrainMonitor(Box<TrainArgs>),
+    /// Compute COCO and VOC/DOTA mAP of predictions against ground truth; compare prediction sets (before and
+    /// after the rules) side by side.
+    Eval(Box<crate::eval::EvalArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

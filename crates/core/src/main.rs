@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod eval;
 mod infer;
 mod inputs;
 mod kg;
@@ -38,5 +39,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Kg(args) => kg::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
+        cli::Command::Eval(args) => eval::run(&args),
     }
 }

@@ -1,0 +1,458 @@
+//! End-to-end tests of `nsod eval`: parity with pycocotools on random datasets, DOTA-style AP on hand-built
+//! oriented cases, before/after comparison, and bad input.
+
+mod common;
+
+use common::{error_lines, nsod, repo_root, text};
+use nsod_types::formats::jsonl::{ImagePredictions, JsonlWriter};
+use nsod_types::{BBox, Detection, GroundTruth, OrientedBox};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const KEYS: [&str; 12] = [
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+];
+
+/// python3 with pycocotools, or None (a skip) outside CI.
+fn pycocotools() -> Option<String> {
+    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import pycocotools.cocoeval"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but `{py} -c 'import pycocotools'` fails (.ci/run installs it with pip)"
+        );
+        eprintln!("skipped: pycocotools is not installed");
+        return None;
+    }
+    Some(py)
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn coco_summary_equals_pycocotools_on_random_datasets() {
+    let Some(py) = pycocotools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let cases: [(u32, u32, u32, bool); 5] = [
+        (1, 300, 6, false),
+        (2, 500, 3, false),
+        (3, 200, 12, false),
+        (4, 400, 5, true),
+        (5, 150, 2, false),
+    ];
+    for (seed, images, classes, small) in cases {
+        let d = dir.path().join(format!("seed{seed}"));
+        let mut gen_cmd = Command::new(&py);
+        gen_cmd.arg(root.join("scripts/coco_synth.py")).args([
+            "--seed",
+            &seed.to_string(),
+            "--images",
+            &images.to_string(),
+            "--classes",
+            &classes.to_string(),
+            "--out",
+        ]);
+        gen_cmd.arg(&d);
+        if small {
+            gen_cmd.arg("--small-only");
+        }
+        assert!(gen_cmd.status().unwrap().success());
+        let reference = Command::new(&py)
+            .arg(root.join("scripts/pycocotools_eval.py"))
+            .arg(d.join("gt.json"))
+            .arg(d.join("results.json"))
+            .output()
+            .unwrap();
+        assert!(reference.status.success(), "{}", text(&reference).1);
+        let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
+        let out = d.join("out");
+        let o = nsod()
+            .arg("eval")
+            .arg("--gt")
+            .arg(d.join("gt.json"))
+            .arg("--pred")
+            .arg(d.join("results.json"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&o);
+        // The generator gives a category without ground truth and detections on it: no input problems.
+        assert!(o.status.success(), "{stderr}");
+        assert!(stdout.contains("AP50   IoU=0.50"), "{stdout}");
+        let ours = read_json(&out.join("eval.json"));
+        let mut defined = 0;
+        for k in KEYS {
+            let (a, b) = (
+                ours["coco"][k].as_f64().unwrap(),
+                reference["coco"][k].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "seed {seed}: {k}: nsod {a} pycocotools {b}"
+            );
+            defined += usize::from(b > -1.0);
+        }
+        if small {
+            // Only small objects: medium and large AP/AR are undefined (-1) in both.
+            assert_eq!(ours["coco"]["APm"], -1.0);
+            assert_eq!(ours["coco"]["ARl"], -1.0);
+            assert_eq!(defined, 8);
+        } else {
+            assert_eq!(defined, 12, "seed {seed}");
+        }
+    }
+}
+
+fn write_jsonl(path: &Path, records: &[ImagePredictions]) {
+    let mut w = JsonlWriter::create(path).unwrap();
+    for r in records {
+        w.write(r).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn record(image: &str, detections: Vec<Detection>) -> ImagePredictions {
+    ImagePredictions {
+        image: image.into(),
+        width: 200,
+        height: 200,
+        detections,
+    }
+}
+
+fn eval(args: &[&std::ffi::OsStr]) -> (std::process::Output, String, String) {
+    let o = nsod().arg("eval").args(args).output().unwrap();
+    let (out, err) = text(&o);
+    (o, out, err)
+}
+
+fn os<P: AsRef<std::ffi::OsStr> + ?Sized>(p: &P) -> &std::ffi::OsStr {
+    p.as_ref()
+}
+
+#[test]
+fn dota_labels_are_matched_with_rotated_iou_and_difficult_objects_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("labelTxt");
+    std::fs::create_dir(&gt).unwrap();
+    // A 20x10 ship at 45 degrees, and a difficult one.
+    let ship = OrientedBox::new(100.0, 100.0, 20.0, 10.0, std::f32::consts::FRAC_PI_4);
+    let hard = OrientedBox::new(40.0, 40.0, 30.0, 12.0, 0.3);
+    let labels = [(ship, false), (hard, true)].map(|(o, difficult)| GroundTruth {
+        class_id: 1,
+        class_name: "ship".into(),
+        bbox: o.aabb(),
+        obb: Some(o),
+        difficult,
+    });
+    nsod_types::formats::dota::write_labels(&gt.join("P0001.txt"), &labels).unwrap();
+    let text = std::fs::read_to_string(gt.join("P0001.txt")).unwrap();
+    assert!(text.ends_with(" ship 1\n"), "{text}");
+    // The ship's axis-aligned hull first (rotated IoU 0.44: a false positive), then the ship, then the
+    // difficult one (neither true nor false positive).
+    let side = 30.0 / 2f32.sqrt();
+    let hull = OrientedBox::new(100.0, 100.0, side, side, 0.0);
+    let det = |o: OrientedBox, s: f32| Detection::oriented(1, "ship", s, o);
+    let pred = dir.path().join("predictions.jsonl");
+    write_jsonl(
+        &pred,
+        &[record(
+            "P0001.png",
+            vec![det(hull, 0.9), det(ship, 0.8), det(hard, 0.7)],
+        )],
+    );
+    for (extra, voc) in [(None, 0.5), (Some("--voc07"), 0.5)] {
+        let out = dir.path().join("out");
+        let mut args = vec![
+            os("--gt"),
+            gt.as_os_str(),
+            os("--pred"),
+            pred.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ];
+        args.extend(extra.map(os));
+        let (o, stdout, stderr) = eval(&args);
+        assert!(o.status.success(), "{stderr}");
+        assert!(stdout.contains("IoU type obb"), "{stdout}");
+        let j = read_json(&out.join("eval.json"));
+        assert_eq!(j["ground_truth"]["gt_format"], "dota");
+        assert_eq!(j["ground_truth"]["iou_type"], "obb");
+        let v = j["voc"]["mAP"].as_f64().unwrap();
+        assert!((v - voc).abs() < 1e-9, "{v}");
+        // COCO-style: the false positive ranks first at every threshold: precision 1/2 everywhere.
+        assert!((j["coco"]["AP50"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+        assert!((j["coco"]["AP"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+        let ship_row = &j["per_class"][1];
+        assert_eq!(ship_row["name"], "ship");
+        assert_eq!(ship_row["gt"], 1);
+        assert_eq!(ship_row["true_positives"], 1);
+        assert_eq!(ship_row["false_positives"], 1);
+    }
+}
+
+#[test]
+fn run_folder_compares_raw_and_refined_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    // Two 40x40 objects in a 200x200 image.
+    std::fs::write(
+        labels.join("a.txt"),
+        "0 0.2 0.2 0.2 0.2\n0 0.7 0.7 0.2 0.2\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let d = |b: [f32; 4], s: f32| Detection::new(0, "plane", s, BBox::new(b[0], b[1], b[2], b[3]));
+    let (hit1, hit2, miss) = (
+        [20.0, 20.0, 60.0, 60.0],
+        [120.0, 120.0, 160.0, 160.0],
+        [150.0, 10.0, 190.0, 50.0],
+    );
+    // Before the rules a false positive leads; after, it is lowered below the true ones.
+    write_jsonl(
+        &run.join("predictions_raw.jsonl"),
+        &[record(
+            "a.png",
+            vec![d(miss, 0.9), d(hit1, 0.8), d(hit2, 0.7)],
+        )],
+    );
+    write_jsonl(
+        &run.join("predictions.jsonl"),
+        &[record(
+            "a.png",
+            vec![d(miss, 0.3), d(hit1, 0.8), d(hit2, 0.7)],
+        )],
+    );
+    let out = dir.path().join("eval");
+    let textfile = dir.path().join("eval.prom");
+    let (o, stdout, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--run"),
+        run.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--plots"),
+        os("--metrics-textfile"),
+        textfile.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    let header = stdout.lines().find(|l| l.starts_with("metric")).unwrap();
+    assert!(
+        header.contains("raw") && header.contains("refined") && header.contains("change"),
+        "{stdout}"
+    );
+    let ap50_line = stdout.lines().find(|l| l.starts_with("AP50")).unwrap();
+    assert!(
+        ap50_line.ends_with("0.6667   1.0000  +0.3333"),
+        "{ap50_line}"
+    );
+    let j = read_json(&out.join("eval.json"));
+    // Top level: the last set (refined). Raw: precision 2/3 at every recall (pycocotools' eps included).
+    let raw = j["runs"][0]["coco"]["AP50"].as_f64().unwrap();
+    assert!((raw - 2.0 / 3.0).abs() < 1e-12, "{raw}");
+    assert!((j["coco"]["AP50"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(j["runs"][0]["label"], "raw");
+    assert_eq!(j["runs"][1]["label"], "refined");
+    let delta = j["delta"]["coco"]["AP50"].as_f64().unwrap();
+    assert!((delta - 1.0 / 3.0).abs() < 1e-12, "{delta}");
+    assert!((j["delta"]["per_class"][0]["AP50"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    assert!(md.contains("| plane | 2 |"), "{md}");
+    assert!(md.contains("Change from **raw** to **refined**"), "{md}");
+    let svg = std::fs::read_to_string(out.join("pr/plane.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("refined (AP50 1.0000)"),
+        "{svg}"
+    );
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        prom.contains(r#"nsod_validation_map{model="refined",iou="0.5"} 1.0"#)
+            || prom.contains(r#"nsod_validation_map{model="refined",iou="0.5"} 0.99999"#),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"nsod_validation_map{model="raw",iou="0.5:0.95"} 0.66"#),
+        "{prom}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_per_problem_and_the_rest_is_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.2 0.2 0.2 0.2\n").unwrap();
+    std::fs::write(labels.join("b.txt"), "0 0.5 0.5 0.2\n").unwrap();
+    std::fs::write(labels.join("c.txt"), "7 0.5 0.5 0.2 0.2\n").unwrap();
+    let d = |id: u32, name: &str| Detection::new(id, name, 0.9, BBox::new(20.0, 20.0, 60.0, 60.0));
+    let pred = dir.path().join("predictions.jsonl");
+    write_jsonl(
+        &pred,
+        &[
+            record("a.png", vec![d(0, "plane")]),
+            record("b.png", vec![d(0, "plane")]),
+            record("c.png", vec![d(0, "plane")]),
+            record("d.png", vec![d(0, "plane")]),
+            record("a.png", vec![d(0, "plane")]),
+        ],
+    );
+    let out = dir.path().join("out");
+    let textfile = dir.path().join("eval.prom");
+    let (o, _, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--pred"),
+        pred.as_os_str(),
+        os("--names"),
+        os("plane,ship"),
+        os("--out"),
+        out.as_os_str(),
+        os("--metrics-textfile"),
+        textfile.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    let has = |needle: &str| errors.iter().any(|l| l.contains(needle));
+    assert!(
+        has(&format!(
+            "{}:1: expected 5 columns",
+            labels.join("b.txt").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        has(&format!(
+            "{}:1: class id 7 is not one of the 2 known classes",
+            labels.join("c.txt").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        has("predictions for d.png, which has no ground truth"),
+        "{stderr}"
+    );
+    assert!(has("a.png appears more than once"), "{stderr}");
+    assert_eq!(errors.len(), 4, "{stderr}");
+    // Only a.png is evaluated: one object, found.
+    let j = read_json(&out.join("eval.json"));
+    assert_eq!(j["ground_truth"]["images"], 1);
+    assert_eq!(j["ground_truth"]["problems"], 4);
+    assert!((j["coco"]["AP50"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        prom.contains(r#"nsod_errors_total{stage="eval",error_type="bad_label"} 2"#),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"nsod_errors_total{stage="eval",error_type="unknown_image"} 1"#),
+        "{prom}"
+    );
+}
+
+#[test]
+fn images_without_labels_are_background_and_coco_problems_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    let labels = dir.path().join("labels");
+    std::fs::create_dir(&images).unwrap();
+    std::fs::create_dir(&labels).unwrap();
+    for name in ["a.png", "empty.png"] {
+        image::RgbImage::new(200, 100)
+            .save(images.join(name))
+            .unwrap();
+    }
+    // 40x20 px object in a 200x100 image.
+    std::fs::write(labels.join("a.txt"), "3 0.2 0.3 0.2 0.2\n").unwrap();
+    let preds = dir.path().join("preds");
+    std::fs::create_dir(&preds).unwrap();
+    std::fs::write(preds.join("a.txt"), "3 0.2 0.3 0.2 0.2 0.6\n").unwrap();
+    // A confident detection on the background image: a false positive ranked first.
+    std::fs::write(preds.join("empty.txt"), "3 0.5 0.5 0.2 0.2 0.9\n").unwrap();
+    let out = dir.path().join("out");
+    let (o, _, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--pred"),
+        preds.as_os_str(),
+        os("--images"),
+        images.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("info: 1 images in") && stderr.contains("evaluated as background"),
+        "{stderr}"
+    );
+    let j = read_json(&out.join("eval.json"));
+    assert_eq!(j["ground_truth"]["images"], 2);
+    assert!((j["coco"]["AP50"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+
+    // COCO ground truth: results for an unknown image and an unknown category are named, the rest evaluated.
+    let gt = dir.path().join("gt.json");
+    std::fs::write(
+        &gt,
+        r#"{"images":[{"id":1,"file_name":"a.png","width":200,"height":100}],
+            "annotations":[{"id":1,"image_id":1,"category_id":5,"bbox":[20,20,40,20],"area":800,"iscrowd":0}],
+            "categories":[{"id":5,"name":"plane"}]}"#,
+    )
+    .unwrap();
+    let res = dir.path().join("results.json");
+    std::fs::write(
+        &res,
+        r#"[{"image_id":1,"category_id":5,"bbox":[20,20,40,20],"score":0.8},
+            {"image_id":9,"category_id":5,"bbox":[0,0,4,4],"score":0.8},
+            {"image_id":1,"category_id":6,"bbox":[0,0,4,4],"score":0.8}]"#,
+    )
+    .unwrap();
+    let (o, stdout, stderr) = eval(&[os("--gt"), gt.as_os_str(), os("--pred"), res.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("results for image_id 9, which is not an image of the ground truth"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("results with category_id 6, which is not a ground-truth category"),
+        "{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("AP50") && l.ends_with("1.0000")),
+        "{stdout}"
+    );
+
+    // Missing and broken files: one line, exit 1.
+    let missing = dir.path().join("nowhere");
+    let (o, _, stderr) = eval(&[
+        os("--gt"),
+        missing.as_os_str(),
+        os("--pred"),
+        res.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!("error: --gt {}: no such file or folder", missing.display())
+    );
+    std::fs::write(&gt, "{\"images\": [").unwrap();
+    let (o, _, stderr) = eval(&[os("--gt"), gt.as_os_str(), os("--pred"), res.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.starts_with(&format!("error: {}: line 1: EOF", gt.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
