@@ -72,6 +72,8 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
                     .process_up
                     .get_or_create(&label)
                     .set(1);
+                // The CPU counter exists from the start at 0 (a process may idle before using CPU).
+                let _ = telemetry.metrics.training.process_cpu.get_or_create(&label);
                 Some(c)
             }
             Err(e) => {

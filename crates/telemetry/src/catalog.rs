@@ -15,78 +15,78 @@ pub type GaugeF64 = Gauge<f64, AtomicU64>;
 /// A histogram family whose buckets are set by a constructor function.
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabel {
     pub model: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InferenceLabels {
     pub model: String,
     /// `"true"` when the image was sliced.
     pub sliced: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageStatus {
     pub stage: String,
     /// `success` or `error`.
     pub status: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
     pub stage: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabel {
     pub query: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorTypeLabel {
     pub error_type: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
     /// `boost` or `penalty`.
     pub action: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RelationLabel {
     pub relation: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LossLabels {
     pub model: String,
     pub component: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MapLabels {
     pub model: String,
     /// `"0.5"` or `"0.5:0.95"`.
     pub iou: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LrLabels {
     pub model: String,
     pub param_group: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckpointLabels {
     pub model: String,
     /// `last`, `best` or `epoch`.
     pub kind: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TrainingInfoLabels {
     pub model: String,
     pub weights: String,
@@ -95,13 +95,13 @@ pub struct TrainingInfoLabels {
     pub task: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub stage: String,
     pub error_type: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
     pub git_sha: String,
@@ -110,7 +110,7 @@ pub struct BuildLabels {
 
 /// The exemplar of the per-image inference histogram: the image's path (relative to its input root), so a slow
 /// bucket leads to the image without a high-cardinality label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ImageExemplar {
     pub image: String,
 }
@@ -270,6 +270,43 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Creates one series with empty labels in every family, so an encoding lists every family of the catalog
+    /// (prometheus-client leaves out families without series). For listing the catalog, never on a live registry.
+    pub fn touch_all(&self) {
+        let i = &self.inference;
+        let _ = i.duration.get_or_create(&Default::default());
+        let _ = i.model_run.get_or_create(&Default::default());
+        let _ = i.model_load.get_or_create(&Default::default());
+        let _ = i.detections_per_image.get_or_create(&Default::default());
+        let _ = i.confidence.get_or_create(&Default::default());
+        let _ = i.images_processed.get_or_create(&Default::default());
+        let p = &self.pipeline;
+        let _ = p.stage_duration.get_or_create(&Default::default());
+        let _ = p.prolog_query_duration.get_or_create(&Default::default());
+        let _ = p.prolog_query_failures.get_or_create(&Default::default());
+        let _ = p.rule_applications.get_or_create(&Default::default());
+        let _ = self.graph.relationships.get_or_create(&Default::default());
+        let t = &self.training;
+        let _ = t.loss.get_or_create(&Default::default());
+        let _ = t.epoch.get_or_create(&Default::default());
+        let _ = t.epochs_planned.get_or_create(&Default::default());
+        let _ = t.validation_map.get_or_create(&Default::default());
+        let _ = t.precision.get_or_create(&Default::default());
+        let _ = t.recall.get_or_create(&Default::default());
+        let _ = t.learning_rate.get_or_create(&Default::default());
+        let _ = t.epoch_duration.get_or_create(&Default::default());
+        let _ = t.checkpoint_saves.get_or_create(&Default::default());
+        let _ = t.last_progress.get_or_create(&Default::default());
+        let _ = t.info.get_or_create(&Default::default());
+        let _ = t.eta.get_or_create(&Default::default());
+        let _ = t.last_checkpoint.get_or_create(&Default::default());
+        let _ = t.process_up.get_or_create(&Default::default());
+        let _ = t.process_cpu.get_or_create(&Default::default());
+        let _ = t.process_memory.get_or_create(&Default::default());
+        let _ = self.build_info.get_or_create(&Default::default());
+        let _ = self.errors.get_or_create(&Default::default());
+    }
+
     pub fn register(r: &mut Registry) -> Self {
         let c = Self {
             build_info: Family::default(),

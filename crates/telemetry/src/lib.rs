@@ -69,6 +69,28 @@ impl Telemetry {
             .set(1);
     }
 
+    /// Every metric family nsod can expose and its type (`counter`, `gauge`, `histogram`, `info`...), by the
+    /// name of the classic text format (counters with `_total`): the catalog and the collector's families. What
+    /// dashboards and alert rules may refer to.
+    pub fn families() -> Vec<(String, String)> {
+        let t = Self::without_system_metrics();
+        t.metrics.touch_all();
+        let mut out: Vec<(String, String)> = t
+            .classic()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, k)| (n.to_owned(), k.to_owned()))
+            .collect();
+        out.extend(
+            system::COLLECTED_METRICS
+                .iter()
+                .map(|(n, k)| ((*n).to_owned(), (*k).to_owned())),
+        );
+        out.sort();
+        out
+    }
+
     /// The OpenMetrics text exposition (with exemplars and `# EOF`).
     pub fn openmetrics(&self) -> String {
         let mut s = String::with_capacity(16 * 1024);

@@ -15,6 +15,25 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use std::sync::Mutex;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// Every family the collector can report, with its type (names as in the classic text format): what dashboards and
+/// alert rules may use besides the [`Catalog`](crate::Catalog). GPU families appear only with an NVIDIA driver.
+pub const COLLECTED_METRICS: &[(&str, &str)] = &[
+    ("process_cpu_seconds_total", "counter"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_start_time_seconds", "gauge"),
+    ("process_open_fds", "gauge"),
+    ("nsod_disk_read_bytes_total", "counter"),
+    ("nsod_disk_written_bytes_total", "counter"),
+    ("nsod_system_cpu_usage_ratio", "gauge"),
+    ("nsod_system_memory_used_bytes", "gauge"),
+    ("nsod_system_memory_available_bytes", "gauge"),
+    ("nsod_gpu_memory_used_bytes", "gauge"),
+    ("nsod_gpu_memory_total_bytes", "gauge"),
+    ("nsod_gpu_utilization_ratio", "gauge"),
+    ("nsod_gpu_temperature_celsius", "gauge"),
+    ("nsod_gpu_power_watts", "gauge"),
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GpuLabel {
     gpu: String,
@@ -184,5 +203,61 @@ impl Collector for SystemCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod collected_tests {
+    use super::COLLECTED_METRICS;
+
+    #[test]
+    fn collected_metrics_lists_what_the_collector_reports() {
+        let (t, gpu_note) = crate::Telemetry::new();
+        let text = t.classic();
+        let reported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| {
+                n.starts_with("process_")
+                    || n.starts_with("nsod_system_")
+                    || n.starts_with("nsod_disk_")
+                    || n.starts_with("nsod_gpu_")
+            })
+            .collect();
+        for name in &reported {
+            assert!(
+                COLLECTED_METRICS.iter().any(|(n, _)| n == name),
+                "{name} is reported but not in COLLECTED_METRICS"
+            );
+        }
+        for (name, kind) in COLLECTED_METRICS {
+            if name.starts_with("nsod_gpu_") && gpu_note.is_some() {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} ({kind}) is not reported:\n{text}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod families_tests {
+    #[test]
+    fn families_lists_the_whole_catalog_with_types() {
+        let f = crate::Telemetry::families();
+        let has = |n: &str, k: &str| f.iter().any(|(a, b)| a == n && b == k);
+        assert!(has("nsod_errors_total", "counter"));
+        assert!(has("nsod_inference_duration_seconds", "histogram"));
+        assert!(has("nsod_validation_map", "gauge"));
+        assert!(has("nsod_training_process_cpu_seconds_total", "counter"));
+        assert!(has("nsod_gpu_temperature_celsius", "gauge"));
+        assert!(
+            f.iter()
+                .all(|(n, _)| n.starts_with("nsod_") || n.starts_with("process_"))
+        );
+        assert_eq!(f.len(), 54, "{f:#?}");
     }
 }

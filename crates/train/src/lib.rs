@@ -120,6 +120,17 @@ fn loss_component(col: &str) -> Option<String> {
 
 impl RunWatcher {
     pub fn new(dir: &Path, model: &str, telemetry: Arc<Telemetry>) -> Self {
+        // Counters exist from the start at 0, so rate() and increase() see the first save.
+        for kind in ["last", "best"] {
+            let _ = telemetry
+                .metrics
+                .training
+                .checkpoint_saves
+                .get_or_create(&CheckpointLabels {
+                    model: model.to_owned(),
+                    kind: kind.into(),
+                });
+        }
         Self {
             dir: dir.to_path_buf(),
             model: model.to_owned(),
