@@ -456,3 +456,145 @@ fn images_without_labels_are_background_and_coco_problems_are_named() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// The real pipeline: `nsod infer` (yolov8n-obb, rules) on the DOTA crop, evaluated against Ultralytics' own
+/// predictions on it. Against yolov8n-obb's predictions (as DOTA labels) every detection is a match (the detector
+/// has parity), so VOC AP is 1 before and after the rules; against yolo26's (as COCO annotations) the 12 numbers
+/// equal pycocotools' on the `coco_results.json` infer wrote.
+#[test]
+fn real_infer_output_against_ultralytics_predictions() {
+    let Some(lib) = common::ort_lib() else { return };
+    let Some((models, data)) = common::shared_assets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    let crop = "P0006_crop1024_x0_y0.png";
+    std::fs::copy(data.join(crop), images.join(crop)).unwrap();
+    let out = dir.path().join("infer");
+    let o = common::infer(&lib, &models, &images, &out)
+        .args(["--slice", "0", "--no-metrics"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(out.join("predictions_raw.jsonl").is_file());
+
+    let parity = |name: &str| -> Value {
+        read_json(&data.join(format!(
+            "parity/ultralytics_{name}_1024{}__crop1024_x0_y0.json",
+            if name.starts_with("yolo26") {
+                "_e2e"
+            } else {
+                ""
+            }
+        )))
+    };
+    // yolov8n-obb's predictions as DOTA labels.
+    let v8 = parity("yolov8n-obb");
+    let labels = dir.path().join("labelTxt");
+    std::fs::create_dir(&labels).unwrap();
+    let mut txt = String::new();
+    for d in v8["detections"].as_array().unwrap() {
+        let poly: Vec<String> = d["poly"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p.as_array().unwrap().iter().map(|v| v.to_string()))
+            .collect();
+        let name = d["class_name"].as_str().unwrap().replace(' ', "-");
+        txt.push_str(&format!("{} {name} 0\n", poly.join(" ")));
+    }
+    std::fs::write(labels.join("P0006_crop1024_x0_y0.txt"), txt).unwrap();
+    let e1 = dir.path().join("eval-dota");
+    let (o, stdout, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--run"),
+        out.as_os_str(),
+        os("--out"),
+        e1.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("raw") && stdout.contains("refined"),
+        "{stdout}"
+    );
+    let j = read_json(&e1.join("eval.json"));
+    assert_eq!(j["ground_truth"]["iou_type"], "obb");
+    assert_eq!(j["ground_truth"]["gt_objects"], 107);
+    for run in j["runs"].as_array().unwrap() {
+        // COCO keeps 100 detections per image and class: 2 of the 102 large vehicles are never matched, so their
+        // precision is 1 up to recall 0.98 (99 of 101 recall points) and 0 after; small vehicles are all found.
+        let ap50 = run["coco"]["AP50"].as_f64().unwrap();
+        let expected = (99.0 / 101.0 + 1.0) / 2.0;
+        assert!((ap50 - expected).abs() < 1e-9, "{}: {ap50}", run["label"]);
+        assert!((run["voc"]["mAP"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+        assert!(run["coco"]["AP"].as_f64().unwrap() > 0.9, "{run}");
+        assert_eq!(run["detections"], 107);
+    }
+    let classes = j["per_class"].as_array().unwrap();
+    let gt = |name: &str| classes.iter().find(|c| c["name"] == name).unwrap()["gt"].clone();
+    assert_eq!(gt("large vehicle"), 102);
+    assert_eq!(gt("small vehicle"), 5);
+
+    // yolo26's predictions as COCO annotations, with the image id infer gave the crop.
+    let Some(py) = pycocotools() else { return };
+    let ids = read_json(&out.join("coco_images.json"));
+    let image = &ids["images"][0];
+    assert_eq!(image["file_name"], crop);
+    let y26 = parity("yolo26n-obb");
+    let anns: Vec<Value> = y26["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let b: Vec<f64> = d["aabb_xyxy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let (w, h) = (b[2] - b[0], b[3] - b[1]);
+            serde_json::json!({"id": i + 1, "image_id": image["id"], "category_id": d["class_id"],
+                               "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0})
+        })
+        .collect();
+    let gt_json = dir.path().join("gt.json");
+    std::fs::write(
+        &gt_json,
+        serde_json::json!({"images": [image], "annotations": anns, "categories": ids["categories"]}).to_string(),
+    )
+    .unwrap();
+    let results = out.join("coco_results.json");
+    let reference = Command::new(&py)
+        .arg(repo_root().join("scripts/pycocotools_eval.py"))
+        .arg(&gt_json)
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(reference.status.success(), "{}", text(&reference).1);
+    let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
+    let e2 = dir.path().join("eval-coco");
+    let (o, _, stderr) = eval(&[
+        os("--gt"),
+        gt_json.as_os_str(),
+        os("--pred"),
+        results.as_os_str(),
+        os("--out"),
+        e2.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    let ours = read_json(&e2.join("eval.json"));
+    for k in KEYS {
+        let (a, b) = (
+            ours["coco"][k].as_f64().unwrap(),
+            reference["coco"][k].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-6, "{k}: nsod {a} pycocotools {b}");
+    }
+    let ap50 = ours["coco"]["AP50"].as_f64().unwrap();
+    assert!(ap50 > 0.5 && ap50 < 1.0, "{ap50}");
+}
