@@ -598,3 +598,48 @@ fn real_infer_output_against_ultralytics_predictions() {
     let ap50 = ours["coco"]["AP50"].as_f64().unwrap();
     assert!(ap50 > 0.5 && ap50 < 1.0, "{ap50}");
 }
+
+#[test]
+fn yolo_obb_labels_and_predictions_are_recognised_and_matched_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    let labels = dir.path().join("labels");
+    let preds = dir.path().join("preds");
+    for d in [&images, &labels, &preds] {
+        std::fs::create_dir(d).unwrap();
+    }
+    image::RgbImage::new(100, 100)
+        .save(images.join("a.png"))
+        .unwrap();
+    // A diamond (a square turned 45 degrees) centred at (50, 50), corners 20 px from the centre.
+    let diamond = "0.5 0.3 0.7 0.5 0.5 0.7 0.3 0.5";
+    std::fs::write(labels.join("a.txt"), format!("2 {diamond}\n")).unwrap();
+    // A 38x38 axis-aligned square on it first (rotated IoU 796 / 1448 = 0.55 minus a little: a match at IoU
+    // 0.50 only), then the diamond itself (IoU 1).
+    std::fs::write(
+        preds.join("a.txt"),
+        format!("2 0.31 0.31 0.69 0.31 0.69 0.69 0.31 0.69 0.9\n2 {diamond} 0.8\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (o, stdout, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--pred"),
+        preds.as_os_str(),
+        os("--images"),
+        images.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("IoU type obb"), "{stdout}");
+    let j = read_json(&out.join("eval.json"));
+    assert_eq!(j["ground_truth"]["gt_format"], "yoloobb");
+    // VOC (IoU > 0.5): the square takes the object, the diamond is a duplicate: AP 1.
+    assert!((j["voc"]["mAP"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    // COCO: AP50 1 the same way; at 0.55..0.95 the square is a false positive ranked first: precision 1/2.
+    assert!((j["coco"]["AP50"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    let ap = j["coco"]["AP"].as_f64().unwrap();
+    assert!((ap - (1.0 + 9.0 * 0.5) / 10.0).abs() < 1e-9, "{ap}");
+}

@@ -5,7 +5,8 @@ use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader};
 use nsod_types::{ClassNames, ImageSize};
 use std::path::{Path, PathBuf};
 
-/// Reads predictions: a predictions.jsonl, or a folder of YOLO txt files with their images (for the sizes).
+/// Reads predictions: a predictions.jsonl, or a folder of YOLO or YOLO-OBB txt files with their images (for the
+/// sizes).
 pub fn read_predictions(
     pred: &Path,
     images: Option<&Path>,
@@ -53,8 +54,19 @@ pub fn read_predictions(
                 })?;
             let (w, h) =
                 image::image_dimensions(&image).with_context(|| format!("{}", image.display()))?;
-            let detections =
-                nsod_types::formats::yolo::read_predictions(&txt, ImageSize::new(w, h), names)?;
+            let size = ImageSize::new(w, h);
+            // `cls cx cy w h conf` (YOLO) or `cls x1 y1 ... x4 y4 conf` (YOLO-OBB), told apart by the first line.
+            let obb = std::fs::read_to_string(&txt).ok().is_some_and(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .is_some_and(|l| l.split_whitespace().count() == 10)
+            });
+            let detections = if obb {
+                nsod_types::formats::yolo_obb::read_predictions(&txt, size, names)?
+            } else {
+                nsod_types::formats::yolo::read_predictions(&txt, size, names)?
+            };
             let file_name = image
                 .file_name()
                 .unwrap_or_default()
