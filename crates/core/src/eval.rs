@@ -32,8 +32,8 @@ pub struct EvalArgs {
     /// Format of --gt (default: guessed from the file or the first label file).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub gt_format: Option<GtFormatArg>,
-    /// Predictions: an nsod predictions.jsonl, a folder of YOLO txt predictions (`cls cx cy w h conf`, needs
-    /// --images) or a COCO results .json. Repeat to compare sets side by side (first = before, last = after).
+    /// Predictions: an nsod predictions.jsonl, a folder of YOLO or YOLO-OBB txt predictions (`cls cx cy w h conf`,
+    /// `cls x1 y1 ... x4 y4 conf`; needs --images) or a COCO results .json. Repeat to compare sets side by side (first = before, last = after).
     #[arg(long = "pred", value_name = "PATH")]
     pub pred: Vec<PathBuf>,
     /// An `nsod infer --rules` output folder: compares its predictions_raw.jsonl (before the rules) with its
@@ -190,6 +190,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     preds.extend(args.pred.iter().map(|p| (default_label(p), p.clone())));
+    if !(0.0..1.0).contains(&args.voc_iou) {
+        bail!("--voc-iou {}: must be in [0, 1)", args.voc_iou);
+    }
     if preds.is_empty() {
         bail!("nothing to evaluate: pass --pred PATH (repeatable) or --run DIR");
     }
