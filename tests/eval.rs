@@ -36,6 +36,44 @@ fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// Runs pycocotools and `nsod eval` on the same COCO ground truth and results; asserts the 12 numbers agree to 1e-6
+/// and returns nsod's `eval.json` with the count of numbers pycocotools defines (not -1).
+fn compare_with_pycocotools(py: &str, gt: &Path, results: &Path, out: &Path) -> (Value, usize) {
+    let reference = Command::new(py)
+        .arg(repo_root().join("scripts/pycocotools_eval.py"))
+        .arg(gt)
+        .arg(results)
+        .output()
+        .unwrap();
+    assert!(reference.status.success(), "{}", text(&reference).1);
+    let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
+    let (o, stdout, stderr) = eval(&[
+        os("--gt"),
+        gt.as_os_str(),
+        os("--pred"),
+        results.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("AP50   IoU=0.50"), "{stdout}");
+    let ours = read_json(&out.join("eval.json"));
+    let mut defined = 0;
+    for k in KEYS {
+        let (a, b) = (
+            ours["coco"][k].as_f64().unwrap(),
+            reference["coco"][k].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6,
+            "{}: {k}: nsod {a} pycocotools {b}",
+            gt.display()
+        );
+        defined += usize::from(b > -1.0);
+    }
+    (ours, defined)
+}
+
 #[test]
 fn coco_summary_equals_pycocotools_on_random_datasets() {
     let Some(py) = pycocotools() else { return };
@@ -65,42 +103,13 @@ fn coco_summary_equals_pycocotools_on_random_datasets() {
             gen_cmd.arg("--small-only");
         }
         assert!(gen_cmd.status().unwrap().success());
-        let reference = Command::new(&py)
-            .arg(root.join("scripts/pycocotools_eval.py"))
-            .arg(d.join("gt.json"))
-            .arg(d.join("results.json"))
-            .output()
-            .unwrap();
-        assert!(reference.status.success(), "{}", text(&reference).1);
-        let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
-        let out = d.join("out");
-        let o = nsod()
-            .arg("eval")
-            .arg("--gt")
-            .arg(d.join("gt.json"))
-            .arg("--pred")
-            .arg(d.join("results.json"))
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let (stdout, stderr) = text(&o);
         // The generator gives a category without ground truth and detections on it: no input problems.
-        assert!(o.status.success(), "{stderr}");
-        assert!(stdout.contains("AP50   IoU=0.50"), "{stdout}");
-        let ours = read_json(&out.join("eval.json"));
-        let mut defined = 0;
-        for k in KEYS {
-            let (a, b) = (
-                ours["coco"][k].as_f64().unwrap(),
-                reference["coco"][k].as_f64().unwrap(),
-            );
-            assert!(
-                (a - b).abs() <= 1e-6,
-                "seed {seed}: {k}: nsod {a} pycocotools {b}"
-            );
-            defined += usize::from(b > -1.0);
-        }
+        let (ours, defined) = compare_with_pycocotools(
+            &py,
+            &d.join("gt.json"),
+            &d.join("results.json"),
+            &d.join("out"),
+        );
         if small {
             // Only small objects: medium and large AP/AR are undefined (-1) in both.
             assert_eq!(ours["coco"]["APm"], -1.0);
@@ -569,32 +578,8 @@ fn real_infer_output_against_ultralytics_predictions() {
     )
     .unwrap();
     let results = out.join("coco_results.json");
-    let reference = Command::new(&py)
-        .arg(repo_root().join("scripts/pycocotools_eval.py"))
-        .arg(&gt_json)
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(reference.status.success(), "{}", text(&reference).1);
-    let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
-    let e2 = dir.path().join("eval-coco");
-    let (o, _, stderr) = eval(&[
-        os("--gt"),
-        gt_json.as_os_str(),
-        os("--pred"),
-        results.as_os_str(),
-        os("--out"),
-        e2.as_os_str(),
-    ]);
-    assert!(o.status.success(), "{stderr}");
-    let ours = read_json(&e2.join("eval.json"));
-    for k in KEYS {
-        let (a, b) = (
-            ours["coco"][k].as_f64().unwrap(),
-            reference["coco"][k].as_f64().unwrap(),
-        );
-        assert!((a - b).abs() <= 1e-6, "{k}: nsod {a} pycocotools {b}");
-    }
+    let (ours, _) =
+        compare_with_pycocotools(&py, &gt_json, &results, &dir.path().join("eval-coco"));
     let ap50 = ours["coco"]["AP50"].as_f64().unwrap();
     assert!(ap50 > 0.5 && ap50 < 1.0, "{ap50}");
 }
