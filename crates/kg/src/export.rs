@@ -6,17 +6,7 @@ use crate::dataset::DatasetGraph;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-/// A quoted Prolog atom.
-fn q(atom: &str) -> String {
-    format!("'{}'", atom.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use nsod_types::quote::{dot_string, parse_prolog_atom, prolog_atom as q, prolog_atom_min, xml};
 
 /// The facts file: `images/1`, `class_objects/2`, `class_images/2` and `fact(Relation, Subject, Object, Count)`,
 /// sorted, class names as quoted atoms.
@@ -39,7 +29,7 @@ pub fn prolog_facts(g: &DatasetGraph) -> String {
         let _ = writeln!(s, "class_images({}, {n}).", q(c));
     }
     for ((r, a, b), n) in &g.counts {
-        let _ = writeln!(s, "fact({r}, {}, {}, {n}).", q(a), q(b));
+        let _ = writeln!(s, "fact({}, {}, {}, {n}).", prolog_atom_min(r), q(a), q(b));
     }
     s
 }
@@ -91,21 +81,24 @@ fn split_args(body: &str) -> Result<Vec<String>, String> {
         match chars.peek() {
             None => break,
             Some('\'') => {
-                chars.next();
+                // The quoted atom as written (escapes included), then read back as Prolog would.
+                let mut raw = String::from(chars.next().unwrap_or('\''));
                 let mut closed = false;
                 while let Some(c) = chars.next() {
+                    raw.push(c);
                     match c {
-                        '\\' => arg.push(chars.next().ok_or("unterminated escape")?),
+                        '\\' => raw.push(chars.next().ok_or("unterminated escape")?),
                         '\'' => {
                             closed = true;
                             break;
                         }
-                        c => arg.push(c),
+                        _ => {}
                     }
                 }
                 if !closed {
                     return Err("unterminated quoted atom".into());
                 }
+                arg = parse_prolog_atom(&raw).ok_or_else(|| format!("bad quoted atom {raw}"))?;
             }
             Some(_) => {
                 while let Some(&c) = chars.peek() {
@@ -187,14 +180,17 @@ pub fn graphml(g: &DatasetGraph, min_count: u64) -> String {
 pub fn dot(g: &DatasetGraph, min_count: u64) -> String {
     let mut s = String::from("digraph nsod {\n  node [shape=ellipse];\n");
     for c in classes(g) {
-        let _ = writeln!(
-            s,
-            "  \"{c}\" [label=\"{c}\\n{}\"];",
-            g.class_objects.get(c).copied().unwrap_or(0)
-        );
+        let label = format!("{c}\n{}", g.class_objects.get(c).copied().unwrap_or(0));
+        let _ = writeln!(s, "  {} [label={}];", dot_string(c), dot_string(&label));
     }
     for (r, a, b, n) in edges(g, min_count) {
-        let _ = writeln!(s, "  \"{a}\" -> \"{b}\" [label=\"{r} {n}\"];");
+        let _ = writeln!(
+            s,
+            "  {} -> {} [label={}];",
+            dot_string(a),
+            dot_string(b),
+            dot_string(&format!("{r} {n}"))
+        );
     }
     s.push_str("}\n");
     s

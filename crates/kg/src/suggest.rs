@@ -113,8 +113,13 @@ pub fn to_prolog(g: &DatasetGraph, s: &[Suggestion], o: &SuggestOptions) -> Stri
     for x in s {
         let _ = writeln!(
             p,
-            "confidence_modifier('{}', '{}', {:.2}).  % lift {:.2}: {} images together, {:.1} expected",
-            x.a, x.b, x.weight, x.lift, x.together, x.expected
+            "confidence_modifier({}, {}, {:.2}).  % lift {:.2}: {} images together, {:.1} expected",
+            nsod_types::quote::prolog_atom(&x.a),
+            nsod_types::quote::prolog_atom(&x.b),
+            x.weight,
+            x.lift,
+            x.together,
+            x.expected
         );
     }
     p

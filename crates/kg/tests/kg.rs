@@ -145,3 +145,135 @@ fn suggestions_follow_lift() {
     let p = to_prolog(&g, &s, &o);
     assert!(p.contains("confidence_modifier('harbor', 'ship', 1.10).  % lift 2.00: 20 images together, 10.0 expected"), "{p}");
 }
+
+/// Class names come from model metadata and prediction files: quotes, backslashes, line breaks, markup and
+/// non-ASCII must come out escaped in every export, and read back as the same names.
+#[test]
+fn hostile_class_names_are_escaped_in_every_export() {
+    let names = [
+        "it's",
+        "back\\slash",
+        "two\nlines",
+        "avion café 飛機",
+        "x'), shell('rm -rf /'). %",
+        "<b>&\"quoted\"</b>",
+    ];
+    let image: Vec<Detection> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| det(n, i as f32 * 12.0, 0.0, i as f32 * 12.0 + 10.0, 10.0))
+        .collect();
+    let g = graph_of(&[image.clone(), image]);
+    let atoms: Vec<String> = names
+        .iter()
+        .map(|n| nsod_types::detection::class_atom(n))
+        .collect();
+    assert!(atoms.iter().all(|a| !a.contains('\n')), "{atoms:?}");
+
+    // Prolog facts: one fact per line, read back to the same graph, and loadable by SWI-Prolog.
+    let facts = prolog_facts(&g);
+    for line in facts.lines().filter(|l| !l.starts_with('%')) {
+        assert!(line.ends_with(").") || line.ends_with(")."), "{line}");
+    }
+    assert_eq!(parse_facts(&facts).unwrap(), g);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("facts.pl");
+    std::fs::write(&path, &facts).unwrap();
+    let n_facts = facts.lines().filter(|l| l.starts_with("fact(")).count();
+    match std::process::Command::new("swipl")
+        .args([
+            "-q",
+            "-g",
+            "aggregate_all(count, fact(_,_,_,_), N), write(N), nl, forall(class_objects(C, _), (write_canonical(C), nl))",
+            "-t",
+            "halt",
+        ])
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let out = String::from_utf8(o.stdout).unwrap();
+            let mut lines = out.lines();
+            assert_eq!(lines.next().unwrap(), n_facts.to_string());
+            let mut read: Vec<String> = lines
+                .map(|l| nsod_types::quote::parse_prolog_atom(l).unwrap_or_else(|| l.to_owned()))
+                .collect();
+            read.sort();
+            let mut want = atoms.clone();
+            want.sort();
+            assert_eq!(read, want);
+        }
+        Err(e) => assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but swipl cannot run: {e}"
+        ),
+    }
+
+    // GraphML and SVG: well-formed XML whose node ids / labels are the names.
+    let xml = graphml(&g, 1);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let mut ids: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("node"))
+        .map(|n| n.attribute("id").unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut want = atoms.clone();
+    want.sort();
+    assert_eq!(ids, want);
+    let pic = svg(&g, "located_near", 1);
+    let doc = roxmltree::Document::parse(&pic).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    for a in &atoms {
+        assert!(texts.contains(&a.as_str()), "{a} missing in {texts:?}");
+    }
+
+    // DOT: every statement on its own line, every quoted string closed.
+    let d = nsod_kg::export::dot(&g, 1);
+    for line in d.lines().skip(2).filter(|l| *l != "}") {
+        let unescaped_quotes = line
+            .char_indices()
+            .filter(|&(i, c)| c == '"' && (i == 0 || line.as_bytes()[i - 1] != b'\\'))
+            .count();
+        assert_eq!(unescaped_quotes % 2, 0, "{line}");
+        assert!(line.ends_with("];"), "{line}");
+    }
+
+    // Rule suggestions: each proposal reads back to the same two classes.
+    let opts = SuggestOptions {
+        min_support: 1,
+        boost_lift: 0.5,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&g, &opts);
+    assert!(!s.is_empty());
+    let text = to_prolog(&g, &s, &opts);
+    for (x, line) in s.iter().zip(
+        text.lines()
+            .filter(|l| l.starts_with("confidence_modifier(")),
+    ) {
+        let body = line.strip_prefix("confidence_modifier(").unwrap();
+        let (a, rest) = split_quoted(body);
+        let (b, _) = split_quoted(rest.trim_start_matches([',', ' ']));
+        assert_eq!((a, b), (x.a.clone(), x.b.clone()), "{line}");
+    }
+}
+
+/// The first quoted atom of `s` and the rest.
+fn split_quoted(s: &str) -> (String, &str) {
+    let bytes = s.as_bytes();
+    assert_eq!(bytes[0], b'\'');
+    let mut i = 1;
+    while bytes[i] != b'\'' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    (
+        nsod_types::quote::parse_prolog_atom(&s[..=i]).unwrap(),
+        &s[i + 1..],
+    )
+}

@@ -13,6 +13,7 @@ pub mod detection;
 pub mod formats;
 pub mod geometry;
 pub mod index;
+pub mod quote;
 pub mod relations;
 
 pub use boxes::{BBox, OrientedBox, Point};

@@ -1,0 +1,153 @@
+//! One quoting function per text format nsod generates. Class names come from model metadata, label files and
+//! predictions, so they are untrusted: every generated text goes through these, never through `format!("'{x}'")`.
+
+/// A quoted Prolog atom (ISO escapes; readable by scryer and SWI-Prolog): `'it\'s'`. Non-ASCII characters stay
+/// as they are (UTF-8 source), control characters become escapes, so the atom always stays on one line.
+pub fn prolog_atom(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => q.push_str("\\'"),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\r' => q.push_str("\\r"),
+            '\t' => q.push_str("\\t"),
+            c if c.is_control() => {
+                q.push_str(&format!("\\x{:x}\\", c as u32));
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('\'');
+    q
+}
+
+/// A Prolog atom, quoted only when it has to be (`ship`, but `'large vehicle'`, `'Ship'`, `'[]'` stays `[]`).
+pub fn prolog_atom_min(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain || s == "[]" || s == "!" {
+        s.to_owned()
+    } else {
+        prolog_atom(s)
+    }
+}
+
+/// Reads back an atom written by [`prolog_atom`] (or a plain unquoted atom). `None` for anything else.
+pub fn parse_prolog_atom(s: &str) -> Option<String> {
+    let s = s.trim();
+    let Some(inner) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) else {
+        let plain = s.chars().next().is_some_and(|c| c.is_lowercase())
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+        return plain.then(|| s.to_owned());
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                '\'' => out.push('\''),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'x' => {
+                    let mut hex = String::new();
+                    for h in chars.by_ref() {
+                        if h == '\\' {
+                            break;
+                        }
+                        hex.push(h);
+                    }
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                _ => return None,
+            },
+            '\'' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A double-quoted DOT (Graphviz) string: `"`, `\` and line breaks escaped.
+pub fn dot_string(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\r' => {}
+            c if c.is_control() => q.push(' '),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Text for XML (GraphML, SVG) element content and attribute values: markup characters as entities, line breaks
+/// as character references, and the control characters XML 1.0 forbids replaced by U+FFFD.
+pub fn xml(s: &str) -> String {
+    let mut q = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => q.push_str("&amp;"),
+            '<' => q.push_str("&lt;"),
+            '>' => q.push_str("&gt;"),
+            '"' => q.push_str("&quot;"),
+            '\'' => q.push_str("&apos;"),
+            '\n' => q.push_str("&#10;"),
+            '\r' => q.push_str("&#13;"),
+            '\t' => q.push_str("&#9;"),
+            c if c.is_control() => q.push('\u{FFFD}'),
+            c => q.push(c),
+        }
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NASTY: [&str; 6] = [
+        "plain",
+        "it's",
+        "back\\slash",
+        "two\nlines",
+        "café 飛機",
+        "x'), shell('rm -rf /'). %",
+    ];
+
+    #[test]
+    fn prolog_atoms_round_trip_and_stay_on_one_line() {
+        for s in NASTY {
+            let q = prolog_atom(s);
+            assert!(!q.contains('\n'), "{q}");
+            assert_eq!(parse_prolog_atom(&q).as_deref(), Some(s), "{q}");
+        }
+        assert_eq!(prolog_atom("it's"), "'it\\'s'");
+        assert_eq!(prolog_atom("a\u{1}b"), "'a\\x1\\b'");
+        assert_eq!(parse_prolog_atom("'a\\x1\\b'").as_deref(), Some("a\u{1}b"));
+        assert_eq!(parse_prolog_atom("ship").as_deref(), Some("ship"));
+        assert_eq!(parse_prolog_atom("'unterminated"), None);
+        assert_eq!(prolog_atom_min("ship"), "ship");
+        assert_eq!(prolog_atom_min("large vehicle"), "'large vehicle'");
+        assert_eq!(prolog_atom_min("Ship"), "'Ship'");
+    }
+
+    #[test]
+    fn dot_and_xml_escape_what_would_break_out() {
+        assert_eq!(dot_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(
+            xml("<a href=\"x\">'&'</a>\n"),
+            "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;&#10;"
+        );
+        assert_eq!(xml("a\u{0}b"), "a\u{FFFD}b");
+        assert_eq!(xml("飛機"), "飛機");
+    }
+}
