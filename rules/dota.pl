@@ -15,6 +15,10 @@
 %       the Subject detection x Weight when the relation holds; Relation is one of
 %       located_near, adjacent_to, located_on, overlaps (definitions in nsod's README).
 %   near_factor/1, overlap_ratio/1, adjacent_factor/1, on_ratio/1   geometry thresholds.
+%   size_range(Class, MinMetres, MaxMetres), size_penalty(Factor)
+%       with a ground sample distance (nsod infer/symbolic --gsd METRES), a detection whose long side in
+%       metres is outside [MinMetres, MaxMetres] x Factor (default 0.5). Inactive without a GSD.
+%   adjust(Id, Factor, Reason)   scene rules over per-image facts (see rules/README.md and rules/examples/).
 % Weights must be numbers in (0, 10]. Per detection nsod combines the strongest boost and the strongest
 % penalty, all computed from the original confidences. Check an edited file with: nsod rules check FILE
 
@@ -72,6 +76,45 @@ confidence_modifier(plane, ship, 0.7).
 % A vehicle on a sports field.
 confidence_modifier(V, F, 0.8) :-
     is_a(V, vehicle), sports_field(F).
+
+% ---------------------------------------------------------------------------------------------------
+% Size plausibility: the long side of each class's box, in metres, with a margin for loose boxes (a detector's
+% box is often 10-20% larger than the object). Active only when nsod knows the ground sample distance.
+size_penalty(0.5).
+% Light aircraft (Cessna 172: 8.3 m long, 11 m wingspan) to the largest (Airbus A380: 79.8 m wingspan;
+% Antonov An-225: 88.4 m wingspan, 84 m long) - manufacturers' type data.
+size_range(plane, 7, 95).
+% Small boats (~4 m) to the longest ships afloat (container ships of 400 m; Seawise Giant, 458 m).
+size_range(ship, 3, 470).
+% Tank diameters: small fuel tanks of a few metres to the largest crude-oil floating-roof tanks (~110 m).
+size_range(storage_tank, 3, 120).
+% Baseball: 27.43 m between bases (90 ft, Official Baseball Rules 2.01); outfield fences 99-122 m from home plate
+% (325-400 ft, rule 2.01 note); youth fields about 60 m.
+size_range(baseball_diamond, 25, 180).
+% Tennis: 23.77 m x 10.97 m (ITF Rules of Tennis, rule 1); with run-off up to 36.6 m x 18.3 m.
+size_range(tennis_court, 18, 42).
+% Basketball: 28 m x 15 m (FIBA Official Basketball Rules, art. 2); NBA 28.65 m x 15.24 m; half courts ~15 m.
+size_range(basketball_court, 12, 36).
+% 400 m running track with its field: about 177 m x 93 m (World Athletics Track and Field Facilities Manual);
+% 200 m tracks about 90 m.
+size_range(ground_track_field, 80, 220).
+% Harbours: from a single pier of ~10 m to port basins of a few kilometres.
+size_range(harbor, 8, 3000).
+% Bridges: footbridges of ~8 m to long spans (DOTA boxes rarely exceed a few kilometres).
+size_range(bridge, 8, 5000).
+% Buses, coaches and articulated lorries: 7.5 m to 18.75 m (EU Directive 96/53/EC, max. length of an
+% articulated vehicle); vans from ~5 m; road trains longer.
+size_range(large_vehicle, 4.5, 27).
+% Cars: from city cars (Smart Fortwo, 2.7 m) to pick-ups (Ford F-150 crew cab long bed, 6.4 m).
+size_range(small_vehicle, 2, 7.5).
+% Helicopters, rotor to tail: Robinson R22, 8.8 m; Mil Mi-26, 40 m (manufacturers' data).
+size_range(helicopter, 7, 45).
+% Mini-roundabouts of 4-28 m inscribed diameter (UK DMRB CD 116) to large gyratories of ~250 m.
+size_range(roundabout, 8, 300).
+% Football pitches: 90-120 m x 45-90 m (IFAB Laws of the Game, law 1); small-sided and youth pitches from ~40 m.
+size_range(soccer_ball_field, 35, 130).
+% Swimming pools: garden pools of ~3 m to 50 m Olympic pools (FINA FR 2.1) and larger leisure pools.
+size_range(swimming_pool, 2.5, 110).
 
 % ---------------------------------------------------------------------------------------------------
 % Relation-conditioned rules.

@@ -109,8 +109,12 @@ fn infer_kg_on_the_dota_image_matches_independent_counts_and_loads_in_both_prolo
     let n_facts = facts.lines().filter(|l| l.starts_with("fact(")).count();
     let scryer = nsod_symbolic::count_solutions(
         &facts_path,
-        "fact(_, _, _, _)",
-        nsod_symbolic::LoadLimits::default(),
+        "fact",
+        4,
+        &nsod_symbolic::Sandbox::new(nsod_symbolic::WorkerCommand::new(
+            env!("CARGO_BIN_EXE_nsod"),
+            ["rules-worker"],
+        )),
     )
     .unwrap();
     assert_eq!(scryer, n_facts);

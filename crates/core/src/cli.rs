@@ -43,6 +43,9 @@ pub enum Command {
     /// Compute COCO and VOC/DOTA mAP of predictions against ground truth; compare prediction sets (before and
     /// after the rules) side by side.
     Eval(Box<crate::eval::EvalArgs>),
+    /// The sandboxed Prolog worker nsod starts for rule bases (internal: speaks JSON lines on stdin/stdout).
+    #[command(hide = true)]
+    RulesWorker,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -134,6 +137,10 @@ pub struct InferArgs {
     /// Skip the symbolic stage.
     #[arg(long, conflicts_with = "rules")]
     pub no_symbolic: bool,
+    /// Ground sample distance in metres per pixel: turns on the rule base's size plausibility rules
+    /// (size_range/3) and gives scene rules gsd/1.
+    #[arg(long, value_name = "METRES")]
+    pub gsd: Option<f64>,
     /// Also build the knowledge graph: DIR/scene_graphs.jsonl per image and the dataset graph exports at the end.
     #[arg(long)]
     pub kg: bool,
@@ -161,6 +168,10 @@ pub struct SymbolicArgs {
     /// Output folder: predictions.jsonl (refined), report.csv, report.jsonl.
     #[arg(long, default_value = "runs/symbolic", value_name = "DIR")]
     pub out: PathBuf,
+    /// Ground sample distance in metres per pixel: turns on size plausibility rules (size_range/3) and gives
+    /// scene rules gsd/1.
+    #[arg(long, value_name = "METRES")]
+    pub gsd: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +224,9 @@ pub enum RulesCommand {
         /// Class names to check the rules against (default: DOTA-v1).
         #[arg(long, value_name = "FILE")]
         names: Option<PathBuf>,
+        /// Ground sample distance (metres per pixel) the rules will run with: says whether size rules are active.
+        #[arg(long, value_name = "METRES")]
+        gsd: Option<f64>,
     },
     /// Propose confidence_modifier/3 facts from a knowledge graph's statistics (kg_facts.pl).
     Suggest {

@@ -69,6 +69,20 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         rules.display(),
         if rules_ok { "" } else { " (missing)" }
     );
+    // The rules worker confines itself; say what this kernel lets it enforce, and try what it must block.
+    let probe = crate::symbolic::sandbox()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|sb| {
+            let scratch = std::env::temp_dir().join(format!("nsod-doctor-{}", std::process::id()));
+            std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+            let r = nsod_symbolic::probe(&sb, Some(&scratch));
+            let _ = std::fs::remove_dir_all(&scratch);
+            r
+        });
+    match probe {
+        Ok(r) => println!("rules sandbox: {}", nsod_symbolic::sandbox::describe(&r)),
+        Err(e) => println!("rules sandbox: cannot start the rules worker: {e}"),
+    }
     match runtime {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),

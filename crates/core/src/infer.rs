@@ -9,8 +9,8 @@ use nsod_detect::{
 };
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use nsod_runtime::Runtime;
-use nsod_symbolic::DecisionTable;
 use nsod_symbolic::report::ReportWriter;
+use nsod_symbolic::{ImageContext, RuleBase};
 use nsod_telemetry::Telemetry;
 use nsod_telemetry::catalog::{
     ErrorLabels, ImageExemplar, InferenceLabels, ModelLabel, StageLabel, StageStatus,
@@ -47,7 +47,8 @@ struct Job {
 struct Prepared {
     detector: Detector,
     jobs: Vec<Job>,
-    rules: Option<DecisionTable>,
+    rules: Option<RuleBase>,
+    gsd: Option<f64>,
     metrics: Option<MetricsSession>,
     model_name: String,
 }
@@ -74,6 +75,7 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<Prepared> {
         bail!("--overlap must lie in [0, 1)");
     }
     let device = a.device.parse().map_err(anyhow::Error::msg)?;
+    let gsd = crate::symbolic::check_gsd(a.gsd)?;
     let model_path = match &a.model {
         Some(p) => p.clone(),
         None => {
@@ -173,6 +175,7 @@ fn setup(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<Prepared> {
         detector: Detector::new(model, config),
         jobs,
         rules,
+        gsd,
         metrics,
         model_name,
     })
@@ -319,9 +322,11 @@ fn process(
         mut detector,
         jobs,
         rules,
+        gsd,
         metrics,
         model_name,
     } = prepared;
+    let mut scene = rules.as_ref().and_then(RuleBase::session);
     let tm = metrics
         .as_ref()
         .map(|m| InferTelemetry::new(&m.telemetry, &model_name));
@@ -360,7 +365,7 @@ fn process(
         None => None,
     };
     let mut kg = if a.kg {
-        let params = rules.as_ref().map(|t| t.params).unwrap_or_default();
+        let params = rules.as_ref().map(|t| t.table.params).unwrap_or_default();
         Some(crate::kg::KgWriter::create(
             out,
             params,
@@ -484,15 +489,29 @@ fn process(
             }
         }
         let mut dets = dets;
-        if let (Some(table), Some(report)) = (&rules, report.as_mut()) {
+        if let (Some(rule_base), Some(report)) = (&rules, report.as_mut()) {
             let t = Instant::now();
             let raw = dets.detections.clone();
-            let adj = crate::symbolic::refine(table, &mut dets.detections);
+            let ctx = ImageContext {
+                width: size.width,
+                height: size.height,
+                gsd,
+            };
+            let (adj, scene_error) =
+                crate::symbolic::refine(rule_base, scene.as_mut(), &mut dets.detections, &ctx);
+            if let Some(e) = &scene_error {
+                progress.suspend(|| {
+                    eprintln!("warning: {rel}: scene rules skipped for this image: {e}")
+                });
+            }
             report
                 .write(&rel, &raw, &adj)
                 .with_context(|| format!("cannot write the report in {}", out.display()))?;
             if let Some(st) = &symbolic_telemetry {
                 st.record(&raw, &adj, t.elapsed().as_secs_f64());
+                if scene.is_some() {
+                    st.record_scene(t.elapsed().as_secs_f64(), scene_error.as_ref());
+                }
             }
             if let Some(w) = raw_jsonl.as_mut() {
                 w.write(&ImagePredictions {

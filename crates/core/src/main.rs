@@ -31,8 +31,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Doctor => doctor::run(&cli.global),
         cli::Command::Infer(args) => infer::run(&cli.global, &args),
         cli::Command::Symbolic(args) => symbolic::run(&args),
-        cli::Command::Rules(cli::RulesCommand::Check { file, names }) => {
-            symbolic::check(&file, names.as_deref())
+        cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
+            symbolic::check(&file, names.as_deref(), gsd)
         }
         cli::Command::Rules(cli::RulesCommand::Suggest { facts, out }) => {
             kg::suggest_rules(&facts, out.as_deref())
@@ -40,5 +40,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Kg(args) => kg::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
         cli::Command::Eval(args) => eval::run(&args),
+        cli::Command::RulesWorker => Ok(nsod_symbolic::worker::main()),
     }
 }

@@ -5,7 +5,9 @@ use crate::cli::SymbolicArgs;
 use crate::paths;
 use anyhow::Context;
 use nsod_symbolic::report::ReportWriter;
-use nsod_symbolic::{Adjustment, DecisionTable, LoadLimits, load_rules};
+use nsod_symbolic::{
+    Adjustment, ImageContext, RuleBase, Sandbox, SceneSession, SymbolicError, load_rules,
+};
 use nsod_telemetry::Telemetry;
 use nsod_telemetry::catalog::{ActionLabel, ErrorTypeLabel, QueryLabel};
 use nsod_types::formats::jsonl::JsonlWriter;
@@ -25,14 +27,31 @@ fn is_dota(names: &ClassNames) -> bool {
             .all(|(a, b)| nsod_symbolic::class_atom(a) == nsod_symbolic::class_atom(b))
 }
 
+/// Rule bases run in a sandboxed child: this binary, `nsod rules-worker`.
+pub fn sandbox() -> anyhow::Result<Sandbox> {
+    Sandbox::current_exe().context("cannot find the nsod executable to run the rules worker")
+}
+
+/// A ground sample distance from the command line: positive and finite.
+pub fn check_gsd(gsd: Option<f64>) -> anyhow::Result<Option<f64>> {
+    match gsd {
+        Some(g) if !(g.is_finite() && g > 0.0) => {
+            anyhow::bail!(
+                "--gsd {g}: the ground sample distance must be a positive number of metres per pixel"
+            )
+        }
+        other => Ok(other),
+    }
+}
+
 fn load(
     path: &Path,
     names: &ClassNames,
     telemetry: Option<&Telemetry>,
-) -> anyhow::Result<DecisionTable> {
-    match load_rules(path, Some(names), LoadLimits::default()) {
-        Ok(table) => {
-            for w in &table.warnings {
+) -> anyhow::Result<RuleBase> {
+    match load_rules(path, Some(names), &sandbox()?) {
+        Ok(rules) => {
+            for w in &rules.table.warnings {
                 eprintln!("warning: rules {}: {w}", path.display());
             }
             if let Some(t) = telemetry {
@@ -43,9 +62,9 @@ fn load(
                     .pipeline
                     .prolog_query_duration
                     .get_or_create(&q)
-                    .observe(table.load_time.as_secs_f64());
+                    .observe(rules.table.load_time.as_secs_f64());
             }
-            Ok(table)
+            Ok(rules)
         }
         Err(e) => {
             if let Some(t) = telemetry {
@@ -68,7 +87,7 @@ pub fn load_for_model(
     off: bool,
     names: &ClassNames,
     telemetry: Option<&Telemetry>,
-) -> anyhow::Result<Option<DecisionTable>> {
+) -> anyhow::Result<Option<RuleBase>> {
     if off {
         return Ok(None);
     }
@@ -85,14 +104,21 @@ pub fn load_for_model(
     load(&path, names, telemetry).map(Some)
 }
 
-/// Applies the table: new scores, highest first. The returned adjustment indexes the input order.
-pub fn refine(table: &DecisionTable, dets: &mut [Detection]) -> Adjustment {
-    let adj = table.adjust(dets);
+/// Applies the rule base (and its scene rules through `session`): new scores, highest first. The returned
+/// adjustment indexes the input order. A scene query that failed is returned beside it; the image then has the
+/// table's result.
+pub fn refine(
+    rules: &RuleBase,
+    session: Option<&mut SceneSession>,
+    dets: &mut [Detection],
+    ctx: &ImageContext,
+) -> (Adjustment, Option<SymbolicError>) {
+    let (adj, err) = rules.refine(session, dets, ctx);
     for (d, &s) in dets.iter_mut().zip(&adj.scores) {
         d.score = s;
     }
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    adj
+    (adj, err)
 }
 
 /// Metric handles of the symbolic stage.
@@ -101,6 +127,8 @@ pub struct SymbolicTelemetry {
     boost: Counter,
     penalty: Counter,
     stage: Histogram,
+    scene_query: Histogram,
+    failures: prometheus_client::metrics::family::Family<ErrorTypeLabel, Counter>,
 }
 
 impl SymbolicTelemetry {
@@ -121,6 +149,27 @@ impl SymbolicTelemetry {
                     stage: "symbolic".into(),
                 })
                 .clone(),
+            scene_query: p
+                .prolog_query_duration
+                .get_or_create(&QueryLabel {
+                    query: "adjust".into(),
+                })
+                .clone(),
+            failures: p.prolog_query_failures.clone(),
+        }
+    }
+
+    /// A per-image scene query: its duration, or its failure.
+    pub fn record_scene(&self, secs: f64, error: Option<&SymbolicError>) {
+        match error {
+            None => self.scene_query.observe(secs),
+            Some(e) => {
+                self.failures
+                    .get_or_create(&ErrorTypeLabel {
+                        error_type: e.kind().into(),
+                    })
+                    .inc();
+            }
         }
     }
 
@@ -153,14 +202,23 @@ pub fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
     }
 }
 
-/// `nsod rules check FILE`.
-pub fn check(file: &Path, names: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `nsod rules check FILE`: exit 2 when the rule base cannot be loaded.
+pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Result<ExitCode> {
     let names = read_names(names)?;
-    let table = load(file, &names, None)?;
+    let gsd = check_gsd(gsd)?;
+    let rules = match load(file, &names, None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let table = &rules.table;
     println!(
-        "rules {}: loaded in {:.3} s",
+        "rules {}: loaded in {:.3} s ({} clauses)",
         file.display(),
-        table.load_time.as_secs_f64()
+        table.load_time.as_secs_f64(),
+        rules.clauses
     );
     println!(
         "thresholds: near_factor {}, overlap_ratio {}, adjacent_factor {}, on_ratio {}",
@@ -191,6 +249,37 @@ pub fn check(file: &Path, names: Option<&Path>) -> anyhow::Result<ExitCode> {
             r.head()
         );
     }
+    let state = match gsd {
+        Some(g) => format!("active at {g} m/px"),
+        None => "inactive: no ground sample distance (--gsd)".into(),
+    };
+    println!(
+        "size_range/3: {} classes, size_penalty {}{}",
+        table.size_ranges.len(),
+        table.size_penalty,
+        if table.size_ranges.is_empty() {
+            String::new()
+        } else {
+            format!("; {state}")
+        }
+    );
+    for r in &table.size_ranges {
+        println!("  {:<8} {}", "penalty", r.head());
+    }
+    match &rules.scene {
+        Some(s) => println!(
+            "adjust/3: scene rules, queried once per image; relations they use: {}",
+            match &s.relations_used {
+                None => "all".to_owned(),
+                Some(v) if v.is_empty() => "none".to_owned(),
+                Some(v) => v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+            }
+        ),
+        None => println!("adjust/3: not defined (no Prolog query per image)"),
+    }
+    if let Some(sb) = &rules.sandbox {
+        println!("sandbox: {}", nsod_symbolic::sandbox::describe(sb));
+    }
     println!("{} warnings", table.warnings.len());
     Ok(ExitCode::SUCCESS)
 }
@@ -198,14 +287,22 @@ pub fn check(file: &Path, names: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// `nsod symbolic`.
 pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
     let names = read_names(a.names.as_deref())?;
+    let gsd = match check_gsd(a.gsd) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let rules = a.rules.clone().unwrap_or_else(|| paths::default_rules().0);
-    let table = match load(&rules, &names, None) {
+    let rule_base = match load(&rules, &names, None) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
+    let mut session = rule_base.session();
     let records = match crate::inputs::read_predictions(&a.pred, a.images.as_deref(), &names) {
         Ok(r) => r,
         Err(e) => {
@@ -218,7 +315,7 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
     let mut out = JsonlWriter::create(&a.out.join("predictions.jsonl"))?;
     let mut report = ReportWriter::create(&a.out)
         .with_context(|| format!("cannot write the report in {}", a.out.display()))?;
-    let (mut images, mut failed) = (0usize, 0usize);
+    let (mut images, mut failed, mut scene_failures) = (0usize, 0usize, 0usize);
     for record in records {
         let mut record = match record {
             Ok(r) => r,
@@ -229,7 +326,19 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let raw = record.detections.clone();
-        let adj = refine(&table, &mut record.detections);
+        let ctx = ImageContext {
+            width: record.width,
+            height: record.height,
+            gsd,
+        };
+        let (adj, err) = refine(&rule_base, session.as_mut(), &mut record.detections, &ctx);
+        if let Some(e) = err {
+            eprintln!(
+                "warning: {}: scene rules skipped for this image: {e}",
+                record.image
+            );
+            scene_failures += 1;
+        }
         report.write(&record.image, &raw, &adj)?;
         out.write(&record)?;
         images += 1;
@@ -238,7 +347,12 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
     out.finish()?;
     report.finish()?;
     println!(
-        "{images} images refined, {failed} failed, {changes} rule applications; output in {}",
+        "{images} images refined, {failed} failed, {changes} rule applications{}; output in {}",
+        if scene_failures > 0 {
+            format!(" ({scene_failures} images without their scene rules)")
+        } else {
+            String::new()
+        },
         a.out.display()
     );
     Ok(if failed > 0 {

@@ -1,315 +1,536 @@
-//! Loading a rule base with scryer-prolog and compiling it into a [`DecisionTable`].
+//! Loading a rule base in the sandboxed rules worker and compiling it into a [`DecisionTable`]; running scene
+//! rules per image; Prolog term helpers shared with the worker.
 
 use crate::SymbolicError;
-use crate::table::{DecisionTable, PairRule, RelationRule};
-use nsod_types::ClassNames;
-use nsod_types::relations::Relation;
-use scryer_prolog::{LeafAnswer, MachineBuilder, StreamConfig, Term};
-use std::collections::BTreeMap;
+use crate::host::{Failure, Sandbox, Worker};
+use crate::protocol::{
+    Compiled, ErrorKind, Request, Response, SandboxReport, SceneAnswer, SceneDetection,
+    SceneRequest, WorkerError,
+};
+use crate::table::{Adjustment, Change, DecisionTable, class_atom};
+use nsod_types::relations::{Relation, RelationParams, extract};
+use nsod_types::{ClassNames, Detection};
+use scryer_prolog::Term;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Bounds on the work a rule base may cause (rule bases are untrusted input).
-#[derive(Debug, Clone, Copy)]
-pub struct LoadLimits {
-    /// Inference limit of each query (consult included).
-    pub inferences: u64,
-    /// Wall-clock limit of the whole load.
-    pub timeout: Duration,
+/// Largest rule file accepted (rule bases are small; this bounds what the worker has to read).
+pub const MAX_RULES_BYTES: u64 = 4 << 20;
+
+/// A loaded rule base: the decision table (pure Rust, applied per image without Prolog) and, when the file
+/// defines `adjust/3`, its scene rules.
+#[derive(Debug)]
+pub struct RuleBase {
+    pub table: DecisionTable,
+    /// `Some` when the rule base defines `adjust/3`.
+    pub scene: Option<Arc<SceneRules>>,
+    /// What the worker's sandbox enforced while loading.
+    pub sandbox: Option<SandboxReport>,
+    /// Clauses in the file.
+    pub clauses: usize,
 }
 
-impl Default for LoadLimits {
-    fn default() -> Self {
-        Self {
-            inferences: 10_000_000,
-            timeout: Duration::from_secs(20),
+/// What a scene session needs to (re)start workers for a rule base with `adjust/3`.
+#[derive(Debug)]
+pub struct SceneRules {
+    pub path: PathBuf,
+    text: String,
+    sandbox: Sandbox,
+    /// Relations the rules can ask about (`None`: all of them).
+    pub relations_used: Option<Vec<Relation>>,
+    params: RelationParams,
+    /// The model's classes as atoms, for `class_count/2` (zero counts included).
+    classes: Vec<String>,
+    /// The worker that loaded the rules, handed to the first session.
+    idle: Mutex<Option<Worker>>,
+}
+
+/// The image a scene query is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ImageContext {
+    pub width: u32,
+    pub height: u32,
+    /// Ground sample distance, metres per pixel, when known.
+    pub gsd: Option<f64>,
+}
+
+fn read_text(path: &Path) -> Result<String, SymbolicError> {
+    let io = |source: std::io::Error| SymbolicError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other("not a file")));
+    }
+    if meta.len() > MAX_RULES_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "{} bytes: larger than the {} MiB a rule base may have",
+            meta.len(),
+            MAX_RULES_BYTES >> 20
+        ))));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|_| io(std::io::Error::other("not UTF-8 text")))
+}
+
+fn worker_error(path: &Path, e: WorkerError) -> SymbolicError {
+    let path = path.to_path_buf();
+    let (line, message) = (e.line, e.message);
+    match e.kind {
+        ErrorKind::Syntax => SymbolicError::Syntax {
+            path,
+            line,
+            message,
+        },
+        ErrorKind::Refused => SymbolicError::Refused {
+            path,
+            line,
+            message,
+        },
+        ErrorKind::Limit => SymbolicError::Limit { path, message },
+        ErrorKind::Invalid => SymbolicError::Invalid { path, message },
+        ErrorKind::Load | ErrorKind::Protocol => SymbolicError::Load {
+            path,
+            line,
+            message,
+        },
+    }
+}
+
+fn failure(path: &Path, f: Failure, sandbox: &Sandbox) -> SymbolicError {
+    let path = path.to_path_buf();
+    let message = f.describe(&sandbox.limits);
+    if f.is_limit() {
+        SymbolicError::Limit { path, message }
+    } else {
+        match f {
+            Failure::Spawn(source) => SymbolicError::Worker { path, source },
+            _ => SymbolicError::Crashed { path, message },
         }
     }
 }
 
-/// Loads `path` and compiles it. `classes`, when given, are the model's class names: rules naming other classes
-/// produce warnings (kept in [`DecisionTable::warnings`]).
+/// Starts a worker and loads `text` in it.
+fn start(path: &Path, text: &str, sandbox: &Sandbox) -> Result<(Worker, Compiled), SymbolicError> {
+    let mut w = Worker::spawn(&sandbox.worker).map_err(|f| failure(path, f, sandbox))?;
+    let req = Request::Load {
+        text: text.to_owned(),
+        limits: sandbox.limits.worker(),
+    };
+    match w.call(&req, sandbox.limits.load_timeout) {
+        Ok(Response::Loaded(c)) => Ok((w, c)),
+        Ok(Response::Error(e)) => Err(worker_error(path, e)),
+        Ok(other) => Err(SymbolicError::Crashed {
+            path: path.to_path_buf(),
+            message: format!("the rules worker answered {other:?} to a load"),
+        }),
+        Err(f) => Err(failure(path, f, sandbox)),
+    }
+}
+
+/// Loads `path` in a sandboxed worker and compiles it. `classes`, when given, are the model's class names: rules
+/// naming other classes produce warnings (kept in [`DecisionTable::warnings`]).
 pub fn load_rules(
     path: &Path,
     classes: Option<&ClassNames>,
-    limits: LoadLimits,
-) -> Result<DecisionTable, SymbolicError> {
-    let start = Instant::now();
-    let io = |message: String| SymbolicError::Io {
-        path: path.to_path_buf(),
-        message,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| io(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(io("not a file".into()));
-    }
-    let text = std::fs::read(path).map_err(|e| io(e.to_string()))?;
-    if std::str::from_utf8(&text).is_err() {
-        return Err(io("not UTF-8 text".into()));
-    }
-    let abs = std::fs::canonicalize(path).map_err(|e| io(e.to_string()))?;
-    let (tx, rx) = mpsc::channel();
-    let thread_path = abs.clone();
-    // The Prolog machine is not Send: it lives and dies on this thread. A rule base that hangs despite the
-    // inference limit leaves this thread behind; the caller gets an error after `timeout`.
-    let spawned = std::thread::Builder::new()
-        .name("nsod-prolog".into())
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                query_rules(&thread_path, limits.inferences)
-            }));
-            let _ = tx.send(
-                result.unwrap_or_else(|_| Err(Failure::Load("the Prolog engine panicked".into()))),
-            );
-        });
-    if let Err(e) = spawned {
-        return Err(SymbolicError::Load {
-            path: path.to_path_buf(),
-            message: format!("cannot start the Prolog thread: {e}"),
-        });
-    }
-    let raw = match rx.recv_timeout(limits.timeout) {
-        Ok(Ok(raw)) => raw,
-        Ok(Err(Failure::Syntax(m))) => {
-            return Err(SymbolicError::Syntax {
-                path: path.to_path_buf(),
-                message: m,
-            });
-        }
-        Ok(Err(Failure::Load(m))) => {
-            return Err(SymbolicError::Load {
-                path: path.to_path_buf(),
-                message: m,
-            });
-        }
-        Err(_) => {
-            return Err(SymbolicError::Load {
-                path: path.to_path_buf(),
-                message: format!(
-                    "loading did not finish within {} s (a rule or directive that never ends?)",
-                    limits.timeout.as_secs()
-                ),
-            });
-        }
-    };
-    compile(path, raw, classes, start.elapsed())
-}
-
-enum Failure {
-    Syntax(String),
-    Load(String),
-}
-
-/// What the queries returned, as terms.
-struct RawRules {
-    pairs: Vec<Vec<Term>>,
-    relations: Vec<Vec<Term>>,
-    thresholds: BTreeMap<&'static str, Vec<Term>>,
-}
-
-const THRESHOLDS: [&str; 4] = [
-    "near_factor",
-    "overlap_ratio",
-    "adjacent_factor",
-    "on_ratio",
-];
-
-fn quote_atom(s: &str) -> String {
-    let mut q = String::from("'");
-    for c in s.chars() {
-        match c {
-            '\'' => q.push_str("\\'"),
-            '\\' => q.push_str("\\\\"),
-            '\n' => q.push_str("\\n"),
-            c => q.push(c),
-        }
-    }
-    q.push('\'');
-    q
-}
-
-/// Runs a query and returns the bindings of its first answer (`None` for `false`).
-fn first_answer(
-    m: &mut scryer_prolog::Machine,
-    q: &str,
-) -> Result<Option<BTreeMap<String, Term>>, String> {
-    let mut answers = m.run_query(q.to_owned());
-    match answers.next() {
-        None | Some(Ok(LeafAnswer::False)) => Ok(None),
-        Some(Ok(LeafAnswer::True)) => Ok(Some(BTreeMap::new())),
-        Some(Ok(LeafAnswer::LeafAnswer { bindings, .. })) => Ok(Some(bindings)),
-        Some(Ok(LeafAnswer::Exception(t))) | Some(Err(t)) => Err(term_text(&t)),
-    }
-}
-
-fn query_rules(path: &Path, limit: u64) -> Result<RawRules, Failure> {
-    let mut m = MachineBuilder::default()
-        .with_streams(StreamConfig::in_memory())
-        .build();
-    for lib in ["iso_ext", "lists", "between"] {
-        first_answer(&mut m, &format!("use_module(library({lib})).")).map_err(Failure::Load)?;
-    }
-    let file = quote_atom(&path.to_string_lossy());
-    // 1. Syntax: read every term, so an error names its line instead of consult failing silently.
-    let read_all = format!(
-        "catch((open({file}, read, S), repeat, read_term(S, T, []), T == end_of_file, !, close(S)), E, true)."
+    sandbox: &Sandbox,
+) -> Result<RuleBase, SymbolicError> {
+    let t = Instant::now();
+    let text = read_text(path)?;
+    let (worker, c) = start(path, &text, sandbox)?;
+    let table = DecisionTable::new(
+        path,
+        c.pairs,
+        c.relations,
+        &c.thresholds,
+        c.size_ranges,
+        c.size_penalty,
+        classes,
+        t.elapsed(),
     );
-    if let Some(b) = first_answer(&mut m, &read_all).map_err(Failure::Load)?
-        && let Some(e) = b.get("E")
-    {
-        return Err(Failure::Syntax(syntax_message(e)));
-    }
-    // 2. Consult, bounded.
-    let consult =
-        format!("catch(call_with_inference_limit(consult({file}), {limit}, R), E, true).");
-    match first_answer(&mut m, &consult).map_err(Failure::Load)? {
-        None => return Err(Failure::Load("could not be consulted: a directive failed, raised an error or exceeded the inference limit".into())),
-        Some(b) => {
-            if let Some(e) = b.get("E") {
-                return Err(Failure::Load(format!("consult raised {}", term_text(e))));
-            }
-            if matches!(b.get("R"), Some(Term::Atom(a)) if a == "inference_limit_exceeded") {
-                return Err(Failure::Load(format!("consulting exceeded the inference limit ({limit}): a directive that loops?")));
-            }
-        }
-    }
-    // 3. One bounded findall per predicate; a predicate the file does not define is simply absent.
-    let mut collect = |goal: &str, template: &str, name: &str| -> Result<Vec<Term>, Failure> {
-        let q = format!(
-            "catch(call_with_inference_limit(findall({template}, {goal}, L), {limit}, R), E, true)."
-        );
-        let b = first_answer(&mut m, &q)
-            .map_err(Failure::Load)?
+    let scene = if c.scene_rules {
+        let relations_used = c
+            .relations_used
+            .map(|v| v.iter().filter_map(|r| Relation::parse(r)).collect());
+        let classes = classes
+            .map(|n| n.as_slice().iter().map(|c| class_atom(c)).collect())
             .unwrap_or_default();
-        if let Some(e) = b.get("E") {
-            if is_existence_error(e, name) {
-                return Ok(Vec::new());
-            }
-            return Err(Failure::Load(format!("{name} raised {}", term_text(e))));
-        }
-        if matches!(b.get("R"), Some(Term::Atom(a)) if a == "inference_limit_exceeded") {
-            return Err(Failure::Load(format!(
-                "{name} did not finish within the inference limit ({limit}): a rule that loops?"
-            )));
-        }
-        match b.get("L") {
-            Some(Term::List(items)) => Ok(items.clone()),
-            Some(Term::String(s)) if s.is_empty() => Ok(Vec::new()),
-            Some(Term::Atom(a)) if a == "[]" => Ok(Vec::new()),
-            other => Err(Failure::Load(format!(
-                "{name}: unexpected answer {other:?}"
-            ))),
-        }
+        Some(Arc::new(SceneRules {
+            path: path.to_path_buf(),
+            text,
+            sandbox: sandbox.clone(),
+            relations_used,
+            params: table.params,
+            classes,
+            idle: Mutex::new(Some(worker)),
+        }))
+    } else {
+        // Table-only rule bases never query Prolog again: the worker ends here.
+        drop(worker);
+        None
     };
-    let pairs = collect(
-        "confidence_modifier(A, B, W)",
-        "[A, B, W]",
-        "confidence_modifier/3",
-    )?;
-    let relations = collect(
-        "relation_modifier(S, Rel, O, W)",
-        "[S, Rel, O, W]",
-        "relation_modifier/4",
-    )?;
-    let mut thresholds = BTreeMap::new();
-    for name in THRESHOLDS {
-        thresholds.insert(
-            name,
-            collect(&format!("{name}(X)"), "X", &format!("{name}/1"))?,
-        );
-    }
-    let as_rows = |v: Vec<Term>| {
-        v.into_iter()
-            .map(|t| {
-                if let Term::List(items) = t {
-                    items
-                } else {
-                    vec![t]
-                }
-            })
-            .collect()
-    };
-    Ok(RawRules {
-        pairs: as_rows(pairs),
-        relations: as_rows(relations),
-        thresholds,
+    Ok(RuleBase {
+        table,
+        scene,
+        sandbox: c.sandbox,
+        clauses: c.clauses,
     })
 }
 
-/// True for `error(existence_error(procedure, Name/Arity), _)` about `name` ("pred/3").
-fn is_existence_error(e: &Term, name: &str) -> bool {
-    let Term::Compound(f, args) = e else {
-        return false;
-    };
-    let Some(Term::Compound(ee, eargs)) = args.first() else {
-        return false;
-    };
-    f == "error" && ee == "existence_error" && eargs.len() == 2 && term_text(&eargs[1]) == name
+/// Loads `path` as facts and counts the solutions of `name/arity` (used to check that exported facts load).
+pub fn count_solutions(
+    path: &Path,
+    name: &str,
+    arity: usize,
+    sandbox: &Sandbox,
+) -> Result<usize, SymbolicError> {
+    let text = read_text(path)?;
+    let (mut w, _) = start(path, &text, sandbox)?;
+    match w.call(
+        &Request::Count {
+            name: name.to_owned(),
+            arity,
+        },
+        sandbox.limits.load_timeout,
+    ) {
+        Ok(Response::Counted(n)) => Ok(n),
+        Ok(Response::Error(e)) => Err(worker_error(path, e)),
+        Ok(other) => Err(SymbolicError::Crashed {
+            path: path.to_path_buf(),
+            message: format!("the rules worker answered {other:?} to a count"),
+        }),
+        Err(f) => Err(failure(path, f, sandbox)),
+    }
 }
 
-/// A readable message for a syntax error term, with the line where scryer reports it.
-fn syntax_message(e: &Term) -> String {
-    if let Term::Compound(f, args) = e
-        && f == "error"
-        && args.len() == 2
-    {
-        let what = match &args[0] {
-            Term::Compound(s, a) if s == "syntax_error" && a.len() == 1 => {
-                term_text(&a[0]).replace('_', " ")
-            }
-            other => term_text(other),
-        };
-        if let Term::Compound(colon, a) = &args[1]
-            && colon == ":"
-            && a.len() == 2
-            && let Term::Integer(line) = &a[1]
-        {
-            return format!("syntax error at line {line}: {what}");
-        }
-        return format!("syntax error: {what}");
+/// Starts a worker only to report what its sandbox enforces on this machine and to try what it must prevent (for
+/// `nsod doctor` and tests). With `scratch`, the worker also tries to create a file and list that folder.
+pub fn probe(sandbox: &Sandbox, scratch: Option<&Path>) -> Result<SandboxReport, String> {
+    let mut w = Worker::spawn(&sandbox.worker).map_err(|f| f.describe(&sandbox.limits))?;
+    match w.call(
+        &Request::Probe {
+            limits: sandbox.limits.worker(),
+            scratch: scratch.map(|p| p.to_string_lossy().into_owned()),
+        },
+        sandbox.limits.load_timeout,
+    ) {
+        Ok(Response::Sandbox(r)) => Ok(r),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(f) => Err(f.describe(&sandbox.limits)),
     }
-    format!("cannot be read: {}", term_text(e))
+}
+
+impl RuleBase {
+    /// A session for one worker thread of the pipeline: `None` when the rule base has no scene rules.
+    pub fn session(&self) -> Option<SceneSession> {
+        self.scene.as_ref().map(|s| SceneSession::new(s.clone()))
+    }
+
+    /// Applies the whole rule base to one image: pair, relation and size rules from the table, then the scene
+    /// rules when there are some, all combined by [`Adjustment::from_changes`]. A scene query that fails leaves the
+    /// image with the table's result and returns the error beside it.
+    pub fn refine(
+        &self,
+        session: Option<&mut SceneSession>,
+        dets: &[Detection],
+        ctx: &ImageContext,
+    ) -> (Adjustment, Option<SymbolicError>) {
+        // The worker runs the scene query on its own core while this thread applies the table.
+        let pending = session.map(|s| {
+            let (req, order) = s.request(dets, ctx);
+            let sent = s.submit(req);
+            (s, order, sent)
+        });
+        let mut changes = self.table.changes(dets);
+        changes.extend(self.table.size_changes(dets, ctx.gsd));
+        let mut error = None;
+        if let Some((s, order, sent)) = pending {
+            match sent.and_then(|()| s.collect()) {
+                Ok(answers) => changes.extend(SceneSession::to_changes(answers, &order)),
+                Err(e) => error = Some(e),
+            }
+        }
+        (Adjustment::from_changes(dets, changes), error)
+    }
+}
+
+/// A live connection to a rules worker that answers `adjust/3` per image. Not shared: each pipeline worker owns
+/// one. The worker is started on first use, replaced after [`crate::Limits::queries_per_worker`] queries, and
+/// after any failure (a failed query never poisons the next image).
+#[derive(Debug)]
+pub struct SceneSession {
+    rules: Arc<SceneRules>,
+    worker: Option<Worker>,
+    /// The worker's own time for the last query: building the query text, running it.
+    pub last_timing: Option<(f64, f64)>,
+}
+
+/// Canonical order of detections (score high first, then class, then box), so that scene ids, and so the
+/// answers, do not depend on the order the detections came in.
+fn canonical_order(dets: &[Detection]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..dets.len()).collect();
+    let key = |d: &Detection| {
+        let o = d.as_oriented();
+        [
+            -d.score,
+            d.class_id as f32,
+            d.bbox.x1,
+            d.bbox.y1,
+            d.bbox.x2,
+            d.bbox.y2,
+            o.w,
+            o.h,
+            o.angle,
+        ]
+    };
+    idx.sort_by(|&a, &b| {
+        let (ka, kb) = (key(&dets[a]), key(&dets[b]));
+        ka.iter()
+            .zip(&kb)
+            .map(|(x, y)| x.total_cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| dets[a].class_name.cmp(&dets[b].class_name))
+    });
+    idx
+}
+
+impl SceneSession {
+    pub fn new(rules: Arc<SceneRules>) -> Self {
+        let worker = rules.idle.lock().ok().and_then(|mut w| w.take());
+        Self {
+            rules,
+            worker,
+            last_timing: None,
+        }
+    }
+
+    /// The scene request of one image (ids in canonical order) and the map from ids back to input indices.
+    pub fn request(&self, dets: &[Detection], ctx: &ImageContext) -> (SceneRequest, Vec<usize>) {
+        let order = canonical_order(dets);
+        let mut id_of = vec![0usize; dets.len()];
+        for (id, &i) in order.iter().enumerate() {
+            id_of[i] = id;
+        }
+        let sorted: Vec<Detection> = order.iter().map(|&i| dets[i].clone()).collect();
+        let used = &self.rules.relations_used;
+        let mut relations = vec![Vec::new(); sorted.len()];
+        if used.as_ref().is_none_or(|u| !u.is_empty()) {
+            for e in extract(&sorted, &self.rules.params, |_, _| true) {
+                if used.as_ref().is_none_or(|u| u.contains(&e.relation)) {
+                    let r = Relation::ALL
+                        .iter()
+                        .position(|x| *x == e.relation)
+                        .unwrap_or(0) as u8;
+                    relations[e.subject].push((r, e.object as u32));
+                }
+            }
+            for r in &mut relations {
+                r.sort_unstable();
+            }
+        }
+        let mut counts: std::collections::BTreeMap<String, u64> =
+            self.rules.classes.iter().map(|c| (c.clone(), 0)).collect();
+        let detections = sorted
+            .iter()
+            .map(|d| {
+                let class = class_atom(&d.class_name);
+                *counts.entry(class.clone()).or_default() += 1;
+                let o = d.as_oriented();
+                SceneDetection {
+                    class,
+                    conf: d.score,
+                    cx: o.cx,
+                    cy: o.cy,
+                    w: o.w,
+                    h: o.h,
+                    angle: o.angle,
+                }
+            })
+            .collect();
+        (
+            SceneRequest {
+                width: ctx.width,
+                height: ctx.height,
+                gsd: ctx.gsd,
+                detections,
+                relations,
+                class_counts: counts.into_iter().collect(),
+            },
+            order,
+        )
+    }
+
+    /// The `adjust/3` answers for one scene request (ids as in the request), sorted and without duplicates.
+    pub fn answers(&mut self, req: SceneRequest) -> Result<Vec<SceneAnswer>, SymbolicError> {
+        self.submit(req)?;
+        self.collect()
+    }
+
+    /// Sends a scene request to the worker (starting one if needed) without waiting for the answer.
+    fn submit(&mut self, req: SceneRequest) -> Result<(), SymbolicError> {
+        let rules = self.rules.clone();
+        let limits = rules.sandbox.limits;
+        if self
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.queries >= limits.queries_per_worker)
+        {
+            self.worker = None;
+        }
+        // A worker that fails is dropped (killed) and never reused: scryer's state after an error is suspect, so
+        // the next image gets a fresh one.
+        let mut worker = match self.worker.take() {
+            Some(w) => w,
+            None => start(&rules.path, &rules.text, &rules.sandbox)?.0,
+        };
+        worker
+            .send(&Request::Scene(req))
+            .map_err(|f| failure(&rules.path, f, &rules.sandbox))?;
+        self.worker = Some(worker);
+        Ok(())
+    }
+
+    /// The answer to the request [`SceneSession::submit`] sent.
+    fn collect(&mut self) -> Result<Vec<SceneAnswer>, SymbolicError> {
+        let rules = self.rules.clone();
+        let Some(mut worker) = self.worker.take() else {
+            return Err(SymbolicError::Crashed {
+                path: rules.path.clone(),
+                message: "no scene request is pending".into(),
+            });
+        };
+        let mut answers = match worker.receive(rules.sandbox.limits.query_timeout) {
+            Ok(Response::Adjusted {
+                answers,
+                build_seconds,
+                query_seconds,
+            }) => {
+                self.last_timing = Some((build_seconds, query_seconds));
+                answers
+            }
+            Ok(Response::Error(e)) => return Err(worker_error(&rules.path, e)),
+            Ok(other) => {
+                return Err(SymbolicError::Crashed {
+                    path: rules.path.clone(),
+                    message: format!("the rules worker answered {other:?} to a scene"),
+                });
+            }
+            Err(f) => return Err(failure(&rules.path, f, &rules.sandbox)),
+        };
+        worker.queries += 1;
+        self.worker = Some(worker);
+        answers.sort_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then_with(|| a.reason.cmp(&b.reason))
+                .then_with(|| a.factor.total_cmp(&b.factor))
+        });
+        answers.dedup();
+        Ok(answers)
+    }
+
+    fn to_changes(answers: Vec<SceneAnswer>, order: &[usize]) -> Vec<Change> {
+        answers
+            .into_iter()
+            .filter(|a| a.factor != 1.0)
+            .map(|a| Change {
+                action: if a.factor > 1.0 { "BOOST" } else { "PENALTY" },
+                rule: "adjust/3".into(),
+                factor: a.factor,
+                target: order[a.id],
+                other: None,
+                both: false,
+                reason: a.reason,
+            })
+            .collect()
+    }
+
+    /// The scene rule applications of one image, indexed like `dets`.
+    pub fn changes(
+        &mut self,
+        dets: &[Detection],
+        ctx: &ImageContext,
+    ) -> Result<Vec<Change>, SymbolicError> {
+        let (req, order) = self.request(dets, ctx);
+        let answers = self.answers(req)?;
+        Ok(Self::to_changes(answers, &order))
+    }
+
+    /// Time a fresh worker takes to start and load these rules (for the benchmark).
+    pub fn restart(&mut self) -> Result<Duration, SymbolicError> {
+        let t = Instant::now();
+        self.worker = None;
+        let rules = self.rules.clone();
+        self.worker = Some(start(&rules.path, &rules.text, &rules.sandbox)?.0);
+        Ok(t.elapsed())
+    }
+}
+
+pub(crate) fn quote_atom(s: &str) -> String {
+    nsod_types::quote::prolog_atom(s)
 }
 
 /// Prolog-ish text of a term, for messages and explanations.
 pub(crate) fn term_text(t: &Term) -> String {
-    match t {
-        Term::Integer(i) => i.to_string(),
-        Term::Rational(r) => r.to_string(),
-        Term::Float(f) => format!("{f}"),
-        Term::Atom(a) => atom_text(a),
-        Term::String(s) => format!("{s:?}"),
-        Term::List(items) => format!(
-            "[{}]",
-            items.iter().map(term_text).collect::<Vec<_>>().join(", ")
-        ),
-        Term::Compound(f, args)
-            if args.len() == 2 && ["/", "-", ":", "+", "*"].contains(&f.as_str()) =>
-        {
-            format!("{}{f}{}", term_text(&args[0]), term_text(&args[1]))
+    // Iterative over lists and compounds: terms come from untrusted rule bases and may be deep.
+    fn go(t: &Term, out: &mut String, depth: usize) {
+        if depth > 200 {
+            out.push_str("...");
+            return;
         }
-        Term::Compound(f, args) => format!(
-            "{}({})",
-            atom_text(f),
-            args.iter().map(term_text).collect::<Vec<_>>().join(", ")
-        ),
-        Term::Var(v) => format!("_{v}"),
-        other => format!("{other:?}"),
+        match t {
+            Term::Integer(i) => out.push_str(&i.to_string()),
+            Term::Rational(r) => out.push_str(&r.to_string()),
+            Term::Float(f) => out.push_str(&format!("{f:?}")),
+            Term::Atom(a) => out.push_str(&atom_text(a)),
+            Term::String(s) => out.push_str(&format!("{s:?}")),
+            Term::List(items) => {
+                out.push('[');
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    go(x, out, depth + 1);
+                }
+                out.push(']');
+            }
+            Term::Compound(f, args)
+                if args.len() == 2 && ["/", "-", ":", "+", "*"].contains(&f.as_str()) =>
+            {
+                go(&args[0], out, depth + 1);
+                out.push_str(f);
+                go(&args[1], out, depth + 1);
+            }
+            Term::Compound(f, args) => {
+                out.push_str(&atom_text(f));
+                out.push('(');
+                for (i, x) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    go(x, out, depth + 1);
+                }
+                out.push(')');
+            }
+            Term::Var(v) => {
+                out.push('_');
+                out.push_str(v.trim_start_matches('_'));
+            }
+            other => out.push_str(&format!("{other:?}")),
+        }
     }
+    let mut s = String::new();
+    go(t, &mut s, 0);
+    s
 }
 
-fn atom_text(a: &str) -> String {
-    let plain = a.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain || a == "[]" || a == "!" {
-        a.to_owned()
-    } else {
-        quote_atom(a)
-    }
+pub(crate) fn atom_text(a: &str) -> String {
+    nsod_types::quote::prolog_atom_min(a)
 }
 
-fn number(t: &Term) -> Option<f64> {
+pub(crate) fn number(t: &Term) -> Option<f64> {
     match t {
         Term::Float(f) => Some(*f),
         Term::Integer(i) => i.to_string().parse().ok(),
@@ -324,153 +545,10 @@ fn number(t: &Term) -> Option<f64> {
     }
 }
 
-fn atom(t: &Term) -> Option<String> {
+pub(crate) fn atom(t: &Term) -> Option<String> {
     match t {
         Term::Atom(a) => Some(a.clone()),
         _ => None,
-    }
-}
-
-fn compile(
-    path: &Path,
-    raw: RawRules,
-    classes: Option<&ClassNames>,
-    elapsed: Duration,
-) -> Result<DecisionTable, SymbolicError> {
-    let invalid = |message: String| SymbolicError::Invalid {
-        path: PathBuf::from(path),
-        message,
-    };
-    let weight = |rule: &str, t: &Term| -> Result<f64, SymbolicError> {
-        match number(t) {
-            Some(w) if w > 0.0 && w <= 10.0 && w.is_finite() => Ok(w),
-            Some(w) => Err(invalid(format!(
-                "{rule}: weight {w} is out of range (0, 10]"
-            ))),
-            None => Err(invalid(format!(
-                "{rule}: weight {} is not a number",
-                term_text(t)
-            ))),
-        }
-    };
-    let mut pairs = Vec::new();
-    for row in raw.pairs {
-        let text = format!(
-            "confidence_modifier({})",
-            row.iter().map(term_text).collect::<Vec<_>>().join(", ")
-        );
-        let [a, b, w] = &row[..] else {
-            return Err(invalid(format!("{text}: expected 3 arguments")));
-        };
-        let (Some(a), Some(b)) = (atom(a), atom(b)) else {
-            return Err(invalid(format!(
-                "{text}: both classes must be atoms (is a variable left unbound?)"
-            )));
-        };
-        pairs.push(PairRule {
-            a,
-            b,
-            weight: weight(&text, w)?,
-        });
-    }
-    let mut relations = Vec::new();
-    for row in raw.relations {
-        let text = format!(
-            "relation_modifier({})",
-            row.iter().map(term_text).collect::<Vec<_>>().join(", ")
-        );
-        let [s, rel, o, w] = &row[..] else {
-            return Err(invalid(format!("{text}: expected 4 arguments")));
-        };
-        let (Some(s), Some(rel), Some(o)) = (atom(s), atom(rel), atom(o)) else {
-            return Err(invalid(format!(
-                "{text}: subject, relation and object must be atoms"
-            )));
-        };
-        let Some(relation) = Relation::parse(&rel) else {
-            let known: Vec<&str> = Relation::ALL.iter().map(|r| r.as_str()).collect();
-            return Err(invalid(format!(
-                "{text}: unknown relation {rel} (known: {})",
-                known.join(", ")
-            )));
-        };
-        relations.push(RelationRule {
-            subject: s,
-            relation,
-            object: o,
-            weight: weight(&text, w)?,
-        });
-    }
-    let mut thresholds = BTreeMap::new();
-    for (name, values) in raw.thresholds {
-        match &values[..] {
-            [] => {}
-            [v] => match number(v) {
-                Some(x) if x > 0.0 && x.is_finite() && (name.ends_with("factor") || x <= 1.0) => {
-                    thresholds.insert(name, x as f32);
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "{name}({}): must be a positive number{}",
-                        term_text(v),
-                        if name.ends_with("ratio") { " <= 1" } else { "" }
-                    )));
-                }
-            },
-            _ => {
-                return Err(invalid(format!(
-                    "{name}/1 has {} values; define it once",
-                    values.len()
-                )));
-            }
-        }
-    }
-    DecisionTable::new(path, pairs, relations, &thresholds, classes, elapsed).map_err(invalid)
-}
-
-/// Consults `path` and counts the solutions of `goal` (e.g. `fact(_, _, _, _)`), under the same limits as
-/// [`load_rules`]. Used to check that exported facts load.
-pub fn count_solutions(
-    path: &Path,
-    goal: &str,
-    limits: LoadLimits,
-) -> Result<usize, SymbolicError> {
-    let (tx, rx) = mpsc::channel();
-    let (p, g) = (path.to_path_buf(), goal.to_owned());
-    let load = |message: String| SymbolicError::Load {
-        path: path.to_path_buf(),
-        message,
-    };
-    std::thread::Builder::new()
-        .name("nsod-prolog".into())
-        .spawn(move || {
-            let run = || -> Result<usize, String> {
-                let mut m = MachineBuilder::default().with_streams(StreamConfig::in_memory()).build();
-                first_answer(&mut m, "use_module(library(iso_ext)).")?;
-                first_answer(&mut m, "use_module(library(lists)).")?;
-                let file = quote_atom(&p.to_string_lossy());
-                let consult = format!("catch(call_with_inference_limit(consult({file}), {}, R), E, true).", limits.inferences);
-                match first_answer(&mut m, &consult)? {
-                    Some(b) if !b.contains_key("E") => {}
-                    _ => return Err("could not be consulted".into()),
-                }
-                let q = format!("catch(call_with_inference_limit((findall(x, ({g}), L), length(L, N)), {}, R), E, true).", limits.inferences);
-                let b = first_answer(&mut m, &q)?.unwrap_or_default();
-                if let Some(e) = b.get("E") {
-                    return Err(term_text(e));
-                }
-                match b.get("N") {
-                    Some(n) => number(n).map(|v| v as usize).ok_or_else(|| "no count".to_owned()),
-                    None => Err("the count query failed".into()),
-                }
-            };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err("the Prolog engine panicked".into()));
-            let _ = tx.send(r);
-        })
-        .map_err(|e| load(e.to_string()))?;
-    match rx.recv_timeout(limits.timeout) {
-        Ok(r) => r.map_err(load),
-        Err(_) => Err(load("the query did not finish in time".into())),
     }
 }
 
@@ -484,5 +562,19 @@ mod tests {
         assert_eq!(atom_text("Bridge"), "'Bridge'");
         assert_eq!(atom_text("large vehicle"), "'large vehicle'");
         assert_eq!(quote_atom("/tmp/it's\\x.pl"), "'/tmp/it\\'s\\\\x.pl'");
+    }
+
+    #[test]
+    fn canonical_order_ignores_input_order() {
+        use nsod_types::BBox;
+        let a = Detection::new(1, "ship", 0.5, BBox::new(0.0, 0.0, 1.0, 1.0));
+        let b = Detection::new(1, "ship", 0.9, BBox::new(5.0, 0.0, 6.0, 1.0));
+        let c = Detection::new(0, "plane", 0.5, BBox::new(9.0, 0.0, 10.0, 1.0));
+        let ids = |v: &[Detection]| -> Vec<f32> {
+            canonical_order(v).iter().map(|&i| v[i].bbox.x1).collect()
+        };
+        let first = ids(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(first, vec![5.0, 9.0, 0.0]);
+        assert_eq!(ids(&[c, a, b]), first);
     }
 }

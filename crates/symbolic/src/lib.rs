@@ -24,44 +24,101 @@
 //! penalty are combined: `new = min(1, old x max(boosts) x min(penalties))`. The result does not depend on the
 //! order of the detections (the reference pipeline updated in place while looping, so its result did).
 
+mod allow;
 mod engine;
+mod host;
+pub mod protocol;
 pub mod report;
+pub mod sandbox;
 mod table;
+pub mod worker;
 
-pub use engine::{LoadLimits, count_solutions, load_rules};
-pub use table::{Adjustment, Change, DecisionTable, PairRule, RelationRule, class_atom};
+pub use allow::{BUILTINS, LIBRARIES, SCENE};
+pub use engine::{
+    ImageContext, MAX_RULES_BYTES, RuleBase, SceneRules, SceneSession, count_solutions, load_rules,
+    probe,
+};
+pub use host::{Limits, Sandbox, WorkerCommand};
+pub use table::{
+    Adjustment, Change, DEFAULT_SIZE_PENALTY, DecisionTable, PairRule, RelationRule, SizeRange,
+    class_atom,
+};
 
 use std::path::PathBuf;
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!("line {l}: ")).unwrap_or_default()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolicError {
     /// The rules file cannot be read.
-    #[error("rules {}: {message}", path.display())]
-    Io { path: PathBuf, message: String },
+    #[error("rules {}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The rules file is not valid Prolog.
+    #[error("rules {}: {}{message}", path.display(), at_line(line))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A directive or goal outside the allow-list.
+    #[error("rules {}: {}{message}", path.display(), at_line(line))]
+    Refused {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// Loading or a query raised an error.
+    #[error("rules {}: {}{message}", path.display(), at_line(line))]
+    Load {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// An inference, time, memory or CPU limit was reached.
     #[error("rules {}: {message}", path.display())]
-    Syntax { path: PathBuf, message: String },
-    /// Loading or a query failed (exception, inference limit, time limit).
-    #[error("rules {}: {message}", path.display())]
-    Load { path: PathBuf, message: String },
+    Limit { path: PathBuf, message: String },
     /// A rule has an invalid value.
     #[error("rules {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// The rules worker died (crash, abort, signal).
+    #[error("rules {}: {message}", path.display())]
+    Crashed { path: PathBuf, message: String },
+    /// The rules worker could not be started.
+    #[error("rules {}: cannot start the rules worker", path.display())]
+    Worker {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl SymbolicError {
-    /// A short type for metrics labels (`nsod_prolog_query_failures_total{error_type}`).
+    /// A short type for metrics labels (`nsod_prolog_query_failures_total{error_type}`); one of
+    /// [`SymbolicError::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
             Self::Syntax { .. } => "syntax",
-            Self::Load { message, .. }
-                if message.contains("inference") || message.contains("did not finish") =>
-            {
-                "limit"
-            }
+            Self::Refused { .. } => "refused",
             Self::Load { .. } => "exception",
+            Self::Limit { .. } => "limit",
             Self::Invalid { .. } => "invalid",
+            Self::Crashed { .. } | Self::Worker { .. } => "crash",
         }
     }
+
+    /// Every value [`SymbolicError::kind`] can return.
+    pub const KINDS: [&'static str; 7] = [
+        "io",
+        "syntax",
+        "refused",
+        "exception",
+        "limit",
+        "invalid",
+        "crash",
+    ];
 }

@@ -8,8 +8,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// The CSV header (compatible with the reference pipeline's report).
-pub const CSV_HEADER: &str = "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf";
+/// The CSV header: the reference pipeline's report columns, then `reason` (why a scene or size rule fired; empty
+/// for pair and relation rules). Size and scene rules concern one object: the `object_2` columns are empty.
+pub const CSV_HEADER: &str = "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf,reason";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -25,14 +26,22 @@ fn object_name(d: &Detection, i: usize) -> String {
 
 /// The CSV row of one change.
 pub fn csv_row(image: &str, c: &Change, dets: &[Detection], after: &[f32]) -> String {
-    let (t, o) = (&dets[c.target], &dets[c.other]);
-    let (n1, n2) = (object_name(t, c.target), object_name(o, c.other));
-    let (suppressed, kept, kept_conf) =
-        if c.action == "PENALTY" && !c.rule.starts_with("relation_modifier") {
-            (n1.clone(), n2.clone(), format!("{:.6}", after[c.other]))
-        } else {
-            (String::new(), String::new(), String::new())
-        };
+    let t = &dets[c.target];
+    let n1 = object_name(t, c.target);
+    let (n2, before2, after2) = match c.other {
+        Some(o) => (
+            object_name(&dets[o], o),
+            format!("{:.6}", dets[o].score),
+            format!("{:.6}", after[o]),
+        ),
+        None => (String::new(), String::new(), String::new()),
+    };
+    let (suppressed, kept, kept_conf) = match c.other {
+        Some(o) if c.action == "PENALTY" && c.rule.starts_with("confidence_modifier") => {
+            (n1.clone(), n2.clone(), format!("{:.6}", after[o]))
+        }
+        _ => (String::new(), String::new(), String::new()),
+    };
     [
         csv_field(image),
         c.action.to_owned(),
@@ -41,11 +50,12 @@ pub fn csv_row(image: &str, c: &Change, dets: &[Detection], after: &[f32]) -> St
         format!("{:.6}", t.score),
         format!("{:.6}", after[c.target]),
         csv_field(&n2),
-        format!("{:.6}", o.score),
-        format!("{:.6}", after[c.other]),
+        before2,
+        after2,
         csv_field(&suppressed),
         csv_field(&kept),
         kept_conf,
+        csv_field(&c.reason),
     ]
     .join(",")
 }
@@ -71,7 +81,8 @@ pub fn json_row(image: &str, c: &Change, dets: &[Detection], after: &[f32]) -> s
         "factor": c.factor,
         "changes_both": c.both,
         "object_1": obj(c.target),
-        "object_2": obj(c.other),
+        "object_2": c.other.map(obj),
+        "reason": c.reason,
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `confidence_modifier(A, B, W)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairRule {
     pub a: String,
     pub b: String,
@@ -26,7 +26,7 @@ impl PairRule {
 }
 
 /// `relation_modifier(S, Rel, O, W)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RelationRule {
     pub subject: String,
     pub relation: Relation,
@@ -46,6 +46,26 @@ impl RelationRule {
     }
 }
 
+/// `size_range(Class, MinMetres, MaxMetres)`: the plausible long side of a class, in metres.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SizeRange {
+    pub class: String,
+    pub min_metres: f64,
+    pub max_metres: f64,
+}
+
+impl SizeRange {
+    pub fn head(&self) -> String {
+        format!(
+            "size_range({}, {}, {})",
+            self.class, self.min_metres, self.max_metres
+        )
+    }
+}
+
+/// Factor for a detection outside its class's size range when the rule base has no `size_penalty/1`.
+pub const DEFAULT_SIZE_PENALTY: f64 = 0.5;
+
 pub use nsod_types::detection::class_atom;
 
 /// A rule base compiled into lookup tables.
@@ -57,6 +77,10 @@ pub struct DecisionTable {
     pub params: RelationParams,
     /// Intersection / smaller area above which a penalty applies.
     pub overlap_ratio: f32,
+    /// Size plausibility: `size_range/3` facts (active only with a ground sample distance).
+    pub size_ranges: Vec<SizeRange>,
+    /// Factor of an implausibly sized detection.
+    pub size_penalty: f64,
     /// Unknown classes, conflicting weights.
     pub warnings: Vec<String>,
     /// Time to load and compile.
@@ -66,6 +90,8 @@ pub struct DecisionTable {
     /// Rule heads, formatted once.
     pair_heads: Vec<String>,
     relation_heads: Vec<String>,
+    sizes: HashMap<String, usize>,
+    size_heads: Vec<String>,
 }
 
 /// One rule application in one image.
@@ -73,15 +99,19 @@ pub struct DecisionTable {
 pub struct Change {
     /// `BOOST` or `PENALTY`.
     pub action: &'static str,
-    /// The head that fired, with its values: `confidence_modifier(ship, harbor, 1.25)`.
+    /// The head that fired, with its values: `confidence_modifier(ship, harbor, 1.25)`, or `adjust/3` for a scene
+    /// rule.
     pub rule: String,
     pub factor: f64,
     /// Index of the detection whose confidence the rule changed (for a boost, the first of the pair).
     pub target: usize,
-    /// The other detection of the pair or relation.
-    pub other: usize,
+    /// The other detection of the pair or relation (none for size and scene rules).
+    pub other: Option<usize>,
     /// For pair boosts: both detections change.
     pub both: bool,
+    /// Why, in words: the `Reason` of a scene rule, the measured size of a size rule; empty for pair and relation
+    /// rules (their head says it all).
+    pub reason: String,
 }
 
 /// The result for one image.
@@ -92,15 +122,41 @@ pub struct Adjustment {
     pub changes: Vec<Change>,
 }
 
+impl Adjustment {
+    /// The new scores implied by a set of changes: per detection the strongest boost and the strongest penalty,
+    /// `new = min(1, old x max(boosts) x min(penalties))`, whatever the order of the changes.
+    pub fn from_changes(dets: &[Detection], changes: Vec<Change>) -> Self {
+        let mut boost = vec![1.0f64; dets.len()];
+        let mut penalty = vec![1.0f64; dets.len()];
+        for c in &changes {
+            apply(&mut boost, &mut penalty, c.target, c.factor);
+            if c.both
+                && let Some(o) = c.other
+            {
+                apply(&mut boost, &mut penalty, o, c.factor);
+            }
+        }
+        let scores = dets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ((f64::from(d.score) * boost[i] * penalty[i]).min(1.0)) as f32)
+            .collect();
+        Self { scores, changes }
+    }
+}
+
 impl DecisionTable {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         path: &Path,
         pair_rules: Vec<PairRule>,
         relation_rules: Vec<RelationRule>,
-        thresholds: &BTreeMap<&'static str, f32>,
+        thresholds: &BTreeMap<String, f32>,
+        size_ranges: Vec<SizeRange>,
+        size_penalty: Option<f64>,
         classes: Option<&ClassNames>,
         load_time: Duration,
-    ) -> Result<Self, String> {
+    ) -> Self {
         let mut warnings = Vec::new();
         let mut pairs = HashMap::new();
         for (i, r) in pair_rules.iter().enumerate() {
@@ -140,6 +196,24 @@ impl DecisionTable {
                 }
             }
         }
+        let mut sizes = HashMap::new();
+        for (i, r) in size_ranges.iter().enumerate() {
+            match sizes.get(&r.class) {
+                Some(&j) => {
+                    let first: &SizeRange = &size_ranges[j];
+                    if first != r {
+                        warnings.push(format!(
+                            "{} conflicts with {}; the first one is used",
+                            r.head(),
+                            first.head()
+                        ));
+                    }
+                }
+                None => {
+                    sizes.insert(r.class.clone(), i);
+                }
+            }
+        }
         if let Some(names) = classes {
             let known: HashSet<String> = names.as_slice().iter().map(|n| class_atom(n)).collect();
             let mut unknown: Vec<&str> = pair_rules
@@ -150,6 +224,7 @@ impl DecisionTable {
                         .iter()
                         .flat_map(|r| [r.subject.as_str(), r.object.as_str()]),
                 )
+                .chain(size_ranges.iter().map(|r| r.class.as_str()))
                 .filter(|a| !known.contains(*a))
                 .collect();
             unknown.sort_unstable();
@@ -163,6 +238,7 @@ impl DecisionTable {
         let pair_rules_heads: Vec<String> = pair_rules.iter().map(PairRule::head).collect();
         let relation_rules_heads: Vec<String> =
             relation_rules.iter().map(RelationRule::head).collect();
+        let size_heads: Vec<String> = size_ranges.iter().map(SizeRange::head).collect();
         let get = |k: &str, default: f32| thresholds.get(k).copied().unwrap_or(default);
         let d = RelationParams::default();
         let params = RelationParams {
@@ -170,19 +246,77 @@ impl DecisionTable {
             adjacent_factor: get("adjacent_factor", d.adjacent_factor),
             on_ratio: get("on_ratio", d.on_ratio),
         };
-        Ok(Self {
+        Self {
             path: path.to_path_buf(),
             pair_rules,
             relation_rules,
             params,
             overlap_ratio: get("overlap_ratio", 0.5),
+            size_ranges,
+            size_penalty: size_penalty.unwrap_or(DEFAULT_SIZE_PENALTY),
             warnings,
             load_time,
             pairs,
             relations,
             pair_heads: pair_rules_heads,
             relation_heads: relation_rules_heads,
-        })
+            sizes,
+            size_heads,
+        }
+    }
+
+    /// The size range of a class atom.
+    pub fn size_range(&self, class: &str) -> Option<&SizeRange> {
+        self.sizes.get(class).map(|&i| &self.size_ranges[i])
+    }
+
+    /// Size plausibility: with a ground sample distance (metres per pixel), every detection whose long side is
+    /// outside its class's `size_range/3` gets `size_penalty`. The range is closed: a long side exactly at a bound
+    /// is plausible.
+    pub fn size_changes(&self, dets: &[Detection], gsd: Option<f64>) -> Vec<Change> {
+        let Some(gsd) = gsd.filter(|g| g.is_finite() && *g > 0.0) else {
+            return Vec::new();
+        };
+        if self.size_ranges.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, d) in dets.iter().enumerate() {
+            let Some(&k) = self.sizes.get(&class_atom(&d.class_name)) else {
+                continue;
+            };
+            let r = &self.size_ranges[k];
+            let long_px = match d.obb {
+                Some(o) => f64::from(o.w.max(o.h)),
+                None => f64::from(d.bbox.width().max(d.bbox.height())),
+            };
+            let metres = long_px * gsd;
+            if metres < r.min_metres || metres > r.max_metres {
+                out.push(Change {
+                    action: "PENALTY",
+                    rule: self.size_heads[k].clone(),
+                    factor: self.size_penalty,
+                    target: i,
+                    other: None,
+                    both: false,
+                    reason: format!(
+                        "long side {metres:.2} m ({long_px:.1} px at {gsd} m/px) is {} the {} range [{}, {}] m",
+                        if metres < r.min_metres { "below" } else { "above" },
+                        r.class,
+                        r.min_metres,
+                        r.max_metres
+                    ),
+                });
+            }
+        }
+        out
+    }
+
+    /// [`DecisionTable::adjust`] with the size rules, given the image's ground sample distance.
+    pub fn adjust_at(&self, dets: &[Detection], gsd: Option<f64>) -> Adjustment {
+        let mut changes = self.changes(dets);
+        changes.extend(self.size_changes(dets, gsd));
+        Adjustment::from_changes(dets, changes)
     }
 
     /// The pair rule for two class atoms, in either order.
@@ -190,8 +324,14 @@ impl DecisionTable {
         self.pairs.get(&ordered(a, b)).map(|&i| &self.pair_rules[i])
     }
 
-    /// Applies the table to one image's detections (see the crate docs for the semantics).
+    /// Applies the pair and relation rules to one image's detections (see the crate docs for the semantics); size
+    /// rules need a ground sample distance ([`DecisionTable::adjust_at`]).
     pub fn adjust(&self, dets: &[Detection]) -> Adjustment {
+        Adjustment::from_changes(dets, self.changes(dets))
+    }
+
+    /// The pair and relation rule applications of one image.
+    pub fn changes(&self, dets: &[Detection]) -> Vec<Change> {
         // Class atoms interned once per image: pair and relation lookups below are integer-indexed.
         let mut ids: HashMap<String, usize> = HashMap::new();
         let class_ids: Vec<usize> = dets
@@ -228,8 +368,6 @@ impl DecisionTable {
             extract(&sub, &self.params, |s, o| has_rule(sub_ids[s], sub_ids[o]))
         };
 
-        let mut boost = vec![1.0f64; dets.len()];
-        let mut penalty = vec![1.0f64; dets.len()];
         let mut changes = Vec::new();
         for e in &edges {
             let (s, o) = (idx[e.subject], idx[e.object]);
@@ -240,14 +378,14 @@ impl DecisionTable {
                 .unwrap_or(0);
             if let Some(ri) = rel_of[cell][k] {
                 let r = &self.relation_rules[ri];
-                apply(&mut boost, &mut penalty, s, r.weight);
                 changes.push(Change {
                     action: action(r.weight),
                     rule: self.relation_heads[ri].clone(),
                     factor: r.weight,
                     target: s,
-                    other: o,
+                    other: Some(o),
                     both: false,
+                    reason: String::new(),
                 });
             }
             // Pair rules are unordered: look at each pair once, from its lower index.
@@ -257,8 +395,6 @@ impl DecisionTable {
             let Some(pi) = pair_of[cell] else { continue };
             let rule = &self.pair_rules[pi];
             if rule.weight > 1.0 && e.relation == Relation::LocatedNear {
-                apply(&mut boost, &mut penalty, s, rule.weight);
-                apply(&mut boost, &mut penalty, o, rule.weight);
                 let (first, second) = if canonical_less(&dets[s], &dets[o]) {
                     (s, o)
                 } else {
@@ -269,8 +405,9 @@ impl DecisionTable {
                     rule: self.pair_heads[pi].clone(),
                     factor: rule.weight,
                     target: first,
-                    other: second,
+                    other: Some(second),
                     both: true,
+                    reason: String::new(),
                 });
             } else if rule.weight < 1.0 && e.relation == Relation::Overlaps {
                 let inter = if dets[s].obb.is_some() || dets[o].obb.is_some() {
@@ -287,24 +424,19 @@ impl DecisionTable {
                     } else {
                         (o, s)
                     };
-                    apply(&mut boost, &mut penalty, low, rule.weight);
                     changes.push(Change {
                         action: "PENALTY",
                         rule: self.pair_heads[pi].clone(),
                         factor: rule.weight,
                         target: low,
-                        other: high,
+                        other: Some(high),
                         both: false,
+                        reason: String::new(),
                     });
                 }
             }
         }
-        let scores = dets
-            .iter()
-            .enumerate()
-            .map(|(i, d)| ((f64::from(d.score) * boost[i] * penalty[i]).min(1.0)) as f32)
-            .collect();
-        Adjustment { scores, changes }
+        changes
     }
 }
 

@@ -1,14 +1,21 @@
 //! The semantics of the decision table on hand-placed boxes.
 
-use nsod_symbolic::{DecisionTable, LoadLimits, load_rules};
+use nsod_symbolic::{DecisionTable, Sandbox, WorkerCommand, load_rules};
 use nsod_types::{BBox, Detection, OrientedBox};
 use std::path::Path;
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(WorkerCommand::new(
+        env!("CARGO_BIN_EXE_nsod-rules-worker"),
+        Vec::<String>::new(),
+    ))
+}
 
 fn table(rules: &str) -> DecisionTable {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("r.pl");
     std::fs::write(&p, rules).unwrap();
-    load_rules(&p, None, LoadLimits::default()).unwrap()
+    load_rules(&p, None, &sandbox()).unwrap().table
 }
 
 fn det(class: &str, score: f32, x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
@@ -69,7 +76,7 @@ fn penalty_hits_the_lower_confidence_only_above_the_overlap_ratio() {
     );
     assert_eq!(
         (a.changes[0].action, a.changes[0].target, a.changes[0].other),
-        ("PENALTY", 0, 1)
+        ("PENALTY", 0, Some(1))
     );
     // When the bridge is the less confident one, the bridge is penalised.
     let on = vec![
@@ -112,9 +119,10 @@ fn shuffled_input_gives_the_same_result_and_unruled_classes_are_untouched() {
     let t = load_rules(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl"),
         None,
-        LoadLimits::default(),
+        &sandbox(),
     )
-    .unwrap();
+    .unwrap()
+    .table;
     let mut s = 99u64;
     let mut rnd = || {
         s = s

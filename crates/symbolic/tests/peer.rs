@@ -1,7 +1,7 @@
 //! Peer check: scryer-prolog (through nsod) and SWI-Prolog enumerate the same confidence_modifier/3 and
 //! relation_modifier/4 solutions from rules/dota.pl. Needs `swipl` (Debian swi-prolog-nox); required under CI=true.
 
-use nsod_symbolic::{LoadLimits, load_rules};
+use nsod_symbolic::{Sandbox, WorkerCommand, load_rules};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -54,7 +54,11 @@ fn scryer_and_swi_prolog_agree_on_the_dota_rules() {
         "forall(relation_modifier(S,R,O,W), format('~w ~w ~w ~w~n', [S,R,O,W]))",
     )
     .unwrap();
-    let table = load_rules(&rules, None, LoadLimits::default()).unwrap();
+    let sandbox = Sandbox::new(WorkerCommand::new(
+        env!("CARGO_BIN_EXE_nsod-rules-worker"),
+        Vec::<String>::new(),
+    ));
+    let table = load_rules(&rules, None, &sandbox).unwrap().table;
     let ours_pairs: BTreeSet<(Vec<String>, String)> = table
         .pair_rules
         .iter()

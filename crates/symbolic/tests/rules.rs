@@ -1,9 +1,16 @@
 //! Loading rule bases: the shipped DOTA rules, and every kind of bad file.
 
-use nsod_symbolic::{LoadLimits, SymbolicError, load_rules};
+use nsod_symbolic::{Limits, Sandbox, SymbolicError, WorkerCommand, load_rules};
 use nsod_types::ClassNames;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(WorkerCommand::new(
+        env!("CARGO_BIN_EXE_nsod-rules-worker"),
+        Vec::<String>::new(),
+    ))
+}
 
 fn dota_rules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl")
@@ -17,12 +24,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn the_dota_rule_base_compiles_without_warnings() {
-    let t = load_rules(
-        &dota_rules(),
-        Some(&ClassNames::dota_v1()),
-        LoadLimits::default(),
-    )
-    .unwrap();
+    let t = load_rules(&dota_rules(), Some(&ClassNames::dota_v1()), &sandbox())
+        .unwrap()
+        .table;
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     assert_eq!(t.pair_rule("harbor", "ship").unwrap().weight, 1.25);
     assert_eq!(
@@ -52,19 +56,27 @@ fn the_dota_rule_base_compiles_without_warnings() {
 }
 
 fn load_err(path: &Path) -> SymbolicError {
-    let limits = LoadLimits {
-        inferences: 200_000,
-        timeout: Duration::from_secs(20),
+    let sandbox = Sandbox {
+        limits: Limits {
+            load_inferences: 200_000,
+            ..Limits::default()
+        },
+        ..sandbox()
     };
-    load_rules(path, Some(&ClassNames::dota_v1()), limits).expect_err("must fail")
+    load_rules(path, Some(&ClassNames::dota_v1()), &sandbox).expect_err("must fail")
 }
 
 #[test]
 fn bad_rule_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pl");
+    let e = load_err(&missing);
+    assert_eq!(e.kind(), "io");
     assert_eq!(
-        load_err(&missing).to_string(),
+        format!(
+            "{e}: {}",
+            std::error::Error::source(&e).expect("the io error is kept")
+        ),
         format!(
             "rules {}: No such file or directory (os error 2)",
             missing.display()
@@ -80,7 +92,7 @@ fn bad_rule_files_give_clear_errors() {
     assert!(matches!(e, SymbolicError::Syntax { .. }), "{e}");
     assert!(
         e.to_string()
-            .starts_with(&format!("rules {}: syntax error at line 2", p.display())),
+            .starts_with(&format!("rules {}: line 2: syntax error", p.display())),
         "{e}"
     );
 
@@ -104,15 +116,16 @@ fn bad_rule_files_give_clear_errors() {
     );
     assert_eq!(e.kind(), "limit");
 
-    let p = write(dir.path(), "directive.pl", "loop :- loop.\n:- loop.\n");
+    let p = write(dir.path(), "directive.pl", "loop :- loop.\n\n:- loop.\n");
     let e = load_err(&p);
     assert_eq!(
         e.to_string(),
         format!(
-            "rules {}: could not be consulted: a directive failed, raised an error or exceeded the inference limit",
+            "rules {}: line 3: directive loop/0 is not allowed: only discontiguous/1, dynamic/1 and use_module/1,2 of an allowed library are accepted",
             p.display()
         )
     );
+    assert_eq!(e.kind(), "refused");
 
     let p = write(
         dir.path(),
@@ -190,7 +203,9 @@ fn unknown_classes_and_conflicts_are_warnings() {
         "warn.pl",
         "confidence_modifier(ship, container_crane, 1.2).\nconfidence_modifier(ship, harbor, 1.2).\nconfidence_modifier(harbor, ship, 1.3).\n",
     );
-    let t = load_rules(&p, Some(&ClassNames::dota_v1()), LoadLimits::default()).unwrap();
+    let t = load_rules(&p, Some(&ClassNames::dota_v1()), &sandbox())
+        .unwrap()
+        .table;
     assert_eq!(
         t.warnings,
         vec![
@@ -209,6 +224,6 @@ fn a_failed_load_does_not_poison_the_next() {
         "bad.pl",
         "confidence_modifier(ship, harbor, 1.2\n",
     );
-    assert!(load_rules(&bad, None, LoadLimits::default()).is_err());
-    assert!(load_rules(&dota_rules(), None, LoadLimits::default()).is_ok());
+    assert!(load_rules(&bad, None, &sandbox()).is_err());
+    assert!(load_rules(&dota_rules(), None, &sandbox()).is_ok());
 }

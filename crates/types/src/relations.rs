@@ -22,7 +22,10 @@ use crate::index::Grid;
 use crate::{BBox, Detection, Point};
 
 /// The relation types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Relation {
     LocatedNear,
     AdjacentTo,

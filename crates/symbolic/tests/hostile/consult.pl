@@ -1,0 +1,1 @@
+:- consult('@DIR@/other.pl').

@@ -1,0 +1,2 @@
+confidence_modifier(ship, harbor, 1.2).
+:- halt.
