@@ -162,6 +162,7 @@ fn dota_labels_are_matched_with_rotated_iou_and_difficult_objects_are_ignored() 
         bbox: o.aabb(),
         obb: Some(o),
         difficult,
+        polygon: None,
     });
     nsod_types::formats::dota::write_labels(&gt.join("P0001.txt"), &labels).unwrap();
     let text = std::fs::read_to_string(gt.join("P0001.txt")).unwrap();
@@ -627,4 +628,200 @@ fn yolo_obb_labels_and_predictions_are_recognised_and_matched_rotated() {
     assert!((j["coco"]["AP50"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     let ap = j["coco"]["AP"].as_f64().unwrap();
     assert!((ap - (1.0 + 9.0 * 0.5) / 10.0).abs() < 1e-9, "{ap}");
+}
+
+/// python3 with the DOTA devkit (dotadevkit 1.3.0), or None (a skip) outside CI.
+fn dota_devkit() -> Option<String> {
+    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args([
+            "-c",
+            "import numpy as np; np.bool = bool; from dotadevkit.evaluate import task1",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the DOTA devkit cannot be imported (.ci/run installs dotadevkit==1.3.0 --no-deps, numpy and shapely)"
+        );
+        eprintln!("skipped: dotadevkit is not installed");
+        return None;
+    }
+    Some(py)
+}
+
+/// A random DOTA-style dataset: whole-pixel labels (general quadrilaterals), difficult objects, duplicated labels,
+/// background images, and detections near the objects (duplicates, wrong classes, misses and false positives).
+fn random_dota(seed: u64, dir: &Path) -> (Vec<String>, Vec<ImagePredictions>) {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let names = nsod_types::ClassNames::dota_v1();
+    let classes = [0u32, 1, 9, 10, 7];
+    let labels = dir.join("labelTxt");
+    std::fs::create_dir_all(&labels).unwrap();
+    let mut images = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..24 {
+        let image = format!("P{seed:02}{i:03}");
+        let mut lines = String::from("imagesource:GoogleEarth\ngsd:0.15\n");
+        let mut dets = Vec::new();
+        let objects = if i % 6 == 5 {
+            0
+        } else {
+            (rnd() * 14.0) as usize
+        };
+        for _ in 0..objects {
+            let c = classes[(rnd() * classes.len() as f64) as usize % classes.len()];
+            let (cx, cy) = (40.0 + rnd() * 900.0, 40.0 + rnd() * 900.0);
+            let (w, h, a) = (8.0 + rnd() * 60.0, 4.0 + rnd() * 30.0, rnd() * 3.1);
+            let o = OrientedBox::new(cx as f32, cy as f32, w as f32, h as f32, a as f32);
+            let corners: Vec<String> = o
+                .corners()
+                .iter()
+                .flat_map(|p| [format!("{}", p.x.round()), format!("{}", p.y.round())])
+                .collect();
+            let difficult = u8::from(rnd() < 0.12);
+            let name = nsod_types::formats::dota::dota_class_name(names.get(c).unwrap());
+            let line = format!("{} {name} {difficult}\n", corners.join(" "));
+            lines.push_str(&line);
+            if rnd() < 0.05 {
+                lines.push_str(&line);
+            }
+            // A detection near it most of the time, sometimes twice, sometimes of another class.
+            let mut found = rnd() < 0.8;
+            while found {
+                let (dx, dy, da) = (rnd() - 0.5, rnd() - 0.5, rnd() - 0.5);
+                let (sw, sh) = (0.8 + rnd() * 0.4, 0.8 + rnd() * 0.4);
+                let d = OrientedBox::new(
+                    (cx + dx * 6.0) as f32,
+                    (cy + dy * 6.0) as f32,
+                    (w * sw) as f32,
+                    (h * sh) as f32,
+                    (a + da * 0.3) as f32,
+                );
+                let dc = if rnd() < 0.08 {
+                    classes[(rnd() * 5.0) as usize % 5]
+                } else {
+                    c
+                };
+                let score = (0.05 + 0.95 * rnd()) as f32;
+                let det = Detection::oriented(dc, names.get(dc).unwrap(), score, d);
+                if rnd() < 0.05 {
+                    // An exact duplicate (same box, same score).
+                    dets.push(det.clone());
+                }
+                dets.push(det);
+                found = rnd() < 0.15;
+            }
+        }
+        // False positives anywhere.
+        for _ in 0..(rnd() * 4.0) as usize {
+            let c = classes[(rnd() * 5.0) as usize % 5];
+            let o = OrientedBox::new(
+                (rnd() * 1000.0) as f32,
+                (rnd() * 1000.0) as f32,
+                (8.0 + rnd() * 50.0) as f32,
+                (4.0 + rnd() * 20.0) as f32,
+                (rnd() * 3.1) as f32,
+            );
+            dets.push(Detection::oriented(
+                c,
+                names.get(c).unwrap(),
+                (0.05 + 0.9 * rnd()) as f32,
+                o,
+            ));
+        }
+        std::fs::write(labels.join(format!("{image}.txt")), lines).unwrap();
+        records.push(record(&format!("{image}.png"), dets));
+        images.push(image);
+    }
+    (images, records)
+}
+
+/// DOTA AP per class and mAP, all points and VOC07, equal to the DOTA devkit's own Task 1 evaluation (1e-9) on
+/// random datasets with whole-pixel labels; nsod writes the devkit's detection files itself (`--task1`).
+#[test]
+fn dota_ap_equals_the_dota_devkit_on_random_whole_pixel_datasets() {
+    let Some(py) = dota_devkit() else { return };
+    let mut compared = 0;
+    for seed in 1..=4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let (images, records) = random_dota(seed, dir.path());
+        let pred = dir.path().join("predictions.jsonl");
+        write_jsonl(&pred, &records);
+        let imageset = dir.path().join("imageset.txt");
+        std::fs::write(&imageset, images.join("\n") + "\n").unwrap();
+        let task1 = dir.path().join("task1");
+        let labels = dir.path().join("labelTxt");
+        let mut ours = Vec::new();
+        for voc07 in [false, true] {
+            let out = dir.path().join(format!("out{}", u8::from(voc07)));
+            let mut args = vec![
+                os("--gt"),
+                labels.as_os_str(),
+                os("--pred"),
+                pred.as_os_str(),
+                os("--out"),
+                out.as_os_str(),
+                os("--task1"),
+                task1.as_os_str(),
+            ];
+            if voc07 {
+                args.push(os("--voc07"));
+            }
+            let (o, _, stderr) = eval(&args);
+            assert!(o.status.success(), "seed {seed}: {stderr}");
+            ours.push(read_json(&out.join("eval.json")));
+        }
+        let names = nsod_types::ClassNames::dota_v1();
+        let devkit_names: Vec<String> = names
+            .as_slice()
+            .iter()
+            .map(|n| nsod_types::formats::dota::dota_class_name(n))
+            .collect();
+        let reference = Command::new(&py)
+            .arg(repo_root().join("scripts/dota_devkit_eval.py"))
+            .arg(&labels)
+            .arg(&task1)
+            .arg(&imageset)
+            .arg(devkit_names.join(","))
+            .output()
+            .unwrap();
+        assert!(reference.status.success(), "{}", text(&reference).1);
+        let reference: Value = serde_json::from_slice(&reference.stdout).unwrap();
+        let reference = reference["classes"].as_object().unwrap();
+        for (m, key) in [(0, "ap"), (1, "ap07")] {
+            let per_class = ours[m]["per_class"].as_array().unwrap();
+            let mut aps = Vec::new();
+            for c in per_class {
+                let name = nsod_types::formats::dota::dota_class_name(c["name"].as_str().unwrap());
+                match reference.get(&name) {
+                    Some(r) => {
+                        let (a, b) = (c["voc_ap"].as_f64().unwrap(), r[key].as_f64().unwrap());
+                        assert!(
+                            (a - b).abs() <= 1e-9,
+                            "seed {seed} {name} {key}: nsod {a} devkit {b}"
+                        );
+                        aps.push(b);
+                        compared += 1;
+                    }
+                    // No objects of the class: the devkit cannot define AP; nsod leaves it out of the mean.
+                    None => assert!(c["voc_ap"].is_null(), "seed {seed} {name}: {c}"),
+                }
+            }
+            let map = aps.iter().sum::<f64>() / aps.len() as f64;
+            let ours_map = ours[m]["voc"]["mAP"].as_f64().unwrap();
+            assert!(
+                (ours_map - map).abs() <= 1e-9,
+                "seed {seed} {key}: mAP {ours_map} vs {map}"
+            );
+        }
+    }
+    assert!(compared >= 30, "{compared} class APs compared");
 }

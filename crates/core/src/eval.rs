@@ -63,6 +63,10 @@ pub struct EvalArgs {
     /// Write a precision-recall plot (SVG, IoU 0.50) per class to OUT/pr/.
     #[arg(long, requires = "out")]
     pub plots: bool,
+    /// Also write the last prediction set as DOTA Task 1 files (Task1_<class>.txt: `image score x1 y1 ... x4 y4`),
+    /// the format of the DOTA evaluation server and of the DOTA devkit's task1 evaluation.
+    #[arg(long, value_name = "DIR")]
+    pub task1: Option<PathBuf>,
     /// Metrics: the results are exported as nsod_validation_map, _precision and _recall through
     /// --metrics-textfile or --pushgateway, or served on /metrics for --metrics-linger.
     #[command(flatten)]
@@ -290,6 +294,24 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             )
         }
     });
+    if let Some(dir) = &args.task1 {
+        match sources.last() {
+            Some((_, path, Source::Named(records))) => {
+                nsod_types::formats::dota::write_task1(dir, records, &names)
+                    .with_context(|| format!("--task1 {}", dir.display()))?;
+                eprintln!(
+                    "info: {} written as DOTA Task 1 files in {}",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            Some((_, path, _)) => bail!(
+                "--task1: {} is COCO results; give predictions.jsonl or a txt folder",
+                path.display()
+            ),
+            None => {}
+        }
+    }
     let (mut data, gt_problems) = match format {
         GtFormat::Coco => load::load_coco_gt(&args.gt)?,
         _ => {

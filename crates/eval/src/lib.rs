@@ -2,7 +2,12 @@
 //!
 //! - [`coco`]: COCO-style evaluation, a line-by-line equivalent of pycocotools' `COCOeval` for boxes (IoU
 //!   0.50:0.05:0.95, 101 recall points, maxDets 1/10/100, small/medium/large areas, the 12 summary numbers), with
-//!   rotated-IoU matching when the ground truth is oriented.
+//!   polygon-IoU matching when the ground truth is oriented.
+//!
+//! Oriented ground truth (DOTA, YOLO-OBB labels) keeps the label's own four corners ([`Shape::Quad`]): DOTA's
+//! corners are whole pixels, so a label is a general quadrilateral, and detections are matched against it with the
+//! DOTA devkit's polygon IoU ([`nsod_types::geometry::dota_polygon_iou`], identical to the devkit's to the last
+//! bit), never against its minimum-area rectangle.
 //! - [`voc`]: VOC/DOTA-style AP at one IoU threshold (all-point or VOC07 11-point), as the DOTA devkit computes it.
 //! - [`load`]: ground truth and predictions from COCO JSON, YOLO / YOLO-OBB / DOTA label folders and nsod's
 //!   `predictions.jsonl`, with per-file errors collected instead of aborting.
@@ -15,23 +20,35 @@ pub mod load;
 pub mod report;
 pub mod voc;
 
-use nsod_types::OrientedBox;
-use nsod_types::geometry::convex_intersection_area;
+use nsod_types::geometry::{convex_intersection_area, dota_polygon_area, dota_polygon_iou};
+use nsod_types::{OrientedBox, Point};
 use std::path::PathBuf;
 
-/// A box to match: axis-aligned `[x, y, w, h]` (COCO's convention) or oriented.
+/// A box to match: axis-aligned `[x, y, w, h]` (COCO's convention), oriented (detections), or a label's own
+/// quadrilateral (oriented ground truth).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {
     Xywh([f64; 4]),
     Oriented(OrientedBox),
+    Quad([Point; 4]),
 }
 
 impl Shape {
-    /// Area of the box itself (`w * h`), as pycocotools computes it for detections.
+    /// Area of the box itself (`w * h`), as pycocotools computes it for detections; a quadrilateral's polygon
+    /// area.
     pub fn box_area(&self) -> f64 {
         match self {
             Shape::Xywh(b) => b[2] * b[3],
             Shape::Oriented(o) => f64::from(o.w) * f64::from(o.h),
+            Shape::Quad(q) => dota_polygon_area(q).abs(),
+        }
+    }
+
+    /// The four corners, in the order the devkit would read them (a label's own order for quadrilaterals).
+    fn corners(&self) -> [Point; 4] {
+        match self {
+            Shape::Quad(q) => *q,
+            other => other.oriented().corners(),
         }
     }
 
@@ -45,15 +62,21 @@ impl Shape {
                 0.0,
             ),
             Shape::Oriented(o) => o,
+            Shape::Quad(q) => OrientedBox::from_polygon(&q).unwrap_or_default(),
         }
     }
 }
 
 /// IoU of a detection with a ground-truth box; for a crowd box the union is the detection's area, as in
 /// pycocotools' `maskUtils.iou`. Axis-aligned pairs follow pycocotools' `bbIou` operation for operation, so results
-/// are bit-identical; pairs with an oriented box use the exact polygon intersection.
+/// are bit-identical; a label's quadrilateral is matched with the DOTA devkit's polygon IoU (bit-identical to the
+/// devkit's); other pairs with an oriented box use the exact convex intersection.
 pub fn iou(dt: &Shape, gt: &Shape, crowd: bool) -> f64 {
     match (dt, gt) {
+        (d, Shape::Quad(g)) if !crowd => {
+            let v = dota_polygon_iou(g, &d.corners());
+            if v.is_nan() { 0.0 } else { v }
+        }
         (Shape::Xywh(d), Shape::Xywh(g)) => {
             let ga = g[2] * g[3];
             let da = d[2] * d[3];
@@ -145,7 +168,7 @@ impl Dataset {
         self.images
             .iter()
             .flat_map(|i| &i.gts)
-            .any(|g| matches!(g.shape, Shape::Oriented(_)))
+            .any(|g| matches!(g.shape, Shape::Oriented(_) | Shape::Quad(_)))
     }
 
     pub fn category_name(&self, id: u32) -> String {

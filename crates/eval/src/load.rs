@@ -325,8 +325,9 @@ pub fn load_label_dir(
         let gts = gts
             .into_iter()
             .map(|g| {
-                let shape = match g.obb {
-                    Some(o) if oriented => Shape::Oriented(o),
+                let shape = match (g.polygon, g.obb) {
+                    (Some(q), _) if oriented => Shape::Quad(q),
+                    (None, Some(o)) if oriented => Shape::Oriented(o),
                     _ => Shape::Xywh([
                         f64::from(g.bbox.x1),
                         f64::from(g.bbox.y1),

@@ -50,7 +50,8 @@ pub fn voc_ap(rec: &[f64], prec: &[f64], method: ApMethod) -> f64 {
         ApMethod::Voc07 => {
             let mut ap = 0.0;
             for i in 0..=10 {
-                let t = f64::from(i) / 10.0;
+                // numpy's arange(0.0, 1.1, 0.1): i * 0.1, so 0.3, 0.6 and 0.7 are a hair above the decimals.
+                let t = f64::from(i) * 0.1;
                 let p = rec
                     .iter()
                     .zip(prec)
@@ -291,5 +292,73 @@ mod tests {
         assert_eq!(e.map, Some(1.0));
         assert_eq!(e.per_class[1].ap, None);
         assert_eq!(e.per_class[1].false_positives, 1);
+    }
+
+    /// The devkit samples VOC07 recall at numpy's `arange(0.0, 1.1, 0.1)`: 0.30000000000000004,
+    /// 0.6000000000000001 and 0.7000000000000001 are above 3/10, 3/5 and 7/10, so a curve that ends exactly there
+    /// does not reach that point.
+    #[test]
+    fn voc07_recall_of_exactly_three_six_and_seven_tenths_misses_that_point() {
+        let ap = |found: usize, objects: usize| {
+            let rec: Vec<f64> = (1..=found).map(|k| k as f64 / objects as f64).collect();
+            voc_ap(&rec, &vec![1.0; found], ApMethod::Voc07)
+        };
+        let points = |k: usize| (0..k).fold(0.0, |a, _| a + 1.0 / 11.0);
+        // Recall 3/10: points 0, 0.1, 0.2 only.
+        assert_eq!(ap(3, 10), points(3));
+        // Recall 3/5 (33 of 55 in the issue): 0 to 0.5.
+        assert_eq!(ap(3, 5), points(6));
+        assert_eq!(ap(33, 55), points(6));
+        // Recall 7/10: 0 to 0.6.
+        assert_eq!(ap(7, 10), points(7));
+        // Recall 4/10 does reach 0.4.
+        assert_eq!(ap(4, 10), points(5));
+    }
+
+    /// A whole-pixel DOTA label (a thin quadrilateral, not a rectangle): against its own polygon, as the devkit
+    /// matches, the detection has IoU 0.46 (a false positive); against the label's minimum-area rectangle it would
+    /// have 0.56 (a true positive).
+    #[test]
+    fn a_non_rectangular_label_is_matched_with_its_own_polygon() {
+        use nsod_types::Point;
+        let quad = [
+            Point::new(54.0, 66.0),
+            Point::new(58.0, 66.0),
+            Point::new(56.0, 41.0),
+            Point::new(53.0, 41.0),
+        ];
+        let det = obb(56.440845, 53.88172, 28.117456, 3.764528, 1.5662035);
+        let rect = OrientedBox::from_polygon(&quad).unwrap();
+        let as_label = crate::iou(&det, &Shape::Quad(quad), false);
+        let as_rect = crate::iou(&det, &Shape::Oriented(rect), false);
+        assert!((as_label - 0.4617840469903543).abs() < 1e-12, "{as_label}");
+        assert!(as_rect > 0.55, "{as_rect}");
+        let dets = vec![vec![d(det, 0.9)]];
+        let e = evaluate(
+            &dataset(vec![g(Shape::Quad(quad), false)]),
+            &dets,
+            0.5,
+            ApMethod::AllPoints,
+        );
+        assert_eq!(
+            (
+                e.per_class[0].true_positives,
+                e.per_class[0].false_positives
+            ),
+            (0, 1)
+        );
+        let e = evaluate(
+            &dataset(vec![g(Shape::Oriented(rect), false)]),
+            &dets,
+            0.5,
+            ApMethod::AllPoints,
+        );
+        assert_eq!(
+            (
+                e.per_class[0].true_positives,
+                e.per_class[0].false_positives
+            ),
+            (1, 0)
+        );
     }
 }

@@ -63,6 +63,11 @@ pub struct GroundTruth {
     /// false positives.
     #[serde(default)]
     pub difficult: bool,
+    /// The four corners exactly as the label file gives them (DOTA, YOLO-OBB). DOTA's corners are whole pixels, so
+    /// the quadrilateral is generally not a rectangle; `obb` is its minimum-area rectangle, this is what the DOTA
+    /// devkit evaluates against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polygon: Option<[crate::Point; 4]>,
 }
 
 /// Width and height of an image in pixels.

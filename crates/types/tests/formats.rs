@@ -119,6 +119,7 @@ fn yolo_labels_round_trip() {
             bbox: d.bbox,
             obb: None,
             difficult: false,
+            polygon: None,
         })
         .collect();
     yolo::write_labels(&p, &labels, SIZE).unwrap();
@@ -157,6 +158,7 @@ fn yolo_obb_round_trip() {
             bbox: d.bbox,
             obb: d.obb,
             difficult: false,
+            polygon: None,
         })
         .collect();
     yolo_obb::write_labels(&p, &labels, SIZE).unwrap();
@@ -183,6 +185,7 @@ fn dota_round_trip_with_header_and_difficult() {
             bbox: BBox::default(),
             obb: Some(OrientedBox::new(500.5, 700.25, 40.0, 12.0, 0.4)),
             difficult: false,
+            polygon: None,
         },
         GroundTruth {
             class_id: 13,
@@ -190,6 +193,7 @@ fn dota_round_trip_with_header_and_difficult() {
             bbox: BBox::default(),
             obb: Some(OrientedBox::new(80.0, 90.0, 60.0, 30.0, 0.0)),
             difficult: true,
+            polygon: None,
         },
     ];
     dota::write_labels(&p, &labels).unwrap();

@@ -37,7 +37,14 @@ pub fn parse_labels(
                     Some(other) => return Err(format!("column 10 (difficult) must be 0 or 1, found {other:?}")),
                 };
                 let class_name = names.get(class_id).unwrap_or(name).to_owned();
-                Ok(GroundTruth { class_id, class_name, bbox: obb.aabb(), obb: Some(obb), difficult })
+                Ok(GroundTruth {
+                    class_id,
+                    class_name,
+                    bbox: obb.aabb(),
+                    obb: Some(obb),
+                    difficult,
+                    polygon: Some(pts),
+                })
             };
             parse().map_err(|m| FormatError::line(path, line, m))
         })
@@ -49,19 +56,68 @@ pub fn read_labels(path: &Path, names: &ClassNames) -> Result<Vec<GroundTruth>, 
     parse_labels(&read_text(path)?, path, names)
 }
 
-/// Writes DOTA labels (class names with hyphens, as DOTA spells them), atomically.
+/// DOTA's spelling of a class name: words joined by hyphens (`large-vehicle`).
+pub fn dota_class_name(name: &str) -> String {
+    crate::detection::normalize_class_name(name).replace(' ', "-")
+}
+
+/// Writes DOTA labels (class names with hyphens, as DOTA spells them), atomically: a label's own corners when it
+/// has them (a label read from a DOTA file is written back unchanged), else its box's.
 pub fn write_labels(path: &Path, labels: &[GroundTruth]) -> Result<(), FormatError> {
     write_atomic(path, |w: &mut dyn Write| {
         for g in labels {
-            let obb = g.obb.unwrap_or_else(|| g.bbox.to_oriented());
-            let name = crate::detection::normalize_class_name(&g.class_name).replace(' ', "-");
+            let corners = match &g.polygon {
+                Some(pts) => pts
+                    .iter()
+                    .map(|p| format!("{} {}", p.x, p.y))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None => corner_columns(&g.obb.unwrap_or_else(|| g.bbox.to_oriented()), (1.0, 1.0)),
+            };
             writeln!(
                 w,
-                "{} {name} {}",
-                corner_columns(&obb, (1.0, 1.0)),
+                "{corners} {} {}",
+                dota_class_name(&g.class_name),
                 u8::from(g.difficult)
             )?;
         }
         Ok(())
     })
+}
+
+/// Writes detections as the DOTA evaluation server's Task 1 submission: one file per class,
+/// `Task1_<class>.txt`, each line `image score x1 y1 x2 y2 x3 y3 x4 y4` (the image's name without extension, the
+/// corners of the oriented box, or of the axis-aligned box, in pixels, in their shortest exact decimal form).
+/// Every class of `names` gets a file, empty when it has no detection.
+pub fn write_task1(
+    dir: &Path,
+    records: &[crate::formats::jsonl::ImagePredictions],
+    names: &ClassNames,
+) -> Result<(), FormatError> {
+    let mut by_class: std::collections::BTreeMap<String, String> = names
+        .as_slice()
+        .iter()
+        .map(|n| (dota_class_name(n), String::new()))
+        .collect();
+    for r in records {
+        let stem = Path::new(&r.image)
+            .file_stem()
+            .map_or_else(|| r.image.clone(), |s| s.to_string_lossy().into_owned());
+        for d in &r.detections {
+            let text = by_class.entry(dota_class_name(&d.class_name)).or_default();
+            text.push_str(&format!("{stem} {}", f64::from(d.score)));
+            for p in d.as_oriented().corners() {
+                text.push_str(&format!(" {} {}", p.x, p.y));
+            }
+            text.push('\n');
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| FormatError::io(dir, e))?;
+    for (class, text) in by_class {
+        write_atomic(
+            &dir.join(format!("Task1_{class}.txt")),
+            |w: &mut dyn Write| w.write_all(text.as_bytes()),
+        )?;
+    }
+    Ok(())
 }

@@ -87,6 +87,7 @@ pub fn parse_labels(
                     bbox,
                     obb: None,
                     difficult: false,
+                    polygon: None,
                 })
             };
             parse().map_err(|m| FormatError::line(path, line, m))

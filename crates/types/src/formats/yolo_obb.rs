@@ -12,18 +12,22 @@ use crate::{ClassNames, Detection, GroundTruth, ImageSize, OrientedBox, Point};
 use std::io::Write;
 use std::path::Path;
 
+/// The four corners of columns `first_column..first_column + 8` (scaled to pixels) and their minimum-area
+/// rectangle.
 fn parse_corners(
     f: &[&str],
     first_column: usize,
     scale: (f64, f64),
-) -> Result<OrientedBox, String> {
+) -> Result<(OrientedBox, [Point; 4]), String> {
     let mut pts = [Point::default(); 4];
     for (i, p) in pts.iter_mut().enumerate() {
         let cx = first_column + 2 * i;
         p.x = parse_num(f[cx], cx + 1, "x")? * scale.0;
         p.y = parse_num(f[cx + 1], cx + 2, "y")? * scale.1;
     }
-    OrientedBox::from_polygon(&pts).ok_or_else(|| "corners do not form a polygon".to_owned())
+    let obb = OrientedBox::from_polygon(&pts)
+        .ok_or_else(|| "corners do not form a polygon".to_owned())?;
+    Ok((obb, pts))
 }
 
 pub(crate) fn corner_columns(obb: &OrientedBox, scale: (f64, f64)) -> String {
@@ -60,7 +64,7 @@ pub fn parse_predictions(
                     ));
                 }
                 let id = parse_class_id(f[0])?;
-                let obb = parse_corners(&f, 1, size_scale(size))?;
+                let (obb, _) = parse_corners(&f, 1, size_scale(size))?;
                 let score = parse_conf(f[9], 10)?;
                 Ok(Detection::oriented(id, class_name(names, id)?, score, obb))
             };
@@ -86,13 +90,14 @@ pub fn parse_labels(
                     ));
                 }
                 let id = parse_class_id(f[0])?;
-                let obb = parse_corners(&f, 1, size_scale(size))?;
+                let (obb, polygon) = parse_corners(&f, 1, size_scale(size))?;
                 Ok(GroundTruth {
                     class_id: id,
                     class_name: class_name(names, id)?,
                     bbox: obb.aabb(),
                     obb: Some(obb),
                     difficult: false,
+                    polygon: Some(polygon),
                 })
             };
             parse().map_err(|m| FormatError::line(path, line, m))
