@@ -252,7 +252,7 @@ fn infer_configuration_errors_exit_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(
         stderr.trim_end(),
-        "error: --conf, --iou and --merge-threshold must lie in [0, 1]"
+        "error: --conf (detect.conf): 1.5 is outside [0, 1]"
     );
 
     let Some(lib) = ort_lib() else { return };
@@ -387,6 +387,6 @@ fn cuda_on_a_runtime_without_cuda_is_a_clear_error_not_a_silent_cpu_run() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out).1.trim_end(),
-        "error: unknown device \"tpu\": use cpu, cuda or cuda:N"
+        "error: --device (device): unknown device \"tpu\": use cpu, cuda or cuda:N"
     );
 }

@@ -386,7 +386,7 @@ fn symbolic_runs_scene_rules_and_size_rules_with_a_gsd() {
     assert!(
         text(&out)
             .1
-            .contains("--gsd 0: the ground sample distance must be a positive number")
+            .contains("--gsd (rules.gsd): 0: the ground sample distance must be a positive number")
     );
 }
 

@@ -60,7 +60,7 @@ fn main() {
             return;
         }
     }
-    let rt = Runtime::load(Some(&lib)).expect("ONNX Runtime");
+    let rt = std::sync::Arc::new(Runtime::load(Some(&lib)).expect("ONNX Runtime"));
     for (model, batch) in [("yolov8n-obb_1024.onnx", 1), ("yolov8n-obb_dyn.onnx", 4)] {
         let m = Model::load(
             &rt,

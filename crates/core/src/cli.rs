@@ -1,6 +1,9 @@
 //! Command-line definition.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use nsod_nms::{Geometry, MatchMetric, MergeMethod};
+use nsod_pipeline::PipelineConfig;
+use nsod_pipeline::config::Slice;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -48,84 +51,89 @@ pub enum Command {
     RulesWorker,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum MergeArg {
-    Greedynmm,
-    Nmm,
-    Nms,
+fn defaults() -> PipelineConfig {
+    PipelineConfig::default()
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum MetricArg {
-    Ios,
-    Iou,
+fn merge_method(s: &str) -> Result<MergeMethod, String> {
+    s.parse()
+}
+fn match_metric(s: &str) -> Result<MatchMetric, String> {
+    s.parse()
+}
+fn geometry(s: &str) -> Result<Geometry, String> {
+    s.parse()
+}
+fn slice(s: &str) -> Result<Slice, String> {
+    s.parse()
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum GeometryArg {
-    Rotated,
-    Aabb,
-    Probiou,
-}
-
+/// `nsod infer`. Every value can also come from `--config FILE` (`config/run.example.toml`); a flag given on the
+/// command line overrides the file. Defaults are the pipeline library's (Ultralytics' predictor, SAHI's slicing).
 #[derive(Debug, Args)]
 pub struct InferArgs {
     /// Image files or folders.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "print_config", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Run configuration (TOML, every option; see config/run.example.toml). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, then --config, then flags) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// YOLO ONNX model (default: $NSOD_MODEL, then models/yolov8n-obb.onnx).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Output folder: predictions.jsonl, labels/, coco_results.json.
-    #[arg(long, default_value = "runs/infer", value_name = "DIR")]
+    /// Output folder: predictions.jsonl, labels/, coco_results.json, run.json.
+    #[arg(long, default_value_os_t = defaults().output.out, value_name = "DIR")]
     pub out: PathBuf,
     /// Class names for models without metadata (one per line, a YAML `names:` map, or a dict literal).
     #[arg(long, value_name = "FILE")]
     pub names: Option<PathBuf>,
     /// Confidence threshold.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = defaults().detect.conf)]
     pub conf: f32,
     /// IoU threshold of the model's NMS.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = defaults().detect.iou)]
     pub iou: f32,
     /// Maximum detections per model run.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = defaults().detect.max_det)]
     pub max_det: usize,
-    /// Slice size in pixels; 0 disables slicing. Default: slices of the model input size for larger images.
-    #[arg(long, value_name = "N")]
-    pub slice: Option<u32>,
+    /// Slice size in pixels, `off` (or 0) for none, `auto`: slices of the model input size for larger images.
+    #[arg(long, value_name = "N", default_value_t = defaults().detect.slice, value_parser = slice)]
+    pub slice: Slice,
     /// Overlap ratio between slices.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = defaults().detect.overlap)]
     pub overlap: f32,
     /// Skip SAHI's extra full-image pass when slicing.
     #[arg(long)]
     pub no_full_pass: bool,
-    /// How slice results are merged.
-    #[arg(long, value_enum, default_value = "greedynmm")]
-    pub merge: MergeArg,
-    /// Overlap measure of the merge.
-    #[arg(long, value_enum, default_value = "ios")]
-    pub match_metric: MetricArg,
+    /// How slice results are merged: greedynmm, nmm or nms.
+    #[arg(long, default_value_t = defaults().detect.merge, value_parser = merge_method)]
+    pub merge: MergeMethod,
+    /// Overlap measure of the merge: ios or iou.
+    #[arg(long, default_value_t = defaults().detect.match_metric, value_parser = match_metric)]
+    pub match_metric: MatchMetric,
     /// Overlap at or above which two slice detections merge.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults().detect.merge_threshold)]
     pub merge_threshold: f32,
-    /// Merge on exact rotated boxes (default), on their enclosing rectangles (as SAHI does), or with ProbIoU.
-    #[arg(long, value_enum, default_value = "rotated")]
-    pub merge_geometry: GeometryArg,
+    /// Merge on exact rotated boxes, on their enclosing rectangles (aabb, as SAHI does), or with probiou.
+    #[arg(long, default_value_t = defaults().detect.merge_geometry, value_parser = geometry)]
+    pub merge_geometry: Geometry,
     /// Merge and suppress across classes.
     #[arg(long)]
     pub class_agnostic: bool,
     /// Slices per model run (models with a dynamic batch axis).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = defaults().detect.batch, value_name = "N")]
     pub batch: usize,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value_t = defaults().device)]
     pub device: String,
     /// ONNX Runtime intra-op threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().threads)]
     pub threads: usize,
-    /// Resume: keep the images already in DIR/predictions.jsonl (or in the .partial file an interrupted run left)
-    /// and process only the others.
+    /// Resume: keep the images already in DIR/predictions.jsonl (or in the .partial files an interrupted run left),
+    /// with all their outputs, and process only the others.
     #[arg(long)]
     pub skip_existing: bool,
     /// Also write annotated images (polygons or boxes with class and score) to DIR/vis/.

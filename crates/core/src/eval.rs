@@ -1,6 +1,7 @@
 //! `nsod eval`: glue between the inputs on disk, the evaluation crate and the outputs.
 
-use crate::inputs::read_predictions;
+use nsod_pipeline::error_chain;
+use nsod_pipeline::inputs::read_predictions;
 use crate::metrics::{MetricsArgs, MetricsSession, install_signal_flag};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -9,7 +10,7 @@ use nsod_eval::report::{self, Meta, Run};
 use nsod_eval::voc::ApMethod;
 use nsod_eval::{Detections, coco, voc};
 use nsod_telemetry::catalog::{ErrorLabels, MapLabels, ModelLabel};
-use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader};
+use nsod_types::formats::jsonl::ImagePredictions;
 use nsod_types::{ClassNames, ImageSize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -136,19 +137,14 @@ fn load_source(
     if path.is_file() && path.extension().is_some_and(|e| e == "json") {
         return Ok(Source::Coco(path.to_path_buf()));
     }
-    let records = if path.is_file() {
-        JsonlReader::open(path)?
-            .map(|r| r.map_err(anyhow::Error::from))
-            .collect()
-    } else {
-        read_predictions(path, images, names)?
-    };
+    let records =
+        read_predictions(path, images, names).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let mut out = Vec::new();
     for r in records {
         match r {
             Ok(p) => out.push(p),
             Err(e) => problems.push(Problem {
-                message: format!("{e:#}"),
+                message: error_chain(&e),
                 kind: "bad_prediction",
             }),
         }
@@ -425,12 +421,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             let dir = out.join("pr");
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            for (k, c) in data.categories.iter().enumerate() {
+            // Category names come from the ground truth: file names are made safe (no `/`, no `..`) and unique.
+            let files = nsod_types::quote::unique_file_names(
+                data.categories
+                    .iter()
+                    .map(|c| nsod_types::detection::class_atom(&c.name))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            );
+            for (k, _) in data.categories.iter().enumerate() {
                 if let Some(svg) = report::pr_svg(&runs, k) {
-                    let file = dir.join(format!(
-                        "{}.svg",
-                        nsod_types::detection::class_atom(&c.name)
-                    ));
+                    let file = dir.join(format!("{}.svg", files[k]));
                     nsod_types::formats::write_atomic(&file, |w| w.write_all(svg.as_bytes()))?;
                 }
             }

@@ -4,19 +4,22 @@ mod cli;
 mod doctor;
 mod eval;
 mod infer;
-mod inputs;
 mod kg;
 mod metrics;
 mod paths;
 mod symbolic;
 mod train;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match run(cli) {
+    let matches = cli::Cli::command().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             // One line: the error and its causes, joined.
@@ -26,10 +29,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Doctor => doctor::run(&cli.global),
-        cli::Command::Infer(args) => infer::run(&cli.global, &args),
+        cli::Command::Infer(args) => {
+            let sub = matches
+                .subcommand_matches("infer")
+                .cloned()
+                .unwrap_or_default();
+            infer::run(&cli.global, &args, &sub)
+        }
         cli::Command::Symbolic(args) => symbolic::run(&args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
             symbolic::check(&file, names.as_deref(), gsd)

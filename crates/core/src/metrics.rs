@@ -46,6 +46,70 @@ pub struct MetricsArgs {
     pub export_interval: Duration,
 }
 
+/// The `[metrics]` table of a run configuration file: the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    addr: Option<SocketAddr>,
+    enabled: Option<bool>,
+    linger: Option<String>,
+    pushgateway: Option<String>,
+    push_job: Option<String>,
+    push_instance: Option<String>,
+    textfile: Option<PathBuf>,
+    export_interval: Option<String>,
+}
+
+impl MetricsArgs {
+    /// Takes the `[metrics]` settings of a configuration file for every flag not given on the command line (or in
+    /// its environment variable).
+    pub fn overlay(&mut self, table: &toml::Table, m: &clap::ArgMatches) -> anyhow::Result<()> {
+        if table.is_empty() {
+            return Ok(());
+        }
+        let f: MetricsFile = table
+            .clone()
+            .try_into()
+            .context("[metrics] of the configuration file")?;
+        let given = |id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        let duration = |key: &str, v: &str| {
+            humantime::parse_duration(v).with_context(|| format!("[metrics] {key} = {v:?}"))
+        };
+        if let Some(v) = f.addr.filter(|_| !given("metrics_addr")) {
+            self.metrics_addr = v;
+        }
+        if let Some(v) = f.enabled.filter(|_| !given("no_metrics")) {
+            self.no_metrics = !v;
+        }
+        if let Some(v) = f.linger.filter(|_| !given("metrics_linger")) {
+            self.metrics_linger = Some(duration("linger", &v)?);
+        }
+        if let Some(v) = f.pushgateway.filter(|_| !given("pushgateway")) {
+            self.pushgateway = Some(v);
+        }
+        if let Some(v) = f.push_job.filter(|_| !given("push_job")) {
+            self.push_job = v;
+        }
+        if let Some(v) = f.push_instance.filter(|_| !given("push_instance")) {
+            self.push_instance = Some(v);
+        }
+        if let Some(v) = f.textfile.filter(|_| !given("metrics_textfile")) {
+            self.metrics_textfile = Some(v);
+        }
+        if let Some(v) = f.export_interval.filter(|_| !given("export_interval")) {
+            self.export_interval = duration("export_interval", &v)?;
+        }
+        Ok(())
+    }
+}
+
 /// SIGINT/SIGTERM set this flag; a second signal ends the process at once (exit 130).
 pub fn install_signal_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));

@@ -1,31 +1,18 @@
-//! Glue for the symbolic stage: choosing and loading the rule base, applying it, `nsod symbolic` and
-//! `nsod rules check`.
+//! `nsod symbolic` (the rules stage of the pipeline on existing predictions) and `nsod rules check`.
 
 use crate::cli::SymbolicArgs;
 use crate::paths;
 use anyhow::Context;
-use nsod_symbolic::report::ReportWriter;
-use nsod_symbolic::{
-    Adjustment, ImageContext, RuleBase, Sandbox, SceneSession, SymbolicError, load_rules,
+use nsod_pipeline::inputs::read_predictions;
+use nsod_pipeline::sink::{Failure, RunInfo, RunSummary};
+use nsod_pipeline::{
+    Environment, Pipeline, PipelineConfig, RunDirOptions, RunDirSink, Sink, Stage, error_chain,
 };
-use nsod_telemetry::Telemetry;
-use nsod_telemetry::catalog::{ActionLabel, ErrorTypeLabel, QueryLabel};
-use nsod_types::formats::jsonl::JsonlWriter;
-use nsod_types::{ClassNames, Detection};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
+use nsod_symbolic::{RuleBase, Sandbox, load_rules};
+use nsod_types::ClassNames;
 use std::path::Path;
 use std::process::ExitCode;
-
-fn is_dota(names: &ClassNames) -> bool {
-    let dota = ClassNames::dota_v1();
-    names.len() == dota.len()
-        && names
-            .as_slice()
-            .iter()
-            .zip(dota.as_slice())
-            .all(|(a, b)| nsod_symbolic::class_atom(a) == nsod_symbolic::class_atom(b))
-}
+use std::time::Instant;
 
 /// Rule bases run in a sandboxed child: this binary, `nsod rules-worker`.
 pub fn sandbox() -> anyhow::Result<Sandbox> {
@@ -44,169 +31,28 @@ pub fn check_gsd(gsd: Option<f64>) -> anyhow::Result<Option<f64>> {
     }
 }
 
-fn load(
-    path: &Path,
-    names: &ClassNames,
-    telemetry: Option<&Telemetry>,
-) -> anyhow::Result<RuleBase> {
-    match load_rules(path, Some(names), &sandbox()?) {
-        Ok(rules) => {
-            for w in &rules.table.warnings {
-                eprintln!("warning: rules {}: {w}", path.display());
-            }
-            if let Some(t) = telemetry {
-                let q = QueryLabel {
-                    query: "load".into(),
-                };
-                t.metrics
-                    .pipeline
-                    .prolog_query_duration
-                    .get_or_create(&q)
-                    .observe(rules.table.load_time.as_secs_f64());
-            }
-            Ok(rules)
-        }
-        Err(e) => {
-            if let Some(t) = telemetry {
-                t.metrics
-                    .pipeline
-                    .prolog_query_failures
-                    .get_or_create(&ErrorTypeLabel {
-                        error_type: e.kind().into(),
-                    })
-                    .inc();
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// The rule base for `nsod infer`: `--rules`, or rules/dota.pl when the model's classes are DOTA's.
-pub fn load_for_model(
-    rules: Option<&Path>,
-    off: bool,
-    names: &ClassNames,
-    telemetry: Option<&Telemetry>,
-) -> anyhow::Result<Option<RuleBase>> {
-    if off {
-        return Ok(None);
-    }
-    let path = match rules {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let (p, exists) = paths::default_rules();
-            if !is_dota(names) || !exists {
-                return Ok(None);
-            }
-            p
-        }
-    };
-    load(&path, names, telemetry).map(Some)
-}
-
-/// Applies the rule base (and its scene rules through `session`): new scores, highest first. The returned
-/// adjustment indexes the input order. A scene query that failed is returned beside it; the image then has the
-/// table's result.
-pub fn refine(
-    rules: &RuleBase,
-    session: Option<&mut SceneSession>,
-    dets: &mut [Detection],
-    ctx: &ImageContext,
-) -> (Adjustment, Option<SymbolicError>) {
-    let (adj, err) = rules.refine(session, dets, ctx);
-    for (d, &s) in dets.iter_mut().zip(&adj.scores) {
-        d.score = s;
-    }
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    (adj, err)
-}
-
-/// Metric handles of the symbolic stage.
-pub struct SymbolicTelemetry {
-    delta: Histogram,
-    boost: Counter,
-    penalty: Counter,
-    stage: Histogram,
-    scene_query: Histogram,
-    failures: prometheus_client::metrics::family::Family<ErrorTypeLabel, Counter>,
-}
-
-impl SymbolicTelemetry {
-    pub fn new(t: &Telemetry) -> Self {
-        let p = &t.metrics.pipeline;
-        let action = |a: &str| {
-            p.rule_applications
-                .get_or_create(&ActionLabel { action: a.into() })
-                .clone()
-        };
-        Self {
-            delta: p.confidence_delta.clone(),
-            boost: action("boost"),
-            penalty: action("penalty"),
-            stage: p
-                .stage_duration
-                .get_or_create(&nsod_telemetry::catalog::StageLabel {
-                    stage: "symbolic".into(),
-                })
-                .clone(),
-            scene_query: p
-                .prolog_query_duration
-                .get_or_create(&QueryLabel {
-                    query: "adjust".into(),
-                })
-                .clone(),
-            failures: p.prolog_query_failures.clone(),
-        }
-    }
-
-    /// A per-image scene query: its duration, or its failure.
-    pub fn record_scene(&self, secs: f64, error: Option<&SymbolicError>) {
-        match error {
-            None => self.scene_query.observe(secs),
-            Some(e) => {
-                self.failures
-                    .get_or_create(&ErrorTypeLabel {
-                        error_type: e.kind().into(),
-                    })
-                    .inc();
-            }
-        }
-    }
-
-    pub fn record(&self, raw: &[Detection], adj: &Adjustment, secs: f64) {
-        self.stage.observe(secs);
-        for c in &adj.changes {
-            if c.action == "BOOST" {
-                &self.boost
-            } else {
-                &self.penalty
-            }
-            .inc();
-        }
-        for (d, &s) in raw.iter().zip(&adj.scores) {
-            if s != d.score {
-                self.delta.observe(f64::from(s) - f64::from(d.score));
-            }
-        }
-    }
-}
-
 pub fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
     match file {
         None => Ok(ClassNames::dota_v1()),
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
-            nsod_detect::metadata::parse_names_file(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+            nsod_pipeline::pipeline::read_names(f).map_err(|e| anyhow::anyhow!(error_chain(&e)))
         }
     }
+}
+
+fn load(path: &Path, names: &ClassNames) -> anyhow::Result<RuleBase> {
+    let rules = load_rules(path, Some(names), &sandbox()?)?;
+    for w in &rules.table.warnings {
+        eprintln!("warning: rules {}: {w}", path.display());
+    }
+    Ok(rules)
 }
 
 /// `nsod rules check FILE`: exit 2 when the rule base cannot be loaded.
 pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Result<ExitCode> {
     let names = read_names(names)?;
     let gsd = check_gsd(gsd)?;
-    let rules = match load(file, &names, None) {
+    let rules = match load(file, &names) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -284,78 +130,119 @@ pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// `nsod symbolic`.
-pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
-    let names = read_names(a.names.as_deref())?;
-    let gsd = match check_gsd(a.gsd) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let rules = a.rules.clone().unwrap_or_else(|| paths::default_rules().0);
-    let rule_base = match load(&rules, &names, None) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut session = rule_base.session();
-    let records = match crate::inputs::read_predictions(&a.pred, a.images.as_deref(), &names) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let mut out = JsonlWriter::create(&a.out.join("predictions.jsonl"))?;
-    let mut report = ReportWriter::create(&a.out)
-        .with_context(|| format!("cannot write the report in {}", a.out.display()))?;
-    let (mut images, mut failed, mut scene_failures) = (0usize, 0usize, 0usize);
-    for record in records {
-        let mut record = match record {
+/// Runs the stages after detection (rules, or the knowledge graph) of `pipeline` over predictions read from
+/// `pred`, into `sink`. Returns the summary and the rule applications written.
+pub fn refine_predictions(
+    pipeline: &Pipeline,
+    pred: &Path,
+    images: Option<&Path>,
+    sink: &mut RunDirSink,
+) -> anyhow::Result<(RunSummary, usize)> {
+    let records = read_predictions(pred, images, pipeline.names())
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let start = Instant::now();
+    let mut worker = pipeline
+        .worker()
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    sink.begin(&RunInfo {
+        pipeline,
+        inputs: &[pred.to_path_buf()],
+        jobs: records.len(),
+    })
+    .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let mut summary = RunSummary::default();
+    let mut changes = 0usize;
+    for r in records {
+        let record = match r {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e:#}");
-                failed += 1;
+                let message = error_chain(&e);
+                eprintln!("error: {message}");
+                let _ = sink.failed(&Failure {
+                    image: String::new(),
+                    path: pred.to_path_buf(),
+                    stage: Stage::Decode,
+                    error_type: "image",
+                    message,
+                });
+                summary.failed += 1;
                 continue;
             }
         };
-        let raw = record.detections.clone();
-        let ctx = ImageContext {
-            width: record.width,
-            height: record.height,
-            gsd,
-        };
-        let (adj, err) = refine(&rule_base, session.as_mut(), &mut record.detections, &ctx);
-        if let Some(e) = err {
+        let size = nsod_types::ImageSize::new(record.width, record.height);
+        let outcome = worker.process_detections(&record.image, size, record.detections);
+        if let Some((_, message)) = outcome
+            .rules
+            .as_ref()
+            .and_then(|r| r.scene.as_ref())
+            .and_then(|s| s.error.as_ref())
+        {
             eprintln!(
-                "warning: {}: scene rules skipped for this image: {e}",
-                record.image
+                "warning: {}: scene rules skipped for this image: {message}",
+                outcome.image
             );
-            scene_failures += 1;
         }
-        report.write(&record.image, &raw, &adj)?;
-        out.write(&record)?;
-        images += 1;
+        changes += outcome
+            .rules
+            .as_ref()
+            .map_or(0, |r| r.adjustment.changes.len());
+        sink.image(&outcome, None)
+            .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+        summary.processed += 1;
     }
-    let changes = report.rows();
-    out.finish()?;
-    report.finish()?;
+    summary.seconds = start.elapsed().as_secs_f64();
+    let summary = sink
+        .finish(summary)
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    Ok((summary, changes))
+}
+
+/// `nsod symbolic`.
+pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
+    let config_error = |e: String| {
+        eprintln!("error: {e}");
+        Ok(ExitCode::from(2))
+    };
+    let names = match read_names(a.names.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return config_error(format!("{e:#}")),
+    };
+    let mut config = PipelineConfig::default();
+    config.rules.file = Some(a.rules.clone().unwrap_or_else(|| paths::default_rules().0));
+    config.rules.gsd = a.gsd;
+    config.output.out = a.out.clone();
+    let env = Environment {
+        runtime: None,
+        sandbox: sandbox()?,
+        default_rules: None,
+    };
+    let pipeline = match Pipeline::build(&config, &env, Some(names)) {
+        Ok((p, built)) => {
+            if let Some(rb) = p.rules() {
+                for w in &built.rules_warnings {
+                    eprintln!("warning: rules {}: {w}", rb.table.path.display());
+                }
+            }
+            p
+        }
+        Err(e) => return config_error(crate::infer::pipeline_message(&e)),
+    };
+    let mut sink = match RunDirSink::open(&a.out, RunDirOptions::records_only(), &pipeline) {
+        Ok(s) => s,
+        Err(e) => return config_error(error_chain(&e)),
+    };
+    let (summary, changes) =
+        match refine_predictions(&pipeline, &a.pred, a.images.as_deref(), &mut sink) {
+            Ok(s) => s,
+            Err(e) => return config_error(format!("{e:#}")),
+        };
     println!(
-        "{images} images refined, {failed} failed, {changes} rule applications{}; output in {}",
-        if scene_failures > 0 {
-            format!(" ({scene_failures} images without their scene rules)")
-        } else {
-            String::new()
-        },
+        "{} images refined, {} failed, {changes} rule applications; output in {}",
+        summary.processed,
+        summary.failed,
         a.out.display()
     );
-    Ok(if failed > 0 {
+    Ok(if summary.failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -96,13 +96,19 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     session.set_ready();
-    let mut watcher = RunWatcher::new(&a.run_dir, &model, telemetry.clone());
+    let mut watcher = RunWatcher::new(&a.run_dir);
+    let train_metrics = nsod_telemetry::TrainMetrics::new(&telemetry, &model);
+    let mut poll = || {
+        let (report, updates) = watcher.poll();
+        updates.iter().for_each(|u| train_metrics.apply(u));
+        report
+    };
     let mut sys = System::new();
     let mut last_cpu = 0.0f64;
     let mut forwarded = [false; 2];
     let mut code: u8 = 0;
     loop {
-        let report = watcher.poll();
+        let report = poll();
         if report.new_run {
             eprintln!("train-monitor: results.csv was replaced: a new run, series reset");
         }
@@ -142,7 +148,7 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
                     .set(p.memory() as f64);
             }
             if let Ok(Some(status)) = c.try_wait() {
-                watcher.poll();
+                poll();
                 telemetry
                     .metrics
                     .training

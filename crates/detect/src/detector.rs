@@ -97,7 +97,7 @@ impl Detector {
 
     /// The regions of an image this detector runs, and whether the result needs the SAHI merge.
     pub fn regions(&self, width: u32, height: u32) -> (Vec<Region>, bool) {
-        let (mh, mw) = self.model.input_hw;
+        let (mh, mw) = self.model.info.input_hw;
         let full = Region {
             x: 0,
             y: 0,
@@ -130,16 +130,16 @@ impl Detector {
     /// Runs the model over `img`.
     pub fn detect(&mut self, img: &RgbImage) -> Result<ImageDetections, DetectError> {
         if img.width() == 0 || img.height() == 0 {
-            return Err(DetectError::Inference(format!(
+            return Err(DetectError::Output(format!(
                 "the image has no pixels ({} x {})",
                 img.width(),
                 img.height()
             )));
         }
         let (regions, merge_needed) = self.regions(img.width(), img.height());
-        let (mh, mw) = self.model.input_hw;
+        let (mh, mw) = self.model.info.input_hw;
         let per_image = 3 * (mh * mw) as usize;
-        let batch = self.model.max_batch(self.config.batch);
+        let batch = self.model.info.max_batch(self.config.batch);
         let mut result = ImageDetections {
             slices: regions.len(),
             ..Default::default()
@@ -147,7 +147,7 @@ impl Detector {
         let mut all = Vec::new();
         for chunk in regions.chunks(batch) {
             // A fixed batch larger than the chunk is filled with padding images whose output is ignored.
-            let n_run = self.model.fixed_batch.unwrap_or(chunk.len());
+            let n_run = self.model.info.fixed_batch.unwrap_or(chunk.len());
             let t = Instant::now();
             self.input.resize(n_run * per_image, 114.0 / 255.0);
             let letterboxes: Vec<Letterbox> = chunk
@@ -166,12 +166,12 @@ impl Detector {
             result.runs += 1;
             let t = Instant::now();
             let [b, d1, d2] = shape[..] else {
-                return Err(DetectError::Inference(format!(
+                return Err(DetectError::Output(format!(
                     "output shape {shape:?} is not [batch, a, b]"
                 )));
             };
             if b < chunk.len() {
-                return Err(DetectError::Inference(format!(
+                return Err(DetectError::Output(format!(
                     "output batch {b} is smaller than the {} inputs",
                     chunk.len()
                 )));
@@ -206,11 +206,11 @@ impl Detector {
         out: &[f32],
         dims: [usize; 2],
     ) -> Result<Vec<Detection>, DetectError> {
-        let layout = self.model.layout;
+        let layout = self.model.info.layout;
         let c = &self.config;
         let mut dets = layout
-            .decode(out, dims, c.conf, &self.model.names, c.max_det)
-            .map_err(DetectError::Inference)?;
+            .decode(out, dims, c.conf, &self.model.info.names, c.max_det)
+            .map_err(DetectError::Output)?;
         if !layout.is_end_to_end() {
             let keep = ultralytics_nms(
                 &dets,

@@ -18,7 +18,7 @@ pub mod vis;
 
 pub use detector::{Detector, DetectorConfig, ImageDetections, SliceMode};
 pub use layout::Layout;
-pub use model::{Device, Model, ModelOptions};
+pub use model::{Device, Model, ModelInfo, ModelOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,12 @@ use std::path::{Path, PathBuf};
 pub enum DetectError {
     /// The model file cannot be used.
     #[error("model {}: {message}", path.display())]
-    Model { path: PathBuf, message: String },
+    Model {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Option<ort::Error>,
+    },
     /// The model's output is not a layout nsod knows.
     #[error("model {}: unknown output layout: {message}", path.display())]
     Layout { path: PathBuf, message: String },
@@ -34,11 +39,19 @@ pub enum DetectError {
     #[error("{0}")]
     Device(String),
     /// ONNX Runtime failed while running the model.
+    #[error("inference failed")]
+    Run(#[source] ort::Error),
+    /// The model's output or the image does not allow inference (shape, empty image).
     #[error("inference failed: {0}")]
-    Inference(String),
+    Output(String),
     /// An image could not be read or decoded.
     #[error("{}: {message}", path.display())]
-    Image { path: PathBuf, message: String },
+    Image {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// File extensions nsod treats as images.
@@ -53,24 +66,27 @@ pub fn is_image_path(path: &Path) -> bool {
 
 /// Decodes an image file into 8-bit RGB (PNG, JPEG, TIFF, BMP, WebP; the format is taken from the content).
 pub fn load_image(path: &Path) -> Result<image::RgbImage, DetectError> {
-    let err = |message: String| DetectError::Image {
-        path: path.to_path_buf(),
-        message,
+    let err = |message: &str, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+        DetectError::Image {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source,
+        }
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    let meta = std::fs::metadata(path).map_err(|e| err("cannot read", Some(Box::new(e))))?;
     if meta.len() == 0 {
-        return Err(err("empty file".into()));
+        return Err(err("empty file", None));
     }
     let reader = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err("cannot read", Some(Box::new(e))))?
         .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("cannot read", Some(Box::new(e))))?;
     if reader.format().is_none() {
-        return Err(err("not an image (unrecognised content)".into()));
+        return Err(err("not an image (unrecognised content)", None));
     }
     let img = reader
         .decode()
-        .map_err(|e| err(format!("cannot decode image: {e}")))?;
+        .map_err(|e| err("cannot decode image", Some(Box::new(e))))?;
     Ok(img.into_rgb8())
 }
 
@@ -119,12 +135,20 @@ mod tests {
             load_image(&text).unwrap_err().to_string(),
             format!("{}: not an image (unrecognised content)", text.display())
         );
+        // The cause is kept as the error's source.
+        let chain = |e: DetectError| {
+            let mut s = e.to_string();
+            let mut cur = std::error::Error::source(&e);
+            while let Some(c) = cur {
+                s.push_str(&format!(": {c}"));
+                cur = c.source();
+            }
+            s
+        };
         let missing = dir.path().join("missing.png");
         assert!(
-            load_image(&missing)
-                .unwrap_err()
-                .to_string()
-                .starts_with(&format!("{}: No such file", missing.display()))
+            chain(load_image(&missing).unwrap_err())
+                .starts_with(&format!("{}: cannot read: No such file", missing.display()))
         );
         let mut png = Vec::new();
         image::RgbImage::new(64, 64)
@@ -133,9 +157,7 @@ mod tests {
         let cut = dir.path().join("cut.png");
         std::fs::write(&cut, &png[..png.len() / 2]).unwrap();
         assert!(
-            load_image(&cut)
-                .unwrap_err()
-                .to_string()
+            chain(load_image(&cut).unwrap_err())
                 .starts_with(&format!("{}: cannot decode image: ", cut.display()))
         );
     }

@@ -8,6 +8,7 @@ use nsod_types::ClassNames;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,20 +44,60 @@ pub struct ModelOptions {
     pub names: Option<ClassNames>,
 }
 
-/// A loaded model.
-#[derive(Debug)]
-pub struct Model {
-    session: Session,
+/// What nsod knows about a model file, shared by every session of it (immutable, `Send + Sync`).
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
     pub path: PathBuf,
     pub metadata: ModelMetadata,
     pub names: ClassNames,
     pub layout: Layout,
-    input_name: String,
+    pub input_name: String,
     /// `(height, width)` the model takes.
     pub input_hw: (u32, u32),
     /// `None` for a dynamic batch axis, else the fixed batch size.
     pub fixed_batch: Option<usize>,
     pub device: Device,
+    pub options: ModelOptions,
+}
+
+impl ModelInfo {
+    /// The largest batch this model can take (`cap` for a dynamic batch axis).
+    pub fn max_batch(&self, cap: usize) -> usize {
+        self.fixed_batch.unwrap_or(cap.max(1))
+    }
+}
+
+/// One ONNX Runtime session of a model: what a worker thread runs. It keeps its share of the runtime alive, so a
+/// session never outlives the library it was built on.
+#[derive(Debug)]
+pub struct Model {
+    session: Session,
+    pub info: Arc<ModelInfo>,
+    runtime: Arc<Runtime>,
+}
+
+fn session(runtime: &Runtime, path: &Path, opts: &ModelOptions) -> Result<Session, DetectError> {
+    let load_err = |message: &str, source: ort::Error| DetectError::Model {
+        path: path.to_path_buf(),
+        message: message.into(),
+        source: Some(source),
+    };
+    let mut builder = Session::builder(runtime.environment())
+        .map_err(|e| load_err("cannot create a session", e))?;
+    builder = builder
+        .with_intra_op_spinning(false)
+        .map_err(|e| load_err("cannot configure the session", e.into()))?;
+    if opts.threads > 0 {
+        builder = builder
+            .with_intra_threads(opts.threads)
+            .map_err(|e| load_err("cannot configure the session", e.into()))?;
+    }
+    if let Device::Cuda(id) = opts.device {
+        builder = register_cuda(builder, id, runtime).map_err(DetectError::Device)?;
+    }
+    builder
+        .commit_from_file(path)
+        .map_err(|e| load_err("not a loadable ONNX model", e))
 }
 
 fn tensor_shape(t: &ValueType) -> Option<Vec<i64>> {
@@ -68,31 +109,25 @@ fn tensor_shape(t: &ValueType) -> Option<Vec<i64>> {
 
 impl Model {
     /// Opens `path` on the runtime's environment, reads the metadata and recognises the output layout.
-    pub fn load(runtime: &Runtime, path: &Path, opts: &ModelOptions) -> Result<Self, DetectError> {
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        path: &Path,
+        opts: &ModelOptions,
+    ) -> Result<Self, DetectError> {
         let load_err = |message: String| DetectError::Model {
             path: path.to_path_buf(),
             message,
+            source: None,
         };
         if !path.is_file() {
             return Err(load_err("no such file".into()));
         }
-        let mut builder =
-            Session::builder(runtime.environment()).map_err(|e| load_err(e.to_string()))?;
-        builder = builder
-            .with_intra_op_spinning(false)
-            .map_err(|e| load_err(e.to_string()))?;
-        if opts.threads > 0 {
-            builder = builder
-                .with_intra_threads(opts.threads)
-                .map_err(|e| load_err(e.to_string()))?;
-        }
-        if let Device::Cuda(id) = opts.device {
-            builder = register_cuda(builder, id, runtime).map_err(DetectError::Device)?;
-        }
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load_err(format!("not a loadable ONNX model: {e}")))?;
-        let meta_raw = session.metadata().map_err(|e| load_err(e.to_string()))?;
+        let session = session(runtime, path, opts)?;
+        let meta_raw = session.metadata().map_err(|e| DetectError::Model {
+            path: path.to_path_buf(),
+            message: "cannot read the metadata".into(),
+            source: Some(e),
+        })?;
         let metadata = ModelMetadata::parse(|k| meta_raw.custom(k)).map_err(load_err)?;
         drop(meta_raw);
         let names = opts
@@ -144,8 +179,7 @@ impl Model {
             path: path.to_path_buf(),
             message: format!("input {in_shape:?}, {m}"),
         })?;
-        Ok(Self {
-            session,
+        let info = ModelInfo {
             path: path.to_path_buf(),
             metadata,
             names,
@@ -154,26 +188,40 @@ impl Model {
             input_hw,
             fixed_batch: (b > 0).then_some(b as usize),
             device: opts.device,
+            options: opts.clone(),
+        };
+        Ok(Self {
+            session,
+            info: Arc::new(info),
+            runtime: runtime.clone(),
         })
     }
 
-    /// The largest batch this model can take (`cap` for a dynamic batch axis).
-    pub fn max_batch(&self, cap: usize) -> usize {
-        self.fixed_batch.unwrap_or(cap.max(1))
+    /// Another session of the same model (for another worker thread), with the same options.
+    pub fn another(&self) -> Result<Self, DetectError> {
+        Self::open(&self.runtime, self.info.clone())
+    }
+
+    /// A session of a model already read by [`Model::load`].
+    pub fn open(runtime: &Arc<Runtime>, info: Arc<ModelInfo>) -> Result<Self, DetectError> {
+        Ok(Self {
+            session: session(runtime, &info.path, &info.options)?,
+            info,
+            runtime: runtime.clone(),
+        })
     }
 
     /// Runs `n` images stored planar in `input` (`n x 3 x h x w`) and returns the first output's shape and values.
     pub fn run(&mut self, input: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
-        let (h, w) = (self.input_hw.0 as usize, self.input_hw.1 as usize);
-        let tensor = TensorRef::from_array_view(([n, 3, h, w], input))
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
+        let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(DetectError::Run)?;
         let outputs = self
             .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
+            .run(ort::inputs![self.info.input_name.as_str() => tensor])
+            .map_err(DetectError::Run)?;
         let (shape, data) = outputs[0]
             .try_extract_tensor::<f32>()
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
+            .map_err(DetectError::Run)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         Ok((shape, data.to_vec()))
     }

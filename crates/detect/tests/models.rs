@@ -6,7 +6,7 @@ use nsod_runtime::Runtime;
 use nsod_types::geometry::rotated_iou;
 use nsod_types::{Detection, OrientedBox};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 fn required(var: &str, default: &str) -> Option<PathBuf> {
     let p = std::env::var_os(var)
@@ -24,20 +24,22 @@ fn required(var: &str, default: &str) -> Option<PathBuf> {
     None
 }
 
-fn runtime() -> Option<&'static Runtime> {
-    static RT: OnceLock<Option<Runtime>> = OnceLock::new();
+fn runtime() -> Option<&'static Arc<Runtime>> {
+    static RT: OnceLock<Option<Arc<Runtime>>> = OnceLock::new();
     RT.get_or_init(|| {
         let lib = required(
             "NSOD_TEST_ORT_LIB",
             "../../third_party/onnxruntime/libonnxruntime.so.1.31.1",
         )?;
-        Some(Runtime::load(Some(&lib)).expect("ONNX Runtime loads"))
+        Some(Arc::new(
+            Runtime::load(Some(&lib)).expect("ONNX Runtime loads"),
+        ))
     })
     .as_ref()
 }
 
 struct Assets {
-    rt: &'static Runtime,
+    rt: &'static Arc<Runtime>,
     models: PathBuf,
     data: PathBuf,
 }
@@ -129,8 +131,8 @@ fn yolov8_obb_matches_ultralytics_on_the_crop() {
             ..Default::default()
         },
     );
-    assert_eq!(det.model.names.len(), 15);
-    assert_eq!(det.model.input_hw, (1024, 1024));
+    assert_eq!(det.model.info.names.len(), 15);
+    assert_eq!(det.model.info.input_hw, (1024, 1024));
     let img = load_image(&a.data.join("P0006_crop1024_x0_y0.png")).unwrap();
     let out = det.detect(&img).unwrap();
     assert_eq!(out.slices, 1);
@@ -157,7 +159,7 @@ fn yolo26_end_to_end_matches_ultralytics_on_the_crop() {
             ..Default::default()
         },
     );
-    assert!(det.model.layout.is_end_to_end());
+    assert!(det.model.info.layout.is_end_to_end());
     let img = load_image(&a.data.join("P0006_crop1024_x0_y0.png")).unwrap();
     let out = det.detect(&img).unwrap();
     let want = reference(
@@ -181,7 +183,7 @@ fn dynamic_batch_sizes_give_identical_merged_results() {
                 ..Default::default()
             },
         );
-        assert_eq!(det.model.fixed_batch, None);
+        assert_eq!(det.model.info.fixed_batch, None);
         let out = det.detect(&img).unwrap();
         assert_eq!(out.slices, 5, "4 slices + the full-image pass");
         assert_eq!(out.runs, 5usize.div_ceil(batch));
@@ -225,8 +227,8 @@ fn axis_aligned_layout_model_runs_end_to_end() {
             ..Default::default()
         },
     );
-    assert!(!det.model.layout.is_oriented());
-    assert_eq!(det.model.names.len(), 11);
+    assert!(!det.model.info.layout.is_oriented());
+    assert_eq!(det.model.info.names.len(), 11);
     // A synthetic page: white, with a title bar and paragraphs of text-like lines.
     let (w, h) = (850u32, 1100u32);
     let page = image::RgbImage::from_fn(w, h, |x, y| {
@@ -251,7 +253,7 @@ fn axis_aligned_layout_model_runs_end_to_end() {
             "{d:?}"
         );
         assert!(
-            det.model.names.as_slice().contains(&d.class_name),
+            det.model.info.names.as_slice().contains(&d.class_name),
             "{}",
             d.class_name
         );

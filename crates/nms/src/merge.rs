@@ -6,7 +6,8 @@ use nsod_types::geometry::{ios, iou, probiou, rotated_ios, rotated_iou};
 use nsod_types::{BBox, Detection, OrientedBox, Point};
 
 /// What happens to matching boxes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MergeMethod {
     /// Keep the best box, drop the ones that match it (SAHI `NMS`).
     Nms,
@@ -17,7 +18,8 @@ pub enum MergeMethod {
 }
 
 /// The overlap measure compared with the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MatchMetric {
     /// Intersection over union.
     Iou,
@@ -26,7 +28,8 @@ pub enum MatchMetric {
 }
 
 /// Which boxes the metric is computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Geometry {
     /// The axis-aligned boxes (SAHI's behaviour, also for OBB models).
     Aabb,
@@ -36,6 +39,43 @@ pub enum Geometry {
     /// area" variant, so IoS and IoU both mean ProbIoU here).
     ProbIou,
 }
+
+/// Names on the command line and in config files, and their values.
+macro_rules! named {
+    ($t:ty, $($name:literal => $v:expr),+) => {
+        impl $t {
+            /// The names this value is written with (command line, config files).
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(x if *x == $v => $name,)+
+                    _ => unreachable!(),
+                }
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($v),)+
+                    _ => Err(format!("unknown value {s:?}: use one of {}", Self::NAMES.join(", "))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named!(MergeMethod, "greedynmm" => MergeMethod::GreedyNmm, "nmm" => MergeMethod::Nmm, "nms" => MergeMethod::Nms);
+named!(MatchMetric, "ios" => MatchMetric::Ios, "iou" => MatchMetric::Iou);
+named!(Geometry, "rotated" => Geometry::Rotated, "aabb" => Geometry::Aabb, "probiou" => Geometry::ProbIou);
 
 /// A postprocess. [`Default`] is SAHI's `get_sliced_prediction` default: greedy NMM, IoS, 0.5, class-wise, with
 /// nsod's rotated geometry.

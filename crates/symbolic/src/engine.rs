@@ -7,7 +7,8 @@ use crate::protocol::{
     Compiled, ErrorKind, Request, Response, SandboxReport, SceneAnswer, SceneDetection,
     SceneRequest, WorkerError,
 };
-use crate::table::{Adjustment, Change, DecisionTable, class_atom};
+use crate::table::{DecisionTable, class_atom};
+use nsod_types::outcome::{Adjustment, Change};
 use nsod_types::relations::{Relation, RelationParams, extract};
 use nsod_types::{ClassNames, Detection};
 use scryer_prolog::Term;

@@ -39,9 +39,9 @@ pub use engine::{
     probe,
 };
 pub use host::{Limits, Sandbox, WorkerCommand};
+pub use nsod_types::outcome::{Adjustment, Change};
 pub use table::{
-    Adjustment, Change, DEFAULT_SIZE_PENALTY, DecisionTable, PairRule, RelationRule, SizeRange,
-    class_atom,
+    DEFAULT_SIZE_PENALTY, DecisionTable, PairRule, RelationRule, SizeRange, class_atom,
 };
 
 use std::path::PathBuf;

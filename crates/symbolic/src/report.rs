@@ -2,8 +2,8 @@
 //! and `report.jsonl` (full detail). Both are streamed into `.partial` files and renamed by
 //! [`ReportWriter::finish`].
 
-use crate::table::{Adjustment, Change};
 use nsod_types::Detection;
+use nsod_types::outcome::{Adjustment, Change};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +133,20 @@ impl ReportWriter {
             self.jsonl.write_all(b"\n")?;
             self.rows += 1;
         }
+        self.csv.flush()?;
+        self.jsonl.flush()
+    }
+
+    /// Writes rows an earlier run wrote (a resumed run keeps them): CSV lines without their newline, and the
+    /// matching JSON lines.
+    pub fn copy_rows(&mut self, csv: &[String], jsonl: &[String]) -> std::io::Result<()> {
+        for l in csv {
+            writeln!(self.csv, "{l}")?;
+        }
+        for l in jsonl {
+            writeln!(self.jsonl, "{l}")?;
+        }
+        self.rows += csv.len();
         self.csv.flush()?;
         self.jsonl.flush()
     }

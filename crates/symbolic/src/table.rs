@@ -1,6 +1,7 @@
 //! The compiled rule base and its application to one image.
 
 use nsod_types::geometry::{intersection_area, rotated_intersection_area};
+use nsod_types::outcome::{Adjustment, Change};
 use nsod_types::relations::{Relation, RelationParams, extract};
 use nsod_types::{ClassNames, Detection};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -92,57 +93,6 @@ pub struct DecisionTable {
     relation_heads: Vec<String>,
     sizes: HashMap<String, usize>,
     size_heads: Vec<String>,
-}
-
-/// One rule application in one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// `BOOST` or `PENALTY`.
-    pub action: &'static str,
-    /// The head that fired, with its values: `confidence_modifier(ship, harbor, 1.25)`, or `adjust/3` for a scene
-    /// rule.
-    pub rule: String,
-    pub factor: f64,
-    /// Index of the detection whose confidence the rule changed (for a boost, the first of the pair).
-    pub target: usize,
-    /// The other detection of the pair or relation (none for size and scene rules).
-    pub other: Option<usize>,
-    /// For pair boosts: both detections change.
-    pub both: bool,
-    /// Why, in words: the `Reason` of a scene rule, the measured size of a size rule; empty for pair and relation
-    /// rules (their head says it all).
-    pub reason: String,
-}
-
-/// The result for one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Adjustment {
-    /// New confidence per input detection (same order).
-    pub scores: Vec<f32>,
-    pub changes: Vec<Change>,
-}
-
-impl Adjustment {
-    /// The new scores implied by a set of changes: per detection the strongest boost and the strongest penalty,
-    /// `new = min(1, old x max(boosts) x min(penalties))`, whatever the order of the changes.
-    pub fn from_changes(dets: &[Detection], changes: Vec<Change>) -> Self {
-        let mut boost = vec![1.0f64; dets.len()];
-        let mut penalty = vec![1.0f64; dets.len()];
-        for c in &changes {
-            apply(&mut boost, &mut penalty, c.target, c.factor);
-            if c.both
-                && let Some(o) = c.other
-            {
-                apply(&mut boost, &mut penalty, o, c.factor);
-            }
-        }
-        let scores = dets
-            .iter()
-            .enumerate()
-            .map(|(i, d)| ((f64::from(d.score) * boost[i] * penalty[i]).min(1.0)) as f32)
-            .collect();
-        Self { scores, changes }
-    }
 }
 
 impl DecisionTable {
@@ -442,14 +392,6 @@ impl DecisionTable {
 
 fn action(w: f64) -> &'static str {
     if w >= 1.0 { "BOOST" } else { "PENALTY" }
-}
-
-fn apply(boost: &mut [f64], penalty: &mut [f64], i: usize, w: f64) {
-    if w > 1.0 {
-        boost[i] = boost[i].max(w);
-    } else if w < 1.0 {
-        penalty[i] = penalty[i].min(w);
-    }
 }
 
 fn ordered(a: &str, b: &str) -> (String, String) {

@@ -9,10 +9,12 @@
 
 pub mod catalog;
 pub mod export;
+pub mod handles;
 pub mod server;
 pub mod system;
 
 pub use catalog::Catalog;
+pub use handles::{InferMetrics, TrainMetrics};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +48,18 @@ impl Telemetry {
         let metrics = Catalog::register(&mut registry);
         let (collector, gpu_note) = system::SystemCollector::new();
         registry.register_collector(Box::new(collector));
-        (Self { registry, metrics }, gpu_note)
+        let t = Self { registry, metrics };
+        handles::init_known_series(&t);
+        (t, gpu_note)
     }
 
     /// A registry with the catalog only (no system collector): for tests and benchmarks.
     pub fn without_system_metrics() -> Self {
         let mut registry = Registry::default();
         let metrics = Catalog::register(&mut registry);
-        Self { registry, metrics }
+        let t = Self { registry, metrics };
+        handles::init_known_series(&t);
+        t
     }
 
     /// Sets `nsod_build_info{version, git_sha, ort_version} 1`.

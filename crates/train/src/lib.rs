@@ -13,18 +13,52 @@
 //! * reads `args.yaml` for the planned epochs and the run's settings, and watches `weights/` for `last.pt`,
 //!   `best.pt` and `epochN.pt` writes.
 //!
-//! Bad content (a garbage line, NaN or infinite values, bytes that are not UTF-8) is skipped and counted in
-//! `nsod_errors_total{stage="train-monitor"}`; nothing here panics or stops the watcher.
+//! Bad content (a garbage line, NaN or infinite values, bytes that are not UTF-8) is skipped and reported as an
+//! [`Update::Error`] (counted in `nsod_errors_total{stage="train-monitor"}`); nothing here panics or stops the
+//! watcher.
+//!
+//! The watcher reports what it saw as plain data ([`Update`]); it never sees a metrics registry (nsod-telemetry's
+//! `TrainMetrics` turns updates into series).
 
-use nsod_telemetry::Telemetry;
-use nsod_telemetry::catalog::{
-    CheckpointLabels, ErrorLabels, LossLabels, LrLabels, MapLabels, ModelLabel, TrainingInfoLabels,
-};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What changed in the run, in the order it was seen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A new run started in the folder (the results file was replaced): the per-run series start over.
+    NewRun,
+    /// `args.yaml`: the planned epochs and the run's settings.
+    Args(RunArgs),
+    /// One finished epoch.
+    Epoch(EpochRow),
+    /// A checkpoint file was written (`last`, `best` or `epoch`), at this Unix time.
+    Checkpoint { kind: &'static str, at: f64 },
+    /// Bad content skipped: `io`, `encoding`, `csv` or `non_finite`.
+    Error(&'static str),
+}
+
+/// The values of one `results.csv` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochRow {
+    pub epoch: f64,
+    /// Unix time the row was read.
+    pub at: f64,
+    /// `(component, value)`: `train_box`, `val_cls`, ...
+    pub losses: Vec<(String, f64)>,
+    /// `(param_group, value)`: `pg0`, ...
+    pub learning_rates: Vec<(String, f64)>,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub map50: Option<f64>,
+    pub map50_95: Option<f64>,
+    /// Seconds of this epoch (from the cumulative `time` column).
+    pub duration: Option<f64>,
+    /// Estimated seconds to the last planned epoch.
+    pub eta: Option<f64>,
+}
 
 /// What one poll saw (for logs and tests).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -80,8 +114,7 @@ fn now_secs() -> f64 {
 #[derive(Debug)]
 pub struct RunWatcher {
     dir: PathBuf,
-    model: String,
-    telemetry: Arc<Telemetry>,
+    updates: Vec<Update>,
     /// Identity of the results file being read: (inode-like id, bytes consumed).
     file_id: Option<u64>,
     offset: u64,
@@ -119,22 +152,10 @@ fn loss_component(col: &str) -> Option<String> {
 }
 
 impl RunWatcher {
-    pub fn new(dir: &Path, model: &str, telemetry: Arc<Telemetry>) -> Self {
-        // Counters exist from the start at 0, so rate() and increase() see the first save.
-        for kind in ["last", "best"] {
-            let _ = telemetry
-                .metrics
-                .training
-                .checkpoint_saves
-                .get_or_create(&CheckpointLabels {
-                    model: model.to_owned(),
-                    kind: kind.into(),
-                });
-        }
+    pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            model: model.to_owned(),
-            telemetry,
+            updates: Vec::new(),
             file_id: None,
             offset: 0,
             pending: Vec::new(),
@@ -149,34 +170,13 @@ impl RunWatcher {
         }
     }
 
-    fn model_label(&self) -> ModelLabel {
-        ModelLabel {
-            model: self.model.clone(),
-        }
+    fn error(&mut self, error_type: &'static str) {
+        self.updates.push(Update::Error(error_type));
     }
 
-    fn error(&self, error_type: &str) {
-        self.telemetry
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                stage: "train-monitor".into(),
-                error_type: error_type.into(),
-            })
-            .inc();
-    }
-
-    /// Clears the run's series (a new run started). One process follows one run, so the per-epoch families are
-    /// cleared whole; counters (checkpoint saves, errors) keep counting, as Prometheus expects.
+    /// A new run started: the series start over.
     fn reset(&mut self) {
-        let t = &self.telemetry.metrics.training;
-        t.loss.clear();
-        t.validation_map.clear();
-        t.learning_rate.clear();
-        for f in [&t.precision, &t.recall, &t.epoch_duration, &t.eta] {
-            f.remove(&self.model_label());
-        }
-        t.epoch.remove(&self.model_label());
+        self.updates.push(Update::NewRun);
         self.header.clear();
         self.pending.clear();
         self.offset = 0;
@@ -185,8 +185,14 @@ impl RunWatcher {
         self.last_epoch = None;
     }
 
-    /// One look at the run directory. Never fails: problems are counted as errors.
-    pub fn poll(&mut self) -> PollReport {
+    /// One look at the run directory: what changed since the last look. Never fails: problems are reported as
+    /// [`Update::Error`].
+    pub fn poll(&mut self) -> (PollReport, Vec<Update>) {
+        let report = self.poll_report();
+        (report, std::mem::take(&mut self.updates))
+    }
+
+    fn poll_report(&mut self) -> PollReport {
         let mut report = PollReport::default();
         // Checkpoints present at the very first look are the past; any later write counts, even in a weights
         // folder (or run folder) that appears later.
@@ -217,23 +223,10 @@ impl RunWatcher {
         };
         let text = String::from_utf8_lossy(&bytes);
         let a = RunArgs::parse(&text);
-        let t = &self.telemetry.metrics.training;
         if let Some(e) = a.epochs {
             self.planned = Some(e);
-            t.epochs_planned
-                .get_or_create(&self.model_label())
-                .set(e as i64);
         }
-        t.info.clear();
-        t.info
-            .get_or_create(&TrainingInfoLabels {
-                model: self.model.clone(),
-                weights: a.model.unwrap_or_default(),
-                data: a.data.unwrap_or_default(),
-                imgsz: a.imgsz.unwrap_or_default(),
-                task: a.task.unwrap_or_default(),
-            })
-            .set(1);
+        self.updates.push(Update::Args(a));
     }
 
     fn read_results(&mut self, report: &mut PollReport) {
@@ -309,56 +302,29 @@ impl RunWatcher {
                 Ok(v) if v.is_finite() => {
                     values.insert(col.as_str(), v);
                 }
-                Ok(_) => self.error("non_finite"),
-                Err(_) => self.error("csv"),
+                Ok(_) => self.updates.push(Update::Error("non_finite")),
+                Err(_) => self.updates.push(Update::Error("csv")),
             }
         }
         let Some(&epoch) = values.get("epoch") else {
             return false;
         };
-        let t = &self.telemetry.metrics.training;
-        let m = self.model_label();
-        t.epoch.get_or_create(&m).set(epoch as i64);
-        t.last_progress.get_or_create(&m).set(now_secs());
+        let mut row = EpochRow {
+            epoch,
+            at: now_secs(),
+            ..EpochRow::default()
+        };
         for (col, &v) in &values {
             if let Some(component) = loss_component(col) {
-                t.loss
-                    .get_or_create(&LossLabels {
-                        model: self.model.clone(),
-                        component,
-                    })
-                    .set(v);
+                row.losses.push((component, v));
             } else if let Some(pg) = col.strip_prefix("lr/") {
-                t.learning_rate
-                    .get_or_create(&LrLabels {
-                        model: self.model.clone(),
-                        param_group: pg.to_owned(),
-                    })
-                    .set(v);
+                row.learning_rates.push((pg.to_owned(), v));
             } else {
                 match *col {
-                    "metrics/precision(B)" => {
-                        t.precision.get_or_create(&m).set(v);
-                    }
-                    "metrics/recall(B)" => {
-                        t.recall.get_or_create(&m).set(v);
-                    }
-                    "metrics/mAP50(B)" => {
-                        t.validation_map
-                            .get_or_create(&MapLabels {
-                                model: self.model.clone(),
-                                iou: "0.5".into(),
-                            })
-                            .set(v);
-                    }
-                    "metrics/mAP50-95(B)" => {
-                        t.validation_map
-                            .get_or_create(&MapLabels {
-                                model: self.model.clone(),
-                                iou: "0.5:0.95".into(),
-                            })
-                            .set(v);
-                    }
+                    "metrics/precision(B)" => row.precision = Some(v),
+                    "metrics/recall(B)" => row.recall = Some(v),
+                    "metrics/mAP50(B)" => row.map50 = Some(v),
+                    "metrics/mAP50-95(B)" => row.map50_95 = Some(v),
                     _ => {}
                 }
             }
@@ -370,7 +336,7 @@ impl RunWatcher {
                 _ => None,
             };
             if let Some(d) = duration {
-                t.epoch_duration.get_or_create(&m).set(d);
+                row.duration = Some(d);
                 self.durations.push(d);
             }
             self.last_time = Some(time);
@@ -379,10 +345,9 @@ impl RunWatcher {
             && !self.durations.is_empty()
         {
             let mean = self.durations.iter().sum::<f64>() / self.durations.len() as f64;
-            t.eta
-                .get_or_create(&m)
-                .set(mean * (planned as f64 - epoch).max(0.0));
+            row.eta = Some(mean * (planned as f64 - epoch).max(0.0));
         }
+        self.updates.push(Update::Epoch(row));
         self.last_epoch = Some(epoch);
         true
     }
@@ -411,17 +376,10 @@ impl RunWatcher {
             self.checkpoints.insert(name, mtime);
             // Files already there when nsod starts are the past: not counted as saves.
             if changed && !first_scan {
-                let t = &self.telemetry.metrics.training;
-                t.checkpoint_saves
-                    .get_or_create(&CheckpointLabels {
-                        model: self.model.clone(),
-                        kind: kind.into(),
-                    })
-                    .inc();
                 let at = mtime
                     .duration_since(UNIX_EPOCH)
                     .map_or_else(|_| now_secs(), |d| d.as_secs_f64());
-                t.last_checkpoint.get_or_create(&self.model_label()).set(at);
+                self.updates.push(Update::Checkpoint { kind, at });
                 report.checkpoints += 1;
             }
         }

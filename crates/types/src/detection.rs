@@ -71,7 +71,7 @@ pub struct GroundTruth {
 }
 
 /// Width and height of an image in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct ImageSize {
     pub width: u32,
     pub height: u32,

@@ -13,6 +13,7 @@ pub mod detection;
 pub mod formats;
 pub mod geometry;
 pub mod index;
+pub mod outcome;
 pub mod quote;
 pub mod relations;
 

@@ -110,6 +110,44 @@ pub fn xml(s: &str) -> String {
     q
 }
 
+/// A safe file name made from an untrusted name (a class name): ASCII letters, digits, `_`, `-` and `.` kept, every
+/// other character `_`, no leading dot, at most 100 bytes, never empty. Distinct names can map to the same file
+/// name; callers that need distinct files add a suffix ([`unique_file_names`]).
+pub fn file_name_component(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dots = s.chars().take_while(|c| *c == '.').count();
+    s.replace_range(..dots, &"_".repeat(dots));
+    s.truncate(100);
+    if s.is_empty() { "_".into() } else { s }
+}
+
+/// [`file_name_component`] of each name, made unique by `-2`, `-3`, ... in order.
+pub fn unique_file_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .map(|n| {
+            let base = file_name_component(n);
+            let mut name = base.clone();
+            let mut k = 2;
+            while !seen.insert(name.to_lowercase()) {
+                name = format!("{base}-{k}");
+                k += 1;
+            }
+            name
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +176,20 @@ mod tests {
         assert_eq!(prolog_atom_min("ship"), "ship");
         assert_eq!(prolog_atom_min("large vehicle"), "'large vehicle'");
         assert_eq!(prolog_atom_min("Ship"), "'Ship'");
+    }
+
+    #[test]
+    fn file_names_stay_in_their_folder() {
+        assert_eq!(file_name_component("../x"), "___x");
+        assert_eq!(file_name_component(".hidden"), "_hidden");
+        assert_eq!(file_name_component("/abs/x"), "_abs_x");
+        assert_eq!(file_name_component("large vehicle"), "large_vehicle");
+        assert_eq!(file_name_component(""), "_");
+        assert_eq!(file_name_component("飛機"), "__");
+        assert_eq!(
+            unique_file_names(["a b", "a_b", "A_B", "c"]),
+            vec!["a_b", "a_b-2", "A_B-3", "c"]
+        );
     }
 
     #[test]

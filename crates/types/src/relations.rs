@@ -75,7 +75,7 @@ impl Default for RelationParams {
 }
 
 /// One relation: `subject relation object`, indices into the detections.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct RelationEdge {
     pub subject: usize,
     pub object: usize,

@@ -135,7 +135,9 @@ pub(crate) fn fmt_f32(v: f32) -> String {
 }
 
 /// Writes `path` atomically: the content goes to a temporary file in the same folder, which is renamed over `path`
-/// only when `write` succeeded.
+/// only when `write` succeeded. The file gets the usual mode of a new file (0666 less the umask), not the 0600 of
+/// temporary files, so that other users and services (node_exporter's textfile collector) can read it as they
+/// could read any other output.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -144,9 +146,14 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nsod-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".nsod-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| FormatError::io(path, e))?;
     {

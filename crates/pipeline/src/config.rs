@@ -1,0 +1,471 @@
+//! The run configuration: one value, one documented file format (`nsod infer --config run.toml`, the served model's
+//! settings, a shard's), with today's Ultralytics/SAHI defaults. See `config/run.example.toml` for every key.
+
+use nsod_detect::{DetectorConfig, Device, SliceMode};
+use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::{Path, PathBuf};
+
+/// A configuration that cannot be used, with the key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("{}: cannot read", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid configuration", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// When to slice: `"auto"` (images larger than the model input, slices of the input size), `"off"` (or 0: the whole
+/// image letterboxed) or a slice size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Slice(pub SliceMode);
+
+impl Serialize for Slice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            SliceMode::Auto => s.serialize_str("auto"),
+            SliceMode::Off => s.serialize_str("off"),
+            SliceMode::Size(n) => s.serialize_u32(n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Slice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Size(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) if t == "auto" => Ok(Self(SliceMode::Auto)),
+            Raw::Text(t) if t == "off" => Ok(Self(SliceMode::Off)),
+            Raw::Size(0) => Ok(Self(SliceMode::Off)),
+            Raw::Size(n) if n > 0 && n <= i64::from(u32::MAX) => {
+                Ok(Self(SliceMode::Size(n as u32)))
+            }
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "slice {t:?}: use \"auto\", \"off\" or a size in pixels"
+            ))),
+            Raw::Size(n) => Err(serde::de::Error::custom(format!(
+                "slice {n}: use \"auto\", \"off\" or a size in pixels"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for Slice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self(SliceMode::Auto)),
+            "off" | "0" => Ok(Self(SliceMode::Off)),
+            n => n
+                .parse::<u32>()
+                .map(|n| Self(SliceMode::Size(n)))
+                .map_err(|_| format!("{s:?}: use auto, off (or 0) or a size in pixels")),
+        }
+    }
+}
+
+impl std::fmt::Display for Slice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            SliceMode::Auto => f.write_str("auto"),
+            SliceMode::Off => f.write_str("off"),
+            SliceMode::Size(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Detection: Ultralytics' predictor and SAHI's sliced prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Confidence threshold.
+    pub conf: f32,
+    /// IoU threshold of the model's NMS.
+    pub iou: f32,
+    /// Maximum detections per model run.
+    pub max_det: usize,
+    /// Merge and suppress across classes.
+    pub class_agnostic: bool,
+    pub slice: Slice,
+    /// Overlap ratio between slices.
+    pub overlap: f32,
+    /// SAHI's extra full-image pass when slicing.
+    pub full_pass: bool,
+    pub merge: MergeMethod,
+    pub match_metric: MatchMetric,
+    /// Overlap at or above which two slice detections merge.
+    pub merge_threshold: f32,
+    pub merge_geometry: Geometry,
+    /// Slices per model run (models with a dynamic batch axis).
+    pub batch: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        let d = DetectorConfig::default();
+        Self {
+            conf: d.conf,
+            iou: d.iou,
+            max_det: d.max_det,
+            class_agnostic: d.agnostic_nms,
+            slice: Slice(d.slice),
+            overlap: d.overlap,
+            full_pass: d.full_pass,
+            merge: d.merge.method,
+            match_metric: d.merge.metric,
+            merge_threshold: d.merge.threshold,
+            merge_geometry: d.merge.geometry,
+            batch: d.batch,
+        }
+    }
+}
+
+impl DetectSettings {
+    /// The detector's settings.
+    pub fn detector(&self) -> DetectorConfig {
+        DetectorConfig {
+            conf: self.conf,
+            iou: self.iou,
+            max_det: self.max_det,
+            agnostic_nms: self.class_agnostic,
+            slice: self.slice.0,
+            overlap: self.overlap,
+            full_pass: self.full_pass,
+            merge: MergeConfig {
+                method: self.merge,
+                metric: self.match_metric,
+                threshold: self.merge_threshold,
+                class_agnostic: self.class_agnostic,
+                geometry: self.merge_geometry,
+            },
+            batch: self.batch.max(1),
+        }
+    }
+}
+
+/// The symbolic stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesSettings {
+    /// Run the rules (`--no-symbolic` turns this off).
+    pub enabled: bool,
+    /// The rule base; by default the DOTA rules when the model's classes are DOTA's.
+    pub file: Option<PathBuf>,
+    /// Ground sample distance, metres per pixel: size rules and scene rules' `gsd/1`.
+    pub gsd: Option<f64>,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            file: None,
+            gsd: None,
+        }
+    }
+}
+
+/// The knowledge graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KgSettings {
+    pub enabled: bool,
+    /// Compute relations only for these class pairs (one `class class` pair per line).
+    pub pairs: Option<PathBuf>,
+    /// Edges seen fewer times are left out of GraphML, DOT, JSON and SVG (the facts keep all).
+    pub min_count: u64,
+}
+
+impl Default for KgSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            pairs: None,
+            min_count: 1,
+        }
+    }
+}
+
+/// Where a run folder's outputs go and which ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputSettings {
+    pub out: PathBuf,
+    /// Annotated copies of the images in `vis/`.
+    pub save_vis: bool,
+    /// Keep the images an earlier (possibly interrupted) run of the same folder finished.
+    pub skip_existing: bool,
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/infer"),
+            save_vis: false,
+            skip_existing: false,
+        }
+    }
+}
+
+/// Everything a run needs. [`Default`] is today's Ultralytics/SAHI defaults; [`PipelineConfig::validate`] checks
+/// every value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The YOLO ONNX model (the front end's default when absent).
+    pub model: Option<PathBuf>,
+    /// Class names for models without metadata.
+    pub names: Option<PathBuf>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// ONNX Runtime intra-op threads per session (0: all cores).
+    pub threads: usize,
+    pub detect: DetectSettings,
+    pub rules: RulesSettings,
+    pub kg: KgSettings,
+    pub output: OutputSettings,
+    /// The front end's metrics settings (`[metrics]`), read by the binary.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub metrics: toml::Table,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            names: None,
+            device: "cpu".into(),
+            threads: 0,
+            detect: DetectSettings::default(),
+            rules: RulesSettings::default(),
+            kg: KgSettings::default(),
+            output: OutputSettings::default(),
+            metrics: toml::Table::new(),
+        }
+    }
+}
+
+/// The most slices a model run may take.
+pub const MAX_BATCH: usize = 256;
+/// The most detections per model run.
+pub const MAX_DETECTIONS: usize = 100_000;
+/// The smallest slice size (smaller slices multiply model runs without helping small objects).
+pub const MIN_SLICE: u32 = 32;
+
+impl PipelineConfig {
+    /// Reads a TOML file (unknown keys are errors: a typo must not silently keep a default).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The configuration as TOML (what `nsod infer --print-config` shows and `run.json` records).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The device to run on.
+    pub fn device(&self) -> Result<Device, ConfigError> {
+        self.device
+            .parse()
+            .map_err(|m: String| invalid("device", m))
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.detect;
+        let unit = |key: &'static str, v: f32| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{v} is outside [0, 1]")))
+            }
+        };
+        unit("detect.conf", d.conf)?;
+        unit("detect.iou", d.iou)?;
+        unit("detect.merge_threshold", d.merge_threshold)?;
+        if !(0.0..1.0).contains(&d.overlap) {
+            return Err(invalid(
+                "detect.overlap",
+                format!("{} is outside [0, 1)", d.overlap),
+            ));
+        }
+        if d.max_det == 0 || d.max_det > MAX_DETECTIONS {
+            return Err(invalid(
+                "detect.max_det",
+                format!("{} is outside 1..={MAX_DETECTIONS}", d.max_det),
+            ));
+        }
+        if d.batch == 0 || d.batch > MAX_BATCH {
+            return Err(invalid(
+                "detect.batch",
+                format!("{} is outside 1..={MAX_BATCH}", d.batch),
+            ));
+        }
+        if let SliceMode::Size(n) = d.slice.0
+            && n < MIN_SLICE
+        {
+            return Err(invalid(
+                "detect.slice",
+                format!("{n} px is smaller than {MIN_SLICE} px (use off or 0 to turn slicing off)"),
+            ));
+        }
+        if let Some(g) = self.rules.gsd
+            && !(g.is_finite() && g > 0.0)
+        {
+            return Err(invalid(
+                "rules.gsd",
+                format!(
+                    "{g}: the ground sample distance must be a positive number of metres per pixel"
+                ),
+            ));
+        }
+        if self.threads > 1024 {
+            return Err(invalid(
+                "threads",
+                format!("{} is more than 1024", self.threads),
+            ));
+        }
+        if self.kg.min_count == 0 {
+            return Err(invalid("kg.min_count", "must be at least 1"));
+        }
+        self.device()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ultralytics_and_sahi() {
+        let c = PipelineConfig::default();
+        assert_eq!(
+            (c.detect.conf, c.detect.iou, c.detect.max_det),
+            (0.25, 0.7, 300)
+        );
+        assert_eq!(c.detect.slice, Slice(SliceMode::Auto));
+        assert_eq!(c.detect.merge, MergeMethod::GreedyNmm);
+        assert_eq!(c.detect.match_metric, MatchMetric::Ios);
+        assert_eq!(c.detect.detector(), DetectorConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_file_overrides_what_it_names_and_refuses_typos() {
+        let c = PipelineConfig::from_toml(
+            "model = \"m.onnx\"\n[detect]\nconf = 0.4\nslice = 512\nmerge = \"nms\"\n[rules]\ngsd = 0.3\n",
+        )
+        .unwrap();
+        assert_eq!(c.model.as_deref(), Some(Path::new("m.onnx")));
+        assert_eq!(c.detect.conf, 0.4);
+        assert_eq!(c.detect.iou, 0.7);
+        assert_eq!(c.detect.slice, Slice(SliceMode::Size(512)));
+        assert_eq!(c.detect.merge, MergeMethod::Nms);
+        assert_eq!(c.rules.gsd, Some(0.3));
+        let e = PipelineConfig::from_toml("[detect]\nconff = 0.4\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `conff`"), "{e}");
+        let e = PipelineConfig::from_toml("[detect]\nslice = \"big\"\n").unwrap_err();
+        assert!(e.to_string().contains("use \"auto\", \"off\""), "{e}");
+        // Round trip through TOML.
+        assert_eq!(PipelineConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = PipelineConfig::default();
+        c.detect.conf = 1.5;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "detect.conf: 1.5 is outside [0, 1]"
+        );
+        let mut c = PipelineConfig::default();
+        c.detect.slice = Slice(SliceMode::Size(1));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("detect.slice: 1 px")
+        );
+        let c = PipelineConfig {
+            device: "tpu".into(),
+            ..PipelineConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("device: unknown device")
+        );
+        let mut c = PipelineConfig::default();
+        c.rules.gsd = Some(0.0);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("rules.gsd: 0")
+        );
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// config/run.example.toml holds every key with its default value.
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/run.example.toml");
+        let mut c = PipelineConfig::from_file(&path).unwrap();
+        assert!(!c.metrics.is_empty());
+        c.metrics.clear();
+        assert_eq!(c, PipelineConfig::default());
+        // Every key of the defaults appears in the example (commented-out keys are the optional ones).
+        let text = std::fs::read_to_string(&path).unwrap();
+        let defaults: toml::Table = toml::from_str(&PipelineConfig::default().to_toml()).unwrap();
+        for (section, v) in &defaults {
+            match v {
+                toml::Value::Table(t) => {
+                    assert!(text.contains(&format!("[{section}]")), "[{section}]");
+                    for k in t.keys() {
+                        assert!(text.contains(&format!("\n{k} = ")), "{section}.{k}");
+                    }
+                }
+                _ => assert!(text.contains(&format!("\n{section} = ")), "{section}"),
+            }
+        }
+    }
+}

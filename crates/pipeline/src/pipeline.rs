@@ -1,0 +1,405 @@
+//! The pipeline: a shareable plan ([`Pipeline`]: settings, model information, rule base) and its workers
+//! ([`Worker`]: one ONNX Runtime session and one scene-rules session each), which take one image through every
+//! stage and return an [`ImageOutcome`] without touching the file system.
+
+use crate::config::PipelineConfig;
+use crate::{PipelineError, error_chain};
+use image::RgbImage;
+use nsod_detect::{Detector, DetectorConfig, Model, ModelInfo, ModelOptions};
+use nsod_runtime::Runtime;
+use nsod_symbolic::{ImageContext, RuleBase, Sandbox, SceneSession};
+use nsod_types::detection::class_atom;
+use nsod_types::outcome::{DetectStats, ImageOutcome, RulesOutcome, SceneQuery, StageTimings};
+use nsod_types::relations::{RelationEdge, RelationParams, extract};
+use nsod_types::{ClassNames, Detection, ImageSize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What [`Pipeline::build`] needs beyond the configuration: where things are on this machine.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// ONNX Runtime, for pipelines that detect.
+    pub runtime: Option<Arc<Runtime>>,
+    /// How rule bases run (the rules worker and its limits).
+    pub sandbox: Sandbox,
+    /// The rule base used when the configuration names none and the model's classes are DOTA's.
+    pub default_rules: Option<PathBuf>,
+}
+
+/// How long building took and what it found, for the front end's messages and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    pub model_load_seconds: f64,
+    pub rules_load_seconds: f64,
+    /// Warnings about the rule base (unknown classes, conflicting weights).
+    pub rules_warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+struct ModelPlan {
+    info: Arc<ModelInfo>,
+    runtime: Arc<Runtime>,
+    detector: DetectorConfig,
+    /// The session opened to read the model, handed to the first worker.
+    idle: Mutex<Option<Model>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: PipelineConfig,
+    model: Option<ModelPlan>,
+    names: ClassNames,
+    rules: Option<RuleBase>,
+    relation_params: RelationParams,
+    kg_pairs: Option<HashSet<(String, String)>>,
+}
+
+/// The immutable part of a run, cheap to clone and shared by every worker thread.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+/// True when the class names are DOTA-v1's (the default rule base is written for them).
+pub fn is_dota(names: &ClassNames) -> bool {
+    let dota = ClassNames::dota_v1();
+    names.len() == dota.len()
+        && names
+            .as_slice()
+            .iter()
+            .zip(dota.as_slice())
+            .all(|(a, b)| class_atom(a) == class_atom(b))
+}
+
+/// Reads a names file (one per line, a YAML `names:` map or a dict literal).
+pub fn read_names(path: &Path) -> Result<ClassNames, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Input {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    nsod_detect::metadata::parse_names_file(&text).map_err(|message| PipelineError::Names {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Reads an allow-list of class pairs: one pair per line (`ship harbor`, class names or atoms), `#` comments.
+pub fn read_pairs(path: &Path) -> Result<HashSet<(String, String)>, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Input {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut set = HashSet::new();
+    for (no, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = l
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let [a, b] = parts[..] else {
+            return Err(PipelineError::Names {
+                path: path.to_path_buf(),
+                message: format!("line {}: expected two class names, found {l:?}", no + 1),
+            });
+        };
+        let (a, b) = (class_atom(a), class_atom(b));
+        set.insert(if a <= b { (a, b) } else { (b, a) });
+    }
+    Ok(set)
+}
+
+impl Pipeline {
+    /// Builds a pipeline: validates the configuration, loads the model (when `config.model` is set and a runtime
+    /// is given), picks and loads the rule base (in the sandboxed rules worker), reads the class-pair list of the
+    /// knowledge graph. Without a model the pipeline refines given detections ([`Worker::process_detections`]);
+    /// `names` then gives the classes (DOTA-v1 when absent).
+    pub fn build(
+        config: &PipelineConfig,
+        env: &Environment,
+        names: Option<ClassNames>,
+    ) -> Result<(Self, BuildReport), PipelineError> {
+        config.validate()?;
+        let mut report = BuildReport::default();
+        let given_names = match &config.names {
+            Some(p) => Some(read_names(p)?),
+            None => names,
+        };
+        let model = match (&config.model, &env.runtime) {
+            (Some(path), Some(runtime)) => {
+                let t = Instant::now();
+                let m = Model::load(
+                    runtime,
+                    path,
+                    &ModelOptions {
+                        device: config.device()?,
+                        threads: config.threads,
+                        names: given_names.clone(),
+                    },
+                )
+                .map_err(PipelineError::Model)?;
+                report.model_load_seconds = t.elapsed().as_secs_f64();
+                Some(ModelPlan {
+                    info: m.info.clone(),
+                    runtime: runtime.clone(),
+                    detector: config.detect.detector(),
+                    idle: Mutex::new(Some(m)),
+                })
+            }
+            (Some(path), None) => {
+                return Err(PipelineError::Runtime(format!(
+                    "{}: no ONNX Runtime to run the model with",
+                    path.display()
+                )));
+            }
+            (None, _) => None,
+        };
+        let names = match &model {
+            Some(m) => m.info.names.clone(),
+            None => given_names.unwrap_or_else(ClassNames::dota_v1),
+        };
+        let rules_file = if !config.rules.enabled {
+            None
+        } else if let Some(f) = &config.rules.file {
+            Some(f.clone())
+        } else if is_dota(&names) {
+            env.default_rules.clone().filter(|p| p.is_file())
+        } else {
+            None
+        };
+        let rules = match rules_file {
+            Some(path) => {
+                let t = Instant::now();
+                let rb = nsod_symbolic::load_rules(&path, Some(&names), &env.sandbox)
+                    .map_err(PipelineError::Rules)?;
+                report.rules_load_seconds = t.elapsed().as_secs_f64();
+                report.rules_warnings = rb.table.warnings.clone();
+                Some(rb)
+            }
+            None => None,
+        };
+        let relation_params = rules.as_ref().map(|r| r.table.params).unwrap_or_default();
+        let kg_pairs = match (&config.kg.enabled, &config.kg.pairs) {
+            (true, Some(p)) => Some(read_pairs(p)?),
+            _ => None,
+        };
+        Ok((
+            Self {
+                inner: Arc::new(Inner {
+                    config: config.clone(),
+                    model,
+                    names,
+                    rules,
+                    relation_params,
+                    kg_pairs,
+                }),
+            },
+            report,
+        ))
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.inner.config
+    }
+
+    /// The model's information, for pipelines that detect.
+    pub fn model(&self) -> Option<&ModelInfo> {
+        self.inner.model.as_ref().map(|m| m.info.as_ref())
+    }
+
+    /// The class names of the run.
+    pub fn names(&self) -> &ClassNames {
+        &self.inner.names
+    }
+
+    /// The rule base, when the symbolic stage runs.
+    pub fn rules(&self) -> Option<&RuleBase> {
+        self.inner.rules.as_ref()
+    }
+
+    /// Thresholds of the relations (the rule base's when it sets them).
+    pub fn relation_params(&self) -> RelationParams {
+        self.inner.relation_params
+    }
+
+    /// True when detections are oriented boxes (OBB models).
+    pub fn oriented(&self) -> bool {
+        self.model().is_some_and(|m| m.layout.is_oriented())
+    }
+
+    /// A worker: its own ONNX Runtime session (the first worker takes the session the model was read with) and
+    /// its own scene-rules session.
+    pub fn worker(&self) -> Result<Worker, PipelineError> {
+        let detector = match &self.inner.model {
+            Some(plan) => {
+                let idle = plan.idle.lock().ok().and_then(|mut m| m.take());
+                let model = match idle {
+                    Some(m) => m,
+                    None => Model::open(&plan.runtime, plan.info.clone())
+                        .map_err(PipelineError::Model)?,
+                };
+                Some(Detector::new(model, plan.detector.clone()))
+            }
+            None => None,
+        };
+        Ok(Worker {
+            pipeline: self.clone(),
+            detector,
+            scene: self.inner.rules.as_ref().and_then(RuleBase::session),
+        })
+    }
+}
+
+/// Takes images through the pipeline; one per thread.
+#[derive(Debug)]
+pub struct Worker {
+    pipeline: Pipeline,
+    detector: Option<Detector>,
+    scene: Option<SceneSession>,
+}
+
+impl Worker {
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// One image through every stage: detection, the rules, the knowledge graph. `decode_seconds` is what reading
+    /// the image took (reported in the outcome's timings). No file I/O.
+    pub fn process(
+        &mut self,
+        image: &RgbImage,
+        name: &str,
+        decode_seconds: f64,
+    ) -> Result<ImageOutcome, PipelineError> {
+        let Some(detector) = self.detector.as_mut() else {
+            return Err(PipelineError::Runtime(
+                "this pipeline has no model: use process_detections".into(),
+            ));
+        };
+        let t = Instant::now();
+        let found = detector.detect(image).map_err(PipelineError::Detect)?;
+        let detect_seconds = t.elapsed().as_secs_f64();
+        let stats = DetectStats {
+            slices: found.slices,
+            sliced: found.sliced,
+            merge_input: found.merge_input,
+            merge_seconds: found.merge_seconds,
+            run_durations: found.run_durations,
+            preprocess_durations: found.preprocess_durations,
+        };
+        let timings = StageTimings {
+            decode: decode_seconds,
+            detect: detect_seconds,
+            ..Default::default()
+        };
+        Ok(self.after_detection(
+            name,
+            ImageSize::new(image.width(), image.height()),
+            found.detections,
+            stats,
+            timings,
+        ))
+    }
+
+    /// The stages after detection on given detections (`nsod symbolic`, `nsod kg`, merged shards).
+    pub fn process_detections(
+        &mut self,
+        name: &str,
+        size: ImageSize,
+        detections: Vec<Detection>,
+    ) -> ImageOutcome {
+        self.after_detection(
+            name,
+            size,
+            detections,
+            DetectStats::default(),
+            StageTimings::default(),
+        )
+    }
+
+    fn after_detection(
+        &mut self,
+        name: &str,
+        size: ImageSize,
+        detections: Vec<Detection>,
+        detect: DetectStats,
+        mut timings: StageTimings,
+    ) -> ImageOutcome {
+        let inner = &self.pipeline.inner;
+        let (detections, rules) = match &inner.rules {
+            Some(rb) => {
+                let t = Instant::now();
+                let ctx = ImageContext {
+                    width: size.width,
+                    height: size.height,
+                    gsd: inner.config.rules.gsd,
+                };
+                let (adjustment, error) = rb.refine(self.scene.as_mut(), &detections, &ctx);
+                let seconds = t.elapsed().as_secs_f64();
+                timings.symbolic = seconds;
+                let mut refined = detections.clone();
+                for (d, &s) in refined.iter_mut().zip(&adjustment.scores) {
+                    d.score = s;
+                }
+                refined.sort_by(|a, b| b.score.total_cmp(&a.score));
+                let scene = self.scene.as_ref().map(|_| SceneQuery {
+                    seconds,
+                    error: error
+                        .as_ref()
+                        .map(|e| (e.kind().to_owned(), error_chain(e))),
+                });
+                (
+                    refined,
+                    Some(RulesOutcome {
+                        raw: detections,
+                        adjustment,
+                        scene,
+                    }),
+                )
+            }
+            None => (detections, None),
+        };
+        let relations = inner.config.kg.enabled.then(|| {
+            let t = Instant::now();
+            let edges = relations(&detections, &inner.relation_params, inner.kg_pairs.as_ref());
+            timings.graph = t.elapsed().as_secs_f64();
+            edges
+        });
+        ImageOutcome {
+            image: name.to_owned(),
+            size,
+            detections,
+            rules,
+            relations,
+            detect,
+            timings,
+        }
+    }
+}
+
+/// The relations of the knowledge graph between `dets`, for every class pair or the allowed ones.
+pub fn relations(
+    dets: &[Detection],
+    params: &RelationParams,
+    pairs: Option<&HashSet<(String, String)>>,
+) -> Vec<RelationEdge> {
+    match pairs {
+        None => extract(dets, params, |_, _| true),
+        Some(allowed) => {
+            let atoms: Vec<String> = dets.iter().map(|d| class_atom(&d.class_name)).collect();
+            extract(dets, params, |s, o| {
+                let (a, b) = (&atoms[s], &atoms[o]);
+                let key = if a <= b {
+                    (a.clone(), b.clone())
+                } else {
+                    (b.clone(), a.clone())
+                };
+                allowed.contains(&key)
+            })
+        }
+    }
+}

@@ -1,0 +1,861 @@
+//! Where outcomes go. A [`Sink`] receives the run's beginning, each image's outcome or failure, and the end; the
+//! [`RunDirSink`] writes today's run folder, other sinks (an HTTP response, a shard folder) write elsewhere, and no
+//! front end copies pipeline code.
+//!
+//! # The run folder
+//!
+//! | file | content |
+//! |---|---|
+//! | `predictions.jsonl` | one record per image (refined by the rules when they ran) |
+//! | `predictions_raw.jsonl` | the detector's own records, with rules only |
+//! | `report.csv`, `report.jsonl` | one row per rule application, with rules only |
+//! | `labels/<image>.txt`, `labels-obb/<image>.txt` | YOLO and YOLO-OBB text predictions |
+//! | `vis/<image>` | annotated images (`save_vis`) |
+//! | `coco_results.json`, `coco_images.json` | COCO results with the image ids and categories |
+//! | `scene_graphs.jsonl`, `kg_facts.pl`, `kg.graphml`, `kg.dot`, `kg.json`, `kg_svg/` | the knowledge graph (`kg`) |
+//! | `run.json` | the manifest: nsod version, model and rule base with their sha256, configuration, inputs, counts, failures, start and end, complete or not |
+//!
+//! Safety rules:
+//! * Streams are written to `<file>.partial`, each image's records flushed together, the predictions record last;
+//!   a complete run renames them into place. Whole files are written atomically.
+//! * An interrupted run never replaces a complete result: when the folder holds one, the new records stay in
+//!   their `.partial` files (for `skip_existing` to resume) and the complete files are untouched.
+//! * A complete run removes the outputs it did not produce (a `--no-symbolic` run into a folder that held a rules
+//!   run leaves no stale `predictions_raw.jsonl` or `report.*`).
+//! * Resuming (`skip_existing`) keeps every output of the finished images (raw records, report rows, scene
+//!   graphs), not only their predictions, and refuses a folder whose `run.json` shows another model or settings.
+
+use crate::config::PipelineConfig;
+use crate::pipeline::Pipeline;
+use image::RgbImage;
+use nsod_kg::{DatasetGraph, SceneGraph, export};
+use nsod_symbolic::report::ReportWriter;
+use nsod_types::ClassNames;
+use nsod_types::formats::coco::{CocoResult, CocoResultsWriter};
+use nsod_types::formats::jsonl::{ImagePredictions, JsonlReader, JsonlWriter};
+use nsod_types::formats::{FormatError, write_atomic, yolo, yolo_obb};
+use nsod_types::outcome::{ImageOutcome, Stage};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// A sink that cannot write.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{}: cannot write", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The folder holds a run this one cannot resume.
+    #[error("{}: {message}", path.display())]
+    Resume { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a sink learns when the run begins.
+#[derive(Debug)]
+pub struct RunInfo<'a> {
+    pub pipeline: &'a Pipeline,
+    /// The inputs as given.
+    pub inputs: &'a [PathBuf],
+    /// Images the run will process (after resume).
+    pub jobs: usize,
+}
+
+/// One image that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub image: String,
+    pub path: PathBuf,
+    pub stage: Stage,
+    /// `image`, `inference`, `io`: the `error_type` of `nsod_errors_total`.
+    pub error_type: &'static str,
+    /// One line: the error and its causes.
+    pub message: String,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    pub processed: usize,
+    pub failed: usize,
+    /// Images kept from an earlier run (resume).
+    pub kept: usize,
+    /// Stopped by a signal before every image was done.
+    pub interrupted: bool,
+    pub seconds: f64,
+    /// Detections per class in the outputs (kept images included).
+    pub per_class: BTreeMap<String, usize>,
+}
+
+/// Receives a run's outcomes.
+pub trait Sink {
+    /// Images already done (a resumed run skips them); empty by default.
+    fn completed(&self) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+    fn begin(&mut self, run: &RunInfo) -> Result<(), SinkError>;
+    /// One image's outcome; `image` is the decoded image, for sinks that draw on it.
+    fn image(&mut self, outcome: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError>;
+    fn failed(&mut self, failure: &Failure) -> Result<(), SinkError>;
+    /// The end of the run (`summary.interrupted` when a signal stopped it). Returns the summary completed with
+    /// what the sink knows (kept images, detections per class).
+    fn finish(&mut self, summary: RunSummary) -> Result<RunSummary, SinkError>;
+}
+
+/// Keeps every outcome in memory (tests, and front ends that answer with them).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub outcomes: Vec<ImageOutcome>,
+    pub failures: Vec<Failure>,
+    pub summary: Option<RunSummary>,
+}
+
+impl Sink for MemorySink {
+    fn begin(&mut self, _: &RunInfo) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn image(&mut self, outcome: &ImageOutcome, _: Option<&RgbImage>) -> Result<(), SinkError> {
+        self.outcomes.push(outcome.clone());
+        Ok(())
+    }
+    fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
+        self.failures.push(failure.clone());
+        Ok(())
+    }
+    fn finish(&mut self, mut summary: RunSummary) -> Result<RunSummary, SinkError> {
+        for o in &self.outcomes {
+            for d in &o.detections {
+                *summary.per_class.entry(d.class_name.clone()).or_default() += 1;
+            }
+        }
+        self.summary = Some(summary.clone());
+        Ok(summary)
+    }
+}
+
+/// Which files a run folder gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDirOptions {
+    /// `predictions.jsonl` (and, with rules, `predictions_raw.jsonl` and the report).
+    pub predictions: bool,
+    /// `labels/` (and `labels-obb/` for oriented models).
+    pub labels: bool,
+    /// `coco_results.json` and `coco_images.json`.
+    pub coco: bool,
+    /// `vis/`.
+    pub vis: bool,
+    /// Keep the images an earlier run finished.
+    pub skip_existing: bool,
+}
+
+impl RunDirOptions {
+    /// Everything `nsod infer` writes.
+    pub fn infer(config: &PipelineConfig) -> Self {
+        Self {
+            predictions: true,
+            labels: true,
+            coco: true,
+            vis: config.output.save_vis,
+            skip_existing: config.output.skip_existing,
+        }
+    }
+
+    /// Predictions and the rules' outputs only (`nsod symbolic`).
+    pub fn records_only() -> Self {
+        Self {
+            predictions: true,
+            labels: false,
+            coco: false,
+            vis: false,
+            skip_existing: false,
+        }
+    }
+
+    /// The knowledge graph's outputs only (`nsod kg`).
+    pub fn graph_only() -> Self {
+        Self {
+            predictions: false,
+            labels: false,
+            coco: false,
+            vis: false,
+            skip_existing: false,
+        }
+    }
+}
+
+/// Files of a run folder.
+const PREDICTIONS: &str = "predictions.jsonl";
+const RAW: &str = "predictions_raw.jsonl";
+const REPORT_CSV: &str = "report.csv";
+const REPORT_JSONL: &str = "report.jsonl";
+const SCENES: &str = "scene_graphs.jsonl";
+const COCO_RESULTS: &str = "coco_results.json";
+const COCO_IMAGES: &str = "coco_images.json";
+const MANIFEST: &str = "run.json";
+const KG_FILES: [&str; 4] = ["kg_facts.pl", "kg.graphml", "kg.dot", "kg.json"];
+
+fn partial(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
+/// What an earlier run left for one finished image.
+#[derive(Debug, Default)]
+struct Kept {
+    record: Option<ImagePredictions>,
+    raw: Option<ImagePredictions>,
+    csv: Vec<String>,
+    jsonl: Vec<String>,
+}
+
+/// The image name of a report CSV row (its first field, unquoted).
+fn csv_image(line: &str) -> Option<String> {
+    if let Some(rest) = line.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    out.push('"');
+                    chars.next();
+                } else {
+                    return Some(out);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    } else {
+        line.split(',').next().map(str::to_owned)
+    }
+}
+
+/// Records of a complete file, overridden by the records of its `.partial` file up to the first unreadable line
+/// (the one an interruption cut, reported in `warnings`).
+fn read_records(path: &Path, warnings: &mut Vec<String>) -> BTreeMap<String, ImagePredictions> {
+    let mut by_image = BTreeMap::new();
+    for p in [path.to_path_buf(), partial(path)] {
+        let Ok(reader) = JsonlReader::open(&p) else {
+            continue;
+        };
+        for r in reader {
+            match r {
+                Ok(r) => {
+                    by_image.insert(r.image.clone(), r);
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "{}: ignoring the rest of the interrupted run's file",
+                        crate::error_chain(&e)
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    by_image
+}
+
+/// Complete lines of a file and its `.partial` (the last line of a partial file counts only when it ends).
+fn read_lines(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in [path.to_path_buf(), partial(path)] {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let complete = text.ends_with('\n');
+        let mut lines: Vec<&str> = text.lines().collect();
+        if !complete {
+            lines.pop();
+        }
+        out.extend(lines.into_iter().map(str::to_owned));
+    }
+    out
+}
+
+/// The sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path).ok()?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).ok()?;
+    Some(format!("{:x}", h.finalize()))
+}
+
+struct Writers {
+    predictions: Option<JsonlWriter>,
+    raw: Option<JsonlWriter>,
+    report: Option<ReportWriter>,
+    scenes: Option<BufWriter<File>>,
+    coco: Option<CocoResultsWriter>,
+}
+
+/// Writes an `nsod infer` run folder (see the module docs).
+pub struct RunDirSink {
+    out: PathBuf,
+    opts: RunDirOptions,
+    kept: Vec<(String, Kept)>,
+    writers: Option<Writers>,
+    oriented: bool,
+    names: ClassNames,
+    rules: bool,
+    kg: bool,
+    kg_min_count: u64,
+    dataset: DatasetGraph,
+    coco_images: Vec<serde_json::Value>,
+    per_class: BTreeMap<String, usize>,
+    failures: Vec<Failure>,
+    manifest: serde_json::Value,
+    started: SystemTime,
+    files: BTreeSet<&'static str>,
+    /// What opening the folder noticed (cut lines of an interrupted run), for the front end to show.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for RunDirSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunDirSink")
+            .field("out", &self.out)
+            .finish()
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl RunDirSink {
+    /// Opens `out` (created if missing). With `skip_existing`, reads what an earlier run there finished: its
+    /// predictions, raw records, report rows; an earlier run with another model or other settings (`run.json`) is
+    /// an error, not a silent mix.
+    pub fn open(out: &Path, opts: RunDirOptions, pipeline: &Pipeline) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        let config = pipeline.config();
+        let rules = pipeline.rules().is_some();
+        let mut kept = Vec::new();
+        let mut warnings = Vec::new();
+        if opts.skip_existing {
+            check_resumable(out, pipeline)?;
+            let records = read_records(&out.join(PREDICTIONS), &mut warnings);
+            let raw = if rules {
+                read_records(&out.join(RAW), &mut Vec::new())
+            } else {
+                BTreeMap::new()
+            };
+            let mut csv: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut jsonl: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            if rules {
+                for l in read_lines(&out.join(REPORT_CSV)) {
+                    if l.starts_with("image_name,") {
+                        continue;
+                    }
+                    if let Some(img) = csv_image(&l) {
+                        csv.entry(img).or_default().push(l);
+                    }
+                }
+                for l in read_lines(&out.join(REPORT_JSONL)) {
+                    let img = serde_json::from_str::<serde_json::Value>(&l)
+                        .ok()
+                        .and_then(|v| v["image"].as_str().map(str::to_owned));
+                    if let Some(img) = img {
+                        jsonl.entry(img).or_default().push(l);
+                    }
+                }
+            }
+            let mut raw = raw;
+            for (image, record) in records {
+                // An image whose raw record is missing (the earlier run had no rules) is processed again.
+                let raw_record = raw.remove(&image);
+                if rules && raw_record.is_none() {
+                    continue;
+                }
+                kept.push((
+                    image.clone(),
+                    Kept {
+                        record: Some(record),
+                        raw: raw_record,
+                        csv: csv.remove(&image).unwrap_or_default(),
+                        jsonl: jsonl.remove(&image).unwrap_or_default(),
+                    },
+                ));
+            }
+        }
+        Ok(Self {
+            out: out.to_path_buf(),
+            opts,
+            kept,
+            writers: None,
+            oriented: pipeline.oriented(),
+            names: pipeline.names().clone(),
+            rules,
+            kg: config.kg.enabled,
+            kg_min_count: config.kg.min_count,
+            dataset: DatasetGraph::default(),
+            coco_images: Vec::new(),
+            per_class: BTreeMap::new(),
+            failures: Vec::new(),
+            manifest: json!({}),
+            started: SystemTime::now(),
+            files: BTreeSet::new(),
+            warnings,
+        })
+    }
+
+    /// `out/sub/rel`, with its parent folders created.
+    fn in_subfolder(&self, sub: &str, rel: &Path) -> Result<PathBuf, SinkError> {
+        let path = self.out.join(sub).join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        Ok(path)
+    }
+
+    fn emit(
+        &mut self,
+        record: &ImagePredictions,
+        raw: Option<&ImagePredictions>,
+        report: Option<(&[String], &[String])>,
+        relations: Option<&[nsod_types::relations::RelationEdge]>,
+    ) -> Result<(), SinkError> {
+        let Some(w) = self.writers.as_mut() else {
+            return Ok(());
+        };
+        // Everything of the image first, its predictions record last: a record in predictions.jsonl means the
+        // image's other outputs are complete.
+        if let (Some(rw), Some(raw)) = (w.raw.as_mut(), raw) {
+            rw.write(raw)?;
+        }
+        if let (Some(rep), Some((csv, jsonl))) = (w.report.as_mut(), report) {
+            rep.copy_rows(csv, jsonl).map_err(io(&self.out))?;
+        }
+        if let (Some(scenes), Some(edges)) = (w.scenes.as_mut(), relations) {
+            let scene = SceneGraph::from_edges(&record.detections, edges);
+            let path = partial(&self.out.join(SCENES));
+            serde_json::to_writer(
+                &mut *scenes,
+                &scene.to_json(&record.image, &record.detections),
+            )
+            .map_err(|e| io(&path)(e.into()))?;
+            scenes.write_all(b"\n").map_err(io(&path))?;
+            scenes.flush().map_err(io(&path))?;
+            self.dataset.add_image(&record.detections, edges);
+        }
+        if let Some(coco) = w.coco.as_mut() {
+            let image_id = self.coco_images.len() as u64 + 1;
+            self.coco_images.push(json!({"id": image_id, "file_name": record.image, "width": record.width, "height": record.height}));
+            for d in &record.detections {
+                coco.push(&CocoResult::from_detection(image_id, d))?;
+            }
+        }
+        for d in &record.detections {
+            *self.per_class.entry(d.class_name.clone()).or_default() += 1;
+        }
+        if let Some(p) = w.predictions.as_mut() {
+            p.write(record)?;
+        }
+        Ok(())
+    }
+
+    fn finish_complete(&mut self, w: Writers) -> Result<(), SinkError> {
+        if let Some(p) = w.predictions {
+            p.finish()?;
+            self.files.insert(PREDICTIONS);
+        }
+        if let Some(raw) = w.raw {
+            raw.finish()?;
+            self.files.insert(RAW);
+        }
+        if let Some(rep) = w.report {
+            rep.finish().map_err(io(&self.out))?;
+            self.files.extend([REPORT_CSV, REPORT_JSONL]);
+        }
+        if let Some(mut scenes) = w.scenes {
+            let from = partial(&self.out.join(SCENES));
+            scenes.flush().map_err(io(&from))?;
+            drop(scenes);
+            std::fs::rename(&from, self.out.join(SCENES)).map_err(io(&from))?;
+            self.files.insert(SCENES);
+            self.write_kg()?;
+        }
+        if let Some(coco) = w.coco {
+            coco.finish()?;
+            self.write_json(
+                COCO_IMAGES,
+                &json!({"images": self.coco_images, "categories": self.categories()}),
+            )?;
+            self.files.extend([COCO_RESULTS, COCO_IMAGES]);
+        }
+        Ok(())
+    }
+
+    fn categories(&self) -> Vec<serde_json::Value> {
+        self.names
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"id": i, "name": n}))
+            .collect()
+    }
+
+    fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<(), SinkError> {
+        write_atomic(&self.out.join(name), |w: &mut dyn Write| {
+            serde_json::to_writer(&mut *w, value)?;
+            w.write_all(b"\n")
+        })?;
+        Ok(())
+    }
+
+    fn write_kg(&mut self) -> Result<(), SinkError> {
+        let g = &self.dataset;
+        let m = self.kg_min_count;
+        let text = |p: PathBuf, s: String| -> Result<(), SinkError> {
+            write_atomic(&p, |w| w.write_all(s.as_bytes()))?;
+            Ok(())
+        };
+        text(self.out.join("kg_facts.pl"), export::prolog_facts(g))?;
+        text(self.out.join("kg.graphml"), export::graphml(g, m))?;
+        text(self.out.join("kg.dot"), export::dot(g, m))?;
+        text(
+            self.out.join("kg.json"),
+            format!("{}\n", export::node_link(g, m)),
+        )?;
+        let svg_dir = self.out.join("kg_svg");
+        if svg_dir.is_dir() {
+            // Pictures of relations this run did not see must not linger.
+            for e in std::fs::read_dir(&svg_dir).map_err(io(&svg_dir))?.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        std::fs::create_dir_all(&svg_dir).map_err(io(&svg_dir))?;
+        let types = g.relation_types();
+        let files = nsod_types::quote::unique_file_names(types.iter().map(String::as_str));
+        for (r, name) in types.iter().zip(files) {
+            text(svg_dir.join(format!("{name}.svg")), export::svg(g, r, m))?;
+        }
+        self.files.extend(KG_FILES);
+        Ok(())
+    }
+
+    /// Removes the run-level outputs this (complete) run did not produce, and stray `.partial` files.
+    fn remove_stale(&self) {
+        let mut candidates: Vec<&str> = vec![
+            PREDICTIONS,
+            RAW,
+            REPORT_CSV,
+            REPORT_JSONL,
+            SCENES,
+            COCO_RESULTS,
+            COCO_IMAGES,
+        ];
+        candidates.extend(KG_FILES);
+        for name in candidates {
+            let p = self.out.join(name);
+            if !self.files.contains(name) {
+                let _ = std::fs::remove_file(&p);
+            }
+            let _ = std::fs::remove_file(partial(&p));
+        }
+        if !self.files.contains("kg_facts.pl") {
+            let _ = std::fs::remove_dir_all(self.out.join("kg_svg"));
+        }
+    }
+
+    /// The manifest, completed at the end.
+    fn write_manifest(&self, summary: &RunSummary, complete: bool) -> Result<(), SinkError> {
+        let mut m = self.manifest.clone();
+        m["complete"] = json!(complete);
+        m["interrupted"] = json!(summary.interrupted);
+        m["finished"] = json!(unix(SystemTime::now()));
+        m["counts"] = json!({
+            "images": summary.processed + summary.kept,
+            "processed": summary.processed,
+            "kept": summary.kept,
+            "failed": summary.failed,
+            "detections": summary.per_class.values().sum::<usize>(),
+            "per_class": summary.per_class,
+        });
+        m["failures"] = json!(
+            self.failures
+                .iter()
+                .map(|f| json!({"image": f.image, "stage": f.stage.as_str(), "error_type": f.error_type, "message": f.message}))
+                .collect::<Vec<_>>()
+        );
+        let mut files: Vec<&str> = self.files.iter().copied().collect();
+        if self.opts.labels {
+            files.push("labels/");
+            if self.oriented {
+                files.push("labels-obb/");
+            }
+        }
+        if self.opts.vis {
+            files.push("vis/");
+        }
+        if self.files.contains("kg_facts.pl") {
+            files.push("kg_svg/");
+        }
+        m["files"] = json!(files);
+        self.write_json(MANIFEST, &m)
+    }
+}
+
+/// The identity of a run for resuming: the model file's hash and the settings that change outputs.
+fn run_identity(pipeline: &Pipeline) -> serde_json::Value {
+    let c = pipeline.config();
+    json!({
+        "model_sha256": pipeline.model().and_then(|m| sha256_file(&m.path)),
+        "rules_sha256": pipeline.rules().and_then(|r| sha256_file(&r.table.path)),
+        "detect": serde_json::to_value(&c.detect).unwrap_or_default(),
+        "rules": serde_json::to_value(&c.rules).unwrap_or_default(),
+        "kg": serde_json::to_value(&c.kg).unwrap_or_default(),
+    })
+}
+
+fn check_resumable(out: &Path, pipeline: &Pipeline) -> Result<(), SinkError> {
+    let path = out.join(MANIFEST);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let earlier = &v["identity"];
+    if earlier.is_null() {
+        return Ok(());
+    }
+    let now = run_identity(pipeline);
+    if *earlier != now {
+        let differs: Vec<&str> = ["model_sha256", "rules_sha256", "detect", "rules", "kg"]
+            .into_iter()
+            .filter(|k| earlier[*k] != now[*k])
+            .collect();
+        return Err(SinkError::Resume {
+            path,
+            message: format!(
+                "cannot resume: the earlier run used another {} (start a new output folder, or run without --skip-existing)",
+                differs.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Sink for RunDirSink {
+    fn completed(&self) -> BTreeSet<String> {
+        self.kept.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn begin(&mut self, run: &RunInfo) -> Result<(), SinkError> {
+        let out = self.out.clone();
+        let p = run.pipeline;
+        let predictions = if self.opts.predictions {
+            Some(JsonlWriter::create(&out.join(PREDICTIONS))?)
+        } else {
+            None
+        };
+        let raw = if self.rules && self.opts.predictions {
+            Some(JsonlWriter::create(&out.join(RAW))?)
+        } else {
+            None
+        };
+        let report = if self.rules && self.opts.predictions {
+            Some(ReportWriter::create(&out).map_err(io(&out))?)
+        } else {
+            None
+        };
+        let scenes = if self.kg {
+            let path = partial(&out.join(SCENES));
+            Some(BufWriter::new(File::create(&path).map_err(io(&path))?))
+        } else {
+            None
+        };
+        let coco = if self.opts.coco {
+            Some(CocoResultsWriter::create(&out.join(COCO_RESULTS))?)
+        } else {
+            None
+        };
+        self.writers = Some(Writers {
+            predictions,
+            raw,
+            report,
+            scenes,
+            coco,
+        });
+        self.started = SystemTime::now();
+        let model = p.model().map(|m| {
+            json!({"path": m.path, "sha256": sha256_file(&m.path), "task": m.metadata.task.map(|t| format!("{t:?}").to_lowercase()), "classes": m.names.len()})
+        });
+        let rules = p.rules().map(|r| {
+            json!({"path": r.table.path, "sha256": sha256_file(&r.table.path), "scene_rules": r.scene.is_some()})
+        });
+        self.manifest = json!({
+            "nsod": env!("CARGO_PKG_VERSION"),
+            "started": unix(self.started),
+            "model": model,
+            "rules": rules,
+            "config": serde_json::to_value(p.config()).unwrap_or_default(),
+            "inputs": run.inputs,
+            "identity": run_identity(p),
+        });
+        // The images kept from an earlier run go first, with all their outputs.
+        let kept = std::mem::take(&mut self.kept);
+        let params = p.relation_params();
+        let pairs = match (&p.config().kg.enabled, &p.config().kg.pairs) {
+            (true, Some(f)) => {
+                Some(
+                    crate::pipeline::read_pairs(f).map_err(|e| SinkError::Resume {
+                        path: f.clone(),
+                        message: crate::error_chain(&e),
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        for (_, k) in &kept {
+            let Some(record) = &k.record else { continue };
+            let edges = self
+                .kg
+                .then(|| crate::pipeline::relations(&record.detections, &params, pairs.as_ref()));
+            self.emit(
+                record,
+                k.raw.as_ref(),
+                Some((&k.csv, &k.jsonl)),
+                edges.as_deref(),
+            )?;
+        }
+        self.kept = kept;
+        Ok(())
+    }
+
+    fn image(&mut self, o: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError> {
+        let rel = Path::new(&o.image);
+        if self.opts.vis
+            && let Some(img) = image
+        {
+            let mut img = img.clone();
+            nsod_detect::vis::draw_detections(&mut img, &o.detections, 2);
+            let path = self.in_subfolder("vis", rel)?;
+            save_vis(&img, &path)?;
+        }
+        if self.opts.labels {
+            let stem = rel.with_extension("txt");
+            yolo::write_predictions(&self.in_subfolder("labels", &stem)?, &o.detections, o.size)?;
+            if self.oriented {
+                yolo_obb::write_predictions(
+                    &self.in_subfolder("labels-obb", &stem)?,
+                    &o.detections,
+                    o.size,
+                )?;
+            }
+        }
+        let record = ImagePredictions {
+            image: o.image.clone(),
+            width: o.size.width,
+            height: o.size.height,
+            detections: o.detections.clone(),
+        };
+        let raw = o.rules.as_ref().map(|r| ImagePredictions {
+            image: o.image.clone(),
+            width: o.size.width,
+            height: o.size.height,
+            detections: r.raw.clone(),
+        });
+        let rows = o.rules.as_ref().map(|r| {
+            let csv: Vec<String> = r
+                .adjustment
+                .changes
+                .iter()
+                .map(|c| nsod_symbolic::report::csv_row(&o.image, c, &r.raw, &r.adjustment.scores))
+                .collect();
+            let jsonl: Vec<String> = r
+                .adjustment
+                .changes
+                .iter()
+                .map(|c| {
+                    nsod_symbolic::report::json_row(&o.image, c, &r.raw, &r.adjustment.scores)
+                        .to_string()
+                })
+                .collect();
+            (csv, jsonl)
+        });
+        self.emit(
+            &record,
+            raw.as_ref(),
+            rows.as_ref().map(|(c, j)| (c.as_slice(), j.as_slice())),
+            o.relations.as_deref(),
+        )
+    }
+
+    fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
+        self.failures.push(failure.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self, mut summary: RunSummary) -> Result<RunSummary, SinkError> {
+        summary.kept = self.kept.len();
+        summary.per_class = self.per_class.clone();
+        let Some(w) = self.writers.take() else {
+            return Ok(summary);
+        };
+        if summary.interrupted && self.opts.predictions && self.out.join(PREDICTIONS).exists() {
+            // A complete result is there: it stays; this run's records stay in their .partial files.
+            drop(w);
+            let _ = std::fs::remove_file(partial(&self.out.join(COCO_RESULTS)));
+            return Ok(summary);
+        }
+        self.finish_complete(w)?;
+        // Only a full `nsod infer` run owns the whole folder; `nsod symbolic` and `nsod kg` may write beside
+        // another run's files.
+        if !summary.interrupted && self.opts.coco {
+            self.remove_stale();
+        }
+        self.write_manifest(&summary, !summary.interrupted)?;
+        Ok(summary)
+    }
+}
+
+/// Writes an annotated image (atomically): JPEG, BMP and TIFF inputs keep their format, everything else is PNG.
+fn save_vis(img: &RgbImage, path: &Path) -> Result<(), SinkError> {
+    use image::ImageFormat;
+    let (format, path) = match ImageFormat::from_path(path) {
+        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Bmp | ImageFormat::Tiff)) => {
+            (f, path.to_path_buf())
+        }
+        _ => (ImageFormat::Png, path.with_extension("png")),
+    };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format)
+        .map_err(|e| io(&path)(std::io::Error::other(e)))?;
+    write_atomic(&path, |w: &mut dyn Write| w.write_all(bytes.get_ref()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_image_reads_the_first_field() {
+        assert_eq!(csv_image("a.png,BOOST,x").as_deref(), Some("a.png"));
+        assert_eq!(
+            csv_image("\"a,b \"\"c\"\".png\",BOOST").as_deref(),
+            Some("a,b \"c\".png")
+        );
+    }
+}

@@ -1,0 +1,441 @@
+//! Metric handles resolved once per run (per model), as linkerd2-proxy resolves its metric families: recording an
+//! image is a few atomic operations, no label lookups. The pipeline reports in plain data
+//! ([`nsod_types::outcome::ImageOutcome`]); only this module knows which series that data feeds.
+
+use crate::Telemetry;
+use crate::catalog::{
+    ActionLabel, ErrorLabels, ErrorTypeLabel, ImageExemplar, InferenceLabels, ModelLabel,
+    QueryLabel, RelationLabel, StageLabel, StageStatus,
+};
+use nsod_types::outcome::{ImageOutcome, Stage};
+use nsod_types::relations::Relation;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+/// The `(stage, error_type)` pairs nsod counts in `nsod_errors_total`, created at 0 so that dashboards and
+/// `rate()` see zeros from the first scrape.
+pub const KNOWN_ERRORS: &[(&str, &str)] = &[
+    ("decode", "image"),
+    ("detect", "inference"),
+    ("write", "io"),
+    ("train-monitor", "io"),
+    ("train-monitor", "encoding"),
+    ("train-monitor", "csv"),
+    ("train-monitor", "non_finite"),
+    ("eval", "bad_image"),
+    ("eval", "bad_label"),
+    ("eval", "bad_prediction"),
+];
+
+/// The `error_type` values of `nsod_prolog_query_failures_total` (nsod-symbolic's `SymbolicError::kind`), created
+/// at 0.
+pub const PROLOG_ERROR_TYPES: [&str; 7] = [
+    "io",
+    "syntax",
+    "refused",
+    "exception",
+    "limit",
+    "invalid",
+    "crash",
+];
+
+/// Creates every series of a known label set at 0 (errors, Prolog failures, relations, rule actions).
+pub fn init_known_series(t: &Telemetry) {
+    let m = &t.metrics;
+    for (stage, error_type) in KNOWN_ERRORS {
+        let _ = m.errors.get_or_create(&ErrorLabels {
+            stage: (*stage).into(),
+            error_type: (*error_type).into(),
+        });
+    }
+    for e in PROLOG_ERROR_TYPES {
+        let _ = m
+            .pipeline
+            .prolog_query_failures
+            .get_or_create(&ErrorTypeLabel {
+                error_type: e.into(),
+            });
+    }
+    for r in Relation::ALL {
+        let _ = m.graph.relationships.get_or_create(&RelationLabel {
+            relation: r.as_str().into(),
+        });
+    }
+    for a in ["boost", "penalty"] {
+        let _ = m
+            .pipeline
+            .rule_applications
+            .get_or_create(&ActionLabel { action: a.into() });
+    }
+}
+
+/// Handles for the images of one model.
+#[derive(Debug, Clone)]
+pub struct InferMetrics {
+    /// Per-image detection time, `[unsliced, sliced]`.
+    duration: [HistogramWithExemplars<ImageExemplar>; 2],
+    model_run: Histogram,
+    model_load: Histogram,
+    preprocess: Histogram,
+    detections: Histogram,
+    confidence: Histogram,
+    slices: Histogram,
+    nms: Histogram,
+    nms_in: Counter,
+    nms_out: Counter,
+    ok: Counter,
+    failed: Counter,
+    in_flight: Gauge,
+    /// Per stage, in [`Stage::ALL`] order.
+    stages: Vec<Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+    // The rules.
+    delta: Histogram,
+    boost: Counter,
+    penalty: Counter,
+    rules_load: Histogram,
+    scene_query: Histogram,
+    prolog_failures: Family<ErrorTypeLabel, Counter>,
+    // The scene graph.
+    graph_construction: Histogram,
+    graph_nodes: Histogram,
+    graph_edges: Histogram,
+    relations: Vec<Counter>,
+    facts: Counter,
+}
+
+impl InferMetrics {
+    pub fn new(t: &Telemetry, model: &str) -> Self {
+        let m = &t.metrics;
+        let i = &m.inference;
+        let p = &m.pipeline;
+        let g = &m.graph;
+        let model_label = ModelLabel {
+            model: model.to_owned(),
+        };
+        let dur = |sliced: &str| {
+            i.duration
+                .get_or_create(&InferenceLabels {
+                    model: model.to_owned(),
+                    sliced: sliced.into(),
+                })
+                .clone()
+        };
+        let status = |s: &str| {
+            i.images_processed
+                .get_or_create(&StageStatus {
+                    stage: "infer".into(),
+                    status: s.into(),
+                })
+                .clone()
+        };
+        let action = |a: &str| {
+            p.rule_applications
+                .get_or_create(&ActionLabel { action: a.into() })
+                .clone()
+        };
+        let query = |q: &str| {
+            p.prolog_query_duration
+                .get_or_create(&QueryLabel { query: q.into() })
+                .clone()
+        };
+        Self {
+            duration: [dur("false"), dur("true")],
+            model_run: i.model_run.get_or_create(&model_label).clone(),
+            model_load: i.model_load.get_or_create(&model_label).clone(),
+            preprocess: i.preprocess.clone(),
+            detections: i.detections_per_image.get_or_create(&model_label).clone(),
+            confidence: i.confidence.get_or_create(&model_label).clone(),
+            slices: i.slices_per_image.clone(),
+            nms: p.nms_duration.clone(),
+            nms_in: p.nms_input.clone(),
+            nms_out: p.nms_output.clone(),
+            ok: status("success"),
+            failed: status("error"),
+            in_flight: i.images_in_flight.clone(),
+            stages: Stage::ALL
+                .iter()
+                .map(|s| {
+                    p.stage_duration
+                        .get_or_create(&StageLabel {
+                            stage: s.as_str().into(),
+                        })
+                        .clone()
+                })
+                .collect(),
+            errors: m.errors.clone(),
+            delta: p.confidence_delta.clone(),
+            boost: action("boost"),
+            penalty: action("penalty"),
+            rules_load: query("load"),
+            scene_query: query("adjust"),
+            prolog_failures: p.prolog_query_failures.clone(),
+            graph_construction: g.construction.clone(),
+            graph_nodes: g.nodes.clone(),
+            graph_edges: g.edges.clone(),
+            relations: Relation::ALL
+                .iter()
+                .map(|r| {
+                    g.relationships
+                        .get_or_create(&RelationLabel {
+                            relation: r.as_str().into(),
+                        })
+                        .clone()
+                })
+                .collect(),
+            facts: g.prolog_facts.clone(),
+        }
+    }
+
+    fn stage(&self, s: Stage) -> &Histogram {
+        &self.stages[Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)]
+    }
+
+    /// Time to load the model.
+    pub fn model_loaded(&self, seconds: f64) {
+        self.model_load.observe(seconds);
+    }
+
+    /// Time to load and compile the rule base.
+    pub fn rules_loaded(&self, seconds: f64) {
+        self.rules_load.observe(seconds);
+    }
+
+    /// A rule base or query failed with this error type (one of [`PROLOG_ERROR_TYPES`]).
+    pub fn prolog_failed(&self, error_type: &str) {
+        self.prolog_failures
+            .get_or_create(&ErrorTypeLabel {
+                error_type: error_type.into(),
+            })
+            .inc();
+    }
+
+    /// An image entered the pipeline (decoded and waiting, or being processed).
+    pub fn image_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// One image done: every series its outcome feeds. `exemplar` names the image on the latency histogram.
+    pub fn record(&self, o: &ImageOutcome) {
+        let d = &o.detect;
+        self.duration[usize::from(d.sliced)].observe(
+            o.timings.detect,
+            Some(ImageExemplar::new(&o.image)),
+            None,
+        );
+        for (stage, secs) in o.timings.iter() {
+            if secs > 0.0 || stage == Stage::Detect {
+                self.stage(stage).observe(secs);
+            }
+        }
+        d.run_durations
+            .iter()
+            .for_each(|&s| self.model_run.observe(s));
+        d.preprocess_durations
+            .iter()
+            .for_each(|&s| self.preprocess.observe(s));
+        self.detections.observe(o.detections.len() as f64);
+        o.detections
+            .iter()
+            .for_each(|x| self.confidence.observe(f64::from(x.score)));
+        self.slices.observe(d.slices as f64);
+        if d.sliced {
+            self.nms.observe(d.merge_seconds);
+            self.nms_in.inc_by(d.merge_input as u64);
+            self.nms_out.inc_by(o.detections.len() as u64);
+        }
+        if let Some(r) = &o.rules {
+            for c in &r.adjustment.changes {
+                if c.action == "BOOST" {
+                    &self.boost
+                } else {
+                    &self.penalty
+                }
+                .inc();
+            }
+            for (x, &s) in r.raw.iter().zip(&r.adjustment.scores) {
+                if s != x.score {
+                    self.delta.observe(f64::from(s) - f64::from(x.score));
+                }
+            }
+            if let Some(q) = &r.scene {
+                match &q.error {
+                    None => self.scene_query.observe(q.seconds),
+                    Some((kind, _)) => self.prolog_failed(kind),
+                }
+            }
+        }
+        if let Some(edges) = &o.relations {
+            self.graph_construction.observe(o.timings.graph);
+            self.graph_nodes.observe(o.detections.len() as f64);
+            self.graph_edges.observe(edges.len() as f64);
+            for e in edges {
+                let k = Relation::ALL
+                    .iter()
+                    .position(|r| *r == e.relation)
+                    .unwrap_or(0);
+                self.relations[k].inc();
+            }
+        }
+    }
+
+    /// The outputs of an image were written (after [`InferMetrics::record`]).
+    pub fn written(&self, seconds: f64) {
+        self.stage(Stage::Write).observe(seconds);
+        self.ok.inc();
+        self.in_flight.dec();
+    }
+
+    /// An image failed at `stage`.
+    pub fn failed(&self, stage: Stage, error_type: &str) {
+        self.failed.inc();
+        self.errors
+            .get_or_create(&ErrorLabels {
+                stage: stage.as_str().into(),
+                error_type: error_type.into(),
+            })
+            .inc();
+        self.in_flight.dec();
+    }
+
+    /// Prolog facts written by the knowledge graph's export.
+    pub fn facts_written(&self, n: u64) {
+        self.facts.inc_by(n);
+    }
+}
+
+/// Handles for one followed training run (`nsod train-monitor`): turns the watcher's plain-data updates into the
+/// training series.
+#[derive(Debug)]
+pub struct TrainMetrics {
+    model: String,
+    t: crate::catalog::TrainingMetrics,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl TrainMetrics {
+    pub fn new(telemetry: &Telemetry, model: &str) -> Self {
+        let t = telemetry.metrics.training.clone();
+        // Counters exist from the start at 0, so rate() and increase() see the first save.
+        for kind in ["last", "best"] {
+            let _ = t
+                .checkpoint_saves
+                .get_or_create(&crate::catalog::CheckpointLabels {
+                    model: model.to_owned(),
+                    kind: kind.into(),
+                });
+        }
+        Self {
+            model: model.to_owned(),
+            t,
+            errors: telemetry.metrics.errors.clone(),
+        }
+    }
+
+    fn label(&self) -> ModelLabel {
+        ModelLabel {
+            model: self.model.clone(),
+        }
+    }
+
+    /// Applies one update of the watcher.
+    pub fn apply(&self, u: &nsod_train::Update) {
+        use crate::catalog::{
+            CheckpointLabels, LossLabels, LrLabels, MapLabels, TrainingInfoLabels,
+        };
+        use nsod_train::Update;
+        let t = &self.t;
+        let m = self.label();
+        match u {
+            // One process follows one run: the per-epoch families are cleared whole; counters (checkpoint saves,
+            // errors) keep counting, as Prometheus expects.
+            Update::NewRun => {
+                t.loss.clear();
+                t.validation_map.clear();
+                t.learning_rate.clear();
+                for f in [&t.precision, &t.recall, &t.epoch_duration, &t.eta] {
+                    f.remove(&m);
+                }
+                t.epoch.remove(&m);
+            }
+            Update::Args(a) => {
+                if let Some(e) = a.epochs {
+                    t.epochs_planned.get_or_create(&m).set(e as i64);
+                }
+                t.info.clear();
+                t.info
+                    .get_or_create(&TrainingInfoLabels {
+                        model: self.model.clone(),
+                        weights: a.model.clone().unwrap_or_default(),
+                        data: a.data.clone().unwrap_or_default(),
+                        imgsz: a.imgsz.clone().unwrap_or_default(),
+                        task: a.task.clone().unwrap_or_default(),
+                    })
+                    .set(1);
+            }
+            Update::Epoch(r) => {
+                // The epoch is set last: a scrape that sees epoch N sees every value of epoch N.
+                for (component, v) in &r.losses {
+                    t.loss
+                        .get_or_create(&LossLabels {
+                            model: self.model.clone(),
+                            component: component.clone(),
+                        })
+                        .set(*v);
+                }
+                for (pg, v) in &r.learning_rates {
+                    t.learning_rate
+                        .get_or_create(&LrLabels {
+                            model: self.model.clone(),
+                            param_group: pg.clone(),
+                        })
+                        .set(*v);
+                }
+                if let Some(v) = r.precision {
+                    t.precision.get_or_create(&m).set(v);
+                }
+                if let Some(v) = r.recall {
+                    t.recall.get_or_create(&m).set(v);
+                }
+                for (iou, v) in [("0.5", r.map50), ("0.5:0.95", r.map50_95)] {
+                    if let Some(v) = v {
+                        t.validation_map
+                            .get_or_create(&MapLabels {
+                                model: self.model.clone(),
+                                iou: iou.into(),
+                            })
+                            .set(v);
+                    }
+                }
+                if let Some(d) = r.duration {
+                    t.epoch_duration.get_or_create(&m).set(d);
+                }
+                if let Some(e) = r.eta {
+                    t.eta.get_or_create(&m).set(e);
+                }
+                t.last_progress.get_or_create(&m).set(r.at);
+                t.epoch.get_or_create(&m).set(r.epoch as i64);
+            }
+            Update::Checkpoint { kind, at } => {
+                t.checkpoint_saves
+                    .get_or_create(&CheckpointLabels {
+                        model: self.model.clone(),
+                        kind: (*kind).into(),
+                    })
+                    .inc();
+                t.last_checkpoint.get_or_create(&m).set(*at);
+            }
+            Update::Error(error_type) => {
+                self.errors
+                    .get_or_create(&ErrorLabels {
+                        stage: "train-monitor".into(),
+                        error_type: (*error_type).into(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The dependency rules of ARCHITECTURE.md's code map, checked on the real dependency graph (`cargo metadata`):
+//! what each crate must never depend on, directly or through another crate (normal dependencies; dev-dependencies
+//! of tests are free).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+/// Crate -> what it must never reach.
+const RULES: &[(&str, &[&str])] = &[
+    (
+        "nsod-types",
+        &[
+            "nsod-runtime",
+            "nsod-nms",
+            "nsod-detect",
+            "nsod-symbolic",
+            "nsod-kg",
+            "nsod-telemetry",
+            "nsod-train",
+            "nsod-eval",
+            "nsod-gpu",
+            "nsod-pipeline",
+            "ort",
+            "scryer-prolog",
+            "prometheus-client",
+            "tokio",
+            "axum",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-runtime",
+        &[
+            "scryer-prolog",
+            "prometheus-client",
+            "clap",
+            "anyhow",
+            "image",
+        ],
+    ),
+    (
+        "nsod-nms",
+        &[
+            "ort",
+            "image",
+            "scryer-prolog",
+            "prometheus-client",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-detect",
+        &[
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-train",
+        &[
+            "ort",
+            "image",
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-kg",
+        &[
+            "ort",
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-symbolic",
+        &[
+            "ort",
+            "image",
+            "prometheus-client",
+            "nsod-telemetry",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-telemetry",
+        &[
+            "ort",
+            "image",
+            "scryer-prolog",
+            "nsod-detect",
+            "nsod-symbolic",
+            "nsod-kg",
+            "nsod-pipeline",
+            "nsod-runtime",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
+        "nsod-eval",
+        &[
+            "ort",
+            "image",
+            "scryer-prolog",
+            "prometheus-client",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    ("nsod-gpu", &["ort", "scryer-prolog", "clap", "anyhow"]),
+    // (scryer-prolog brings tokio into nsod-symbolic and so into the pipeline; the serving stack, axum, stays out.)
+    (
+        "nsod-pipeline",
+        &[
+            "clap",
+            "anyhow",
+            "prometheus-client",
+            "nsod-telemetry",
+            "axum",
+            "indicatif",
+        ],
+    ),
+];
+
+#[test]
+fn crates_never_depend_on_what_the_code_map_forbids() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name_of: BTreeMap<String, String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Normal (not dev, not build) dependencies per package id.
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let id = node["id"].as_str().unwrap().to_owned();
+        let normal = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
+            .map(|d| d["pkg"].as_str().unwrap().to_owned())
+            .collect();
+        deps.insert(id, normal);
+    }
+    let reach = |start: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start.to_owned()];
+        while let Some(id) = stack.pop() {
+            for d in deps.get(&id).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+        seen.into_iter().map(|id| name_of[&id].clone()).collect()
+    };
+    let id_of = |name: &str| {
+        name_of
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_else(|| panic!("no package {name}"))
+    };
+    let mut violations = Vec::new();
+    for (krate, forbidden) in RULES {
+        let reached = reach(&id_of(krate));
+        for f in *forbidden {
+            if reached.contains(*f) {
+                violations.push(format!("{krate} depends on {f}"));
+            }
+        }
+    }
+    // Nothing depends on the binary.
+    let core = id_of("nsod");
+    for (id, d) in &deps {
+        if d.contains(&core) {
+            violations.push(format!("{} depends on the nsod binary crate", name_of[id]));
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}

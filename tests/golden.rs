@@ -1,0 +1,84 @@
+//! Golden test: `nsod infer` with both OBB models, the default rules and `--kg` on the shared images writes exactly
+//! the files in tests/fixtures/golden/ (produced before the pipeline library refactor). A deliberate change of the
+//! outputs regenerates them with `NSOD_UPDATE_GOLDEN=1`.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn infer_outputs_are_byte_identical_to_the_golden_files() {
+    let Some(lib) = ort_lib() else { return };
+    let Some((models, data)) = shared_assets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for f in ["dota_P0006.png", "P0006_crop1024_x0_y0.png"] {
+        std::fs::copy(data.join(f), imgs.join(f)).unwrap();
+    }
+    let update = std::env::var_os("NSOD_UPDATE_GOLDEN").is_some();
+    for model in ["yolov8n-obb_1024", "yolo26n-obb_1024_e2e"] {
+        let out = dir.path().join(model);
+        let o = nsod()
+            .args([
+                "infer",
+                "--threads",
+                "2",
+                "--no-metrics",
+                "--kg",
+                "--ort-lib",
+            ])
+            .arg(&lib)
+            .arg(&imgs)
+            .arg("--model")
+            .arg(models.join(format!("{model}.onnx")))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+        let golden = repo_root().join("tests/fixtures/golden").join(model);
+        if update {
+            for f in files(&golden) {
+                std::fs::copy(out.join(&f), golden.join(&f)).unwrap();
+            }
+            continue;
+        }
+        let want = files(&golden);
+        assert!(want.len() > 10, "{want:?}");
+        for f in &want {
+            let (a, b) = (
+                std::fs::read(golden.join(f)).unwrap(),
+                std::fs::read(out.join(f)).unwrap_or_default(),
+            );
+            assert!(
+                a == b,
+                "{model}: {} differs from the golden file ({} vs {} bytes)",
+                f.display(),
+                b.len(),
+                a.len()
+            );
+        }
+    }
+}
