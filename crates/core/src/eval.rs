@@ -1,7 +1,5 @@
 //! `nsod eval`: glue between the inputs on disk, the evaluation crate and the outputs.
 
-use nsod_pipeline::error_chain;
-use nsod_pipeline::inputs::read_predictions;
 use crate::metrics::{MetricsArgs, MetricsSession, install_signal_flag};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -9,6 +7,8 @@ use nsod_eval::load::{self, GtFormat, LabelOptions, Problem};
 use nsod_eval::report::{self, Meta, Run};
 use nsod_eval::voc::ApMethod;
 use nsod_eval::{Detections, coco, voc};
+use nsod_pipeline::error_chain;
+use nsod_pipeline::inputs::read_predictions;
 use nsod_telemetry::catalog::{ErrorLabels, MapLabels, ModelLabel};
 use nsod_types::formats::jsonl::ImagePredictions;
 use nsod_types::{ClassNames, ImageSize};

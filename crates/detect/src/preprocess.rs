@@ -48,8 +48,10 @@ const PAD: f32 = 114.0 / 255.0;
 
 /// Letterboxes `region` of `img` into `out`, a `3 x dst_h x dst_w` planar RGB buffer of values in `[0, 1]`.
 ///
-/// The resize is bilinear with OpenCV's `INTER_LINEAR` sampling (half-pixel centres, edge clamping) and rounds to
-/// 8 bits before normalising, as `cv2.resize` on a `uint8` image does. A region that already has the target size is
+/// The resize is `cv2.resize(..., INTER_LINEAR)` on a `uint8` image, as Ultralytics' `LetterBox` calls it, in
+/// OpenCV's own fixed-point arithmetic: half-pixel centres in `f32`, 11-bit weights, an integer horizontal pass and
+/// the vertical pass's two roundings (vector and scalar loops), so that model inputs, and so scores, match
+/// Ultralytics' preprocessing on non-square and resized images. A region that already has the target size is
 /// copied without resampling.
 pub fn letterbox_into(
     img: &RgbImage,
@@ -84,42 +86,104 @@ pub fn letterbox_into(
         }
         return lb;
     }
-    // Bilinear: precompute source columns and weights once per row of output.
-    let sx = f64::from(region.width) / f64::from(new_w);
-    let sy = f64::from(region.height) / f64::from(new_h);
-    let taps = |dst: u32, scale: f64, len: u32| -> Vec<(usize, usize, f32)> {
-        (0..dst)
-            .map(|d| {
-                let f = (f64::from(d) + 0.5) * scale - 0.5;
-                let i0 = f.floor();
-                let t = (f - i0) as f32;
-                let i0 = i0 as i64;
-                let max = i64::from(len) - 1;
-                let a = i0.clamp(0, max) as usize;
-                let b = (i0 + 1).clamp(0, max) as usize;
-                // Outside the source, OpenCV repeats the edge pixel.
-                let t = if i0 < 0 || i0 >= max { 0.0 } else { t };
-                (a, b, t)
-            })
-            .collect()
-    };
-    let xs = taps(new_w, sx, region.width);
-    let ys = taps(new_h, sy, region.height);
-    let px = |x: usize, y: usize, c: usize| {
-        f32::from(raw[(region.y as usize + y) * stride + (region.x as usize + x) * 3 + c])
-    };
-    for (oy, &(y0, y1, ty)) in ys.iter().enumerate() {
-        let o = (top as usize + oy) * dst_w as usize + left as usize;
-        for (ox, &(x0, x1, tx)) in xs.iter().enumerate() {
-            for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
-                let top_v = px(x0, y0, c) * (1.0 - tx) + px(x1, y0, c) * tx;
-                let bot_v = px(x0, y1, c) * (1.0 - tx) + px(x1, y1, c) * tx;
-                let v = (top_v * (1.0 - ty) + bot_v * ty).round().clamp(0.0, 255.0);
-                plane[o + ox] = lut[v as usize];
+    let taps_x = linear_taps(new_w, region.width);
+    let taps_y = linear_taps(new_h, region.height);
+    // OpenCV's vertical pass works on one interleaved row of `3 * new_w` values with vector instructions (the last,
+    // partial vector is redone over the row's end); only rows shorter than 8 values take its scalar loop, which
+    // rounds differently. (Checked bit for bit against cv2 4.13 and 5.0 by tests/parity.rs.)
+    let row_len = 3 * new_w as usize;
+    let vector = row_len >= 8;
+    // Horizontal pass: each source row needed, resampled once to `new_w` (fixed point, 11-bit weights).
+    let mut rows: Vec<Option<Vec<i32>>> = vec![None; region.height as usize];
+    let hrow = |y: usize, rows: &mut Vec<Option<Vec<i32>>>| {
+        if rows[y].is_none() {
+            let src = &raw[(region.y as usize + y) * stride + region.x as usize * 3..]
+                [..region.width as usize * 3];
+            let mut out = vec![0i32; row_len];
+            for (dx, &(sx, a0, a1)) in taps_x.iter().enumerate() {
+                for c in 0..3 {
+                    let p0 = i32::from(src[sx * 3 + c]);
+                    let p1 = if a1 != 0 {
+                        i32::from(src[(sx + 1) * 3 + c])
+                    } else {
+                        0
+                    };
+                    out[dx * 3 + c] = p0 * i32::from(a0) + p1 * i32::from(a1);
+                }
             }
+            rows[y] = Some(out);
+        }
+    };
+    let height = region.height as usize;
+    for (oy, &(sy, b0, b1)) in taps_y.iter().enumerate() {
+        let y1 = (sy + 1).min(height - 1);
+        hrow(sy, &mut rows);
+        hrow(y1, &mut rows);
+        let (Some(s0), Some(s1)) = (rows[sy].as_ref(), rows[y1].as_ref()) else {
+            continue;
+        };
+        let o = (top as usize + oy) * dst_w as usize + left as usize;
+        for ox in 0..new_w as usize {
+            for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+                let k = ox * 3 + c;
+                let v = if vector {
+                    vertical_simd(s0[k], s1[k], b0, b1)
+                } else {
+                    vertical_scalar(s0[k], s1[k], b0, b1)
+                };
+                plane[o + ox] = lut[usize::from(v)];
+            }
+        }
+        // Rows above the current one are not needed again.
+        if sy > 0 {
+            rows[sy - 1] = None;
         }
     }
     lb
+}
+
+/// OpenCV's fixed-point weights (`INTER_RESIZE_COEF_BITS`).
+const COEF_BITS: u32 = 11;
+const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
+
+/// Per destination index: the first source index and the two 11-bit weights of `cv::resize` with `INTER_LINEAR`
+/// (half-pixel centres computed in `f32`, the edge pixel repeated outside the source).
+fn linear_taps(dst: u32, src: u32) -> Vec<(usize, i16, i16)> {
+    // OpenCV keeps the inverse scale and takes its reciprocal.
+    let scale = 1.0 / (f64::from(dst) / f64::from(src));
+    let last = i64::from(src) - 1;
+    (0..dst)
+        .map(|d| {
+            let mut f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
+            let mut s = f.floor() as i64;
+            f -= s as f32;
+            if s < 0 {
+                f = 0.0;
+                s = 0;
+            }
+            if s >= last {
+                f = 0.0;
+                s = last;
+            }
+            // saturate_cast<short> of a float rounds to nearest, ties to even.
+            let w = |x: f32| (x * COEF_SCALE).round_ties_even() as i16;
+            (s as usize, w(1.0 - f), w(f))
+        })
+        .collect()
+}
+
+/// OpenCV's vector vertical pass (`VResizeLinearVec_32s8u`): `((s0 >> 4) * b0 >> 16) + ((s1 >> 4) * b1 >> 16)`,
+/// rounded by `(v + 2) >> 2`.
+fn vertical_simd(s0: i32, s1: i32, b0: i16, b1: i16) -> u8 {
+    let hi = |s: i32, b: i16| ((i32::from((s >> 4) as i16) * i32::from(b)) >> 16) as i16;
+    let v = i32::from(hi(s0, b0).wrapping_add(hi(s1, b1)));
+    ((v + 2) >> 2).clamp(0, 255) as u8
+}
+
+/// OpenCV's scalar vertical pass (`FixedPtCast<int, uchar, 22>`): `(s0 * b0 + s1 * b1 + 2^21) >> 22`.
+fn vertical_scalar(s0: i32, s1: i32, b0: i16, b1: i16) -> u8 {
+    let v = s0 * i32::from(b0) + s1 * i32::from(b1);
+    ((v + (1 << 21)) >> 22).clamp(0, 255) as u8
 }
 
 #[cfg(test)]

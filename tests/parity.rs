@@ -1,0 +1,158 @@
+//! Preprocessing parity with Ultralytics: the letterboxed model input equals OpenCV's (`cv2.resize` INTER_LINEAR
+//! then a 114 border, as Ultralytics' LetterBox) bit for bit, and every detection's score equals the score the model
+//! gives the same anchor on Ultralytics' input within 1e-3, on non-square images: the DOTA image (1054 x 1529) with
+//! the OBB model and an A4 page with the document-layout model. The peer is `scripts/ultralytics_reference.py`
+//! (opencv-python-headless and onnxruntime from PyPI, installed by .ci/run).
+
+mod common;
+
+use common::*;
+use nsod_detect::preprocess::{Letterbox, Region, letterbox_into};
+use std::path::Path;
+use std::process::Command;
+
+fn python() -> Option<String> {
+    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import cv2, onnxruntime"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but `{py} -c 'import cv2, onnxruntime'` fails (.ci/run installs opencv-python-headless and onnxruntime)"
+        );
+        eprintln!("skipped: opencv-python-headless or onnxruntime is not installed");
+        return None;
+    }
+    Some(py)
+}
+
+fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize, f32) {
+    let raw = dir.join("input.f32");
+    let o = Command::new(py)
+        .arg(repo_root().join("scripts/ultralytics_reference.py"))
+        .arg(model)
+        .arg(image)
+        .arg("0.25")
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    // The model input, bit for bit.
+    let img = nsod_detect::load_image(image).unwrap();
+    let (w, h) = img.dimensions();
+    let mut ours = vec![0f32; 3 * 1024 * 1024];
+    let lb = letterbox_into(
+        &img,
+        Region {
+            x: 0,
+            y: 0,
+            width: w,
+            height: h,
+        },
+        1024,
+        1024,
+        &mut ours,
+    );
+    let theirs: Vec<f32> = std::fs::read(&raw)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let differing = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differing,
+        0,
+        "{}: {differing} input values differ from OpenCV's (cv2 {})",
+        image.display(),
+        reference["cv2"]
+    );
+    assert_eq!(lb, Letterbox::new(w, h, 1024, 1024).0);
+
+    // Scores: each detection against the anchor with the same class and centre (in model-input pixels).
+    let out = dir.join("out");
+    let run = nsod()
+        .args([
+            "infer",
+            "--slice",
+            "0",
+            "--no-symbolic",
+            "--no-metrics",
+            "--threads",
+            "2",
+            "--ort-lib",
+        ])
+        .arg(lib)
+        .arg(image)
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run).1);
+    let records = nsod_types::formats::jsonl::read_all(&out.join("predictions.jsonl")).unwrap();
+    let cands = reference["candidates"].as_array().unwrap();
+    let mut worst = 0f32;
+    for d in &records[0].detections {
+        let o = d.as_oriented();
+        let (cx, cy) = (
+            f64::from(o.cx) * lb.gain_x + lb.pad_x,
+            f64::from(o.cy) * lb.gain_y + lb.pad_y,
+        );
+        let best = cands
+            .iter()
+            .filter(|c| c[0].as_u64() == Some(u64::from(d.class_id)))
+            .map(|c| {
+                let dist = (c[2].as_f64().unwrap() - cx).hypot(c[3].as_f64().unwrap() - cy);
+                (dist, c[1].as_f64().unwrap() as f32)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or_else(|| panic!("{}: no anchor of class {}", image.display(), d.class_id));
+        assert!(
+            best.0 < 0.05,
+            "{}: no anchor at the detection's centre ({best:?})",
+            image.display()
+        );
+        worst = worst.max((best.1 - d.score).abs());
+    }
+    assert!(
+        worst <= 1e-3,
+        "{}: a score differs by {worst}",
+        image.display()
+    );
+    (records[0].detections.len(), worst)
+}
+
+#[test]
+fn letterbox_equals_opencv_and_scores_equal_ultralytics_preprocessing_on_non_square_images() {
+    let Some(lib) = ort_lib() else { return };
+    let Some((models, data)) = shared_assets() else {
+        return;
+    };
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.png");
+    let o = Command::new(&py)
+        .arg(repo_root().join("scripts/synthetic_page.py"))
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (model, image, min) in [
+        ("yolov8n-obb_1024.onnx", data.join("dota_P0006.png"), 50),
+        ("yolov8n-doclaynet.onnx", page.clone(), 5),
+    ] {
+        let sub = dir.path().join(model);
+        std::fs::create_dir(&sub).unwrap();
+        let (n, worst) = check(&py, &lib, &models.join(model), &image, &sub);
+        eprintln!(
+            "{model} on {}: {n} detections, largest score difference {worst:e}",
+            image.display()
+        );
+        assert!(n >= min, "{model}: only {n} detections");
+    }
+}
