@@ -2,7 +2,7 @@
 //! slices of 1024 and overlap 0.2 (25 slices plus SAHI's full-image pass).
 //!
 //! Prints the wall time of `Detector::detect`, the sum of the pure `session.run` times (the floor) and the
-//! overhead = wall - floor (letterboxing, decoding, NMS, merging). Target: overhead <= 10% of the floor.
+//! overhead = wall - floor (letterboxing, decoding, NMS, merging). Target: overhead <= 5% of the floor.
 //!
 //! Needs `NSOD_TEST_MODELS` / `NSOD_TEST_DATA` (../shared) and ONNX Runtime (third_party/onnxruntime or
 //! `NSOD_TEST_ORT_LIB`). Run: `cargo bench -p nsod-benches --bench infer_overhead`.

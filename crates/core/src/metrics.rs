@@ -144,12 +144,18 @@ impl MetricsSession {
         if args.no_metrics && args.pushgateway.is_none() && args.metrics_textfile.is_none() {
             return Ok(None);
         }
-        let (telemetry, gpu_note) = Telemetry::new();
-        if let Some(note) = gpu_note {
-            eprintln!("info: no GPU metrics: {note}");
-        }
+        let telemetry = Telemetry::new();
         telemetry.set_build_info(env!("CARGO_PKG_VERSION"), env!("NSOD_GIT_SHA"), ort_version);
         let telemetry = Arc::new(telemetry);
+        // NVML opens in the background; its verdict is one info line whenever it comes.
+        let t = telemetry.clone();
+        let _ = std::thread::Builder::new()
+            .name("nsod-gpu-note".into())
+            .spawn(move || {
+                if let Some(note) = t.gpu_note() {
+                    eprintln!("info: no GPU metrics: {note}");
+                }
+            });
         let server = if args.no_metrics {
             None
         } else {

@@ -38,26 +38,46 @@ pub enum TelemetryError {
 pub struct Telemetry {
     registry: Registry,
     pub metrics: Catalog,
+    system: Option<std::sync::Arc<system::SystemCollector>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Telemetry {
-    /// Creates the registry with the catalog and the process/system/GPU collector. The second value says why
-    /// there are no GPU metrics, if there are none (for one info line).
-    pub fn new() -> (Self, Option<String>) {
+    /// Creates the registry with the catalog and the process/system/GPU collector (NVML opens in the background:
+    /// [`Telemetry::gpu_note`]).
+    pub fn new() -> Self {
         let mut registry = Registry::default();
         let metrics = Catalog::register(&mut registry);
-        let (collector, gpu_note) = system::SystemCollector::new();
-        registry.register_collector(Box::new(collector));
-        let t = Self { registry, metrics };
+        let collector = std::sync::Arc::new(system::SystemCollector::new());
+        registry.register_collector(Box::new(system::SharedCollector(collector.clone())));
+        let t = Self {
+            registry,
+            metrics,
+            system: Some(collector),
+        };
         handles::init_known_series(&t);
-        (t, gpu_note)
+        t
+    }
+
+    /// Why there are no GPU metrics, if there are none (for one info line; waits for the NVML probe).
+    pub fn gpu_note(&self) -> Option<String> {
+        self.system.as_ref().and_then(|s| s.gpu_note())
     }
 
     /// A registry with the catalog only (no system collector): for tests and benchmarks.
     pub fn without_system_metrics() -> Self {
         let mut registry = Registry::default();
         let metrics = Catalog::register(&mut registry);
-        let t = Self { registry, metrics };
+        let t = Self {
+            registry,
+            metrics,
+            system: None,
+        };
         handles::init_known_series(&t);
         t
     }

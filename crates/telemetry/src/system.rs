@@ -44,27 +44,67 @@ struct GpuLabel {
 pub struct SystemCollector {
     sys: Mutex<System>,
     pid: Option<Pid>,
-    gpus: Option<nsod_gpu::Gpus>,
+    /// NVML, opened on a background thread (`nvmlInit` can take a noticeable time on GPU machines: a short run
+    /// must not wait for it) and awaited at the first scrape.
+    gpus: Mutex<GpuInit>,
+}
+
+#[derive(Debug)]
+enum GpuInit {
+    Pending(Option<std::thread::JoinHandle<Result<nsod_gpu::Gpus, String>>>),
+    Ready(Option<Box<nsod_gpu::Gpus>>, Option<String>),
+}
+
+impl GpuInit {
+    fn wait(&mut self) {
+        if let GpuInit::Pending(handle) = self {
+            let result = handle
+                .take()
+                .map(|h| h.join().unwrap_or_else(|_| Err("NVML probe failed".into())))
+                .unwrap_or_else(|| Err("NVML probe failed".into()));
+            *self = match result {
+                Ok(g) => GpuInit::Ready(Some(Box::new(g)), None),
+                Err(e) => GpuInit::Ready(None, Some(e)),
+            };
+        }
+    }
+}
+
+impl Default for SystemCollector {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SystemCollector {
-    /// Opens NVML if it can; without an NVIDIA driver there are simply no GPU series (the reason is returned for
-    /// one info line).
-    pub fn new() -> (Self, Option<String>) {
-        let (gpus, note) = match nsod_gpu::Gpus::open() {
-            Ok(g) => (Some(g), None),
-            Err(e) => (None, Some(e.to_string())),
+    /// Starts opening NVML in the background; without an NVIDIA driver there are simply no GPU series
+    /// ([`SystemCollector::gpu_note`] says why).
+    pub fn new() -> Self {
+        let probe = std::thread::Builder::new()
+            .name("nsod-nvml".into())
+            .spawn(|| nsod_gpu::Gpus::open().map_err(|e| e.to_string()))
+            .ok();
+        let gpus = match probe {
+            Some(h) => GpuInit::Pending(Some(h)),
+            None => GpuInit::Ready(None, Some("cannot start the NVML probe".into())),
         };
         let mut sys = System::new();
         sys.refresh_cpu_usage();
-        (
-            Self {
-                sys: Mutex::new(sys),
-                pid: sysinfo::get_current_pid().ok(),
-                gpus,
-            },
-            note,
-        )
+        Self {
+            sys: Mutex::new(sys),
+            pid: sysinfo::get_current_pid().ok(),
+            gpus: Mutex::new(gpus),
+        }
+    }
+
+    /// Why there are no GPU series, if there are none (waits for the NVML probe).
+    pub fn gpu_note(&self) -> Option<String> {
+        let mut g = self.gpus.lock().ok()?;
+        g.wait();
+        match &*g {
+            GpuInit::Ready(_, note) => note.clone(),
+            GpuInit::Pending(_) => None,
+        }
     }
 }
 
@@ -84,6 +124,16 @@ fn counter(
     v: f64,
 ) -> Result<(), std::fmt::Error> {
     ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+/// The collector as registered (the registry owns a box; the telemetry keeps a handle for the GPU note).
+#[derive(Debug)]
+pub struct SharedCollector(pub std::sync::Arc<SystemCollector>);
+
+impl Collector for SharedCollector {
+    fn encode(&self, enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(enc)
+    }
 }
 
 impl Collector for SystemCollector {
@@ -161,7 +211,14 @@ impl Collector for SystemCollector {
         )?;
         drop(sys);
 
-        let Some(readings) = self.gpus.as_ref().and_then(|g| g.readings().ok()) else {
+        let readings = self.gpus.lock().ok().and_then(|mut g| {
+            g.wait();
+            match &*g {
+                GpuInit::Ready(Some(gpus), _) => gpus.readings().ok(),
+                _ => None,
+            }
+        });
+        let Some(readings) = readings else {
             return Ok(());
         };
         type Pick = fn(&nsod_gpu::GpuReading) -> Option<f64>;
@@ -212,7 +269,8 @@ mod collected_tests {
 
     #[test]
     fn collected_metrics_lists_what_the_collector_reports() {
-        let (t, gpu_note) = crate::Telemetry::new();
+        let t = crate::Telemetry::new();
+        let gpu_note = t.gpu_note();
         let text = t.classic();
         let reported: Vec<&str> = text
             .lines()

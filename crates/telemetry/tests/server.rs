@@ -28,7 +28,7 @@ fn get(url: &str, accept: Option<&str>) -> (u16, String, String) {
 
 #[test]
 fn serves_both_formats_health_and_readiness() {
-    let (t, _) = Telemetry::new();
+    let t = Telemetry::new();
     let t = Arc::new(t);
     t.metrics.inference.images_in_flight.set(2);
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), t.clone()).unwrap();
