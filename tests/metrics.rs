@@ -1,5 +1,5 @@
 //! End-to-end tests of nsod's telemetry: a real `nsod infer` run scraped over HTTP, the Pushgateway push and the
-//! textfile export. `promtool check metrics` lints the expositions when promtool is installed (always under CI).
+//! textfile export. `promtool check metrics` lints the expositions.
 
 mod common;
 
@@ -58,25 +58,15 @@ fn http_get(url: &str, accept: Option<&str>) -> String {
     req.call().unwrap().body_mut().read_to_string().unwrap()
 }
 
-/// Runs `promtool check metrics` on `text` when promtool is there; returns its complaints (empty when clean).
-fn promtool_complaints(text: &str) -> Option<String> {
-    let spawned = Command::new("promtool")
+/// Runs `promtool check metrics` on `text`; returns its complaints (empty when clean).
+fn promtool_complaints(text: &str) -> String {
+    let mut child = tool("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(_) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but promtool is not installed"
-            );
-            eprintln!("skipping promtool: not installed");
-            return None;
-        }
-    };
+        .spawn()
+        .expect("promtool starts");
     child
         .stdin
         .take()
@@ -89,7 +79,7 @@ fn promtool_complaints(text: &str) -> Option<String> {
     if !out.status.success() && complaints.is_empty() {
         complaints = format!("promtool exited with {}", out.status);
     }
-    Some(complaints)
+    complaints
 }
 
 fn good_and_bad_images(dir: &Path, data: &Path) -> std::path::PathBuf {
@@ -106,19 +96,23 @@ fn good_and_bad_images(dir: &Path, data: &Path) -> std::path::PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn a_lingering_infer_run_exposes_the_catalog() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = good_and_bad_images(dir.path(), &data);
-    let mut child = infer(&lib, &models, &input, &dir.path().join("out"))
-        .args(["--metrics-linger", "2m"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        infer(&lib, &input, &dir.path().join("out"))
+            .args(["--metrics-linger", "2m"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -198,7 +192,7 @@ fn a_lingering_infer_run_exposes_the_catalog() {
             "{name} in\n{classic}"
         );
     }
-    let model = "model=\"yolov8n-obb_1024\"";
+    let model = "model=\"yolov8n-obb\"";
     assert_eq!(
         e.value("nsod_images_processed_total{stage=\"infer\",status=\"success\"}"),
         2.0
@@ -279,7 +273,8 @@ fn a_lingering_infer_run_exposes_the_catalog() {
         "{om}"
     );
     assert!(om.ends_with("# EOF\n"));
-    if let Some(complaints) = promtool_complaints(&classic) {
+    {
+        let complaints = promtool_complaints(&classic);
         assert_eq!(complaints, "", "promtool check metrics");
     }
 }
@@ -328,16 +323,18 @@ fn recording_server() -> (String, mpsc::Receiver<String>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn batch_runs_push_to_the_pushgateway_and_write_a_textfile() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = good_and_bad_images(dir.path(), &data);
     let (url, requests) = recording_server();
     let textfile = dir.path().join("textfile/nsod.prom");
-    let out = infer(&lib, &models, &input, &dir.path().join("out"))
+    let out = infer(&lib, &input, &dir.path().join("out"))
         .args([
             "--no-metrics",
             "--push-instance",
@@ -381,12 +378,13 @@ fn batch_runs_push_to_the_pushgateway_and_write_a_textfile() {
         e.value("nsod_images_processed_total{stage=\"infer\",status=\"success\"}"),
         2.0
     );
-    if let Some(complaints) = promtool_complaints(&file) {
+    {
+        let complaints = promtool_complaints(&file);
         assert_eq!(complaints, "", "promtool check metrics on the textfile");
     }
 
     // An unreachable Pushgateway is a warning; the run's result does not change.
-    let out = infer(&lib, &models, &input, &dir.path().join("out2"))
+    let out = infer(&lib, &input, &dir.path().join("out2"))
         .args(["--no-metrics", "--pushgateway", "http://127.0.0.1:9"])
         .output()
         .unwrap();
@@ -402,14 +400,11 @@ fn batch_runs_push_to_the_pushgateway_and_write_a_textfile() {
 
 #[test]
 fn a_port_in_use_is_one_error_line_and_exit_2() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, _)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = infer(&lib, &models, dir.path(), &dir.path().join("out"))
+    let out = infer(&lib, dir.path(), &dir.path().join("out"))
         .args(["--metrics-addr", &addr])
         .output()
         .unwrap();

@@ -193,19 +193,13 @@ fn every_alert_has_a_firing_and_a_silent_unit_test() {
         );
     }
     // And promtool agrees with them (when installed; .ci/run installs it and runs it too).
-    if let Ok(o) = Command::new("promtool")
+    let o = tool("promtool")
         .arg("test")
         .arg("rules")
         .arg(monitoring().join("tests/alert_rules_test.yml"))
         .output()
-    {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    } else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but promtool is missing"
-        );
-    }
+        .expect("promtool runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// Children killed (SIGTERM, then SIGKILL) when the test ends, pass or fail.
@@ -326,23 +320,14 @@ fn substitute(expr: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_data() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but the prometheus binary is missing (Debian package prometheus)"
-        );
-        eprintln!("skipping: no prometheus binary");
-        return;
-    }
+    let lib = ort_lib();
+    let data = shared_data();
+    tool("prometheus");
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Procs(Vec::new());
 
@@ -355,7 +340,7 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
     )
     .unwrap();
     std::fs::write(images.join("broken.png"), b"not a png").unwrap();
-    let mut cmd = infer(&lib, &models, &images, &dir.path().join("out"));
+    let mut cmd = infer(&lib, &images, &dir.path().join("out"));
     cmd.args([
         "--slice",
         "512",
@@ -432,7 +417,7 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
         ),
     )
     .unwrap();
-    let mut cmd = Command::new("prometheus");
+    let mut cmd = tool("prometheus");
     cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",

@@ -15,18 +15,20 @@ fn read(p: &Path) -> Vec<u8> {
 /// Resuming with rules and `--kg` keeps every output of the kept images (raw records, report rows, scene graphs,
 /// the dataset graph): the result equals a fresh run over all images.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn resume_keeps_every_output_of_the_kept_images() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), input.join("a.png")).unwrap();
     let resumed = dir.path().join("resumed");
     let run = |out: &Path| {
-        let o = infer(&lib, &models, &input, out)
+        let o = infer(&lib, &input, out)
             .args(["--skip-existing", "--slice", "0", "--kg", "--no-metrics"])
             .output()
             .unwrap();
@@ -64,17 +66,19 @@ fn resume_keeps_every_output_of_the_kept_images() {
 
 /// SIGINT before any image is done, in a folder that holds a complete result: the complete result stays as it was.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn an_interrupted_run_never_replaces_a_complete_result() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one");
     std::fs::create_dir(&one).unwrap();
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), one.join("a.png")).unwrap();
     let out = dir.path().join("out");
-    let o = infer(&lib, &models, &one, &out)
+    let o = infer(&lib, &one, &out)
         .args(["--no-metrics"])
         .output()
         .unwrap();
@@ -96,11 +100,13 @@ fn an_interrupted_run_never_replaces_a_complete_result() {
         )
         .unwrap();
     }
-    let mut child = infer(&lib, &models, &many, &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        infer(&lib, &many, &out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // The metrics line comes after the signal handler is installed and before the first image.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for l in lines.by_ref() {
@@ -129,16 +135,18 @@ fn an_interrupted_run_never_replaces_a_complete_result() {
 /// A run without rules into a folder that held a rules run leaves no stale raw predictions or report behind, so
 /// `nsod eval --run` does not compare another run's files.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn a_run_without_rules_removes_the_stale_rules_outputs() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("a.png");
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();
     let out = dir.path().join("out");
-    let o = infer(&lib, &models, &input, &out)
+    let o = infer(&lib, &input, &out)
         .args(["--no-metrics", "--kg"])
         .output()
         .unwrap();
@@ -151,7 +159,7 @@ fn a_run_without_rules_removes_the_stale_rules_outputs() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
-    let o = infer(&lib, &models, &input, &out)
+    let o = infer(&lib, &input, &out)
         .args(["--no-metrics", "--no-symbolic"])
         .output()
         .unwrap();
@@ -236,11 +244,13 @@ fn mode(p: &Path) -> u32 {
 /// Whole files written atomically get the mode of any new file (0666 less the umask), not 0600: another user or
 /// node_exporter's textfile collector can read them.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn atomically_written_files_follow_the_umask() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let (models, data) = shared_assets();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("a.png");
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();

@@ -11,21 +11,9 @@ use nsod_detect::preprocess::{Letterbox, Region, letterbox_into};
 use std::path::Path;
 use std::process::Command;
 
-fn python() -> Option<String> {
-    let py = std::env::var("NSOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import cv2, onnxruntime"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but `{py} -c 'import cv2, onnxruntime'` fails (.ci/run installs opencv-python-headless and onnxruntime)"
-        );
-        eprintln!("skipped: opencv-python-headless or onnxruntime is not installed");
-        return None;
-    }
-    Some(py)
+/// The Python with OpenCV and onnxruntime (the references: Ultralytics' letterbox is cv2.resize).
+fn reference_python() -> String {
+    python(&["cv2", "onnxruntime"])
 }
 
 fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize, f32) {
@@ -128,12 +116,14 @@ fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn letterbox_equals_opencv_and_scores_equal_ultralytics_preprocessing_on_non_square_images() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
-    let Some(py) = python() else { return };
+    let lib = ort_lib();
+    let (models, data) = shared_assets();
+    let py = reference_python();
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("page.png");
     let o = Command::new(&py)

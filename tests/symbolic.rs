@@ -183,16 +183,18 @@ fn symbolic_refines_a_predictions_file_and_explains_each_change() {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn infer_applies_the_dota_rules_by_default_and_not_with_no_symbolic() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("crop.png");
     std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();
     let out_dir = dir.path().join("out");
-    let out = infer(&lib, &models, &input, &out_dir).output().unwrap();
+    let out = infer(&lib, &input, &out_dir).output().unwrap();
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let raw = read_all(&out_dir.join("predictions_raw.jsonl")).unwrap();
@@ -211,7 +213,7 @@ fn infer_applies_the_dota_rules_by_default_and_not_with_no_symbolic() {
     assert!(csv.lines().skip(1).all(|l| l.contains(",BOOST,")), "{csv}");
 
     let off = dir.path().join("off");
-    let out = infer(&lib, &models, &input, &off)
+    let out = infer(&lib, &input, &off)
         .arg("--no-symbolic")
         .output()
         .unwrap();
@@ -393,11 +395,13 @@ fn symbolic_runs_scene_rules_and_size_rules_with_a_gsd() {
 /// A scene rule that loops on every image of a real run: each image keeps its table-only result, the failures are
 /// counted in nsod_prolog_query_failures_total, and the run finishes with exit 0.
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn infer_survives_scene_rules_that_fail_and_counts_them() {
-    let Some(lib) = ort_lib() else { return };
-    let Some((models, data)) = shared_assets() else {
-        return;
-    };
+    let lib = ort_lib();
+    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
@@ -412,7 +416,7 @@ fn infer_survives_scene_rules_that_fail_and_counts_them() {
     .unwrap();
     let out_dir = dir.path().join("out");
     let textfile = dir.path().join("nsod.prom");
-    let out = infer(&lib, &models, &images, &out_dir)
+    let out = infer(&lib, &images, &out_dir)
         .arg("--rules")
         .arg(&rules)
         .arg("--metrics-textfile")

@@ -90,6 +90,14 @@ impl Monitor {
     }
 }
 
+/// A failing test must not leave the monitor running.
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn header(lr_groups: usize, obb: bool) -> String {
     let mut cols = vec![
         "epoch",

@@ -2,6 +2,8 @@
 use std::process::Command;
 
 fn main() {
+    // Tests that need the shared assets run when they are there (and always under CI=true).
+    nsod_testkit::emit_shared_assets_cfg();
     let sha = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

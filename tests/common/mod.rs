@@ -15,44 +15,28 @@ pub fn nsod() -> Command {
     c
 }
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+#[allow(unused_imports)]
+pub use nsod_testkit::{default_model, python, repo_root, tool};
+
+/// `$NSOD_TEST_DATA` alone (the DOTA image and its crop; the default model is committed).
+pub fn shared_data() -> PathBuf {
+    nsod_testkit::shared_data()
 }
 
-/// A test asset: `$var`, else `default` under the repository root. Missing: `None` (the test skips with a
-/// message), except under `CI=true`, where it is a failure.
-pub fn test_asset(var: &str, default: &str) -> Option<PathBuf> {
-    let p = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(default));
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {} is missing (set {var}; for ONNX Runtime run scripts/setup.sh --skip-models --skip-build)",
-        p.display()
-    );
-    eprintln!("skipping: {} not found (set {var})", p.display());
-    None
+/// The ONNX Runtime 1.31.1 library for tests (a missing one fails the test, naming the set-up command).
+pub fn ort_lib() -> PathBuf {
+    nsod_testkit::ort_lib()
 }
 
-/// The ONNX Runtime 1.31.1 library for tests.
-pub fn ort_lib() -> Option<PathBuf> {
-    test_asset(
-        "NSOD_TEST_ORT_LIB",
-        "third_party/onnxruntime/libonnxruntime.so.1.31.1",
-    )
-}
-
-/// `nsod infer` with the test runtime, the shared yolov8n-obb model, one input and an output folder.
-pub fn infer(lib: &Path, models: &Path, input: &Path, out: &Path) -> Command {
+/// `nsod infer` with the test runtime, the default model (the committed yolov8n-obb, the same export as the
+/// shared yolov8n-obb_1024), one input and an output folder.
+pub fn infer(lib: &Path, input: &Path, out: &Path) -> Command {
     let mut c = nsod();
     c.args(["infer", "--threads", "2", "--ort-lib"])
         .arg(lib)
         .arg(input)
         .arg("--model")
-        .arg(models.join("yolov8n-obb_1024.onnx"))
+        .arg(default_model())
         .arg("--out")
         .arg(out);
     c
@@ -73,10 +57,31 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI).
-pub fn shared_assets() -> Option<(PathBuf, PathBuf)> {
-    Some((
-        test_asset("NSOD_TEST_MODELS", "../shared/models")?,
-        test_asset("NSOD_TEST_DATA", "../shared/data")?,
-    ))
+/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI). Tests that call this carry
+/// `#[cfg_attr(not(nsod_shared_assets), ignore = ...)]` (see nsod-testkit).
+pub fn shared_assets() -> (PathBuf, PathBuf) {
+    (nsod_testkit::shared_models(), nsod_testkit::shared_data())
+}
+
+/// A child process killed and reaped when the test ends, pass or fail.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -6,10 +6,23 @@ use nsod_pipeline::PipelineConfig;
 use nsod_pipeline::config::Slice;
 use std::path::PathBuf;
 
+/// `0.1.0 (git 6f7d7da1b2c3, tested with ONNX Runtime 1.31.1)`, for `nsod --version`.
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{} (git {}, tested with ONNX Runtime {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("NSOD_GIT_SHA"),
+            nsod_runtime::EXPECTED_VERSION
+        )
+    })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "nsod",
-    version,
+    version = version(),
     about = "Neurosymbolic object detection for large aerial images, with built-in telemetry"
 )]
 pub struct Cli {
@@ -25,6 +38,12 @@ pub struct GlobalArgs {
     /// the executable's folder.
     #[arg(long, global = true, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Print errors and warnings only (no progress, summaries or notes).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: one line per image, the paths and versions resolved.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,9 +65,23 @@ pub enum Command {
     /// Compute COCO and VOC/DOTA mAP of predictions against ground truth; compare prediction sets (before and
     /// after the rules) side by side.
     Eval(Box<crate::eval::EvalArgs>),
-    /// The sandboxed Prolog worker nsod starts for rule bases (internal: speaks JSON lines on stdin/stdout).
-    #[command(hide = true)]
-    RulesWorker,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(
+        after_help = "bash: nsod completions bash > ~/.local/share/bash-completion/completions/nsod\n\
+zsh:  nsod completions zsh > ~/.zfunc/_nsod   (with fpath+=~/.zfunc before compinit)\n\
+fish: nsod completions fish > ~/.config/fish/completions/nsod.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (nsod.1 and one per command) to a folder, or print nsod.1 to stdout.
+    #[command(after_help = "nsod man --out ~/.local/share/man/man1 && man nsod")]
+    Man {
+        /// Folder for nsod.1 and nsod-<command>.1 (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn defaults() -> PipelineConfig {

@@ -60,7 +60,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         if model_ok {
             ""
         } else {
-            " (missing: run scripts/fetch-models.sh or set NSOD_MODEL)"
+            " (missing: git checkout -- models/yolov8n-obb.onnx, or set NSOD_MODEL)"
         }
     );
     let (rules, rules_ok) = paths::default_rules();

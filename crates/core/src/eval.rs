@@ -182,8 +182,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             preds.push(("raw".into(), raw));
             preds.push(("refined".into(), refined));
         } else {
-            eprintln!(
-                "warning: --run {}: no predictions_raw.jsonl (the run had no rules); evaluating predictions.jsonl only",
+            crate::ui::warning!(
+                "--run {}: no predictions_raw.jsonl (the run had no rules); evaluating predictions.jsonl only",
                 dir.display()
             );
             preds.push(("predictions".into(), refined));
@@ -295,7 +295,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             Some((_, path, Source::Named(records))) => {
                 nsod_types::formats::dota::write_task1(dir, records, &names)
                     .with_context(|| format!("--task1 {}", dir.display()))?;
-                eprintln!(
+                crate::ui::info!(
                     "info: {} written as DOTA Task 1 files in {}",
                     path.display(),
                     dir.display()
@@ -333,7 +333,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 .filter(|s| !args.gt.join(format!("{s}.txt")).is_file())
                 .count();
             if unlabelled > 0 {
-                eprintln!(
+                crate::ui::info!(
                     "info: {unlabelled} images in {} have no label file in {}: evaluated as background (no objects)",
                     args.images.as_deref().unwrap_or(Path::new("")).display(),
                     args.gt.display()
@@ -381,7 +381,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
 
     for p in &problems {
-        eprintln!("error: {p}");
+        crate::ui::error!("{p}");
     }
 
     let method = if args.voc07 {
@@ -437,7 +437,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        eprintln!("wrote {}", out.join("eval.json").display());
+        crate::ui::info!("wrote {}", out.join("eval.json").display());
     }
 
     export_metrics(args, &runs, &problems)?;

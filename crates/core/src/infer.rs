@@ -117,10 +117,17 @@ pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConf
     Ok(c)
 }
 
-/// Progress on the terminal and metrics.
+/// Progress on the terminal, metrics, and what the closing summary reports about the rules.
 struct CliObserver {
     progress: indicatif::ProgressBar,
     metrics: Option<InferMetrics>,
+    /// Confidences the rules raised and lowered, and images they changed.
+    boosts: usize,
+    penalties: usize,
+    images_changed: usize,
+    /// Detections the rules took below the confidence threshold.
+    demoted: usize,
+    conf: f32,
 }
 
 impl Observer for CliObserver {
@@ -138,26 +145,59 @@ impl Observer for CliObserver {
             m.record(outcome);
             m.written(write_seconds);
         }
+        let mut changes = 0;
+        if let Some(r) = &outcome.rules {
+            changes = r.adjustment.changes.len();
+            for c in &r.adjustment.changes {
+                match c.action {
+                    "BOOST" => self.boosts += 1 + usize::from(c.both),
+                    _ => self.penalties += 1,
+                }
+            }
+            self.images_changed += usize::from(changes > 0);
+            self.demoted += outcome
+                .detections
+                .iter()
+                .filter(|d| d.score < self.conf)
+                .count();
+        }
+        if crate::ui::is_verbose() {
+            let t = &outcome.timings;
+            self.progress.suspend(|| {
+                crate::ui::verbose!(
+                    "{}: {} detections, {changes} rule changes ({:.3} s: decode {:.3}, detect {:.3}, rules {:.3}, graph {:.3})",
+                    outcome.image,
+                    outcome.detections.len(),
+                    t.decode + t.detect + t.symbolic + t.graph,
+                    t.decode,
+                    t.detect,
+                    t.symbolic,
+                    t.graph
+                )
+            });
+        }
     }
     fn failed(&mut self, f: &Failure) {
         self.progress.inc(1);
-        let line = if f.message.starts_with(&f.path.display().to_string()) {
-            format!("error: {}", f.message)
-        } else {
-            format!("error: {}: {}", f.path.display(), f.message)
-        };
-        self.progress.suspend(|| eprintln!("{line}"));
+        let path = f.path.display().to_string();
+        self.progress.suspend(|| {
+            if f.message.starts_with(&path) {
+                crate::ui::error!("{}", f.message)
+            } else {
+                crate::ui::error!("{path}: {}", f.message)
+            }
+        });
         if let Some(m) = &self.metrics {
             m.failed(f.stage, f.error_type);
         }
     }
     fn warning(&mut self, image: &str, message: &str) {
         self.progress
-            .suspend(|| eprintln!("warning: {image}: {message}"));
+            .suspend(|| crate::ui::warning!("{image}: {message}"));
     }
     fn interrupted(&mut self, done: usize) {
         self.progress.suspend(|| {
-            eprintln!(
+            crate::ui::info!(
                 "interrupted: stopping after {done} images; the outputs of finished images are kept"
             )
         });
@@ -166,6 +206,9 @@ impl Observer for CliObserver {
 
 /// A progress bar with images/s and ETA on a terminal; hidden when stderr is not a terminal.
 fn progress_bar() -> indicatif::ProgressBar {
+    if crate::ui::is_quiet() {
+        return indicatif::ProgressBar::hidden();
+    }
     let bar =
         indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) =
@@ -176,8 +219,52 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
+/// Where the outputs are, one line each (only those this run wrote).
+fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
+    if crate::ui::is_quiet() {
+        return;
+    }
+    let rules = config.rules.enabled && out.join("report.csv").exists();
+    let mut rows: Vec<(&str, &str)> = vec![(
+        "predictions.jsonl",
+        if rules {
+            "detections per image, refined by the rules (predictions_raw.jsonl: the detector's own)"
+        } else {
+            "detections per image"
+        },
+    )];
+    if rules {
+        rows.push((
+            "report.csv",
+            "every rule application: rule, objects, confidences before and after, reason",
+        ));
+    }
+    if config.output.save_vis {
+        rows.push(("vis/", "the images with their detections drawn"));
+    }
+    if config.kg.enabled {
+        rows.push((
+            "kg.graphml",
+            "knowledge graph of spatial relations (also kg.dot, kg.json, kg_facts.pl, kg_svg/)",
+        ));
+    }
+    rows.push((
+        "labels/",
+        "YOLO label files; coco_results.json for COCO tools",
+    ));
+    rows.push((
+        "run.json",
+        "manifest: model, rules, configuration, counts, failures",
+    ));
+    let s = crate::ui::EMPHASIS;
+    anstream::println!("outputs in {s}{}{s:#}:", out.display());
+    for (name, what) in rows {
+        anstream::println!("  {:<18} {what}", name);
+    }
+}
+
 fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {message}");
+    crate::ui::error!("{message}");
     Ok(ExitCode::from(CONFIG_ERROR))
 }
 
@@ -195,7 +282,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         let (p, ok) = paths::default_model();
         if !ok && !a.print_config {
             return config_error(format!(
-                "no model given and the default {} is missing: pass --model or run scripts/fetch-models.sh",
+                "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
                 p.display()
             ));
         }
@@ -209,18 +296,35 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         Ok(j) => j,
         Err(e) => return config_error(error_chain(&e)),
     };
-    for f in &skipped.0 {
-        eprintln!(
-            "warning: {}: skipped (not an image file extension)",
-            f.display()
+    // A file named on the command line that is not an image is worth a warning; other files in the input
+    // folders (labels, READMEs) are expected and only counted.
+    let (named, in_folders): (Vec<_>, Vec<_>) = skipped
+        .0
+        .iter()
+        .partition(|f| a.inputs.iter().any(|i| i == *f));
+    for f in &named {
+        crate::ui::warning!("{}: skipped (not an image file extension)", f.display());
+    }
+    if !in_folders.is_empty() {
+        crate::ui::info!(
+            "{} files in the input folders are not images and were skipped{}",
+            in_folders.len(),
+            if crate::ui::is_verbose() {
+                ":"
+            } else {
+                " (--verbose lists them)"
+            }
         );
+        for f in &in_folders {
+            crate::ui::verbose!("  {}", f.display());
+        }
     }
     let runtime = match Runtime::load(global.ort_lib.as_deref()) {
         Ok(r) => Arc::new(r),
         Err(e) => return config_error(e),
     };
     for skipped in runtime.skipped.iter().filter(|s| s.path.is_some()) {
-        eprintln!("warning: ONNX Runtime: skipped {skipped}");
+        crate::ui::warning!("ONNX Runtime: skipped {skipped}");
     }
     let metrics = match MetricsSession::start(&metrics_args, &runtime.version()) {
         Ok(m) => m,
@@ -256,7 +360,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     }
     if let Some(rb) = pipeline.rules() {
         for w in &built.rules_warnings {
-            eprintln!("warning: rules {}: {w}", rb.table.path.display());
+            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
         }
     }
     let out = config.output.out.clone();
@@ -265,7 +369,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         Err(e) => return config_error(error_chain(&e)),
     };
     for w in &sink.warnings {
-        eprintln!("warning: {w}");
+        crate::ui::warning!("{w}");
     }
     if config.output.skip_existing {
         let kept = nsod_pipeline::Sink::completed(&sink);
@@ -285,6 +389,11 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     let mut observer = CliObserver {
         progress: progress_bar(),
         metrics: handles.clone(),
+        boosts: 0,
+        penalties: 0,
+        images_changed: 0,
+        demoted: 0,
+        conf: config.detect.conf,
     };
     let result = nsod_pipeline::run(
         &mut worker,
@@ -298,7 +407,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            crate::ui::error!("{}", error_chain(&e));
             if let Some(s) = metrics {
                 s.finish(&interrupted);
             }
@@ -313,8 +422,8 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     }
     let total: usize = summary.per_class.values().sum();
     let secs = summary.seconds;
-    println!(
-        "{} images processed, {} failed, {total} detections{} in {secs:.2} s ({:.2} images/s); output in {}",
+    crate::ui::summary!(
+        "{} images processed, {} failed, {total} detections{} in {secs:.2} s ({:.2} images/s)",
         summary.processed,
         summary.failed,
         if summary.kept > 0 {
@@ -323,11 +432,28 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
             String::new()
         },
         summary.processed as f64 / secs.max(1e-9),
-        out.display()
     );
     for (class, n) in &summary.per_class {
-        println!("  {class}: {n}");
+        crate::ui::summary!("  {class}: {n}");
     }
+    if let Some(rb) = pipeline.rules() {
+        crate::ui::summary!(
+            "rules {}: {} confidences raised, {} lowered, in {} images{}",
+            rb.table.path.display(),
+            observer.boosts,
+            observer.penalties,
+            observer.images_changed,
+            if observer.demoted > 0 {
+                format!(
+                    "; {} detections now below --conf {}",
+                    observer.demoted, config.detect.conf
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    outputs_summary(&out, &config);
     if summary.interrupted && out.join("predictions.jsonl.partial").exists() {
         eprintln!(
             "interrupted: {} already held a complete result, which is kept; this run's images are in its .partial files (resume with --skip-existing)",

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// `nsod kg`: the knowledge-graph stage of the pipeline on existing predictions.
 pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
     let config_error = |e: String| {
-        eprintln!("error: {e}");
+        crate::ui::error!("{e}");
         Ok(ExitCode::from(2))
     };
     let names = match crate::symbolic::read_names(a.names.as_deref()) {
@@ -56,7 +56,7 @@ pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
         .filter(|((r, _, _), _)| nsod_types::relations::Relation::parse(r).is_some())
         .map(|(_, n)| *n)
         .sum();
-    println!(
+    crate::ui::summary!(
         "{} images, {} failed, {edges} relations between objects, {} classes; knowledge graph in {}",
         summary.processed,
         summary.failed,
@@ -80,7 +80,7 @@ pub fn suggest_rules(facts: &Path, out: Option<&Path>) -> anyhow::Result<ExitCod
     match out {
         Some(p) => {
             write_atomic(p, |w| w.write_all(prolog.as_bytes()))?;
-            println!(
+            crate::ui::summary!(
                 "{} suggestions from {} images written to {}",
                 s.len(),
                 g.images,

@@ -9,21 +9,41 @@ mod metrics;
 mod paths;
 mod symbolic;
 mod train;
+mod ui;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The sandboxed Prolog worker nsod starts for rule bases (JSON lines on stdin/stdout). Not a clap subcommand,
+    // so that help, completions and man pages never offer it.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "rules-worker")
+        && std::env::args_os().len() == 2
+    {
+        return nsod_symbolic::worker::main();
+    }
     let matches = cli::Cli::command().get_matches();
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    ui::init(cli.global.quiet, cli.global.verbose);
     match run(cli, &matches) {
         Ok(code) => code,
+        // Output piped into a program that stopped reading (`nsod man | head`): not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line: the error and its causes, joined.
-            eprintln!("error: {e:#}");
+            ui::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
@@ -49,6 +69,41 @@ fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         cli::Command::Kg(args) => kg::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
         cli::Command::Eval(args) => eval::run(&args),
-        cli::Command::RulesWorker => Ok(nsod_symbolic::worker::main()),
+        cli::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli::Cli::command(), "nsod", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Man { out } => man(out.as_deref()),
     }
+}
+
+/// `nsod man`: nsod.1 to stdout, or nsod.1 and nsod-<command>.1 (nested commands too) into a folder.
+fn man(out: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let cmd = cli::Cli::command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    let mut written = 0;
+    let mut stack = vec![(String::from("nsod"), cmd)];
+    while let Some((name, mut cmd)) = stack.pop() {
+        if cmd.is_hide_set() || cmd.get_name() == "help" {
+            continue;
+        }
+        cmd.build();
+        for sub in cmd.get_subcommands() {
+            stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let page = clap_mangen::Man::new(cmd.clone()).title(name.to_uppercase());
+        let path = dir.join(format!("{name}.1"));
+        nsod_types::formats::write_atomic(&path, |w| page.render(w))
+            .with_context(|| format!("{}", path.display()))?;
+        written += 1;
+    }
+    ui::info!("{written} man pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }

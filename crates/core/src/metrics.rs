@@ -153,14 +153,14 @@ impl MetricsSession {
             .name("nsod-gpu-note".into())
             .spawn(move || {
                 if let Some(note) = t.gpu_note() {
-                    eprintln!("info: no GPU metrics: {note}");
+                    crate::ui::info!("info: no GPU metrics: {note}");
                 }
             });
         let server = if args.no_metrics {
             None
         } else {
             let s = MetricsServer::start(args.metrics_addr, telemetry.clone())?;
-            eprintln!("metrics: http://{}/metrics", s.local_addr());
+            crate::ui::info!("metrics: http://{}/metrics", s.local_addr());
             Some(s)
         };
         let push = args.pushgateway.as_ref().map(|base| {
@@ -177,7 +177,7 @@ impl MetricsSession {
                 interval: args.export_interval,
             };
             Exporter::start(telemetry.clone(), config, |w| {
-                eprintln!("warning: metrics export: {w}")
+                crate::ui::warning!("metrics export: {w}")
             })
         });
         if let Some(dir) = args
@@ -212,7 +212,7 @@ impl MetricsSession {
         if let (Some(server), Some(linger)) = (&self.server, self.linger)
             && !interrupted.load(Ordering::SeqCst)
         {
-            eprintln!(
+            crate::ui::info!(
                 "metrics: run finished; serving http://{}/metrics for {} more (Ctrl-C to stop)",
                 server.local_addr(),
                 humantime::format_duration(linger)

@@ -1,11 +1,11 @@
 //! Default locations of the model and the rule base.
 //!
 //! Each is looked up in an environment variable, then in the source tree the binary was built from (where
-//! `scripts/setup.sh` puts them), then next to the executable.
+//! they are committed), then next to the executable.
 
 use std::path::{Path, PathBuf};
 
-/// File name of the default DOTA model that `scripts/fetch-models.sh` produces.
+/// File name of the default DOTA model, committed in `models/` (models/README.md).
 pub const DEFAULT_MODEL_FILE: &str = "yolov8n-obb.onnx";
 /// File name of the default rule base.
 pub const DEFAULT_RULES_FILE: &str = "dota.pl";

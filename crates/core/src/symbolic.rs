@@ -43,7 +43,7 @@ pub fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
 fn load(path: &Path, names: &ClassNames) -> anyhow::Result<RuleBase> {
     let rules = load_rules(path, Some(names), &sandbox()?)?;
     for w in &rules.table.warnings {
-        eprintln!("warning: rules {}: {w}", path.display());
+        crate::ui::warning!("rules {}: {w}", path.display());
     }
     Ok(rules)
 }
@@ -55,7 +55,7 @@ pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Res
     let rules = match load(file, &names) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::ui::error!("{e:#}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -157,7 +157,7 @@ pub fn refine_predictions(
             Ok(r) => r,
             Err(e) => {
                 let message = error_chain(&e);
-                eprintln!("error: {message}");
+                crate::ui::error!("{message}");
                 let _ = sink.failed(&Failure {
                     image: String::new(),
                     path: pred.to_path_buf(),
@@ -177,8 +177,8 @@ pub fn refine_predictions(
             .and_then(|r| r.scene.as_ref())
             .and_then(|s| s.error.as_ref())
         {
-            eprintln!(
-                "warning: {}: scene rules skipped for this image: {message}",
+            crate::ui::warning!(
+                "{}: scene rules skipped for this image: {message}",
                 outcome.image
             );
         }
@@ -200,7 +200,7 @@ pub fn refine_predictions(
 /// `nsod symbolic`.
 pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
     let config_error = |e: String| {
-        eprintln!("error: {e}");
+        crate::ui::error!("{e}");
         Ok(ExitCode::from(2))
     };
     let names = match read_names(a.names.as_deref()) {
@@ -220,7 +220,7 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
         Ok((p, built)) => {
             if let Some(rb) = p.rules() {
                 for w in &built.rules_warnings {
-                    eprintln!("warning: rules {}: {w}", rb.table.path.display());
+                    crate::ui::warning!("rules {}: {w}", rb.table.path.display());
                 }
             }
             p
@@ -236,7 +236,7 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
             Ok(s) => s,
             Err(e) => return config_error(format!("{e:#}")),
         };
-    println!(
+    crate::ui::summary!(
         "{} images refined, {} failed, {changes} rule applications; output in {}",
         summary.processed,
         summary.failed,

@@ -48,13 +48,13 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
     let session = match MetricsSession::start(&a.metrics, "none") {
         Ok(Some(s)) => s,
         Ok(None) => {
-            eprintln!(
-                "error: train-monitor exports metrics: drop --no-metrics or add --pushgateway / --metrics-textfile"
+            crate::ui::error!(
+                "train-monitor exports metrics: drop --no-metrics or add --pushgateway / --metrics-textfile"
             );
             return Ok(ExitCode::from(2));
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::ui::error!("{e:#}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -77,19 +77,19 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
                 Some(c)
             }
             Err(e) => {
-                eprintln!("error: cannot run {prog}: {e}");
+                crate::ui::error!("cannot run {prog}: {e}");
                 return Ok(ExitCode::from(2));
             }
         },
     };
     if !a.run_dir.is_dir() {
-        eprintln!(
+        crate::ui::info!(
             "train-monitor: waiting for {} to appear",
             a.run_dir.display()
         );
     } else if let Ok(text) = std::fs::read_to_string(a.run_dir.join("args.yaml")) {
         let args = RunArgs::parse(&text);
-        eprintln!(
+        crate::ui::info!(
             "train-monitor: following {} ({} epochs planned)",
             a.run_dir.display(),
             args.epochs.map_or_else(|| "?".into(), |e| e.to_string())
@@ -110,7 +110,7 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
     loop {
         let report = poll();
         if report.new_run {
-            eprintln!("train-monitor: results.csv was replaced: a new run, series reset");
+            crate::ui::info!("train-monitor: results.csv was replaced: a new run, series reset");
         }
         if let Some(c) = child.as_mut() {
             // Forward each signal once; nsod exits when the child does.
@@ -156,7 +156,7 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
                     .get_or_create(&label)
                     .set(0);
                 code = exit_code(status);
-                eprintln!("train-monitor: the training command exited with {code}");
+                crate::ui::info!("train-monitor: the training command exited with {code}");
                 break;
             }
         } else if any_signal() {

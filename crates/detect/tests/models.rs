@@ -1,5 +1,6 @@
 //! Inference on the real Ultralytics models in `$NSOD_TEST_MODELS` (../shared/models in CI) against Ultralytics'
-//! own predictions. Skipped with a message when the models or ONNX Runtime are missing, except under `CI=true`.
+//! own predictions. Ignored (visibly, with the reason) unless the shared assets are set, and always run under
+//! `CI=true` (see nsod-testkit).
 
 use nsod_detect::{Detector, DetectorConfig, Model, ModelOptions, SliceMode, load_image};
 use nsod_runtime::Runtime;
@@ -8,34 +9,11 @@ use nsod_types::{Detection, OrientedBox};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-fn required(var: &str, default: &str) -> Option<PathBuf> {
-    let p = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(default));
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {} is missing ({var})",
-        p.display()
-    );
-    eprintln!("skipping: {} not found (set {var})", p.display());
-    None
-}
-
-fn runtime() -> Option<&'static Arc<Runtime>> {
-    static RT: OnceLock<Option<Arc<Runtime>>> = OnceLock::new();
+fn runtime() -> &'static Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
     RT.get_or_init(|| {
-        let lib = required(
-            "NSOD_TEST_ORT_LIB",
-            "../../third_party/onnxruntime/libonnxruntime.so.1.31.1",
-        )?;
-        Some(Arc::new(
-            Runtime::load(Some(&lib)).expect("ONNX Runtime loads"),
-        ))
+        Arc::new(Runtime::load(Some(&nsod_testkit::ort_lib())).expect("ONNX Runtime loads"))
     })
-    .as_ref()
 }
 
 struct Assets {
@@ -44,14 +22,12 @@ struct Assets {
     data: PathBuf,
 }
 
-fn assets() -> Option<Assets> {
-    let models = required("NSOD_TEST_MODELS", "../../../shared/models")?;
-    let data = required("NSOD_TEST_DATA", "../../../shared/data")?;
-    Some(Assets {
-        rt: runtime()?,
-        models,
-        data,
-    })
+fn assets() -> Assets {
+    Assets {
+        rt: runtime(),
+        models: nsod_testkit::shared_models(),
+        data: nsod_testkit::shared_data(),
+    }
 }
 
 fn detector(a: &Assets, model: &str, config: DetectorConfig) -> Detector {
@@ -121,8 +97,12 @@ fn assert_parity(ours: &[Detection], want: &[Reference]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn yolov8_obb_matches_ultralytics_on_the_crop() {
-    let Some(a) = assets() else { return };
+    let a = assets();
     let mut det = detector(
         &a,
         "yolov8n-obb_1024.onnx",
@@ -149,8 +129,12 @@ fn yolov8_obb_matches_ultralytics_on_the_crop() {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn yolo26_end_to_end_matches_ultralytics_on_the_crop() {
-    let Some(a) = assets() else { return };
+    let a = assets();
     let mut det = detector(
         &a,
         "yolo26n-obb_1024_e2e.onnx",
@@ -170,8 +154,12 @@ fn yolo26_end_to_end_matches_ultralytics_on_the_crop() {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn dynamic_batch_sizes_give_identical_merged_results() {
-    let Some(a) = assets() else { return };
+    let a = assets();
     let img = load_image(&a.data.join("dota_P0006.png")).unwrap();
     let mut results = Vec::new();
     for batch in [1, 4, 8] {
@@ -216,8 +204,12 @@ fn dynamic_batch_sizes_give_identical_merged_results() {
 }
 
 #[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
 fn axis_aligned_layout_model_runs_end_to_end() {
-    let Some(a) = assets() else { return };
+    let a = assets();
     let mut det = detector(
         &a,
         "yolov8n-doclaynet.onnx",

@@ -1,59 +1,43 @@
 //! Peer check: scryer-prolog (through nsod) and SWI-Prolog enumerate the same confidence_modifier/3 and
-//! relation_modifier/4 solutions from rules/dota.pl. Needs `swipl` (Debian swi-prolog-nox); required under CI=true.
+//! relation_modifier/4 solutions from rules/dota.pl. Needs `swipl` (Debian swi-prolog-nox; scripts/setup.sh --tests).
 
 use nsod_symbolic::{Sandbox, WorkerCommand, load_rules};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
-fn swipl_solutions(rules: &Path, goal: &str) -> Option<BTreeSet<(Vec<String>, String)>> {
-    let out = match Command::new("swipl")
+fn swipl_solutions(rules: &Path, goal: &str) -> BTreeSet<(Vec<String>, String)> {
+    let out = nsod_testkit::tool("swipl")
         .args(["-q", "-g", goal, "-t", "halt"])
         .arg(rules)
         .output()
-    {
-        Ok(o) => o,
-        Err(_) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but swipl is not installed"
-            );
-            eprintln!("skipping: swipl not installed");
-            return None;
-        }
-    };
+        .expect("swipl runs");
     assert!(
         out.status.success(),
         "swipl failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut parts: Vec<String> = l.split(' ').map(str::to_owned).collect();
-                let w: f64 = parts.pop().unwrap().parse().unwrap();
-                (parts, format!("{w:.6}"))
-            })
-            .collect(),
-    )
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut parts: Vec<String> = l.split(' ').map(str::to_owned).collect();
+            let w: f64 = parts.pop().unwrap().parse().unwrap();
+            (parts, format!("{w:.6}"))
+        })
+        .collect()
 }
 
 #[test]
 fn scryer_and_swi_prolog_agree_on_the_dota_rules() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl");
-    let Some(swi_pairs) = swipl_solutions(
+    let swi_pairs = swipl_solutions(
         &rules,
         "forall(confidence_modifier(A,B,W), format('~w ~w ~w~n', [A,B,W]))",
-    ) else {
-        return;
-    };
+    );
     let swi_rel = swipl_solutions(
         &rules,
         "forall(relation_modifier(S,R,O,W), format('~w ~w ~w ~w~n', [S,R,O,W]))",
-    )
-    .unwrap();
+    );
     let sandbox = Sandbox::new(WorkerCommand::new(
         env!("CARGO_BIN_EXE_nsod-rules-worker"),
         Vec::<String>::new(),

@@ -1,0 +1,205 @@
+//! Test assets and reference tools for nsod's tests.
+//!
+//! Two kinds of asset:
+//! - **Set up by the project** (`scripts/setup.sh --tests`): ONNX Runtime, the committed default model, the
+//!   reference tools (SWI-Prolog, Prometheus, promtool, amtool) and the Python references (pycocotools, the DOTA
+//!   devkit, OpenCV, onnxruntime) in `.venv/`. Tests find them without any variable; a missing one fails the test
+//!   with one line naming the command that sets it up. Nothing is skipped.
+//! - **Shared assets** (`$NSOD_TEST_MODELS`, `$NSOD_TEST_DATA`): models that take PyTorch to export and a DOTA
+//!   image that cannot be redistributed. Tests that need them carry
+//!   `#[cfg_attr(not(nsod_shared_assets), ignore = "...")]`; the build scripts of the crates holding such tests call
+//!   [`emit_shared_assets_cfg`], which sets the cfg when both variables name folders, or under `CI=true` (where a
+//!   missing asset is then a failure). Ignored tests show in cargo's output with their reason, and
+//!   `scripts/test.sh` lists them in its closing summary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The ONNX Runtime version the tests load and nsod is tested with.
+pub const ORT_VERSION: &str = "1.31.1";
+
+const SETUP: &str = "scripts/setup.sh --tests";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+fn missing(what: &str, fix: &str) -> ! {
+    panic!("missing test asset: {what}: run {fix}")
+}
+
+fn from_var_or(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(default)
+}
+
+/// The ONNX Runtime library: `$NSOD_TEST_ORT_LIB`, else the one `scripts/setup.sh` extracts into
+/// `third_party/onnxruntime/`.
+pub fn ort_lib() -> PathBuf {
+    let p = from_var_or(
+        "NSOD_TEST_ORT_LIB",
+        repo_root().join(format!(
+            "third_party/onnxruntime/libonnxruntime.so.{ORT_VERSION}"
+        )),
+    );
+    if !p.exists() {
+        missing(
+            &format!("ONNX Runtime {ORT_VERSION} ({})", p.display()),
+            "scripts/setup.sh --skip-build",
+        );
+    }
+    p
+}
+
+/// The default model, committed as `models/yolov8n-obb.onnx` (the same export as the shared
+/// `yolov8n-obb_1024.onnx`).
+pub fn default_model() -> PathBuf {
+    let p = repo_root().join("models/yolov8n-obb.onnx");
+    if !p.exists() {
+        missing(
+            &format!("the default model ({})", p.display()),
+            "git checkout -- models/yolov8n-obb.onnx",
+        );
+    }
+    p
+}
+
+fn shared(var: &str) -> PathBuf {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(p) if Path::new(&p).is_dir() => PathBuf::from(p),
+        Some(p) => panic!(
+            "missing shared test asset: {var}={} is not a folder (tests/README.md says where the shared assets come from)",
+            Path::new(&p).display()
+        ),
+        None => panic!(
+            "missing shared test asset: {var} is not set (this test runs when NSOD_TEST_MODELS and NSOD_TEST_DATA name the shared assets, and always under CI=true; see tests/README.md)"
+        ),
+    }
+}
+
+/// `$NSOD_TEST_MODELS`: the shared models (yolov8n-obb_1024, _dyn, yolo26n-obb_1024_e2e, yolov8n-doclaynet).
+pub fn shared_models() -> PathBuf {
+    shared("NSOD_TEST_MODELS")
+}
+
+/// `$NSOD_TEST_DATA`: the shared DOTA image, its 1024 crop and Ultralytics' predictions on it.
+pub fn shared_data() -> PathBuf {
+    shared("NSOD_TEST_DATA")
+}
+
+/// A file inside a shared folder, which must exist.
+pub fn shared_file(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    if !p.exists() {
+        panic!(
+            "missing shared test asset: {} (see tests/README.md)",
+            p.display()
+        );
+    }
+    p
+}
+
+/// Debian package that provides each reference tool.
+fn package_of(tool: &str) -> Option<&'static str> {
+    match tool {
+        "swipl" => Some("swi-prolog-nox"),
+        "prometheus" | "promtool" => Some("prometheus"),
+        "amtool" => Some("prometheus-alertmanager"),
+        _ => None,
+    }
+}
+
+/// A reference tool on `PATH` (swipl, prometheus, promtool, amtool): a [`Command`] for it.
+pub fn tool(name: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if !found {
+        missing(
+            &format!(
+                "{name}{} is not on PATH",
+                package_of(name)
+                    .map(|p| format!(" (Debian package {p})"))
+                    .unwrap_or_default()
+            ),
+            SETUP,
+        );
+    }
+    Command::new(name)
+}
+
+/// The Python interpreter with the reference packages: `$NSOD_PYTHON`, else the virtualenv `scripts/setup.sh
+/// --tests` makes (`$NSOD_VENV`, else `.venv/`), else `python3`. Every module in `imports` must import.
+pub fn python(imports: &[&str]) -> String {
+    let py = std::env::var("NSOD_PYTHON")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            let venv = from_var_or("NSOD_VENV", repo_root().join(".venv"));
+            let p = venv.join("bin/python3");
+            p.is_file().then(|| p.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "python3".into());
+    let code = format!("import {}", imports.join(", "));
+    let ok = Command::new(&py)
+        .args(["-c", &code])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        missing(
+            &format!("`{py} -c '{code}'` fails (Python references, scripts/test-requirements.txt)"),
+            SETUP,
+        );
+    }
+    py
+}
+
+/// For build scripts of crates with tests that need the shared assets: sets `cfg(nsod_shared_assets)` when
+/// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` name folders, or under `CI=true`.
+pub fn emit_shared_assets_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(nsod_shared_assets)");
+    for v in ["NSOD_TEST_MODELS", "NSOD_TEST_DATA", "CI"] {
+        println!("cargo::rerun-if-env-changed={v}");
+    }
+    let dir = |v: &str| {
+        std::env::var_os(v)
+            .filter(|p| !p.is_empty())
+            .is_some_and(|p| Path::new(&p).is_dir())
+    };
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if ci || (dir("NSOD_TEST_MODELS") && dir("NSOD_TEST_DATA")) {
+        println!("cargo::rustc-cfg=nsod_shared_assets");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_the_setup_command_in_one_line() {
+        let err = std::panic::catch_unwind(|| tool("nsod-no-such-tool-xyz")).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert_eq!(
+            msg,
+            "missing test asset: nsod-no-such-tool-xyz is not on PATH: run scripts/setup.sh --tests"
+        );
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn a_python_without_the_module_names_the_setup_command() {
+        let err = std::panic::catch_unwind(|| python(&["nsod_no_such_module_xyz"])).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.starts_with("missing test asset: `"), "{msg}");
+        assert!(msg.ends_with(": run scripts/setup.sh --tests"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+}
