@@ -4,6 +4,8 @@
 # registry cache when this machine has them; their size is reported separately (the target, <= 8 minutes and
 # <= 1 GB of downloads, counts downloads beyond the Rust build).
 #
+# Downloads are the bytes this machine received while the command ran (/proc/net/dev), an upper bound.
+#
 # Usage: benches/first_contact.sh [REPO]   (default: this checkout's committed HEAD)
 set -euo pipefail
 src="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)"
@@ -19,9 +21,12 @@ git clone --quiet "$src" "$tmp/nsod"
 export CARGO_TARGET_DIR="$tmp/target" PIP_CACHE_DIR="$tmp/pip-cache" PIP_FIND_LINKS=""
 cd "$tmp/nsod"
 echo "first command: $cmd (fresh clone in $tmp/nsod, empty CARGO_TARGET_DIR and pip cache)"
+rx() { awk -F'[: ]+' 'NR > 2 && $2 != "lo" { s += $3 } END { print s + 0 }' /proc/net/dev; }
+rx0=$(rx)
 start=$(date +%s.%N)
 bash -c "$cmd" > "$tmp/out.txt" 2>&1 || { tail -n 30 "$tmp/out.txt"; echo "error: the first command failed" >&2; exit 1; }
 end=$(date +%s.%N)
+rx1=$(rx)
 build="$(grep -Eo 'Finished `release` profile .* in [0-9ms. ]+' "$tmp/out.txt" | grep -Eo '[0-9]+m [0-9.]+s|[0-9.]+s$' | tail -n1)"
 pip_bytes=$(du -sb "$PIP_CACHE_DIR" 2>/dev/null | cut -f1 || echo 0)
 crates_bytes=$(python3 - Cargo.lock "${CARGO_HOME:-$HOME/.cargo}" <<'PY'
@@ -42,6 +47,6 @@ python3 - "$start" "$end" <<PY
 s, e = float("$start"), float("$end")
 print(f"wall time of the first command: {(e - s) / 60:.1f} min ({e - s:.0f} s), of which the release build: ${build:-?}")
 PY
-echo "downloads beyond the Rust build (pip: ONNX Runtime wheel, sample wheel): $(mib "$pip_bytes")"
+echo "received over the network during the command (all downloads: wheels, apt packages, crates not cached): $(mib "$((rx1 - rx0))")"
 echo "crates the Rust build downloads on a machine without cargo's cache: $(mib "$crates_bytes")"
 echo "disk: clone with third_party/, samples/, runs/ $(mib "$clone"); build folder $(mib "$target"); pip cache $(mib "$pip_bytes")"

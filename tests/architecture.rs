@@ -8,8 +8,24 @@ use std::process::Command;
 /// Crate -> what it must never reach.
 const RULES: &[(&str, &[&str])] = &[
     (
+        "nsod-raster",
+        &[
+            "ort",
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "nsod-detect",
+            "nsod-pipeline",
+            "tokio",
+            "axum",
+            "clap",
+            "anyhow",
+        ],
+    ),
+    (
         "nsod-types",
         &[
+            "gdal",
             "nsod-runtime",
             "nsod-nms",
             "nsod-detect",
@@ -53,6 +69,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "nsod-detect",
         &[
+            "gdal",
             "scryer-prolog",
             "prometheus-client",
             "nsod-telemetry",
@@ -97,6 +114,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "nsod-telemetry",
         &[
+            "gdal",
             "ort",
             "image",
             "scryer-prolog",

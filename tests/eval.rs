@@ -122,6 +122,7 @@ fn record(image: &str, detections: Vec<Detection>) -> ImagePredictions {
         width: 200,
         height: 200,
         detections,
+        geo: None,
     }
 }
 

@@ -95,6 +95,7 @@ fn symbolic_refines_a_predictions_file_and_explains_each_change() {
             det(1, "ship", 0.6, [0.0, 0.0, 10.0, 10.0]),
             det(7, "harbor", 0.5, [20.0, 0.0, 30.0, 10.0]),
         ],
+        geo: None,
     })
     .unwrap();
     w.write(&ImagePredictions {
@@ -105,6 +106,7 @@ fn symbolic_refines_a_predictions_file_and_explains_each_change() {
             det(1, "ship", 0.4, [0.0, 0.0, 10.0, 10.0]),
             det(8, "bridge", 0.9, [2.0, 0.0, 100.0, 10.0]),
         ],
+        geo: None,
     })
     .unwrap();
     w.finish().unwrap();
@@ -244,6 +246,7 @@ fn hostile_rule_bases_are_configuration_errors_and_touch_nothing() {
         width: 10,
         height: 10,
         detections: vec![],
+        geo: None,
     })
     .unwrap();
     w.finish().unwrap();
@@ -343,6 +346,7 @@ fn symbolic_runs_scene_rules_and_size_rules_with_a_gsd() {
             det(7, "harbor", 0.5, [0.0, 0.0, 40.0, 30.0]),
             det(10, "small vehicle", 0.6, [300.0, 300.0, 340.0, 310.0]), // 40 px = 20 m at 0.5 m/px
         ],
+        geo: None,
     })
     .unwrap();
     w.finish().unwrap();

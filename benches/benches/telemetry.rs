@@ -169,6 +169,7 @@ fn outcome() -> nsod_types::outcome::ImageOutcome {
             merge_seconds: 0.004,
             run_durations: vec![0.1; 5],
             preprocess_durations: vec![0.01; 5],
+            ..Default::default()
         },
         timings: StageTimings {
             decode: 0.02,
@@ -176,6 +177,7 @@ fn outcome() -> nsod_types::outcome::ImageOutcome {
             symbolic: 0.004,
             graph: 0.01,
         },
+        geo: None,
     }
 }
 

@@ -101,6 +101,20 @@ fn slice(s: &str) -> Result<Slice, String> {
     s.parse()
 }
 
+fn scale(s: &str) -> Result<[f64; 2], String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    match parts[..] {
+        [a, b] => {
+            let (a, b) = (a.trim().parse::<f64>(), b.trim().parse::<f64>());
+            match (a, b) {
+                (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() && a < b => Ok([a, b]),
+                _ => Err(format!("{s:?}: give two numbers MIN,MAX with MIN < MAX")),
+            }
+        }
+        _ => Err(format!("{s:?}: give two numbers MIN,MAX with MIN < MAX")),
+    }
+}
+
 /// `nsod infer`. Every value can also come from `--config FILE` (`config/run.example.toml`); a flag given on the
 /// command line overrides the file. Defaults are the pipeline library's (Ultralytics' predictor, SAHI's slicing).
 #[derive(Debug, Args)]
@@ -182,6 +196,18 @@ pub struct InferArgs {
     /// (size_range/3) and gives scene rules gsd/1.
     #[arg(long, value_name = "METRES")]
     pub gsd: Option<f64>,
+    /// Raster bands read as red, green, blue (1-based, e.g. `4,3,2`), or one band read as grey.
+    #[arg(long, value_name = "R,G,B", value_delimiter = ',', num_args = 1..)]
+    pub bands: Option<Vec<u32>>,
+    /// Values mapped to 0 and 255 for rasters that are not 8-bit (default: each band's 2nd-98th percentile).
+    #[arg(long, value_name = "MIN,MAX", value_parser = scale)]
+    pub scale: Option<[f64; 2]>,
+    /// Rasters with more pixels are read window by window (slices read as they are run), smaller ones whole.
+    #[arg(long, value_name = "PIXELS", default_value_t = defaults().raster.window_above_pixels)]
+    pub window_above: u64,
+    /// Refuse rasters that declare more pixels than this.
+    #[arg(long, value_name = "PIXELS", default_value_t = defaults().raster.max_pixels)]
+    pub max_raster_pixels: u64,
     /// Also build the knowledge graph: DIR/scene_graphs.jsonl per image and the dataset graph exports at the end.
     #[arg(long)]
     pub kg: bool,

@@ -63,6 +63,16 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             " (missing: git checkout -- models/yolov8n-obb.onnx, or set NSOD_MODEL)"
         }
     );
+    let drivers = nsod_raster::available_drivers();
+    println!(
+        "gdal: {} (raster drivers: {})",
+        nsod_raster::gdal_version(),
+        if drivers.is_empty() {
+            "none".into()
+        } else {
+            drivers.join(", ")
+        }
+    );
     let (rules, rules_ok) = paths::default_rules();
     println!(
         "default rules: {}{}",

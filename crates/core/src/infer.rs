@@ -94,6 +94,10 @@ pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConf
         "rules" => c.rules.file, a.rules.clone();
         "gsd" => c.rules.gsd, a.gsd;
         "kg_pairs" => c.kg.pairs, a.kg_pairs.clone();
+        "bands" => c.raster.bands, a.bands.clone();
+        "scale" => c.raster.scale, a.scale;
+        "window_above" => c.raster.window_above_pixels, a.window_above;
+        "max_raster_pixels" => c.raster.max_pixels, a.max_raster_pixels;
     }
     if a.no_full_pass {
         c.detect.full_pass = false;

@@ -4,6 +4,7 @@ use crate::DetectError;
 use crate::model::Model;
 use crate::preprocess::{Letterbox, Region, letterbox_into};
 use crate::slicing::slice_regions;
+use crate::source::ImageSource;
 use image::RgbImage;
 use nsod_nms::{MergeConfig, postprocess, ultralytics_nms};
 use nsod_types::{BBox, Detection, OrientedBox};
@@ -76,6 +77,18 @@ pub struct ImageDetections {
     pub merge_seconds: f64,
     /// Whether the image was sliced (and merged).
     pub sliced: bool,
+    /// Windowed sources ([`Detector::detect_source`]): time spent reading each slice (overlapped with the model
+    /// runs, so not part of the detection's wall time) and the slices skipped because they held no data.
+    pub read_durations: Vec<f64>,
+    pub skipped: usize,
+}
+
+/// One model input: a region of `image` (`within`) that stands for `placed` in the original image (the same size,
+/// or smaller for a decimated full-image pass).
+struct SliceInput<'a> {
+    image: &'a RgbImage,
+    within: Region,
+    placed: Region,
 }
 
 /// A model with its settings and reusable buffers.
@@ -137,8 +150,6 @@ impl Detector {
             )));
         }
         let (regions, merge_needed) = self.regions(img.width(), img.height());
-        let (mh, mw) = self.model.info.input_hw;
-        let per_image = 3 * (mh * mw) as usize;
         let batch = self.model.info.max_batch(self.config.batch);
         let mut result = ImageDetections {
             slices: regions.len(),
@@ -146,43 +157,170 @@ impl Detector {
         };
         let mut all = Vec::new();
         for chunk in regions.chunks(batch) {
-            // A fixed batch larger than the chunk is filled with padding images whose output is ignored.
-            let n_run = self.model.info.fixed_batch.unwrap_or(chunk.len());
-            let t = Instant::now();
-            self.input.resize(n_run * per_image, 114.0 / 255.0);
-            let letterboxes: Vec<Letterbox> = chunk
-                .par_iter()
-                .zip(self.input.par_chunks_exact_mut(per_image))
-                .map(|(r, buf)| letterbox_into(img, *r, mw, mh, buf))
+            let inputs: Vec<SliceInput> = chunk
+                .iter()
+                .map(|r| SliceInput {
+                    image: img,
+                    within: *r,
+                    placed: *r,
+                })
                 .collect();
-            let pre = t.elapsed().as_secs_f64();
-            result.preprocess_seconds += pre;
-            result.preprocess_durations.push(pre);
-            let t = Instant::now();
-            let (shape, data) = self.model.run(&self.input, n_run)?;
-            let run = t.elapsed().as_secs_f64();
-            result.run_seconds += run;
-            result.run_durations.push(run);
-            result.runs += 1;
-            let t = Instant::now();
-            let [b, d1, d2] = shape[..] else {
-                return Err(DetectError::Output(format!(
-                    "output shape {shape:?} is not [batch, a, b]"
-                )));
-            };
-            if b < chunk.len() {
-                return Err(DetectError::Output(format!(
-                    "output batch {b} is smaller than the {} inputs",
-                    chunk.len()
-                )));
-            }
-            for (i, (region, lb)) in chunk.iter().zip(&letterboxes).enumerate() {
-                let out = &data[i * d1 * d2..(i + 1) * d1 * d2];
-                let dets = self.postprocess_run(out, [d1, d2])?;
-                all.extend(dets.into_iter().map(|d| to_image(d, lb, region)));
-            }
-            result.postprocess_seconds += t.elapsed().as_secs_f64();
+            self.run_slices(&inputs, &mut result, &mut all)?;
         }
+        self.finish(all, merge_needed, result)
+    }
+
+    /// Runs the model over an image read window by window: each slice is read when its batch comes (the next
+    /// batch is read on a second thread while the model runs), slices without data are skipped, and SAHI's
+    /// full-image pass sees the whole image decimated to the model's input size by the source (an overview), so
+    /// memory holds two batches of slices whatever the image size. On an image that fits the model input, and with
+    /// the full-image pass off, the result equals [`Detector::detect`] on the same pixels.
+    pub fn detect_source(&mut self, src: &dyn ImageSource) -> Result<ImageDetections, DetectError> {
+        let (width, height) = src.size();
+        if width == 0 || height == 0 {
+            return Err(DetectError::Output(format!(
+                "the image has no pixels ({width} x {height})"
+            )));
+        }
+        let (regions, merge_needed) = self.regions(width, height);
+        let (mh, mw) = self.model.info.input_hw;
+        let batch = self.model.info.max_batch(self.config.batch);
+        let mut result = ImageDetections {
+            slices: regions.len(),
+            ..Default::default()
+        };
+        type Read = Result<(Vec<(Region, Option<RgbImage>)>, Vec<f64>), DetectError>;
+        let read = |chunk: &[Region]| -> Read {
+            let mut out = Vec::with_capacity(chunk.len());
+            let mut secs = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let t = Instant::now();
+                let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
+                let whole = r.width == width && r.height == height;
+                let pixels = if whole && (nw < r.width || nh < r.height) {
+                    Some(src.read_decimated(nw, nh)?)
+                } else {
+                    src.read(*r)?
+                };
+                secs.push(t.elapsed().as_secs_f64());
+                out.push((*r, pixels));
+            }
+            Ok((out, secs))
+        };
+        let chunks: Vec<&[Region]> = regions.chunks(batch).collect();
+        let mut all = Vec::new();
+        std::thread::scope(|scope| -> Result<(), DetectError> {
+            let mut next = chunks.first().map(|c| read(c));
+            for k in 0..chunks.len() {
+                let ahead = chunks.get(k + 1).map(|c| {
+                    let c: &[Region] = c;
+                    let read = &read;
+                    std::thread::Builder::new()
+                        .name("nsod-read".into())
+                        .spawn_scoped(scope, move || read(c))
+                });
+                let (slices, secs) = next.take().expect("a read per chunk")?;
+                result.read_durations.extend(secs);
+                let inputs: Vec<SliceInput> = slices
+                    .iter()
+                    .filter_map(|(placed, pixels)| {
+                        let img = pixels.as_ref()?;
+                        Some(SliceInput {
+                            image: img,
+                            within: Region {
+                                x: 0,
+                                y: 0,
+                                width: img.width(),
+                                height: img.height(),
+                            },
+                            placed: *placed,
+                        })
+                    })
+                    .collect();
+                result.skipped += slices.len() - inputs.len();
+                if !inputs.is_empty() {
+                    self.run_slices(&inputs, &mut result, &mut all)?;
+                }
+                next = match ahead {
+                    None => None,
+                    Some(Ok(handle)) => Some(handle.join().unwrap_or_else(|_| {
+                        Err(DetectError::Output("the reading thread panicked".into()))
+                    })),
+                    Some(Err(e)) => {
+                        return Err(DetectError::Output(format!(
+                            "cannot start the reading thread: {e}"
+                        )));
+                    }
+                };
+            }
+            Ok(())
+        })?;
+        self.finish(all, merge_needed, result)
+    }
+
+    /// Letterboxes `inputs` into one batch, runs the model and maps the detections back to the original image.
+    fn run_slices(
+        &mut self,
+        inputs: &[SliceInput],
+        result: &mut ImageDetections,
+        all: &mut Vec<Detection>,
+    ) -> Result<(), DetectError> {
+        let (mh, mw) = self.model.info.input_hw;
+        let per_image = 3 * (mh as usize) * (mw as usize);
+        // A fixed batch larger than the chunk is filled with padding images whose output is ignored.
+        let n_run = self.model.info.fixed_batch.unwrap_or(inputs.len());
+        let t = Instant::now();
+        self.input.resize(n_run * per_image, 114.0 / 255.0);
+        let letterboxes: Vec<Letterbox> = inputs
+            .par_iter()
+            .zip(self.input.par_chunks_exact_mut(per_image))
+            .map(|(s, buf)| {
+                let mut lb = letterbox_into(s.image, s.within, mw, mh, buf);
+                if s.within.width != s.placed.width || s.within.height != s.placed.height {
+                    // A decimated read: the gain is from the original region to the model input.
+                    lb.gain_x *= f64::from(s.within.width) / f64::from(s.placed.width);
+                    lb.gain_y *= f64::from(s.within.height) / f64::from(s.placed.height);
+                }
+                lb
+            })
+            .collect();
+        let pre = t.elapsed().as_secs_f64();
+        result.preprocess_seconds += pre;
+        result.preprocess_durations.push(pre);
+        let t = Instant::now();
+        let (shape, data) = self.model.run(&self.input, n_run)?;
+        let run = t.elapsed().as_secs_f64();
+        result.run_seconds += run;
+        result.run_durations.push(run);
+        result.runs += 1;
+        let t = Instant::now();
+        let [b, d1, d2] = shape[..] else {
+            return Err(DetectError::Output(format!(
+                "output shape {shape:?} is not [batch, a, b]"
+            )));
+        };
+        if b < inputs.len() {
+            return Err(DetectError::Output(format!(
+                "output batch {b} is smaller than the {} inputs",
+                inputs.len()
+            )));
+        }
+        for (i, (s, lb)) in inputs.iter().zip(&letterboxes).enumerate() {
+            let out = &data[i * d1 * d2..(i + 1) * d1 * d2];
+            let dets = self.postprocess_run(out, [d1, d2])?;
+            all.extend(dets.into_iter().map(|d| to_image(d, lb, &s.placed)));
+        }
+        result.postprocess_seconds += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// The SAHI merge across slices (or the sort of a single run's detections).
+    fn finish(
+        &self,
+        mut all: Vec<Detection>,
+        merge_needed: bool,
+        mut result: ImageDetections,
+    ) -> Result<ImageDetections, DetectError> {
         let t = Instant::now();
         result.merge_input = all.len();
         result.detections = if merge_needed {

@@ -6,6 +6,8 @@
 //! * [`slicing`]: SAHI's `get_slice_bboxes`.
 //! * [`Detector`]: one image in, detections in original pixels out: slices (plus SAHI's full-image pass), batched
 //!   session runs, decoding, Ultralytics' NMS per run, then the SAHI merge across slices.
+//! * [`ImageSource`]: images read window by window ([`Detector::detect_source`]: each slice is read when it is
+//!   run, the next ones while the model runs, and the full-image pass sees a decimated copy).
 //! * [`load_image`]: decoding with errors that name the file and the cause.
 
 pub mod detector;
@@ -14,11 +16,14 @@ pub mod metadata;
 pub mod model;
 pub mod preprocess;
 pub mod slicing;
+pub mod source;
 pub mod vis;
 
 pub use detector::{Detector, DetectorConfig, ImageDetections, SliceMode};
 pub use layout::Layout;
 pub use model::{Device, Model, ModelInfo, ModelOptions};
+pub use preprocess::Region;
+pub use source::ImageSource;
 
 use std::path::{Path, PathBuf};
 
@@ -55,7 +60,9 @@ pub enum DetectError {
 }
 
 /// File extensions nsod treats as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"];
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp", "gif", "jp2", "j2k", "vrt", "img",
+];
 
 /// True when the path has one of [`IMAGE_EXTENSIONS`] (case-insensitive).
 pub fn is_image_path(path: &Path) -> bool {

@@ -246,6 +246,8 @@ pub struct PipelineConfig {
     pub rules: RulesSettings,
     pub kg: KgSettings,
     pub output: OutputSettings,
+    /// How rasters are read (bands, bit depth, windowed reads, limits).
+    pub raster: nsod_raster::RasterOptions,
     /// The front end's metrics settings (`[metrics]`), read by the binary.
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
     pub metrics: toml::Table,
@@ -262,6 +264,7 @@ impl Default for PipelineConfig {
             rules: RulesSettings::default(),
             kg: KgSettings::default(),
             output: OutputSettings::default(),
+            raster: nsod_raster::RasterOptions::default(),
             metrics: toml::Table::new(),
         }
     }
@@ -313,6 +316,7 @@ impl PipelineConfig {
                 Err(invalid(key, format!("{v} is outside [0, 1]")))
             }
         };
+        self.raster.validate().map_err(|m| invalid("raster", m))?;
         unit("detect.conf", d.conf)?;
         unit("detect.iou", d.iou)?;
         unit("detect.merge_threshold", d.merge_threshold)?;

@@ -142,6 +142,7 @@ pub fn read_predictions(
                 width: w,
                 height: h,
                 detections,
+                geo: None,
             })
         })
         .collect())

@@ -7,6 +7,8 @@
 //!   graph ([`Worker::process`]) and returning an [`ImageOutcome`] of plain data, with no file I/O.
 //! * [`inputs`]: the images of a run (folders walked, sorted, names checked for collisions).
 //! * [`sink`]: where outcomes go; [`RunDirSink`] writes the run folder (streams, atomic files, resume, manifest).
+//! * [`source`]: the decode stage: images decoded in memory, or rasters of any size read window by window through
+//!   GDAL, with their georeferencing.
 //! * [`runner`]: the batch loop (decode ahead, failures reported, signals).
 //!
 //! The crate never prints and never touches metrics: front ends observe the run ([`runner::Observer`]) and record
@@ -17,13 +19,15 @@ pub mod inputs;
 pub mod pipeline;
 pub mod runner;
 pub mod sink;
+pub mod source;
 
 pub use config::{ConfigError, PipelineConfig};
 pub use inputs::{InputError, Job};
 pub use nsod_types::outcome::{ImageOutcome, Stage};
-pub use pipeline::{BuildReport, Environment, Pipeline, Worker};
+pub use pipeline::{BuildReport, Environment, Overrides, Pipeline, Worker};
 pub use runner::{Observer, run};
 pub use sink::{RunDirOptions, RunDirSink, RunSummary, Sink, SinkError};
+pub use source::{LoadedImage, Pixels};
 
 use std::path::PathBuf;
 
@@ -64,6 +68,9 @@ pub enum PipelineError {
     /// A sink could not write.
     #[error(transparent)]
     Sink(SinkError),
+    /// An image's detections could not be put on the map.
+    #[error("{image}: georeferencing: {message}")]
+    Georef { image: String, message: String },
 }
 
 impl PipelineError {

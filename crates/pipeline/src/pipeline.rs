@@ -3,12 +3,14 @@
 //! stage and return an [`ImageOutcome`] without touching the file system.
 
 use crate::config::PipelineConfig;
+use crate::source::{LoadedImage, Pixels};
 use crate::{PipelineError, error_chain};
 use image::RgbImage;
 use nsod_detect::{Detector, DetectorConfig, Model, ModelInfo, ModelOptions};
 use nsod_runtime::Runtime;
 use nsod_symbolic::{ImageContext, RuleBase, Sandbox, SceneSession};
 use nsod_types::detection::class_atom;
+use nsod_types::geo::{GeoRef, ImageGeo};
 use nsod_types::outcome::{DetectStats, ImageOutcome, RulesOutcome, SceneQuery, StageTimings};
 use nsod_types::relations::{RelationEdge, RelationParams, extract};
 use nsod_types::{ClassNames, Detection, ImageSize};
@@ -254,6 +256,52 @@ impl Pipeline {
     }
 }
 
+/// Per-request settings (`nsod serve`): each, when set, replaces the run configuration's value for one image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub conf: Option<f32>,
+    pub iou: Option<f32>,
+    pub slice: Option<crate::config::Slice>,
+    pub overlap: Option<f32>,
+    pub merge: Option<nsod_nms::MergeMethod>,
+    pub full_pass: Option<bool>,
+    /// `Some(false)` skips the rules.
+    pub rules: Option<bool>,
+}
+
+impl Overrides {
+    /// The configuration with these settings applied.
+    pub fn apply(&self, base: &PipelineConfig) -> PipelineConfig {
+        let mut c = base.clone();
+        let d = &mut c.detect;
+        if let Some(v) = self.conf {
+            d.conf = v;
+        }
+        if let Some(v) = self.iou {
+            d.iou = v;
+        }
+        if let Some(v) = self.slice {
+            d.slice = v;
+        }
+        if let Some(v) = self.overlap {
+            d.overlap = v;
+        }
+        if let Some(v) = self.merge {
+            d.merge = v;
+        }
+        if let Some(v) = self.full_pass {
+            d.full_pass = v;
+        }
+        c
+    }
+
+    /// Checks the settings as the configuration's own (the error names the key: `detect.conf: 1.5 is outside
+    /// [0, 1]`).
+    pub fn validate(&self, base: &PipelineConfig) -> Result<(), crate::ConfigError> {
+        self.apply(base).validate()
+    }
+}
+
 /// Takes images through the pipeline; one per thread.
 #[derive(Debug)]
 pub struct Worker {
@@ -267,22 +315,65 @@ impl Worker {
         &self.pipeline
     }
 
-    /// One image through every stage: detection, the rules, the knowledge graph. `decode_seconds` is what reading
-    /// the image took (reported in the outcome's timings). No file I/O.
-    pub fn process(
+    /// One image in memory through every stage: detection, the rules, the knowledge graph. No file I/O.
+    pub fn process(&mut self, image: &RgbImage, name: &str) -> Result<ImageOutcome, PipelineError> {
+        self.process_loaded(&LoadedImage::memory(image.clone()), name, 0.0)
+    }
+
+    /// One loaded input (an image in memory or a raster read window by window, with its georeferencing) through
+    /// every stage. `decode_seconds` is what loading took (reported in the outcome's timings). Reads the raster's
+    /// windows; writes nothing.
+    pub fn process_loaded(
         &mut self,
-        image: &RgbImage,
+        input: &LoadedImage,
         name: &str,
         decode_seconds: f64,
     ) -> Result<ImageOutcome, PipelineError> {
+        self.process_with(input, name, decode_seconds, &Overrides::default())
+    }
+
+    /// [`Worker::process_loaded`] with per-request settings (validated: a bad value is a configuration error).
+    pub fn process_with(
+        &mut self,
+        input: &LoadedImage,
+        name: &str,
+        decode_seconds: f64,
+        overrides: &Overrides,
+    ) -> Result<ImageOutcome, PipelineError> {
+        let base = self.pipeline.inner.config.clone();
+        let custom = *overrides != Overrides::default();
+        if custom {
+            overrides.validate(&base)?;
+        }
         let Some(detector) = self.detector.as_mut() else {
             return Err(PipelineError::Runtime(
                 "this pipeline has no model: use process_detections".into(),
             ));
         };
         let t = Instant::now();
-        let found = detector.detect(image).map_err(PipelineError::Detect)?;
+        let before = match &input.pixels {
+            Pixels::Windowed(r) => r.0.counters(),
+            Pixels::Memory(_) => Default::default(),
+        };
+        let saved = custom.then(|| {
+            std::mem::replace(
+                &mut detector.config,
+                overrides.apply(&base).detect.detector(),
+            )
+        });
+        let found = match &input.pixels {
+            Pixels::Memory(img) => detector.detect(img),
+            Pixels::Windowed(r) => detector.detect_source(r),
+        };
+        if let Some(c) = saved {
+            detector.config = c;
+        }
+        let found = found.map_err(PipelineError::Detect)?;
         let detect_seconds = t.elapsed().as_secs_f64();
+        let read = match &input.pixels {
+            Pixels::Windowed(r) => r.0.counters(),
+            Pixels::Memory(_) => Default::default(),
+        };
         let stats = DetectStats {
             slices: found.slices,
             sliced: found.sliced,
@@ -290,19 +381,25 @@ impl Worker {
             merge_seconds: found.merge_seconds,
             run_durations: found.run_durations,
             preprocess_durations: found.preprocess_durations,
+            read_durations: found.read_durations,
+            skipped_slices: found.skipped,
+            bytes_read: read.bytes - before.bytes,
+            blocks_read: read.blocks - before.blocks,
         };
         let timings = StageTimings {
             decode: decode_seconds,
             detect: detect_seconds,
             ..Default::default()
         };
-        Ok(self.after_detection(
+        let (w, h) = input.size();
+        self.after_detection(
             name,
-            ImageSize::new(image.width(), image.height()),
+            ImageSize::new(w, h),
             found.detections,
             stats,
             timings,
-        ))
+            (input.georef.as_ref(), overrides.rules != Some(false)),
+        )
     }
 
     /// The stages after detection on given detections (`nsod symbolic`, `nsod kg`, merged shards).
@@ -318,7 +415,9 @@ impl Worker {
             detections,
             DetectStats::default(),
             StageTimings::default(),
+            (None, true),
         )
+        .expect("no georeferencing, no error")
     }
 
     fn after_detection(
@@ -328,15 +427,17 @@ impl Worker {
         detections: Vec<Detection>,
         detect: DetectStats,
         mut timings: StageTimings,
-    ) -> ImageOutcome {
+        (georef, rules_on): (Option<&GeoRef>, bool),
+    ) -> Result<ImageOutcome, PipelineError> {
         let inner = &self.pipeline.inner;
-        let (detections, rules) = match &inner.rules {
+        let (detections, rules) = match inner.rules.as_ref().filter(|_| rules_on) {
             Some(rb) => {
                 let t = Instant::now();
                 let ctx = ImageContext {
                     width: size.width,
                     height: size.height,
-                    gsd: inner.config.rules.gsd,
+                    // --gsd wins over the raster's own.
+                    gsd: inner.config.rules.gsd.or(georef.and_then(|g| g.gsd)),
                 };
                 let (adjustment, error) = rb.refine(self.scene.as_mut(), &detections, &ctx);
                 let seconds = t.elapsed().as_secs_f64();
@@ -369,7 +470,11 @@ impl Worker {
             timings.graph = t.elapsed().as_secs_f64();
             edges
         });
-        ImageOutcome {
+        let geo = match georef {
+            Some(g) => Some(geo(name, g, &detections, rules.as_ref())?),
+            None => None,
+        };
+        Ok(ImageOutcome {
             image: name.to_owned(),
             size,
             detections,
@@ -377,8 +482,47 @@ impl Worker {
             relations,
             detect,
             timings,
-        }
+            geo,
+        })
     }
+}
+
+/// The detections on the map: per final detection its polygons, its score before the rules and the rules that
+/// changed it.
+fn geo(
+    name: &str,
+    georef: &GeoRef,
+    detections: &[Detection],
+    rules: Option<&RulesOutcome>,
+) -> Result<ImageGeo, PipelineError> {
+    let (raw_scores, why): (Vec<f32>, Vec<Vec<String>>) = match rules {
+        None => (detections.iter().map(|d| d.score).collect(), Vec::new()),
+        Some(r) => {
+            let order = r.refined_order();
+            let raw = order.iter().map(|&i| r.raw[i].score).collect();
+            let why = order
+                .iter()
+                .map(|&i| {
+                    r.adjustment
+                        .changes
+                        .iter()
+                        .filter(|c| c.target == i || (c.both && c.other == Some(i)))
+                        .map(|c| c.rule.clone())
+                        .collect()
+                })
+                .collect();
+            (raw, why)
+        }
+    };
+    let footprints = nsod_raster::georef::footprints(georef, detections, &raw_scores, why)
+        .map_err(|message| PipelineError::Georef {
+            image: name.to_owned(),
+            message,
+        })?;
+    Ok(ImageGeo {
+        georef: georef.clone(),
+        footprints,
+    })
 }
 
 /// The relations of the knowledge graph between `dets`, for every class pair or the allowed ones.

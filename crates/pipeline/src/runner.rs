@@ -5,8 +5,8 @@
 use crate::inputs::Job;
 use crate::pipeline::Worker;
 use crate::sink::{Failure, RunInfo, RunSummary, Sink};
+use crate::source::{LoadedImage, Pixels};
 use crate::{PipelineError, error_chain};
-use image::RgbImage;
 use nsod_types::outcome::{ImageOutcome, Stage};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,10 +37,16 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// Decodes an image file (the decode stage).
-pub fn decode(path: &std::path::Path) -> Result<RgbImage, PipelineError> {
-    nsod_detect::load_image(path).map_err(PipelineError::Decode)
+/// Loads an image file (the decode stage): see [`crate::source`].
+pub fn decode(
+    path: &std::path::Path,
+    opts: &nsod_raster::RasterOptions,
+) -> Result<LoadedImage, PipelineError> {
+    crate::source::load(path, opts).map_err(PipelineError::Decode)
 }
+
+/// The longest side of the annotated image of a raster read window by window.
+pub const PREVIEW_SIDE: u32 = 4096;
 
 /// Runs `jobs` through `worker` into `sink`. Images the sink already has (resume) are skipped. A failed image is
 /// reported and the run goes on; a sink that cannot write ends the run with its error (the outputs of finished
@@ -69,12 +75,13 @@ pub fn run(
     let start = Instant::now();
     let mut summary = RunSummary::default();
     let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
+    let raster_opts = pipeline.config().raster.clone();
     let decoder = std::thread::Builder::new()
         .name("nsod-decode".into())
         .spawn(move || {
             for job in jobs {
                 let t = Instant::now();
-                let img = decode(&job.path);
+                let img = decode(&job.path, &raster_opts);
                 if tx.send((job, img, t.elapsed().as_secs_f64())).is_err() {
                     break;
                 }
@@ -106,7 +113,7 @@ pub fn run(
                     continue;
                 }
             };
-            let outcome = match worker.process(&img, &job.name, decode_seconds) {
+            let outcome = match worker.process_loaded(&img, &job.name, decode_seconds) {
                 Ok(o) => o,
                 Err(e) => {
                     let f = fail(Stage::Detect, "inference", &e);
@@ -128,7 +135,24 @@ pub fn run(
                 );
             }
             let t = Instant::now();
-            if let Err(e) = sink.image(&outcome, Some(&img)) {
+            let preview = match &img.pixels {
+                Pixels::Memory(m) => Ok(Some(std::borrow::Cow::Borrowed(m))),
+                Pixels::Windowed(_) if sink.wants_image() => img
+                    .preview(PREVIEW_SIDE)
+                    .map(|p| p.map(std::borrow::Cow::Owned)),
+                Pixels::Windowed(_) => Ok(None),
+            };
+            let preview = match preview {
+                Ok(p) => p,
+                Err(e) => {
+                    observer.warning(
+                        &job.name,
+                        &format!("no annotated image: {}", error_chain(&e)),
+                    );
+                    None
+                }
+            };
+            if let Err(e) = sink.image(&outcome, preview.as_deref()) {
                 let e = PipelineError::Sink(e);
                 observer.failed(&fail(Stage::Write, "io", &e));
                 return Err(e);

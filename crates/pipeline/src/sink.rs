@@ -56,6 +56,9 @@ pub enum SinkError {
     /// The folder holds a run this one cannot resume.
     #[error("{}: {message}", path.display())]
     Resume { path: PathBuf, message: String },
+    /// The GeoJSON or GeoPackage output could not be written.
+    #[error(transparent)]
+    Geo(Box<nsod_raster::RasterError>),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -109,7 +112,13 @@ pub trait Sink {
     }
     fn begin(&mut self, run: &RunInfo) -> Result<(), SinkError>;
     /// One image's outcome; `image` is the decoded image, for sinks that draw on it.
+    /// `image` is the image's pixels for annotated outputs (a decimated preview for rasters read window by
+    /// window; detections are in the original pixels, scale them to the image's size).
     fn image(&mut self, outcome: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError>;
+    /// True when the sink draws on the image (a raster's preview is only read then).
+    fn wants_image(&self) -> bool {
+        false
+    }
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError>;
     /// The end of the run (`summary.interrupted` when a signal stopped it). Returns the summary completed with
     /// what the sink knows (kept images, detections per class).
@@ -477,6 +486,17 @@ impl RunDirSink {
         if let Some(p) = w.predictions {
             p.finish()?;
             self.files.insert(PREDICTIONS);
+            // The map outputs, from every record of the run (kept ones included).
+            let path = self.out.join(PREDICTIONS);
+            let reader = JsonlReader::open(&path)?;
+            let records = reader.filter_map(Result::ok);
+            if nsod_raster::export::write(records, &self.out)
+                .map_err(|e| SinkError::Geo(Box::new(e)))?
+                .is_some()
+            {
+                self.files
+                    .extend([nsod_raster::export::GEOJSON, nsod_raster::export::GPKG]);
+            }
         }
         if let Some(raw) = w.raw {
             raw.finish()?;
@@ -556,6 +576,8 @@ impl RunDirSink {
     /// Removes the run-level outputs this (complete) run did not produce, and stray `.partial` files.
     fn remove_stale(&self) {
         let mut candidates: Vec<&str> = vec![
+            nsod_raster::export::GEOJSON,
+            nsod_raster::export::GPKG,
             PREDICTIONS,
             RAW,
             REPORT_CSV,
@@ -591,6 +613,9 @@ impl RunDirSink {
             "detections": summary.per_class.values().sum::<usize>(),
             "per_class": summary.per_class,
         });
+        if let Some(rss) = peak_rss_bytes() {
+            m["peak_rss_bytes"] = json!(rss);
+        }
         m["failures"] = json!(
             self.failures
                 .iter()
@@ -657,6 +682,10 @@ fn check_resumable(out: &Path, pipeline: &Pipeline) -> Result<(), SinkError> {
 }
 
 impl Sink for RunDirSink {
+    fn wants_image(&self) -> bool {
+        self.opts.vis
+    }
+
     fn completed(&self) -> BTreeSet<String> {
         self.kept.iter().map(|(n, _)| n.clone()).collect()
     }
@@ -749,7 +778,14 @@ impl Sink for RunDirSink {
             && let Some(img) = image
         {
             let mut img = img.clone();
-            nsod_detect::vis::draw_detections(&mut img, &o.detections, 2);
+            if img.width() == o.size.width && img.height() == o.size.height {
+                nsod_detect::vis::draw_detections(&mut img, &o.detections, 2);
+            } else {
+                // A raster's decimated preview.
+                let s = img.width() as f32 / o.size.width.max(1) as f32;
+                let scaled: Vec<_> = o.detections.iter().map(|d| d.scaled(s)).collect();
+                nsod_detect::vis::draw_detections(&mut img, &scaled, 2);
+            }
             let path = self.in_subfolder("vis", rel)?;
             save_vis(&img, &path)?;
         }
@@ -764,17 +800,13 @@ impl Sink for RunDirSink {
                 )?;
             }
         }
-        let record = ImagePredictions {
-            image: o.image.clone(),
-            width: o.size.width,
-            height: o.size.height,
-            detections: o.detections.clone(),
-        };
+        let record = prediction_record(o);
         let raw = o.rules.as_ref().map(|r| ImagePredictions {
             image: o.image.clone(),
             width: o.size.width,
             height: o.size.height,
             detections: r.raw.clone(),
+            geo: None,
         });
         let rows = o.rules.as_ref().map(|r| {
             let csv: Vec<String> = r
@@ -828,6 +860,25 @@ impl Sink for RunDirSink {
         self.write_manifest(&summary, !summary.interrupted)?;
         Ok(summary)
     }
+}
+
+/// The `predictions.jsonl` record of an outcome (what every front end answers for an image).
+pub fn prediction_record(o: &ImageOutcome) -> ImagePredictions {
+    ImagePredictions {
+        image: o.image.clone(),
+        width: o.size.width,
+        height: o.size.height,
+        detections: o.detections.clone(),
+        geo: o.geo.clone(),
+    }
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), for `run.json`.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Writes an annotated image (atomically): JPEG, BMP and TIFF inputs keep their format, everything else is PNG.

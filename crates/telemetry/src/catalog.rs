@@ -129,6 +129,49 @@ impl ImageExemplar {
     }
 }
 
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteCode {
+    pub route: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// The exemplar of a request's latency: its request id.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestExemplar {
+    pub request_id: String,
+}
+
+pub type RequestHistogram = Family<
+    RouteLabel,
+    HistogramWithExemplars<RequestExemplar>,
+    fn() -> HistogramWithExemplars<RequestExemplar>,
+>;
+
+fn request_seconds() -> HistogramWithExemplars<RequestExemplar> {
+    HistogramWithExemplars::new(IMAGE_SECONDS.iter().copied())
+}
+
+/// `nsod serve`.
+#[derive(Debug, Clone)]
+pub struct ServiceFamilies {
+    pub requests: Family<RouteCode, Counter>,
+    pub duration: RequestHistogram,
+    pub queue_depth: Gauge,
+    pub rejected: Family<ReasonLabel, Counter>,
+    pub busy_ratio: GaugeF64,
+    pub workers: Gauge,
+}
+
 pub type InferenceHistogram = Family<
     InferenceLabels,
     HistogramWithExemplars<ImageExemplar>,
@@ -212,6 +255,10 @@ pub struct InferenceMetrics {
     pub slices_per_image: Histogram,
     pub images_processed: Family<StageStatus, Counter>,
     pub images_in_flight: Gauge,
+    /// Rasters read window by window.
+    pub slices_skipped: Counter,
+    pub raster_bytes: Counter,
+    pub raster_blocks: Counter,
 }
 
 /// Merging, rules and stage timings.
@@ -266,6 +313,7 @@ pub struct Catalog {
     pub pipeline: PipelineMetrics,
     pub graph: GraphMetrics,
     pub training: TrainingMetrics,
+    pub service: ServiceFamilies,
     pub errors: Family<ErrorLabels, Counter>,
 }
 
@@ -303,6 +351,10 @@ impl Catalog {
         let _ = t.process_up.get_or_create(&Default::default());
         let _ = t.process_cpu.get_or_create(&Default::default());
         let _ = t.process_memory.get_or_create(&Default::default());
+        let v = &self.service;
+        let _ = v.requests.get_or_create(&Default::default());
+        let _ = v.duration.get_or_create(&Default::default());
+        let _ = v.rejected.get_or_create(&Default::default());
         let _ = self.build_info.get_or_create(&Default::default());
         let _ = self.errors.get_or_create(&Default::default());
     }
@@ -320,6 +372,9 @@ impl Catalog {
                 slices_per_image: Histogram::new(SLICES.iter().copied()),
                 images_processed: Family::default(),
                 images_in_flight: Gauge::default(),
+                slices_skipped: Counter::default(),
+                raster_bytes: Counter::default(),
+                raster_blocks: Counter::default(),
             },
             pipeline: PipelineMetrics {
                 nms_duration: fast_seconds(),
@@ -355,6 +410,14 @@ impl Catalog {
                 process_up: Family::default(),
                 process_cpu: Family::default(),
                 process_memory: Family::default(),
+            },
+            service: ServiceFamilies {
+                requests: Family::default(),
+                duration: Family::new_with_constructor(request_seconds),
+                queue_depth: Gauge::default(),
+                rejected: Family::default(),
+                busy_ratio: GaugeF64::default(),
+                workers: Gauge::default(),
             },
             errors: Family::default(),
         };
@@ -399,6 +462,21 @@ impl Catalog {
             "nsod_sahi_slices_per_image",
             "Slices run per image, the full-image pass included",
             i.slices_per_image.clone(),
+        );
+        r.register(
+            "nsod_slices_skipped",
+            "Slices of rasters not run because they held no data (nodata or transparent)",
+            i.slices_skipped.clone(),
+        );
+        r.register(
+            "nsod_raster_read_bytes",
+            "Bytes of pixel data read from rasters read window by window (decoded, every band read)",
+            i.raster_bytes.clone(),
+        );
+        r.register(
+            "nsod_raster_blocks_read",
+            "Blocks (tiles or strips, per band) of rasters read window by window that reads touched",
+            i.raster_blocks.clone(),
         );
         r.register(
             "nsod_images_processed",
@@ -549,6 +627,37 @@ impl Catalog {
             "nsod_training_process_resident_memory_bytes",
             "Resident memory of the wrapped training command",
             t.process_memory.clone(),
+        );
+        let v = &c.service;
+        r.register(
+            "nsod_http_requests",
+            "HTTP requests answered by nsod serve, by route and status code",
+            v.requests.clone(),
+        );
+        r.register(
+            "nsod_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route (exemplar: the request id)",
+            v.duration.clone(),
+        );
+        r.register(
+            "nsod_queue_depth",
+            "Requests admitted and waiting for a session worker",
+            v.queue_depth.clone(),
+        );
+        r.register(
+            "nsod_requests_rejected",
+            "Requests refused, by reason (queue_full, timeout, body_too_large, unauthorized, bad_request, not_found)",
+            v.rejected.clone(),
+        );
+        r.register(
+            "nsod_worker_busy_ratio",
+            "Share of the session workers running an image (0-1)",
+            v.busy_ratio.clone(),
+        );
+        r.register(
+            "nsod_workers",
+            "Session workers of nsod serve",
+            v.workers.clone(),
         );
         r.register("nsod_errors", "Errors by stage and type", c.errors.clone());
         c

@@ -5,7 +5,8 @@
 use crate::Telemetry;
 use crate::catalog::{
     ActionLabel, ErrorLabels, ErrorTypeLabel, ImageExemplar, InferenceLabels, ModelLabel,
-    QueryLabel, RelationLabel, StageLabel, StageStatus,
+    QueryLabel, ReasonLabel, RelationLabel, RequestExemplar, RouteCode, RouteLabel, StageLabel,
+    StageStatus,
 };
 use nsod_types::outcome::{ImageOutcome, Stage};
 use nsod_types::relations::Relation;
@@ -83,6 +84,9 @@ pub struct InferMetrics {
     detections: Histogram,
     confidence: Histogram,
     slices: Histogram,
+    skipped: Counter,
+    raster_bytes: Counter,
+    raster_blocks: Counter,
     nms: Histogram,
     nms_in: Counter,
     nms_out: Counter,
@@ -150,6 +154,9 @@ impl InferMetrics {
             detections: i.detections_per_image.get_or_create(&model_label).clone(),
             confidence: i.confidence.get_or_create(&model_label).clone(),
             slices: i.slices_per_image.clone(),
+            skipped: i.slices_skipped.clone(),
+            raster_bytes: i.raster_bytes.clone(),
+            raster_blocks: i.raster_blocks.clone(),
             nms: p.nms_duration.clone(),
             nms_in: p.nms_input.clone(),
             nms_out: p.nms_output.clone(),
@@ -242,6 +249,12 @@ impl InferMetrics {
             .iter()
             .for_each(|x| self.confidence.observe(f64::from(x.score)));
         self.slices.observe(d.slices as f64);
+        d.read_durations
+            .iter()
+            .for_each(|&s| self.stage(Stage::Read).observe(s));
+        self.skipped.inc_by(d.skipped_slices as u64);
+        self.raster_bytes.inc_by(d.bytes_read);
+        self.raster_blocks.inc_by(d.blocks_read);
         if d.sliced {
             self.nms.observe(d.merge_seconds);
             self.nms_in.inc_by(d.merge_input as u64);
@@ -437,5 +450,106 @@ impl TrainMetrics {
                     .inc();
             }
         }
+    }
+}
+
+/// The routes of `nsod serve` (the `route` label).
+pub const ROUTES: &[&str] = &[
+    "/v1/detect",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}",
+    "/v2",
+    "health",
+    "/openapi.json",
+    "/metrics",
+    "other",
+];
+
+/// Status codes created at 0 for the request routes.
+pub const CODES: &[u16] = &[200, 400, 401, 404, 413, 500, 503];
+
+/// Why a request was refused (the `reason` label).
+pub const REJECT_REASONS: &[&str] = &[
+    "queue_full",
+    "timeout",
+    "body_too_large",
+    "unauthorized",
+    "bad_request",
+    "not_found",
+];
+
+/// Handles of `nsod serve`'s own series, known label sets created at 0.
+#[derive(Debug, Clone)]
+pub struct ServiceMetrics {
+    families: crate::catalog::ServiceFamilies,
+    workers: usize,
+}
+
+impl ServiceMetrics {
+    pub fn new(t: &Telemetry, workers: usize) -> Self {
+        let f = t.metrics.service.clone();
+        for route in ["/v1/detect", "/v2/models/{name}/infer"] {
+            for code in CODES {
+                let _ = f.requests.get_or_create(&RouteCode {
+                    route: route.into(),
+                    code: code.to_string(),
+                });
+            }
+        }
+        for route in ROUTES {
+            let _ = f.duration.get_or_create(&RouteLabel {
+                route: (*route).into(),
+            });
+        }
+        for reason in REJECT_REASONS {
+            let _ = f.rejected.get_or_create(&ReasonLabel {
+                reason: (*reason).into(),
+            });
+        }
+        f.workers.set(workers as i64);
+        Self {
+            families: f,
+            workers: workers.max(1),
+        }
+    }
+
+    /// One answered request.
+    pub fn request(&self, route: &str, code: u16, seconds: f64, request_id: &str) {
+        let f = &self.families;
+        f.requests
+            .get_or_create(&RouteCode {
+                route: route.into(),
+                code: code.to_string(),
+            })
+            .inc();
+        f.duration
+            .get_or_create(&RouteLabel {
+                route: route.into(),
+            })
+            .observe(
+                seconds,
+                Some(RequestExemplar {
+                    request_id: request_id.chars().take(64).collect(),
+                }),
+                None,
+            );
+    }
+
+    /// A refused request.
+    pub fn rejected(&self, reason: &str) {
+        self.families
+            .rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Requests waiting and workers running.
+    pub fn set_load(&self, queued: usize, busy: usize) {
+        self.families.queue_depth.set(queued as i64);
+        self.families
+            .busy_ratio
+            .set((busy as f64 / self.workers as f64).min(1.0));
     }
 }

@@ -14,7 +14,7 @@ pub mod server;
 pub mod system;
 
 pub use catalog::Catalog;
-pub use handles::{InferMetrics, TrainMetrics};
+pub use handles::{InferMetrics, ServiceMetrics, TrainMetrics};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, thiserror::Error)]

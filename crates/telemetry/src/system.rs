@@ -316,6 +316,6 @@ mod families_tests {
             f.iter()
                 .all(|(n, _)| n.starts_with("nsod_") || n.starts_with("process_"))
         );
-        assert_eq!(f.len(), 54, "{f:#?}");
+        assert_eq!(f.len(), 63, "{f:#?}");
     }
 }

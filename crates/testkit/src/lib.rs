@@ -111,6 +111,8 @@ fn package_of(tool: &str) -> Option<&'static str> {
         "swipl" => Some("swi-prolog-nox"),
         "prometheus" | "promtool" => Some("prometheus"),
         "amtool" => Some("prometheus-alertmanager"),
+        "gdal_translate" | "gdaltransform" | "gdalinfo" | "gdalwarp" | "gdalbuildvrt"
+        | "gdal_edit.py" | "ogrinfo" => Some("gdal-bin"),
         _ => None,
     }
 }

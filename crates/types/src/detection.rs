@@ -45,6 +45,17 @@ impl Detection {
         }
     }
 
+    /// The detection in an image scaled by `s` (a decimated preview).
+    pub fn scaled(&self, s: f32) -> Self {
+        let mut d = self.clone();
+        let b = self.bbox;
+        d.bbox = BBox::new(b.x1 * s, b.y1 * s, b.x2 * s, b.y2 * s);
+        d.obb = self
+            .obb
+            .map(|o| OrientedBox::new(o.cx * s, o.cy * s, o.w * s, o.h * s, o.angle));
+        d
+    }
+
     /// The rotated box, or the axis-aligned box as a rotated box with angle 0.
     pub fn as_oriented(&self) -> OrientedBox {
         self.obb.unwrap_or_else(|| self.bbox.to_oriented())

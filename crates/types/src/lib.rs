@@ -11,6 +11,7 @@
 pub mod boxes;
 pub mod detection;
 pub mod formats;
+pub mod geo;
 pub mod geometry;
 pub mod index;
 pub mod outcome;

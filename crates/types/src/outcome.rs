@@ -11,8 +11,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// Reading and decoding the image file.
+    /// Reading and decoding the image file (opening it, for rasters read window by window).
     Decode,
+    /// Reading one slice of a raster read window by window (observed per slice, overlapped with the model runs).
+    Read,
     /// Slicing, model runs, merging.
     Detect,
     /// The rules.
@@ -24,8 +26,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Self::Decode,
+        Self::Read,
         Self::Detect,
         Self::Symbolic,
         Self::Graph,
@@ -35,6 +38,7 @@ impl Stage {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Decode => "decode",
+            Self::Read => "read",
             Self::Detect => "detect",
             Self::Symbolic => "symbolic",
             Self::Graph => "graph",
@@ -116,6 +120,13 @@ pub struct DetectStats {
     /// Duration of each session run, and of the letterboxing before it.
     pub run_durations: Vec<f64>,
     pub preprocess_durations: Vec<f64>,
+    /// Rasters read window by window: the time each slice's read took (overlapped with the model runs).
+    pub read_durations: Vec<f64>,
+    /// Slices skipped because they held no data (nodata or transparent).
+    pub skipped_slices: usize,
+    /// Bytes (decoded, all bands read) and blocks (of the raster's block layout, per band) read from the raster.
+    pub bytes_read: u64,
+    pub blocks_read: u64,
 }
 
 /// The rules' part of an outcome.
@@ -126,6 +137,17 @@ pub struct RulesOutcome {
     pub adjustment: Adjustment,
     /// The scene-rule query of this image, when the rule base has scene rules.
     pub scene: Option<SceneQuery>,
+}
+
+impl RulesOutcome {
+    /// The order of the refined detections: indices into `raw` sorted by their new scores, best first (the stable
+    /// sort that orders the refined detections, so `refined[k]` is `raw[refined_order()[k]]`).
+    pub fn refined_order(&self) -> Vec<usize> {
+        let s = &self.adjustment.scores;
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        order
+    }
 }
 
 /// One image's scene-rule query.
@@ -173,4 +195,6 @@ pub struct ImageOutcome {
     pub relations: Option<Vec<RelationEdge>>,
     pub detect: DetectStats,
     pub timings: StageTimings,
+    /// Where the image lies on the map, for georeferenced rasters.
+    pub geo: Option<crate::geo::ImageGeo>,
 }

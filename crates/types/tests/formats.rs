@@ -233,18 +233,21 @@ fn jsonl_round_trip_and_partial_file() {
             width: 1054,
             height: 1529,
             detections: sample_oriented(),
+            geo: None,
         },
         ImagePredictions {
             image: "sub/b.jpg".into(),
             width: 640,
             height: 480,
             detections: sample_detections(),
+            geo: None,
         },
         ImagePredictions {
             image: "empty.png".into(),
             width: 10,
             height: 10,
             detections: vec![],
+            geo: None,
         },
     ];
     let mut w = JsonlWriter::create(&p).unwrap();

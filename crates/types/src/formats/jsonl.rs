@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Boxes are in pixels of the original image; `obb` (angle in radians) and `polygon` (`[x1, y1, ..., x4, y4]`) are
-//! present for oriented models only.
+//! present for oriented models only. Georeferenced rasters add `geo`: `crs`, `wkt`, `geotransform`, `gsd` and
+//! `footprints`, one per detection in the same order, each with `pixel`, `map` and `lonlat` vertices, `raw_score`
+//! and the `rules` that changed it.
 //! Unknown keys are ignored when reading, so later versions can add fields.
 //!
 //! [`JsonlWriter`] writes to `<file>.partial`, flushing after every image, and renames it to `<file>` in
@@ -29,6 +31,10 @@ pub struct ImagePredictions {
     pub height: u32,
     #[serde(default, serialize_with = "serialize_detections")]
     pub detections: Vec<Detection>,
+    /// For georeferenced rasters: the CRS, geotransform, ground sample distance and each detection's polygon on
+    /// the map (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<crate::geo::ImageGeo>,
 }
 
 /// A detection as written: the [`Detection`] fields plus, for oriented boxes, `polygon` (the four corners

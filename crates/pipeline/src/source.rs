@@ -1,0 +1,310 @@
+//! The decode stage: an image file becomes pixels in memory, or a raster read window by window.
+//!
+//! PNG, JPEG, WebP, BMP and GIF files up to `raster.window_above_pixels` are decoded by the image crate, as
+//! before (fastest, and bit-identical to earlier runs); TIFF (GeoTIFF, BigTIFF, COG), JPEG 2000, VRT and every
+//! larger image go through GDAL ([`nsod_raster::Raster`]): read whole when small, window by window otherwise.
+//! Georeferencing comes from GDAL (the file's geotransform and CRS, or a world file / `.aux.xml` beside a PNG or
+//! JPEG).
+
+use image::RgbImage;
+use nsod_detect::{DetectError, ImageSource, Region};
+use nsod_raster::{Raster, RasterError, RasterOptions};
+use nsod_types::geo::GeoRef;
+use std::path::Path;
+
+/// A decoded image, or a raster to read window by window.
+#[derive(Debug)]
+pub enum Pixels {
+    Memory(RgbImage),
+    Windowed(WindowedRaster),
+}
+
+/// A loaded input: its pixels and where it lies on the map.
+#[derive(Debug)]
+pub struct LoadedImage {
+    pub pixels: Pixels,
+    pub georef: Option<GeoRef>,
+    /// The in-memory file a raster received as bytes is read from (kept as long as the raster).
+    pub memory: Option<nsod_raster::MemFile>,
+}
+
+impl LoadedImage {
+    /// An image already in memory, without georeferencing.
+    pub fn memory(image: RgbImage) -> Self {
+        Self {
+            pixels: Pixels::Memory(image),
+            georef: None,
+            memory: None,
+        }
+    }
+
+    /// Width and height in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        match &self.pixels {
+            Pixels::Memory(m) => m.dimensions(),
+            Pixels::Windowed(r) => r.0.size(),
+        }
+    }
+
+    /// The image for annotated outputs: the pixels in memory, or the raster decimated so that its longer side is
+    /// at most `max_side`.
+    pub fn preview(&self, max_side: u32) -> Result<Option<RgbImage>, RasterError> {
+        match &self.pixels {
+            Pixels::Memory(_) => Ok(None),
+            Pixels::Windowed(r) => {
+                let (w, h) = r.0.size();
+                let s = (f64::from(max_side) / f64::from(w.max(h))).min(1.0);
+                let pw = ((f64::from(w) * s).round() as u32).max(1);
+                let ph = ((f64::from(h) * s).round() as u32).max(1);
+                r.0.read_decimated(pw, ph).map(Some)
+            }
+        }
+    }
+}
+
+/// A GDAL raster as the detector's [`ImageSource`].
+#[derive(Debug)]
+pub struct WindowedRaster(pub Raster);
+
+fn detect_error(e: RasterError) -> DetectError {
+    let path = e_path(&e);
+    DetectError::Image {
+        path,
+        message: "cannot read".into(),
+        source: Some(Box::new(strip(e))),
+    }
+}
+
+fn e_path(e: &RasterError) -> std::path::PathBuf {
+    match e {
+        RasterError::Open { path, .. }
+        | RasterError::Invalid { path, .. }
+        | RasterError::Read { path, .. }
+        | RasterError::Georef { path, .. }
+        | RasterError::Write { path, .. } => path.clone(),
+    }
+}
+
+impl ImageSource for WindowedRaster {
+    fn size(&self) -> (u32, u32) {
+        self.0.size()
+    }
+
+    fn read(&self, r: Region) -> Result<Option<RgbImage>, DetectError> {
+        self.0
+            .read_window(r.x, r.y, r.width, r.height)
+            .map_err(detect_error)
+    }
+
+    fn read_decimated(&self, width: u32, height: u32) -> Result<RgbImage, DetectError> {
+        self.0.read_decimated(width, height).map_err(detect_error)
+    }
+}
+
+/// World files and GDAL's sidecar that georeference a PNG or JPEG.
+fn has_sidecar(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let world: &[&str] = match ext.as_str() {
+        "png" => &["pgw", "pngw", "wld"],
+        "jpg" | "jpeg" => &["jgw", "jpgw", "wld"],
+        _ => &["wld"],
+    };
+    let mut aux = path.as_os_str().to_owned();
+    aux.push(".aux.xml");
+    Path::new(&aux).is_file()
+        || world.iter().any(|w| {
+            path.with_extension(w).is_file()
+                || path.with_extension(w.to_ascii_uppercase()).is_file()
+        })
+}
+
+fn image_error(
+    path: &Path,
+    message: &str,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+) -> DetectError {
+    DetectError::Image {
+        path: path.to_path_buf(),
+        message: message.into(),
+        source,
+    }
+}
+
+/// Reads an input file: see the module documentation for which decoder reads what.
+pub fn load(path: &Path, opts: &RasterOptions) -> Result<LoadedImage, DetectError> {
+    use image::ImageFormat as F;
+    let meta =
+        std::fs::metadata(path).map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
+    if meta.len() == 0 {
+        return Err(image_error(path, "empty file", None));
+    }
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?
+        .with_guessed_format()
+        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
+    let format = reader.format();
+    if let Some(F::Png | F::Jpeg | F::WebP | F::Bmp | F::Gif) = format {
+        let dims = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .ok()
+            .and_then(|r| r.into_dimensions().ok());
+        if let Some((w, h)) = dims
+            && u64::from(w) * u64::from(h) <= opts.window_above_pixels
+        {
+            let mut reader = reader;
+            // The decoder's own allocation limit (512 MiB) would refuse images the raster options allow.
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some((u64::from(w) * u64::from(h) * 8).max(512 << 20));
+            reader.limits(limits);
+            let img = reader
+                .decode()
+                .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(e))))?
+                .into_rgb8();
+            let georef = if has_sidecar(path) {
+                Raster::open(path, opts)
+                    .ok()
+                    .and_then(|r| nsod_raster::georeference(&r).ok().flatten())
+            } else {
+                None
+            };
+            return Ok(LoadedImage {
+                pixels: Pixels::Memory(img),
+                georef,
+                memory: None,
+            });
+        }
+    }
+    open_gdal(path, path, format.is_some(), opts)
+}
+
+/// Opens `gdal_path` with GDAL (errors name `shown`): read whole below the window threshold, else windowed.
+fn open_gdal(
+    gdal_path: &Path,
+    shown: &Path,
+    recognised: bool,
+    opts: &RasterOptions,
+) -> Result<LoadedImage, DetectError> {
+    let path = shown;
+    let raster = match Raster::open(gdal_path, opts) {
+        Ok(r) => r,
+        Err(RasterError::Open { .. }) if !recognised => {
+            return Err(image_error(
+                path,
+                "not an image (unrecognised content)",
+                None,
+            ));
+        }
+        Err(e @ RasterError::Invalid { .. }) => {
+            return Err(image_error(
+                path,
+                "cannot use the raster",
+                Some(Box::new(strip(e))),
+            ));
+        }
+        Err(e) => {
+            return Err(image_error(
+                path,
+                "cannot decode image",
+                Some(Box::new(strip(e))),
+            ));
+        }
+    };
+    let georef = nsod_raster::georeference(&raster)
+        .map_err(|e| image_error(path, "cannot georeference", Some(Box::new(strip(e)))))?;
+    if raster.windowed(opts) {
+        return Ok(LoadedImage {
+            pixels: Pixels::Windowed(WindowedRaster(raster)),
+            georef,
+            memory: None,
+        });
+    }
+    let img = raster
+        .read_all()
+        .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(strip(e)))))?;
+    Ok(LoadedImage {
+        pixels: Pixels::Memory(img),
+        georef,
+        memory: None,
+    })
+}
+
+/// Reads an image received as bytes (an HTTP body) named `name`: PNG, JPEG, WebP, BMP and GIF up to the window
+/// threshold are decoded in memory; TIFF (GeoTIFF, COG), JPEG 2000 and larger images go through GDAL from an
+/// in-memory file, with their georeferencing. Errors name `name`.
+pub fn load_bytes(
+    bytes: &[u8],
+    name: &str,
+    opts: &RasterOptions,
+) -> Result<LoadedImage, DetectError> {
+    use image::ImageFormat as F;
+    let path = Path::new(name);
+    if bytes.is_empty() {
+        return Err(image_error(path, "empty file", None));
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
+    let format = reader.format();
+    if let Some(F::Png | F::Jpeg | F::WebP | F::Bmp | F::Gif) = format {
+        let dims = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .ok()
+            .and_then(|r| r.into_dimensions().ok());
+        if let Some((w, h)) = dims
+            && u64::from(w) * u64::from(h) <= opts.window_above_pixels
+        {
+            let mut reader = reader;
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some((u64::from(w) * u64::from(h) * 8).max(512 << 20));
+            reader.limits(limits);
+            let img = reader
+                .decode()
+                .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(e))))?
+                .into_rgb8();
+            return Ok(LoadedImage::memory(img));
+        }
+    }
+    let mem = nsod_raster::MemFile::new(bytes.to_vec(), name)
+        .map_err(|e| image_error(path, "cannot read", Some(Box::new(strip(e)))))?;
+    let mut loaded = open_gdal(mem.path(), path, format.is_some(), opts)?;
+    loaded.memory = Some(mem);
+    Ok(loaded)
+}
+
+/// The raster error without its path (the image error that wraps it names the file already).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Cause {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+fn strip(e: RasterError) -> Cause {
+    match e {
+        RasterError::Open {
+            message, source, ..
+        } => Cause {
+            message,
+            source: source.map(|s| s as _),
+        },
+        RasterError::Invalid { message, .. } | RasterError::Write { message, .. } => Cause {
+            message,
+            source: None,
+        },
+        RasterError::Read { window, source, .. } => Cause {
+            message: format!("window {window}"),
+            source: Some(source as _),
+        },
+        RasterError::Georef {
+            message, source, ..
+        } => Cause {
+            message,
+            source: source.map(|s| s as _),
+        },
+    }
+}
