@@ -152,7 +152,7 @@ if [ "$tests" = 1 ]; then
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
     # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
-    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj" \
+    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj, tritonclient.http, openapi_spec_validator" \
       || die "the Python test references do not import in $venv"
     echo "$want" > "$stamp"
   fi

@@ -149,8 +149,11 @@ const RULES: &[(&str, &[&str])] = &[
             "nsod-telemetry",
             "axum",
             "indicatif",
+            "nsod-serve",
         ],
     ),
+    // The server is a library front end: no CLI, no terminal, no anyhow.
+    ("nsod-serve", &["clap", "anyhow", "indicatif"]),
 ];
 
 #[test]

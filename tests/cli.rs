@@ -519,6 +519,7 @@ fn completions_and_man_pages_cover_every_command() {
     let commands = [
         "doctor",
         "infer",
+        "serve",
         "symbolic",
         "rules",
         "kg",
@@ -560,6 +561,7 @@ fn completions_and_man_pages_cover_every_command() {
             "nsod-rules-check.1",
             "nsod-rules-suggest.1",
             "nsod-rules.1",
+            "nsod-serve.1",
             "nsod-symbolic.1",
             "nsod-train-monitor.1",
             "nsod.1"

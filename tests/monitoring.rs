@@ -144,8 +144,8 @@ fn every_metric_used_by_the_stack_exists_in_the_catalog() {
     let recording = rule_exprs(&monitoring().join("recording_rules.yml"));
     let alerts = rule_exprs(&monitoring().join("alert_rules.yml"));
     let recorded: BTreeSet<String> = recording.iter().map(|(n, _)| n.clone()).collect();
-    assert_eq!(recorded.len(), 15);
-    assert_eq!(alerts.len(), 10);
+    assert_eq!(recorded.len(), 19);
+    assert_eq!(alerts.len(), 13);
     let mut checked = 0;
     for (place, expr) in recording.iter().chain(&alerts).chain(&dashboard_exprs()) {
         for name in metric_names(expr) {
@@ -401,7 +401,49 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(run.join("weights/last.pt"), b"x").unwrap();
 
-    // Prometheus with the shipped rule files, scraping both every second.
+    // nsod serve, with one answered and one refused request (the Service row and its rules).
+    let mut cmd = nsod();
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--ort-lib",
+    ])
+    .arg(&lib)
+    .arg("--model")
+    .arg(default_model())
+    .current_dir(repo_root());
+    let (child, serve_rx) = spawn(cmd);
+    procs.0.push(("nsod serve".into(), child));
+    let mut serve_log = Vec::new();
+    let line = wait_line(
+        &serve_rx,
+        "nsod serve: http://",
+        "nsod serve",
+        &mut serve_log,
+    );
+    let serve_addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(120)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let crop = std::fs::read(data.join("P0006_crop1024_x0_y0.png")).unwrap();
+    for body in [&crop[..], b"not an image"] {
+        agent
+            .post(&format!("http://{serve_addr}/v1/detect"))
+            .send(body)
+            .unwrap();
+    }
+
+    // Prometheus with the shipped rule files, scraping every target every second.
     let prom_port = free_port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -410,7 +452,7 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rec}\n  - {alerts}\n\
              scrape_configs:\n\
-             \x20 - job_name: nsod\n    static_configs:\n      - targets: ['127.0.0.1:{infer_port}']\n\
+             \x20 - job_name: nsod\n    static_configs:\n      - targets: ['127.0.0.1:{infer_port}', '{serve_addr}']\n\
              \x20 - job_name: nsod-train\n    static_configs:\n      - targets: ['127.0.0.1:{train_port}']\n",
             rec = monitoring().join("recording_rules.yml").display(),
             alerts = monitoring().join("alert_rules.yml").display(),
@@ -446,13 +488,13 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
     loop {
         if let Ok(v) = get(&format!("{base}/api/v1/rules")) {
             let groups = v["data"]["groups"].as_array().map_or(0, Vec::len);
-            if groups == 6 {
+            if groups == 8 {
                 break;
             }
         }
         assert!(
             Instant::now() < end,
-            "Prometheus did not load the 6 rule groups"
+            "Prometheus did not load the 8 rule groups"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -513,10 +555,10 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
     );
     assert!(exprs.len() > 60, "{}", exprs.len());
 
-    // Both targets were scraped and are up.
+    // Every target was scraped and is up.
     let up = query(&base, "up").unwrap();
     let ups = up["data"]["result"].as_array().unwrap();
-    assert_eq!(ups.len(), 2, "{up}");
+    assert_eq!(ups.len(), 3, "{up}");
     assert!(ups.iter().all(|s| s["value"][1] == "1"), "{up}");
     drop(procs);
 }

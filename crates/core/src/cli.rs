@@ -53,6 +53,8 @@ pub enum Command {
     Doctor,
     /// Detect objects in images (files or folders, walked recursively).
     Infer(Box<InferArgs>),
+    /// Serve the pipeline over HTTP: the Open Inference Protocol (KServe v2) and POST /v1/detect, with /metrics.
+    Serve(Box<ServeArgs>),
     /// Refine existing predictions with Prolog rules and explain every change.
     Symbolic(SymbolicArgs),
     /// Rule base tools.
@@ -216,6 +218,56 @@ pub struct InferArgs {
     pub kg_pairs: Option<PathBuf>,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+}
+
+/// `nsod serve`. Run settings come from `--config FILE` (as `nsod infer`'s) and can be changed per request.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Run configuration (TOML; see config/run.example.toml): detection, rules, raster settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// YOLO ONNX model (default: the configuration's, $NSOD_MODEL, then models/yolov8n-obb.onnx).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The model's name in the API (/v2/models/NAME; default: the model file's stem).
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// Prolog rule base (default: rules/dota.pl for DOTA models).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Serve without the symbolic stage.
+    #[arg(long, conflicts_with = "rules")]
+    pub no_symbolic: bool,
+    /// Address to listen on (127.0.0.1: this machine only; 0.0.0.0:8080 for every interface).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
+    /// Session workers: images processed at once, each with its own ONNX Runtime session.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Requests that may wait for a worker; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub queue: usize,
+    /// Longest time a request waits for its result (queue and processing); then 503.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Largest request body in bytes (413 above).
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub max_body: usize,
+    /// On SIGTERM/SIGINT, how long accepted requests may take to finish.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drain: std::time::Duration,
+    /// File holding a bearer token required on every route except health (also $NSOD_SERVE_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// File holding a bearer token required on /metrics (open when absent).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads per worker (default: the cores divided among the workers).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]

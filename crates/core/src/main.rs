@@ -7,6 +7,7 @@ mod infer;
 mod kg;
 mod metrics;
 mod paths;
+mod serve;
 mod symbolic;
 mod train;
 mod ui;
@@ -59,6 +60,7 @@ fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             infer::run(&cli.global, &args, &sub)
         }
+        cli::Command::Serve(args) => serve::run(&cli.global, &args),
         cli::Command::Symbolic(args) => symbolic::run(&args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
             symbolic::check(&file, names.as_deref(), gsd)

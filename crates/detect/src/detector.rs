@@ -189,10 +189,19 @@ impl Detector {
             slices: regions.len(),
             ..Default::default()
         };
-        type Read = Result<(Vec<(Region, Option<RgbImage>)>, Vec<f64>), DetectError>;
-        let read = |chunk: &[Region]| -> Read {
-            let mut out = Vec::with_capacity(chunk.len());
-            let mut secs = Vec::with_capacity(chunk.len());
+        let info = self.model.info.clone();
+        // One batch made ready off the model's thread: its slices read (None: no data) and letterboxed.
+        struct Ready {
+            input: Vec<f32>,
+            letterboxes: Vec<Letterbox>,
+            placed: Vec<Region>,
+            skipped: usize,
+            read_secs: Vec<f64>,
+            pre_secs: f64,
+        }
+        let prepare = |chunk: &[Region], mut input: Vec<f32>| -> Result<Ready, DetectError> {
+            let mut read_secs = Vec::with_capacity(chunk.len());
+            let mut images = Vec::with_capacity(chunk.len());
             for r in chunk {
                 let t = Instant::now();
                 let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
@@ -202,45 +211,69 @@ impl Detector {
                 } else {
                     src.read(*r)?
                 };
-                secs.push(t.elapsed().as_secs_f64());
-                out.push((*r, pixels));
+                read_secs.push(t.elapsed().as_secs_f64());
+                if let Some(p) = pixels {
+                    images.push((*r, p));
+                }
             }
-            Ok((out, secs))
+            let t = Instant::now();
+            let inputs: Vec<SliceInput> = images
+                .iter()
+                .map(|(placed, img)| SliceInput {
+                    image: img,
+                    within: Region {
+                        x: 0,
+                        y: 0,
+                        width: img.width(),
+                        height: img.height(),
+                    },
+                    placed: *placed,
+                })
+                .collect();
+            let letterboxes = if inputs.is_empty() {
+                Vec::new()
+            } else {
+                letterbox_batch(&info, &inputs, &mut input)
+            };
+            Ok(Ready {
+                input,
+                letterboxes,
+                placed: inputs.iter().map(|s| s.placed).collect(),
+                skipped: chunk.len() - inputs.len(),
+                read_secs,
+                pre_secs: t.elapsed().as_secs_f64(),
+            })
         };
         let chunks: Vec<&[Region]> = regions.chunks(batch).collect();
         let mut all = Vec::new();
+        let mut spare = std::mem::take(&mut self.input);
         std::thread::scope(|scope| -> Result<(), DetectError> {
-            let mut next = chunks.first().map(|c| read(c));
+            let mut next = chunks.first().map(|c| prepare(c, Vec::new()));
             for k in 0..chunks.len() {
+                let ready = next.take().expect("a batch per chunk")?;
+                // The next batch is read and letterboxed while the model runs on this one.
                 let ahead = chunks.get(k + 1).map(|c| {
                     let c: &[Region] = c;
-                    let read = &read;
+                    let prepare = &prepare;
+                    let buf = std::mem::take(&mut spare);
                     std::thread::Builder::new()
                         .name("nsod-read".into())
-                        .spawn_scoped(scope, move || read(c))
+                        .spawn_scoped(scope, move || prepare(c, buf))
                 });
-                let (slices, secs) = next.take().expect("a read per chunk")?;
-                result.read_durations.extend(secs);
-                let inputs: Vec<SliceInput> = slices
-                    .iter()
-                    .filter_map(|(placed, pixels)| {
-                        let img = pixels.as_ref()?;
-                        Some(SliceInput {
-                            image: img,
-                            within: Region {
-                                x: 0,
-                                y: 0,
-                                width: img.width(),
-                                height: img.height(),
-                            },
-                            placed: *placed,
-                        })
-                    })
-                    .collect();
-                result.skipped += slices.len() - inputs.len();
-                if !inputs.is_empty() {
-                    self.run_slices(&inputs, &mut result, &mut all)?;
+                result.read_durations.extend(&ready.read_secs);
+                result.skipped += ready.skipped;
+                if !ready.placed.is_empty() {
+                    result.preprocess_seconds += ready.pre_secs;
+                    result.preprocess_durations.push(ready.pre_secs);
+                    self.run_batch(
+                        &ready.input,
+                        &ready.letterboxes,
+                        &ready.placed,
+                        &mut result,
+                        &mut all,
+                    )?;
                 }
+                spare = ready.input;
                 next = match ahead {
                     None => None,
                     Some(Ok(handle)) => Some(handle.join().unwrap_or_else(|_| {
@@ -255,40 +288,42 @@ impl Detector {
             }
             Ok(())
         })?;
+        self.input = spare;
         self.finish(all, merge_needed, result)
     }
 
-    /// Letterboxes `inputs` into one batch, runs the model and maps the detections back to the original image.
+    /// Letterboxes `inputs` into one batch (in the detector's reusable buffer), runs the model and maps the
+    /// detections back to the original image.
     fn run_slices(
         &mut self,
         inputs: &[SliceInput],
         result: &mut ImageDetections,
         all: &mut Vec<Detection>,
     ) -> Result<(), DetectError> {
-        let (mh, mw) = self.model.info.input_hw;
-        let per_image = 3 * (mh as usize) * (mw as usize);
-        // A fixed batch larger than the chunk is filled with padding images whose output is ignored.
-        let n_run = self.model.info.fixed_batch.unwrap_or(inputs.len());
         let t = Instant::now();
-        self.input.resize(n_run * per_image, 114.0 / 255.0);
-        let letterboxes: Vec<Letterbox> = inputs
-            .par_iter()
-            .zip(self.input.par_chunks_exact_mut(per_image))
-            .map(|(s, buf)| {
-                let mut lb = letterbox_into(s.image, s.within, mw, mh, buf);
-                if s.within.width != s.placed.width || s.within.height != s.placed.height {
-                    // A decimated read: the gain is from the original region to the model input.
-                    lb.gain_x *= f64::from(s.within.width) / f64::from(s.placed.width);
-                    lb.gain_y *= f64::from(s.within.height) / f64::from(s.placed.height);
-                }
-                lb
-            })
-            .collect();
+        let mut input = std::mem::take(&mut self.input);
+        let letterboxes = letterbox_batch(&self.model.info, inputs, &mut input);
         let pre = t.elapsed().as_secs_f64();
         result.preprocess_seconds += pre;
         result.preprocess_durations.push(pre);
+        let placed: Vec<Region> = inputs.iter().map(|s| s.placed).collect();
+        let r = self.run_batch(&input, &letterboxes, &placed, result, all);
+        self.input = input;
+        r
+    }
+
+    /// Runs the model on a letterboxed batch and maps the detections back to the original image.
+    fn run_batch(
+        &mut self,
+        input: &[f32],
+        letterboxes: &[Letterbox],
+        placed: &[Region],
+        result: &mut ImageDetections,
+        all: &mut Vec<Detection>,
+    ) -> Result<(), DetectError> {
+        let n_run = self.model.info.fixed_batch.unwrap_or(placed.len());
         let t = Instant::now();
-        let (shape, data) = self.model.run(&self.input, n_run)?;
+        let (shape, data) = self.model.run(input, n_run)?;
         let run = t.elapsed().as_secs_f64();
         result.run_seconds += run;
         result.run_durations.push(run);
@@ -299,16 +334,16 @@ impl Detector {
                 "output shape {shape:?} is not [batch, a, b]"
             )));
         };
-        if b < inputs.len() {
+        if b < placed.len() {
             return Err(DetectError::Output(format!(
                 "output batch {b} is smaller than the {} inputs",
-                inputs.len()
+                placed.len()
             )));
         }
-        for (i, (s, lb)) in inputs.iter().zip(&letterboxes).enumerate() {
+        for (i, (region, lb)) in placed.iter().zip(letterboxes).enumerate() {
             let out = &data[i * d1 * d2..(i + 1) * d1 * d2];
             let dets = self.postprocess_run(out, [d1, d2])?;
-            all.extend(dets.into_iter().map(|d| to_image(d, lb, &s.placed)));
+            all.extend(dets.into_iter().map(|d| to_image(d, lb, region)));
         }
         result.postprocess_seconds += t.elapsed().as_secs_f64();
         Ok(())
@@ -362,6 +397,32 @@ impl Detector {
         }
         Ok(dets)
     }
+}
+
+/// Letterboxes `inputs` into `buf` (resized to the model's batch; a fixed batch larger than the inputs is padded
+/// with images whose output is ignored) and returns how each was placed.
+fn letterbox_batch(
+    info: &crate::model::ModelInfo,
+    inputs: &[SliceInput],
+    buf: &mut Vec<f32>,
+) -> Vec<Letterbox> {
+    let (mh, mw) = info.input_hw;
+    let per_image = 3 * (mh as usize) * (mw as usize);
+    let n_run = info.fixed_batch.unwrap_or(inputs.len());
+    buf.resize(n_run * per_image, 114.0 / 255.0);
+    inputs
+        .par_iter()
+        .zip(buf.par_chunks_exact_mut(per_image))
+        .map(|(s, out)| {
+            let mut lb = letterbox_into(s.image, s.within, mw, mh, out);
+            if s.within.width != s.placed.width || s.within.height != s.placed.height {
+                // A decimated read: the gain is from the original region to the model input.
+                lb.gain_x *= f64::from(s.within.width) / f64::from(s.placed.width);
+                lb.gain_y *= f64::from(s.within.height) / f64::from(s.placed.height);
+            }
+            lb
+        })
+        .collect()
 }
 
 /// Maps a detection from model-input pixels back to the original image (Ultralytics' `scale_boxes`, then the

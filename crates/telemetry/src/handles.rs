@@ -302,6 +302,11 @@ impl InferMetrics {
         self.in_flight.dec();
     }
 
+    /// An image answered by a server (no outputs written): counted as a success.
+    pub fn served(&self) {
+        self.ok.inc();
+    }
+
     /// An image failed at `stage`.
     pub fn failed(&self, stage: Stage, error_type: &str) {
         self.failed.inc();

@@ -1,0 +1,179 @@
+//! `nsod serve`: configuration, runtime and pipeline as `nsod infer` builds them, then the HTTP service of
+//! nsod-serve until SIGTERM/SIGINT.
+
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::infer::{CONFIG_ERROR, config_message, pipeline_message};
+use crate::paths;
+use nsod_pipeline::{Environment, Pipeline, PipelineConfig};
+use nsod_runtime::Runtime;
+use nsod_serve::{ServeConfig, Server};
+use nsod_telemetry::{InferMetrics, Telemetry};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    crate::ui::error!("{message}");
+    Ok(ExitCode::from(CONFIG_ERROR))
+}
+
+/// A token from a file (trimmed); an empty or unreadable file is an error.
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let t = t.trim().to_owned();
+    if t.is_empty() {
+        return Err(format!("{}: the token file is empty", path.display()));
+    }
+    Ok(t)
+}
+
+pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &a.config {
+        Some(p) => match PipelineConfig::from_file(p) {
+            Ok(c) => c,
+            Err(e) => return config_error(config_message(&e)),
+        },
+        None => PipelineConfig::default(),
+    };
+    if a.model.is_some() {
+        config.model = a.model.clone();
+    }
+    if a.rules.is_some() {
+        config.rules.file = a.rules.clone();
+    }
+    if a.no_symbolic {
+        config.rules.enabled = false;
+    }
+    if let Some(d) = &a.device {
+        config.device = d.clone();
+    }
+    if a.workers == 0 || a.workers > 256 {
+        return config_error(format!("--workers {}: use 1 to 256", a.workers));
+    }
+    // The cores are shared among the workers' sessions.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    config.threads = a.threads.unwrap_or(if config.threads == 0 {
+        (cores / a.workers).max(1)
+    } else {
+        config.threads
+    });
+    if config.model.is_none() {
+        let (p, ok) = paths::default_model();
+        if !ok {
+            return config_error(format!(
+                "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
+                p.display()
+            ));
+        }
+        config.model = Some(p);
+    }
+    if let Err(e) = config.validate() {
+        return config_error(config_message(&e));
+    }
+    let token = match (
+        &a.token_file,
+        std::env::var("NSOD_SERVE_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
+    ) {
+        (Some(f), _) => match read_token(f) {
+            Ok(t) => Some(t),
+            Err(e) => return config_error(e),
+        },
+        (None, t) => t.map(|t| t.trim().to_owned()),
+    };
+    let metrics_token = match &a.metrics_token_file {
+        Some(f) => match read_token(f) {
+            Ok(t) => Some(t),
+            Err(e) => return config_error(e),
+        },
+        None => None,
+    };
+    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => return config_error(e),
+    };
+    let telemetry = Telemetry::new();
+    telemetry.set_build_info(
+        env!("CARGO_PKG_VERSION"),
+        env!("NSOD_GIT_SHA"),
+        &runtime.version(),
+    );
+    let telemetry = Arc::new(telemetry);
+    let env = Environment {
+        runtime: Some(runtime),
+        sandbox: crate::symbolic::sandbox()?,
+        default_rules: Some(paths::default_rules().0),
+    };
+    let (pipeline, built) = match Pipeline::build(&config, &env, None) {
+        Ok(p) => p,
+        Err(e) => return config_error(pipeline_message(&e)),
+    };
+    let model_name = a.model_name.clone().unwrap_or_else(|| {
+        config
+            .model
+            .as_deref()
+            .and_then(|p| p.file_stem())
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let metrics = InferMetrics::new(&telemetry, &model_name);
+    metrics.model_loaded(built.model_load_seconds);
+    if let Some(rb) = pipeline.rules() {
+        metrics.rules_loaded(built.rules_load_seconds);
+        for w in &built.rules_warnings {
+            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
+        }
+    }
+    let serve = ServeConfig {
+        addr: a.addr,
+        model_name: model_name.clone(),
+        workers: a.workers,
+        queue: a.queue,
+        timeout: a.timeout,
+        max_body: a.max_body,
+        drain: a.drain,
+        token,
+        metrics_token,
+    };
+    let server = match Server::bind(serve, pipeline, telemetry, Some(metrics)) {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
+    };
+    crate::ui::info!(
+        "nsod serve: http://{} (model {model_name}, {} workers x {} threads, queue {}; /openapi.json, /metrics)",
+        server.local_addr(),
+        a.workers,
+        config.threads,
+        a.queue
+    );
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    match server.run(shutdown) {
+        Ok(true) => {
+            crate::ui::info!("nsod serve: stopped; every accepted request was answered");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(false) => {
+            crate::ui::warning!(
+                "nsod serve: stopped at the --drain deadline with requests still running"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            crate::ui::error!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

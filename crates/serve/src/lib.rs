@@ -1,0 +1,837 @@
+//! `nsod serve`: the pipeline as a long-running HTTP service.
+//!
+//! * [`Server`]: binds (127.0.0.1:8080 by default), starts the session workers ([`pool`]) and serves, on one port:
+//!   - the Open Inference Protocol (KServe v2 REST, [`kserve`]): `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
+//!     `/v2/models/{name}`, `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer` (JSON or binary tensor data);
+//!   - `POST /v1/detect`: the image as the body (or a multipart form field), settings as query parameters, the
+//!     answer a `predictions.jsonl` record with the rule changes and, for georeferenced rasters, GeoJSON;
+//!   - `GET /openapi.json` (this API), `/metrics` (the telemetry catalog plus the service's series), `/healthz`,
+//!     `/readyz`.
+//! * Load: at most `workers` images run at once and `queue` wait; more are shed with `503` and `Retry-After`; a
+//!   request that waits past `timeout` gets `503` too; bodies above `max_body` get `413`; every error is JSON
+//!   `{"error": "..."}`. Shutdown (the future given to [`Server::run`]) stops accepting, lets every accepted
+//!   request finish up to `drain`, then stops the workers.
+//! * Optional bearer-token authentication (constant-time comparison, `subtle`): every route but health; `/metrics`
+//!   has its own optional token.
+
+pub mod kserve;
+pub mod pool;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use nsod_pipeline::{Overrides, Pipeline, error_chain};
+use nsod_telemetry::{InferMetrics, ServiceMetrics, Telemetry};
+use pool::{Job, JobError, Pool};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The OpenAPI document of the service.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("{0}")]
+    Start(String),
+}
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    /// The name clients use (`/v2/models/{name}`).
+    pub model_name: String,
+    /// Session workers (concurrent images).
+    pub workers: usize,
+    /// Requests that may wait for a worker.
+    pub queue: usize,
+    /// Longest wait for a request's result (queue and processing).
+    pub timeout: Duration,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// Longest time shutdown waits for accepted requests.
+    pub drain: Duration,
+    /// Bearer token for every route except health (and `/metrics`, see `metrics_token`).
+    pub token: Option<String>,
+    /// Bearer token for `/metrics` (open when absent).
+    pub metrics_token: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            model_name: "nsod".into(),
+            workers: 1,
+            queue: 8,
+            timeout: Duration::from_secs(60),
+            // A 8192 x 8192 RGB PNG that barely compresses, with room to spare.
+            max_body: 256 << 20,
+            drain: Duration::from_secs(30),
+            token: None,
+            metrics_token: None,
+        }
+    }
+}
+
+struct Shared {
+    config: ServeConfig,
+    pipeline: Pipeline,
+    pool: Pool,
+    telemetry: Arc<Telemetry>,
+    service: ServiceMetrics,
+    ready: AtomicBool,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// An error answer: status, JSON body, the reason counted in `nsod_requests_rejected_total` (if any).
+struct Fail {
+    status: StatusCode,
+    message: String,
+    reason: Option<&'static str>,
+}
+
+fn fail(status: StatusCode, message: impl Into<String>, reason: Option<&'static str>) -> Fail {
+    Fail {
+        status,
+        message: message.into(),
+        reason,
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Fail {
+    fail(StatusCode::BAD_REQUEST, message, Some("bad_request"))
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": self.message}).to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(reason) = self.reason {
+            r.extensions_mut().insert(Rejected(reason));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl Server {
+    /// Binds the address and starts the workers (their sessions are open when this returns).
+    pub fn bind(
+        config: ServeConfig,
+        pipeline: Pipeline,
+        telemetry: Arc<Telemetry>,
+        metrics: Option<InferMetrics>,
+    ) -> Result<Self, ServeError> {
+        let bind_err = |e: std::io::Error| ServeError::Bind {
+            addr: config.addr.to_string(),
+            message: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(config.addr).map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let service = ServiceMetrics::new(&telemetry, config.workers);
+        let on_outcome: pool::OnOutcome = Arc::new(move |r| {
+            if let Some(m) = &metrics {
+                match r {
+                    Ok(o) => {
+                        m.record(o);
+                        m.served();
+                    }
+                    Err(JobError::Decode(_)) => m.failed(nsod_pipeline::Stage::Decode, "image"),
+                    Err(JobError::Pipeline(_)) => {
+                        m.failed(nsod_pipeline::Stage::Detect, "inference")
+                    }
+                }
+            }
+        });
+        let pool = Pool::start(
+            &pipeline,
+            config.workers,
+            config.queue,
+            pipeline.config().raster.clone(),
+            on_outcome,
+        )?;
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                pipeline,
+                pool,
+                telemetry,
+                service,
+                ready: AtomicBool::new(true),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.addr)
+    }
+
+    /// Serves until `shutdown` completes, then drains (up to the configured deadline) and stops the workers.
+    /// Returns whether every accepted request finished before the deadline.
+    pub fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<bool, ServeError> {
+        let threads = self.shared.config.workers.clamp(2, 8);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("nsod-http")
+            .enable_all()
+            .build()
+            .map_err(|e| ServeError::Start(format!("cannot start the HTTP runtime: {e}")))?;
+        let shared = self.shared.clone();
+        let drained = runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener)
+                .map_err(|e| ServeError::Start(e.to_string()))?;
+            let app = router(shared.clone());
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let shared2 = shared.clone();
+            let server = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        shutdown.await;
+                        shared2.ready.store(false, Ordering::SeqCst);
+                        let _ = stop_tx.send(true);
+                    })
+                    .await
+            });
+            // Graceful shutdown waits for open connections; bound it by the drain deadline.
+            let mut stop_rx = stop_rx;
+            let _ = stop_rx.wait_for(|s| *s).await;
+            let drain = shared.config.drain;
+            let drained = tokio::time::timeout(drain, server).await.is_ok();
+            Ok::<bool, ServeError>(drained)
+        })?;
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        self.shared.pool.shutdown();
+        Ok(drained)
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/detect", post(detect))
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(|| async { StatusCode::OK }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_metadata_v),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready_v),
+        )
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            observe,
+        ))
+        .with_state(shared)
+}
+
+/// The route label of a path (a fixed set: no per-request labels).
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/v1/detect" => "/v1/detect",
+        "/v2" => "/v2",
+        "/v2/health/live" | "/v2/health/ready" | "/healthz" | "/readyz" => "health",
+        "/openapi.json" => "/openapi.json",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/v2/models/") && p.ends_with("/infer") => "/v2/models/{name}/infer",
+        p if p.starts_with("/v2/models/") => "/v2/models/{name}",
+        _ => "other",
+    }
+}
+
+/// Authentication, the request id, and the service's metrics for every request.
+async fn observe(
+    State(s): State<Arc<Shared>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = Instant::now();
+    let route = route_of(req.uri().path());
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:x}", s.next_id.fetch_add(1, Ordering::Relaxed)));
+    let needed = match route {
+        "health" => None,
+        "/metrics" => s.config.metrics_token.as_deref(),
+        _ => s.config.token.as_deref(),
+    };
+    let mut response = match needed {
+        Some(token) if !authorized(req.headers(), token) => {
+            s.service.rejected("unauthorized");
+            fail(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token",
+                None,
+            )
+            .into_response()
+        }
+        _ => {
+            req.extensions_mut().insert(RequestId(id.clone()));
+            next.run(req).await
+        }
+    };
+    if let Some(Rejected(reason)) = response.extensions().get::<Rejected>() {
+        s.service.rejected(reason);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    s.service.request(
+        route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+        &id,
+    );
+    response
+}
+
+#[derive(Clone, Debug)]
+struct RequestId(String);
+
+/// Why a request was refused, for `nsod_requests_rejected_total` (set by [`Fail`]).
+#[derive(Clone, Copy, Debug)]
+struct Rejected(&'static str);
+
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+async fn not_found() -> Fail {
+    fail(StatusCode::NOT_FOUND, "no such route", Some("not_found"))
+}
+
+async fn ready(State(s): State<Arc<Shared>>) -> StatusCode {
+    if s.ready.load(Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    s.service.set_load(
+        s.pool.load.queued.load(Ordering::SeqCst),
+        s.pool.load.busy.load(Ordering::SeqCst),
+    );
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let t = s.telemetry.clone();
+    match tokio::task::spawn_blocking(move || {
+        if openmetrics {
+            t.openmetrics()
+        } else {
+            t.classic()
+        }
+    })
+    .await
+    {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                if openmetrics {
+                    nsod_telemetry::OPENMETRICS_CONTENT_TYPE
+                } else {
+                    nsod_telemetry::CLASSIC_CONTENT_TYPE
+                },
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => fail(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed", None).into_response(),
+    }
+}
+
+async fn server_metadata() -> impl IntoResponse {
+    axum_json(json!({
+        "name": "nsod",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+}
+
+fn axum_json(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+fn check_model(s: &Shared, name: &str, version: Option<&str>) -> Result<(), Fail> {
+    if name != s.config.model_name {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown model {name:?} (this server has {:?})",
+                s.config.model_name
+            ),
+            Some("not_found"),
+        ));
+    }
+    if let Some(v) = version
+        && v != "1"
+    {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("model {name:?} has no version {v:?} (it has \"1\")"),
+            Some("not_found"),
+        ));
+    }
+    Ok(())
+}
+
+fn metadata(s: &Shared) -> Value {
+    let names = s.pipeline.names().as_slice();
+    json!({
+        "name": s.config.model_name,
+        "versions": ["1"],
+        "platform": "nsod",
+        "inputs": [{"name": kserve::INPUT, "datatype": "BYTES", "shape": [1]}],
+        "outputs": kserve::OUTPUTS.iter().map(|(n, t, sh)| json!({"name": n, "datatype": t, "shape": sh})).collect::<Vec<_>>(),
+        "parameters": {
+            "class_names": names,
+            "oriented": s.pipeline.oriented(),
+            "rules": s.pipeline.rules().is_some(),
+        },
+    })
+}
+
+async fn model_metadata(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, Fail> {
+    check_model(&s, &name, None)?;
+    Ok(axum_json(metadata(&s)))
+}
+
+async fn model_metadata_v(
+    State(s): State<Arc<Shared>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, Fail> {
+    check_model(&s, &name, Some(&version))?;
+    Ok(axum_json(metadata(&s)))
+}
+
+async fn model_ready(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Fail> {
+    check_model(&s, &name, None)?;
+    Ok(ready(State(s)).await)
+}
+
+async fn model_ready_v(
+    State(s): State<Arc<Shared>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, Fail> {
+    check_model(&s, &name, Some(&version))?;
+    Ok(ready(State(s)).await)
+}
+
+/// Bytes read and thrown away from a body over the limit before answering 413, so that a client still sending gets
+/// the answer rather than a reset connection (beyond this the connection is closed).
+const DRAIN_CAP: usize = 64 << 20;
+
+/// Reads the body up to the limit (413 above it).
+async fn body_bytes(s: &Shared, body: Body, _headers: &HeaderMap) -> Result<Bytes, Fail> {
+    use futures_util::StreamExt;
+    let limit = s.config.max_body;
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        } else {
+            buf = Vec::new();
+            if total > limit.saturating_add(DRAIN_CAP) {
+                break;
+            }
+        }
+    }
+    if total > limit {
+        return Err(fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes (--max-body)"),
+            Some("body_too_large"),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Settings from query or KServe parameters: conf, iou, slice, overlap, merge, full_pass, rules.
+fn overrides(s: &Shared, get: &dyn Fn(&str) -> Option<Value>) -> Result<Overrides, Fail> {
+    let num = |k: &str| -> Result<Option<f32>, Fail> {
+        match get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64().map(|v| v as f32)),
+            Some(Value::String(t)) => t
+                .parse::<f32>()
+                .map(Some)
+                .map_err(|_| bad_request(format!("parameter {k}: {t:?} is not a number"))),
+            Some(v) => Err(bad_request(format!("parameter {k}: {v} is not a number"))),
+        }
+    };
+    let flag = |k: &str| -> Result<Option<bool>, Fail> {
+        match get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(Value::String(t)) if t == "true" || t == "1" => Ok(Some(true)),
+            Some(Value::String(t)) if t == "false" || t == "0" => Ok(Some(false)),
+            Some(v) => Err(bad_request(format!(
+                "parameter {k}: {v} is not true or false"
+            ))),
+        }
+    };
+    let text = |k: &str| -> Option<String> {
+        get(k).map(|v| match v {
+            Value::String(t) => t,
+            other => other.to_string(),
+        })
+    };
+    let o = Overrides {
+        conf: num("conf")?,
+        iou: num("iou")?,
+        overlap: num("overlap")?,
+        slice: text("slice")
+            .map(|t| {
+                t.parse()
+                    .map_err(|m: String| bad_request(format!("parameter slice: {m}")))
+            })
+            .transpose()?,
+        merge: text("merge")
+            .map(|t| {
+                t.parse()
+                    .map_err(|m: String| bad_request(format!("parameter merge: {m}")))
+            })
+            .transpose()?,
+        full_pass: flag("full_pass")?,
+        rules: flag("rules")?,
+    };
+    o.validate(s.pipeline.config())
+        .map_err(|e| bad_request(format!("parameter {}", error_chain(&e))))?;
+    Ok(o)
+}
+
+/// Admits, runs and waits for one image.
+async fn run_job(
+    s: &Arc<Shared>,
+    bytes: Vec<u8>,
+    name: String,
+    overrides: Overrides,
+) -> Result<nsod_pipeline::ImageOutcome, Fail> {
+    if bytes.is_empty() {
+        return Err(bad_request("empty body: send an image file"));
+    }
+    let Some(permit) = s.pool.admit() else {
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "server busy: {} workers and a queue of {} are full; retry later",
+                s.config.workers, s.config.queue
+            ),
+            Some("queue_full"),
+        ));
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let job = Job {
+        bytes,
+        name,
+        overrides,
+        reply: tx,
+        cancelled: cancelled.clone(),
+        permit,
+    };
+    if s.pool.submit(job).is_err() {
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+            None,
+        ));
+    }
+    s.service.set_load(
+        s.pool.load.queued.load(Ordering::SeqCst),
+        s.pool.load.busy.load(Ordering::SeqCst),
+    );
+    match tokio::time::timeout(s.config.timeout, rx).await {
+        Err(_) => {
+            cancelled.store(true, Ordering::SeqCst);
+            Err(fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no result within {:?} (--timeout); retry later",
+                    s.config.timeout
+                ),
+                Some("timeout"),
+            ))
+        }
+        Ok(Err(_)) => Err(fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the worker stopped",
+            None,
+        )),
+        Ok(Ok(Err(JobError::Decode(m)))) => Err(bad_request(m)),
+        Ok(Ok(Err(JobError::Pipeline(m)))) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, m, None)),
+        Ok(Ok(Ok(outcome))) => Ok(outcome),
+    }
+}
+
+/// The image of a `multipart/form-data` body: the field `image` (or the first file field).
+async fn multipart_image(content_type: &str, body: Bytes) -> Result<Vec<u8>, Fail> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| bad_request(format!("multipart body: {e}")))?;
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut first = None;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| bad_request(format!("multipart body: {e}")))?
+    {
+        let is_image = field.name() == Some("image");
+        let is_file = field.file_name().is_some();
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| bad_request(format!("multipart body: {e}")))?;
+        if is_image {
+            return Ok(data.to_vec());
+        }
+        if is_file && first.is_none() {
+            first = Some(data.to_vec());
+        }
+    }
+    first.ok_or_else(|| bad_request("multipart body: no field \"image\" and no file"))
+}
+
+async fn detect(
+    State(s): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    axum::Extension(RequestId(id)): axum::Extension<RequestId>,
+    body: Body,
+) -> Result<Response, Fail> {
+    for k in query.keys() {
+        if ![
+            "conf",
+            "iou",
+            "slice",
+            "overlap",
+            "merge",
+            "full_pass",
+            "rules",
+            "name",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(bad_request(format!(
+                "unknown parameter {k:?} (conf, iou, slice, overlap, merge, full_pass, rules, name)"
+            )));
+        }
+    }
+    let o = overrides(&s, &|k| query.get(k).map(|v| Value::String(v.clone())))?;
+    let bytes = body_bytes(&s, body, &headers).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bytes = if content_type.starts_with("multipart/form-data") {
+        multipart_image(content_type, bytes).await?
+    } else {
+        bytes.to_vec()
+    };
+    let name = query
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| format!("request-{id}"));
+    let outcome = run_job(&s, bytes, name, o).await?;
+    let record = nsod_pipeline::sink::prediction_record(&outcome);
+    // Through text, so numbers read exactly as in predictions.jsonl (f32 written shortest, not widened to f64).
+    let mut v: Value = serde_json::to_string(&record)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let changes: Vec<Value> = outcome
+        .rules
+        .as_ref()
+        .map(|r| {
+            r.adjustment
+                .changes
+                .iter()
+                .map(|c| {
+                    nsod_symbolic::report::json_row(&outcome.image, c, &r.raw, &r.adjustment.scores)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v["changes"] = Value::Array(changes);
+    if record.geo.is_some() {
+        v["geojson"] = nsod_raster::export::feature_collection(std::slice::from_ref(&record));
+    }
+    v["request_id"] = json!(id);
+    Ok(axum_json(v))
+}
+
+async fn infer(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Fail> {
+    infer_inner(s, name, None, headers, body).await
+}
+
+async fn infer_v(
+    State(s): State<Arc<Shared>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Fail> {
+    infer_inner(s, name, Some(version), headers, body).await
+}
+
+async fn infer_inner(
+    s: Arc<Shared>,
+    name: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Fail> {
+    check_model(&s, &name, version.as_deref())?;
+    let bytes = body_bytes(&s, body, &headers).await?;
+    if bytes.is_empty() {
+        return Err(bad_request("empty body: send an inference request"));
+    }
+    let header_len = headers
+        .get("inference-header-content-length")
+        .and_then(|v| v.to_str().ok());
+    let req = kserve::parse(&bytes, header_len).map_err(bad_request)?;
+    const RESERVED: &[&str] = &[
+        "binary_data_output",
+        "priority",
+        "timeout",
+        "sequence_id",
+        "sequence_start",
+        "sequence_end",
+    ];
+    for k in req.parameters.keys() {
+        if !RESERVED.contains(&k.as_str())
+            && ![
+                "conf",
+                "iou",
+                "slice",
+                "overlap",
+                "merge",
+                "full_pass",
+                "rules",
+            ]
+            .contains(&k.as_str())
+        {
+            return Err(bad_request(format!(
+                "unknown parameter {k:?} (conf, iou, slice, overlap, merge, full_pass, rules)"
+            )));
+        }
+    }
+    let o = overrides(&s, &|k| req.parameters.get(k).cloned())?;
+    let image_name = req.id.clone().unwrap_or_else(|| "request".into());
+    let outcome = run_job(&s, req.image.clone(), image_name, o).await?;
+    let changes = outcome
+        .rules
+        .as_ref()
+        .map(|r| r.adjustment.changes.len())
+        .unwrap_or(0);
+    let params = json!({
+        "width": outcome.size.width,
+        "height": outcome.size.height,
+        "detections": outcome.detections.len(),
+        "rule_changes": changes,
+    });
+    let (body, header_len) = kserve::response(&s.config.model_name, &req, &outcome, params);
+    let mut r = Response::new(Body::from(body));
+    let ct = if header_len.is_some() {
+        "application/octet-stream"
+    } else {
+        "application/json"
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    if let Some(n) = header_len
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        r.headers_mut().insert("inference-header-content-length", v);
+    }
+    Ok(r)
+}
