@@ -89,6 +89,7 @@ struct Shared {
     pool: Pool,
     telemetry: Arc<Telemetry>,
     service: ServiceMetrics,
+    on_outcome: pool::OnOutcome,
     ready: AtomicBool,
     next_id: AtomicU64,
 }
@@ -179,13 +180,7 @@ impl Server {
                 }
             }
         });
-        let pool = Pool::start(
-            &pipeline,
-            config.workers,
-            config.queue,
-            pipeline.config().raster.clone(),
-            on_outcome,
-        )?;
+        let pool = Pool::start(&pipeline, config.workers, config.queue, on_outcome.clone())?;
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
@@ -194,6 +189,7 @@ impl Server {
                 pool,
                 telemetry,
                 service,
+                on_outcome,
                 ready: AtomicBool::new(true),
                 next_id: AtomicU64::new(1),
             }),
@@ -604,17 +600,43 @@ async fn run_job(
             Some("queue_full"),
         ));
     };
+    // Decoded off the async threads while the workers run earlier requests (as nsod infer decodes ahead); the
+    // admission permit bounds how many decoded images wait.
+    let raster = s.pipeline.config().raster.clone();
+    let name2 = name.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        nsod_pipeline::source::load_bytes(&bytes, &name2, &raster)
+            .map(|i| (i, t.elapsed().as_secs_f64()))
+    })
+    .await
+    .map_err(|_| {
+        fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the decoder stopped",
+            None,
+        )
+    })?;
+    let (input, decode_seconds) = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            let m = error_chain(&e);
+            (s.on_outcome)(&Err(JobError::Decode(m.clone())));
+            return Err(bad_request(m));
+        }
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let job = Job {
-        bytes,
+        input,
+        decode_seconds,
         name,
         overrides,
         reply: tx,
         cancelled: cancelled.clone(),
         permit,
     };
-    if s.pool.submit(job).is_err() {
+    if !s.pool.submit(job) {
         return Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",

@@ -8,7 +8,6 @@ use nsod_pipeline::{ImageOutcome, LoadedImage, Overrides, Pipeline, error_chain}
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// What a worker returns for one request.
@@ -28,7 +27,9 @@ pub type OnOutcome = Arc<dyn Fn(&JobResult) + Send + Sync>;
 /// One request's work.
 #[derive(Debug)]
 pub struct Job {
-    pub bytes: Vec<u8>,
+    /// The decoded image (decoded on the HTTP side, so that decoding overlaps the model's runs).
+    pub input: LoadedImage,
+    pub decode_seconds: f64,
     pub name: String,
     pub overrides: Overrides,
     pub reply: oneshot::Sender<JobResult>,
@@ -65,7 +66,6 @@ impl Pool {
         pipeline: &Pipeline,
         workers: usize,
         queue: usize,
-        raster: nsod_raster::RasterOptions,
         on_outcome: OnOutcome,
     ) -> Result<Self, ServeError> {
         let (tx, rx) = mpsc::channel::<Job>();
@@ -79,7 +79,6 @@ impl Pool {
                 .map_err(|e| ServeError::Start(error_chain(&e)))?;
             let rx = rx.clone();
             let load = load.clone();
-            let raster = raster.clone();
             let on_outcome = on_outcome.clone();
             let t = std::thread::Builder::new()
                 .name(format!("nsod-serve-{i}"))
@@ -95,15 +94,7 @@ impl Pool {
                             continue;
                         }
                         load.busy.fetch_add(1, Ordering::SeqCst);
-                        let t = Instant::now();
-                        let result =
-                            match nsod_pipeline::source::load_bytes(&job.bytes, &job.name, &raster)
-                            {
-                                Err(e) => Err(JobError::Decode(error_chain(&e))),
-                                Ok(input) => {
-                                    run(&mut worker, &input, &job, t.elapsed().as_secs_f64())
-                                }
-                            };
+                        let result = run(&mut worker, &job.input, &job, job.decode_seconds);
                         on_outcome(&result);
                         load.busy.fetch_sub(1, Ordering::SeqCst);
                         drop(job.permit);
@@ -128,18 +119,19 @@ impl Pool {
         self.admission.clone().try_acquire_owned().ok()
     }
 
-    /// Hands an admitted job to the workers.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
+    /// Hands an admitted job to the workers; false when they are stopping (the job is dropped).
+    pub fn submit(&self, job: Job) -> bool {
         let guard = self.tx.lock();
         match guard.as_ref().ok().and_then(|g| g.as_ref()) {
             Some(tx) => {
                 self.load.queued.fetch_add(1, Ordering::SeqCst);
-                tx.send(job).map_err(|e| {
+                let sent = tx.send(job).is_ok();
+                if !sent {
                     self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                    e.0
-                })
+                }
+                sent
             }
-            None => Err(job),
+            None => false,
         }
     }
 
