@@ -267,7 +267,47 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
     }
 }
 
-fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+/// The model file's stem: its name in metrics and in the serving API.
+pub fn model_name(config: &PipelineConfig) -> String {
+    config
+        .model
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The default model, or the one-line error saying how to restore it.
+pub fn default_model() -> Result<std::path::PathBuf, String> {
+    let (p, ok) = paths::default_model();
+    if ok {
+        Ok(p)
+    } else {
+        Err(format!(
+            "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
+            p.display()
+        ))
+    }
+}
+
+/// Where the pipeline finds ONNX Runtime, the rules worker and the default rule base.
+pub fn environment(runtime: Arc<Runtime>) -> anyhow::Result<Environment> {
+    Ok(Environment {
+        runtime: Some(runtime),
+        sandbox: crate::symbolic::sandbox()?,
+        default_rules: Some(paths::default_rules().0),
+    })
+}
+
+/// Warns about each problem `Pipeline::build` found in the rule base.
+pub fn warn_rules(pipeline: &Pipeline, built: &nsod_pipeline::BuildReport) {
+    if let Some(rb) = pipeline.rules() {
+        for w in &built.rules_warnings {
+            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
+        }
+    }
+}
+
+pub fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     crate::ui::error!("{message}");
     Ok(ExitCode::from(CONFIG_ERROR))
 }
@@ -283,14 +323,11 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         return config_error(format!("{e:#}"));
     }
     if config.model.is_none() {
-        let (p, ok) = paths::default_model();
-        if !ok && !a.print_config {
-            return config_error(format!(
-                "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
-                p.display()
-            ));
-        }
-        config.model = Some(p);
+        config.model = match default_model() {
+            Ok(p) => Some(p),
+            Err(_) if a.print_config => Some(paths::default_model().0),
+            Err(e) => return config_error(e),
+        };
     }
     if a.print_config {
         print!("{}", config.to_toml());
@@ -334,11 +371,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         Ok(m) => m,
         Err(e) => return config_error(format!("{e:#}")),
     };
-    let env = Environment {
-        runtime: Some(runtime),
-        sandbox: crate::symbolic::sandbox()?,
-        default_rules: Some(paths::default_rules().0),
-    };
+    let env = environment(runtime)?;
     let (pipeline, built) = match Pipeline::build(&config, &env, None) {
         Ok(p) => p,
         Err(e) => {
@@ -348,11 +381,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
             return config_error(pipeline_message(&e));
         }
     };
-    let model_name = config
-        .model
-        .as_deref()
-        .and_then(|p| p.file_stem())
-        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    let model_name = model_name(&config);
     let handles = metrics
         .as_ref()
         .map(|s| InferMetrics::new(&s.telemetry, &model_name));
@@ -362,11 +391,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
             h.rules_loaded(built.rules_load_seconds);
         }
     }
-    if let Some(rb) = pipeline.rules() {
-        for w in &built.rules_warnings {
-            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
-        }
-    }
+    warn_rules(&pipeline, &built);
     let out = config.output.out.clone();
     let mut sink = match RunDirSink::open(&out, RunDirOptions::infer(&config), &pipeline) {
         Ok(s) => s,

@@ -2,19 +2,13 @@
 //! nsod-serve until SIGTERM/SIGINT.
 
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::infer::{CONFIG_ERROR, config_message, pipeline_message};
-use crate::paths;
-use nsod_pipeline::{Environment, Pipeline, PipelineConfig};
+use crate::infer::{config_error, config_message, pipeline_message};
+use nsod_pipeline::{Pipeline, PipelineConfig};
 use nsod_runtime::Runtime;
 use nsod_serve::{ServeConfig, Server};
 use nsod_telemetry::{InferMetrics, Telemetry};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    crate::ui::error!("{message}");
-    Ok(ExitCode::from(CONFIG_ERROR))
-}
 
 /// A token from a file (trimmed); an empty or unreadable file is an error.
 fn read_token(path: &std::path::Path) -> Result<String, String> {
@@ -58,14 +52,10 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         config.threads
     });
     if config.model.is_none() {
-        let (p, ok) = paths::default_model();
-        if !ok {
-            return config_error(format!(
-                "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
-                p.display()
-            ));
+        match crate::infer::default_model() {
+            Ok(p) => config.model = Some(p),
+            Err(e) => return config_error(e),
         }
-        config.model = Some(p);
     }
     if let Err(e) = config.validate() {
         return config_error(config_message(&e));
@@ -100,30 +90,21 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         &runtime.version(),
     );
     let telemetry = Arc::new(telemetry);
-    let env = Environment {
-        runtime: Some(runtime),
-        sandbox: crate::symbolic::sandbox()?,
-        default_rules: Some(paths::default_rules().0),
-    };
+    let env = crate::infer::environment(runtime)?;
     let (pipeline, built) = match Pipeline::build(&config, &env, None) {
         Ok(p) => p,
         Err(e) => return config_error(pipeline_message(&e)),
     };
-    let model_name = a.model_name.clone().unwrap_or_else(|| {
-        config
-            .model
-            .as_deref()
-            .and_then(|p| p.file_stem())
-            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
-    });
+    let model_name = a
+        .model_name
+        .clone()
+        .unwrap_or_else(|| crate::infer::model_name(&config));
     let metrics = InferMetrics::new(&telemetry, &model_name);
     metrics.model_loaded(built.model_load_seconds);
-    if let Some(rb) = pipeline.rules() {
+    if pipeline.rules().is_some() {
         metrics.rules_loaded(built.rules_load_seconds);
-        for w in &built.rules_warnings {
-            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
-        }
     }
+    crate::infer::warn_rules(&pipeline, &built);
     let serve = ServeConfig {
         addr: a.addr,
         model_name: model_name.clone(),

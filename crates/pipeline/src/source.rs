@@ -134,51 +134,73 @@ fn image_error(
     }
 }
 
+/// The image crate's decode of a PNG, JPEG, WebP, BMP or GIF up to the window threshold, read through `open` (called
+/// twice: once for the size, once to decode). `hint` is the format a file's extension names (the content wins
+/// when it is recognised, as `ImageReader::open` does). `Ok((None, recognised))` when the content is another format or the
+/// image is larger (GDAL reads it); `recognised` says whether the image crate knew the format at all.
+fn decode_small<R: std::io::BufRead + std::io::Seek>(
+    open: impl Fn() -> std::io::Result<R>,
+    hint: Option<image::ImageFormat>,
+    path: &Path,
+    opts: &RasterOptions,
+) -> Result<(Option<RgbImage>, bool), DetectError> {
+    use image::ImageFormat as F;
+    let cannot_read = |e: std::io::Error| image_error(path, "cannot read", Some(Box::new(e)));
+    let guessed = || -> Result<image::ImageReader<R>, DetectError> {
+        let mut r = image::ImageReader::new(open().map_err(cannot_read)?);
+        if let Some(f) = hint {
+            r.set_format(f);
+        }
+        r.with_guessed_format().map_err(cannot_read)
+    };
+    let reader = guessed()?;
+    let format = reader.format();
+    if !matches!(format, Some(F::Png | F::Jpeg | F::WebP | F::Bmp | F::Gif)) {
+        return Ok((None, format.is_some()));
+    }
+    let dims = guessed().ok().and_then(|r| r.into_dimensions().ok());
+    let Some((w, h)) =
+        dims.filter(|(w, h)| u64::from(*w) * u64::from(*h) <= opts.window_above_pixels)
+    else {
+        return Ok((None, true));
+    };
+    let mut reader = reader;
+    // The decoder's own allocation limit (512 MiB) would refuse images the raster options allow.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some((u64::from(w) * u64::from(h) * 8).max(512 << 20));
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(e))))?
+        .into_rgb8();
+    Ok((Some(img), true))
+}
+
 /// Reads an input file: see the module documentation for which decoder reads what.
 pub fn load(path: &Path, opts: &RasterOptions) -> Result<LoadedImage, DetectError> {
-    use image::ImageFormat as F;
     let meta =
         std::fs::metadata(path).map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
     if meta.len() == 0 {
         return Err(image_error(path, "empty file", None));
     }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?
-        .with_guessed_format()
-        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
-    let format = reader.format();
-    if let Some(F::Png | F::Jpeg | F::WebP | F::Bmp | F::Gif) = format {
-        let dims = image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .ok()
-            .and_then(|r| r.into_dimensions().ok());
-        if let Some((w, h)) = dims
-            && u64::from(w) * u64::from(h) <= opts.window_above_pixels
-        {
-            let mut reader = reader;
-            // The decoder's own allocation limit (512 MiB) would refuse images the raster options allow.
-            let mut limits = image::Limits::default();
-            limits.max_alloc = Some((u64::from(w) * u64::from(h) * 8).max(512 << 20));
-            reader.limits(limits);
-            let img = reader
-                .decode()
-                .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(e))))?
-                .into_rgb8();
-            let georef = if has_sidecar(path) {
-                Raster::open(path, opts)
-                    .ok()
-                    .and_then(|r| nsod_raster::georeference(&r).ok().flatten())
-            } else {
-                None
-            };
-            return Ok(LoadedImage {
-                pixels: Pixels::Memory(img),
-                georef,
-                memory: None,
-            });
-        }
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+    let hint = image::ImageFormat::from_path(path).ok();
+    let (img, recognised) = decode_small(open, hint, path, opts)?;
+    if let Some(img) = img {
+        let georef = if has_sidecar(path) {
+            Raster::open(path, opts)
+                .ok()
+                .and_then(|r| nsod_raster::georeference(&r).ok().flatten())
+        } else {
+            None
+        };
+        return Ok(LoadedImage {
+            pixels: Pixels::Memory(img),
+            georef,
+            memory: None,
+        });
     }
-    open_gdal(path, path, format.is_some(), opts)
+    open_gdal(path, path, recognised, opts)
 }
 
 /// Opens `gdal_path` with GDAL (errors name `shown`): read whole below the window threshold, else windowed.
@@ -240,37 +262,17 @@ pub fn load_bytes(
     name: &str,
     opts: &RasterOptions,
 ) -> Result<LoadedImage, DetectError> {
-    use image::ImageFormat as F;
     let path = Path::new(name);
     if bytes.is_empty() {
         return Err(image_error(path, "empty file", None));
     }
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| image_error(path, "cannot read", Some(Box::new(e))))?;
-    let format = reader.format();
-    if let Some(F::Png | F::Jpeg | F::WebP | F::Bmp | F::Gif) = format {
-        let dims = image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .ok()
-            .and_then(|r| r.into_dimensions().ok());
-        if let Some((w, h)) = dims
-            && u64::from(w) * u64::from(h) <= opts.window_above_pixels
-        {
-            let mut reader = reader;
-            let mut limits = image::Limits::default();
-            limits.max_alloc = Some((u64::from(w) * u64::from(h) * 8).max(512 << 20));
-            reader.limits(limits);
-            let img = reader
-                .decode()
-                .map_err(|e| image_error(path, "cannot decode image", Some(Box::new(e))))?
-                .into_rgb8();
-            return Ok(LoadedImage::memory(img));
-        }
+    let (img, recognised) = decode_small(|| Ok(std::io::Cursor::new(bytes)), None, path, opts)?;
+    if let Some(img) = img {
+        return Ok(LoadedImage::memory(img));
     }
     let mem = nsod_raster::MemFile::new(bytes.to_vec(), name)
         .map_err(|e| image_error(path, "cannot read", Some(Box::new(strip(e)))))?;
-    let mut loaded = open_gdal(mem.path(), path, format.is_some(), opts)?;
+    let mut loaded = open_gdal(mem.path(), path, recognised, opts)?;
     loaded.memory = Some(mem);
     Ok(loaded)
 }

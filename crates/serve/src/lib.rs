@@ -526,7 +526,33 @@ async fn body_bytes(s: &Shared, body: Body, _headers: &HeaderMap) -> Result<Byte
     Ok(Bytes::from(buf))
 }
 
-/// Settings from query or KServe parameters: conf, iou, slice, overlap, merge, full_pass, rules.
+/// The per-request settings, as query parameters of /v1/detect and `parameters` of a KServe request.
+const SETTINGS: &[&str] = &[
+    "conf",
+    "iou",
+    "slice",
+    "overlap",
+    "merge",
+    "full_pass",
+    "rules",
+];
+
+/// Refuses a parameter that is neither a setting nor one of `also`.
+fn known_keys<'a>(keys: impl Iterator<Item = &'a String>, also: &[&str]) -> Result<(), Fail> {
+    for k in keys {
+        if !SETTINGS.contains(&k.as_str()) && !also.contains(&k.as_str()) {
+            let mut allowed: Vec<&str> = SETTINGS.to_vec();
+            allowed.extend(also.iter().filter(|a| **a == "name"));
+            return Err(bad_request(format!(
+                "unknown parameter {k:?} ({})",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Settings from query or KServe parameters (see [`SETTINGS`]).
 fn overrides(s: &Shared, get: &dyn Fn(&str) -> Option<Value>) -> Result<Overrides, Fail> {
     let num = |k: &str| -> Result<Option<f32>, Fail> {
         match get(k) {
@@ -706,24 +732,7 @@ async fn detect(
     axum::Extension(RequestId(id)): axum::Extension<RequestId>,
     body: Body,
 ) -> Result<Response, Fail> {
-    for k in query.keys() {
-        if ![
-            "conf",
-            "iou",
-            "slice",
-            "overlap",
-            "merge",
-            "full_pass",
-            "rules",
-            "name",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(bad_request(format!(
-                "unknown parameter {k:?} (conf, iou, slice, overlap, merge, full_pass, rules, name)"
-            )));
-        }
-    }
+    known_keys(query.keys(), &["name"])?;
     let o = overrides(&s, &|k| query.get(k).map(|v| Value::String(v.clone())))?;
     let bytes = body_bytes(&s, body, &headers).await?;
     let content_type = headers
@@ -801,32 +810,18 @@ async fn infer_inner(
         .get("inference-header-content-length")
         .and_then(|v| v.to_str().ok());
     let req = kserve::parse(&bytes, header_len).map_err(bad_request)?;
-    const RESERVED: &[&str] = &[
-        "binary_data_output",
-        "priority",
-        "timeout",
-        "sequence_id",
-        "sequence_start",
-        "sequence_end",
-    ];
-    for k in req.parameters.keys() {
-        if !RESERVED.contains(&k.as_str())
-            && ![
-                "conf",
-                "iou",
-                "slice",
-                "overlap",
-                "merge",
-                "full_pass",
-                "rules",
-            ]
-            .contains(&k.as_str())
-        {
-            return Err(bad_request(format!(
-                "unknown parameter {k:?} (conf, iou, slice, overlap, merge, full_pass, rules)"
-            )));
-        }
-    }
+    // Triton's reserved request parameters are accepted (and ignored, but for binary_data_output).
+    known_keys(
+        req.parameters.keys(),
+        &[
+            "binary_data_output",
+            "priority",
+            "timeout",
+            "sequence_id",
+            "sequence_start",
+            "sequence_end",
+        ],
+    )?;
     let o = overrides(&s, &|k| req.parameters.get(k).cloned())?;
     let image_name = req.id.clone().unwrap_or_else(|| "request".into());
     let outcome = run_job(&s, req.image.clone(), image_name, o).await?;
