@@ -53,6 +53,11 @@ pub enum Command {
     Doctor,
     /// Detect objects in images (files or folders, walked recursively).
     Infer(Box<InferArgs>),
+    /// List the work of a sharded run once (images, and tiles of large rasters) into a plan that every shard and
+    /// the merge share: `nsod infer --plan PLAN --shard I/N` runs one shard, `nsod merge` joins them.
+    Plan(Box<PlanArgs>),
+    /// Join the shards of a sharded run into one run folder, as if one process had run.
+    Merge(Box<MergeArgs>),
     /// Serve the pipeline over HTTP: the Open Inference Protocol (KServe v2) and POST /v1/detect, with /metrics.
     Serve(Box<ServeArgs>),
     /// Refine existing predictions with Prolog rules and explain every change.
@@ -122,8 +127,17 @@ fn scale(s: &str) -> Result<[f64; 2], String> {
 #[derive(Debug, Args)]
 pub struct InferArgs {
     /// Image files or folders.
-    #[arg(required_unless_present = "print_config", value_name = "INPUT")]
+    #[arg(required_unless_present_any = ["print_config", "plan"], value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Run one shard of a plan (`nsod plan`): its inputs and settings come from the plan, its outputs go to
+    /// DIR/shards/I-of-N/. Exit codes: 0 done, 3 bad input in this shard (do not retry), 4 bad configuration (fail
+    /// the job), anything else retryable.
+    #[arg(long, value_name = "PLAN", requires = "shard", conflicts_with_all = ["inputs", "skip_existing", "print_config"])]
+    pub plan: Option<PathBuf>,
+    /// The shard to run: `I/N` (0-based), or `N` with the index from $NSOD_SHARD_INDEX, $JOB_COMPLETION_INDEX
+    /// (Kubernetes), $SLURM_ARRAY_TASK_ID (minus $SLURM_ARRAY_TASK_MIN) or $AWS_BATCH_JOB_ARRAY_INDEX.
+    #[arg(long, value_name = "I/N", requires = "plan")]
+    pub shard: Option<String>,
     /// Run configuration (TOML, every option; see config/run.example.toml). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -218,6 +232,44 @@ pub struct InferArgs {
     pub kg_pairs: Option<PathBuf>,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+}
+
+/// `nsod plan`: the inputs and every setting of `nsod infer`, and how to split them.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Number of shards (array tasks, Job completions).
+    #[arg(long, value_name = "N")]
+    pub shards: usize,
+    /// Rasters with more pixels than this are split into tiles, run by several shards and merged exactly.
+    #[arg(long, value_name = "PIXELS", default_value_t = 64 << 20)]
+    pub split_above: u64,
+    /// Side of the tiles in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
+    pub window: u32,
+    /// With --out DIR the plan is written to DIR/plan.json (a path ending in .json is the plan file itself).
+    #[command(flatten)]
+    pub infer: InferArgs,
+}
+
+/// `nsod merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run folder the shards wrote to (DIR/shards/I-of-N/).
+    #[arg(value_name = "DIR")]
+    pub out: PathBuf,
+    /// The plan (default: DIR/plan.json, else the plan the shards name).
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Push the run's result (last success time, images, detections, failures) to this Pushgateway
+    /// (e.g. http://127.0.0.1:9091), as Prometheus recommends for batch jobs.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
+    /// Pushgateway job label.
+    #[arg(long, default_value = "nsod_merge", value_name = "NAME")]
+    pub push_job: String,
+    /// ONNX Runtime intra-op threads (the merge runs no model on whole images; rasters' tiles are only merged).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
 }
 
 /// `nsod serve`. Run settings come from `--config FILE` (as `nsod infer`'s) and can be changed per request.

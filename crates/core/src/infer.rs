@@ -122,7 +122,7 @@ pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConf
 }
 
 /// Progress on the terminal, metrics, and what the closing summary reports about the rules.
-struct CliObserver {
+pub(crate) struct CliObserver {
     progress: indicatif::ProgressBar,
     metrics: Option<InferMetrics>,
     /// Confidences the rules raised and lowered, and images they changed.
@@ -132,6 +132,24 @@ struct CliObserver {
     /// Detections the rules took below the confidence threshold.
     demoted: usize,
     conf: f32,
+}
+
+impl CliObserver {
+    pub(crate) fn new(metrics: Option<InferMetrics>, conf: f32) -> Self {
+        Self {
+            progress: progress_bar(),
+            metrics,
+            boosts: 0,
+            penalties: 0,
+            images_changed: 0,
+            demoted: 0,
+            conf,
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.progress.finish_and_clear();
+    }
 }
 
 impl Observer for CliObserver {
@@ -313,6 +331,9 @@ pub fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode>
 }
 
 pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    if a.plan.is_some() {
+        return crate::shard::run_shard(global, a, m);
+    }
     let interrupted = crate::metrics::install_signal_flag();
     let mut config = match configuration(a, m) {
         Ok(c) => c,

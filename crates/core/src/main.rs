@@ -8,6 +8,7 @@ mod kg;
 mod metrics;
 mod paths;
 mod serve;
+mod shard;
 mod symbolic;
 mod train;
 mod ui;
@@ -60,6 +61,14 @@ fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             infer::run(&cli.global, &args, &sub)
         }
+        cli::Command::Plan(args) => {
+            let sub = matches
+                .subcommand_matches("plan")
+                .cloned()
+                .unwrap_or_default();
+            shard::plan(&args, &sub)
+        }
+        cli::Command::Merge(args) => shard::merge(&cli.global, &args),
         cli::Command::Serve(args) => serve::run(&cli.global, &args),
         cli::Command::Symbolic(args) => symbolic::run(&args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {

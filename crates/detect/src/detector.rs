@@ -81,6 +81,9 @@ pub struct ImageDetections {
     /// runs, so not part of the detection's wall time) and the slices skipped because they held no data.
     pub read_durations: Vec<f64>,
     pub skipped: usize,
+    /// With a [`Detector::tile`]: per slice run, its index among the image's regions and how many of
+    /// `detections` (in order, unmerged) it found.
+    pub groups: Vec<(usize, usize)>,
 }
 
 /// One model input: a region of `image` (`within`) that stands for `placed` in the original image (the same size,
@@ -96,6 +99,9 @@ struct SliceInput<'a> {
 pub struct Detector {
     pub model: Model,
     pub config: DetectorConfig,
+    /// Run only the regions whose top-left corner lies in this tile, and return their detections unmerged, with
+    /// [`ImageDetections::groups`] (one window of a raster split across shards; [`merge_groups`] merges them).
+    pub tile: Option<Region>,
     input: Vec<f32>,
 }
 
@@ -104,8 +110,20 @@ impl Detector {
         Self {
             model,
             config,
+            tile: None,
             input: Vec::new(),
         }
+    }
+
+    /// The regions to run, with their index among all of [`Detector::regions`] (those of the tile only).
+    fn owned_regions(&self, width: u32, height: u32) -> (Vec<(usize, Region)>, bool) {
+        let (regions, merge) = self.regions(width, height);
+        let owned = regions
+            .into_iter()
+            .enumerate()
+            .filter(|(_, r)| self.tile.is_none_or(|t| t.contains_origin(r)))
+            .collect();
+        (owned, merge)
     }
 
     /// The regions of an image this detector runs, and whether the result needs the SAHI merge.
@@ -149,7 +167,7 @@ impl Detector {
                 img.height()
             )));
         }
-        let (regions, merge_needed) = self.regions(img.width(), img.height());
+        let (regions, merge_needed) = self.owned_regions(img.width(), img.height());
         let batch = self.model.info.max_batch(self.config.batch);
         let mut result = ImageDetections {
             slices: regions.len(),
@@ -159,13 +177,14 @@ impl Detector {
         for chunk in regions.chunks(batch) {
             let inputs: Vec<SliceInput> = chunk
                 .iter()
-                .map(|r| SliceInput {
+                .map(|(_, r)| SliceInput {
                     image: img,
                     within: *r,
                     placed: *r,
                 })
                 .collect();
-            self.run_slices(&inputs, &mut result, &mut all)?;
+            let indices: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+            self.run_slices(&inputs, &indices, &mut result, &mut all)?;
         }
         self.finish(all, merge_needed, result)
     }
@@ -182,7 +201,7 @@ impl Detector {
                 "the image has no pixels ({width} x {height})"
             )));
         }
-        let (regions, merge_needed) = self.regions(width, height);
+        let (regions, merge_needed) = self.owned_regions(width, height);
         let (mh, mw) = self.model.info.input_hw;
         let batch = self.model.info.max_batch(self.config.batch);
         let mut result = ImageDetections {
@@ -195,56 +214,59 @@ impl Detector {
             input: Vec<f32>,
             letterboxes: Vec<Letterbox>,
             placed: Vec<Region>,
+            indices: Vec<usize>,
             skipped: usize,
             read_secs: Vec<f64>,
             pre_secs: f64,
         }
-        let prepare = |chunk: &[Region], mut input: Vec<f32>| -> Result<Ready, DetectError> {
-            let mut read_secs = Vec::with_capacity(chunk.len());
-            let mut images = Vec::with_capacity(chunk.len());
-            for r in chunk {
-                let t = Instant::now();
-                let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
-                let whole = r.width == width && r.height == height;
-                let pixels = if whole && (nw < r.width || nh < r.height) {
-                    Some(src.read_decimated(nw, nh)?)
-                } else {
-                    src.read(*r)?
-                };
-                read_secs.push(t.elapsed().as_secs_f64());
-                if let Some(p) = pixels {
-                    images.push((*r, p));
+        let prepare =
+            |chunk: &[(usize, Region)], mut input: Vec<f32>| -> Result<Ready, DetectError> {
+                let mut read_secs = Vec::with_capacity(chunk.len());
+                let mut images = Vec::with_capacity(chunk.len());
+                for (i, r) in chunk {
+                    let t = Instant::now();
+                    let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
+                    let whole = r.width == width && r.height == height;
+                    let pixels = if whole && (nw < r.width || nh < r.height) {
+                        Some(src.read_decimated(nw, nh)?)
+                    } else {
+                        src.read(*r)?
+                    };
+                    read_secs.push(t.elapsed().as_secs_f64());
+                    if let Some(p) = pixels {
+                        images.push((*i, *r, p));
+                    }
                 }
-            }
-            let t = Instant::now();
-            let inputs: Vec<SliceInput> = images
-                .iter()
-                .map(|(placed, img)| SliceInput {
-                    image: img,
-                    within: Region {
-                        x: 0,
-                        y: 0,
-                        width: img.width(),
-                        height: img.height(),
-                    },
-                    placed: *placed,
+                let t = Instant::now();
+                let inputs: Vec<SliceInput> = images
+                    .iter()
+                    .map(|(_, placed, img)| SliceInput {
+                        image: img,
+                        within: Region {
+                            x: 0,
+                            y: 0,
+                            width: img.width(),
+                            height: img.height(),
+                        },
+                        placed: *placed,
+                    })
+                    .collect();
+                let letterboxes = if inputs.is_empty() {
+                    Vec::new()
+                } else {
+                    letterbox_batch(&info, &inputs, &mut input)
+                };
+                Ok(Ready {
+                    input,
+                    letterboxes,
+                    placed: inputs.iter().map(|s| s.placed).collect(),
+                    indices: images.iter().map(|(i, _, _)| *i).collect(),
+                    skipped: chunk.len() - inputs.len(),
+                    read_secs,
+                    pre_secs: t.elapsed().as_secs_f64(),
                 })
-                .collect();
-            let letterboxes = if inputs.is_empty() {
-                Vec::new()
-            } else {
-                letterbox_batch(&info, &inputs, &mut input)
             };
-            Ok(Ready {
-                input,
-                letterboxes,
-                placed: inputs.iter().map(|s| s.placed).collect(),
-                skipped: chunk.len() - inputs.len(),
-                read_secs,
-                pre_secs: t.elapsed().as_secs_f64(),
-            })
-        };
-        let chunks: Vec<&[Region]> = regions.chunks(batch).collect();
+        let chunks: Vec<&[(usize, Region)]> = regions.chunks(batch).collect();
         let mut all = Vec::new();
         let mut spare = std::mem::take(&mut self.input);
         std::thread::scope(|scope| -> Result<(), DetectError> {
@@ -253,7 +275,7 @@ impl Detector {
                 let ready = next.take().expect("a batch per chunk")?;
                 // The next batch is read and letterboxed while the model runs on this one.
                 let ahead = chunks.get(k + 1).map(|c| {
-                    let c: &[Region] = c;
+                    let c: &[(usize, Region)] = c;
                     let prepare = &prepare;
                     let buf = std::mem::take(&mut spare);
                     std::thread::Builder::new()
@@ -269,6 +291,7 @@ impl Detector {
                         &ready.input,
                         &ready.letterboxes,
                         &ready.placed,
+                        &ready.indices,
                         &mut result,
                         &mut all,
                     )?;
@@ -297,6 +320,7 @@ impl Detector {
     fn run_slices(
         &mut self,
         inputs: &[SliceInput],
+        indices: &[usize],
         result: &mut ImageDetections,
         all: &mut Vec<Detection>,
     ) -> Result<(), DetectError> {
@@ -307,7 +331,7 @@ impl Detector {
         result.preprocess_seconds += pre;
         result.preprocess_durations.push(pre);
         let placed: Vec<Region> = inputs.iter().map(|s| s.placed).collect();
-        let r = self.run_batch(&input, &letterboxes, &placed, result, all);
+        let r = self.run_batch(&input, &letterboxes, &placed, indices, result, all);
         self.input = input;
         r
     }
@@ -318,6 +342,7 @@ impl Detector {
         input: &[f32],
         letterboxes: &[Letterbox],
         placed: &[Region],
+        indices: &[usize],
         result: &mut ImageDetections,
         all: &mut Vec<Detection>,
     ) -> Result<(), DetectError> {
@@ -343,6 +368,9 @@ impl Detector {
         for (i, (region, lb)) in placed.iter().zip(letterboxes).enumerate() {
             let out = &data[i * d1 * d2..(i + 1) * d1 * d2];
             let dets = self.postprocess_run(out, [d1, d2])?;
+            if self.tile.is_some() {
+                result.groups.push((indices[i], dets.len()));
+            }
             all.extend(dets.into_iter().map(|d| to_image(d, lb, region)));
         }
         result.postprocess_seconds += t.elapsed().as_secs_f64();
@@ -352,18 +380,18 @@ impl Detector {
     /// The SAHI merge across slices (or the sort of a single run's detections).
     fn finish(
         &self,
-        mut all: Vec<Detection>,
+        all: Vec<Detection>,
         merge_needed: bool,
         mut result: ImageDetections,
     ) -> Result<ImageDetections, DetectError> {
         let t = Instant::now();
         result.merge_input = all.len();
-        result.detections = if merge_needed {
-            postprocess(all, &self.config.merge)
-        } else {
-            all.sort_by(|a, b| b.score.total_cmp(&a.score));
-            all
-        };
+        if self.tile.is_some() {
+            // One window of a split raster: merged later with the other windows' slices (merge_groups).
+            result.detections = all;
+            return Ok(result);
+        }
+        result.detections = merge_slices(all, merge_needed, &self.config);
         let merge = t.elapsed().as_secs_f64();
         result.postprocess_seconds += merge;
         if merge_needed {
@@ -397,6 +425,53 @@ impl Detector {
         }
         Ok(dets)
     }
+}
+
+/// SAHI's merge of the detections of an image's slices (in region order), or the sort of a single run's.
+pub fn merge_slices(
+    mut all: Vec<Detection>,
+    merge_needed: bool,
+    config: &DetectorConfig,
+) -> Vec<Detection> {
+    if merge_needed {
+        postprocess(all, &config.merge)
+    } else {
+        all.sort_by(|a, b| b.score.total_cmp(&a.score));
+        all
+    }
+}
+
+/// One window's slices: per slice run, its region index and how many detections it found; and the detections.
+pub type WindowDetections = (Vec<(usize, usize)>, Vec<Detection>);
+
+/// The detections of an image split into windows ([`Detector::tile`]), each given as its groups
+/// ([`ImageDetections::groups`]) and detections, merged as if one process had run every slice: the slices put back
+/// in region order, then [`merge_slices`]. The same slice given twice is an error (overlapping tiles).
+pub fn merge_groups(
+    windows: Vec<WindowDetections>,
+    merge_needed: bool,
+    config: &DetectorConfig,
+) -> Result<Vec<Detection>, String> {
+    let mut slices: Vec<(usize, Vec<Detection>)> = Vec::new();
+    for (groups, dets) in windows {
+        let total: usize = groups.iter().map(|g| g.1).sum();
+        if total != dets.len() {
+            return Err(format!(
+                "a window lists {total} detections in its slices but holds {}",
+                dets.len()
+            ));
+        }
+        let mut it = dets.into_iter();
+        for (index, n) in groups {
+            slices.push((index, it.by_ref().take(n).collect()));
+        }
+    }
+    slices.sort_by_key(|s| s.0);
+    if let Some(w) = slices.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("slice {} was run by two windows", w[0].0));
+    }
+    let all: Vec<Detection> = slices.into_iter().flat_map(|s| s.1).collect();
+    Ok(merge_slices(all, merge_needed, config))
 }
 
 /// Letterboxes `inputs` into `buf` (resized to the model's batch; a fixed batch larger than the inputs is padded

@@ -19,7 +19,10 @@ pub mod slicing;
 pub mod source;
 pub mod vis;
 
-pub use detector::{Detector, DetectorConfig, ImageDetections, SliceMode};
+pub use detector::{
+    Detector, DetectorConfig, ImageDetections, SliceMode, WindowDetections, merge_groups,
+    merge_slices,
+};
 pub use layout::Layout;
 pub use model::{Device, Model, ModelInfo, ModelOptions};
 pub use preprocess::Region;

@@ -16,6 +16,16 @@ pub struct Region {
     pub height: u32,
 }
 
+impl Region {
+    /// Whether `other`'s top-left corner lies in this region (tiles of a plan own the slices that start in them).
+    pub fn contains_origin(&self, other: &Region) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && u64::from(other.x) < u64::from(self.x) + u64::from(self.width)
+            && u64::from(other.y) < u64::from(self.y) + u64::from(self.height)
+    }
+}
+
 /// How a region was placed in the model input: `input = source * gain + pad`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {

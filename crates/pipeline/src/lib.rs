@@ -10,6 +10,7 @@
 //! * [`source`]: the decode stage: images decoded in memory, or rasters of any size read window by window through
 //!   GDAL, with their georeferencing.
 //! * [`runner`]: the batch loop (decode ahead, failures reported, signals).
+//! * [`shard`]: sharded runs: the plan, one shard's run into its folder, and the exact merge.
 //!
 //! The crate never prints and never touches metrics: front ends observe the run ([`runner::Observer`]) and record
 //! outcomes with nsod-telemetry's handles.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod inputs;
 pub mod pipeline;
 pub mod runner;
+pub mod shard;
 pub mod sink;
 pub mod source;
 

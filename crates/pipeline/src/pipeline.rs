@@ -402,6 +402,63 @@ impl Worker {
         )
     }
 
+    /// Detection only, on the slices of `input` that start in `tile` (one window of a raster split across shards):
+    /// their detections unmerged, with [`nsod_detect::ImageDetections::groups`] saying which slice found which.
+    pub fn detect_tile(
+        &mut self,
+        input: &LoadedImage,
+        tile: nsod_detect::Region,
+    ) -> Result<nsod_detect::ImageDetections, PipelineError> {
+        let Some(detector) = self.detector.as_mut() else {
+            return Err(PipelineError::Runtime(
+                "this pipeline has no model: it cannot run a window".into(),
+            ));
+        };
+        detector.tile = Some(tile);
+        let found = match &input.pixels {
+            Pixels::Memory(img) => detector.detect(img),
+            Pixels::Windowed(r) => detector.detect_source(r),
+        };
+        detector.tile = None;
+        found.map_err(PipelineError::Detect)
+    }
+
+    /// The windows of one image ([`Worker::detect_tile`]'s groups and detections) merged as one process would
+    /// have merged all its slices, then the rules, the knowledge graph and the georeferencing: the image's outcome.
+    pub fn process_windows(
+        &mut self,
+        name: &str,
+        size: ImageSize,
+        windows: Vec<nsod_detect::WindowDetections>,
+        georef: Option<&GeoRef>,
+    ) -> Result<ImageOutcome, PipelineError> {
+        let Some(detector) = self.detector.as_ref() else {
+            return Err(PipelineError::Runtime(
+                "this pipeline has no model: it cannot merge windows".into(),
+            ));
+        };
+        let t = Instant::now();
+        let (regions, merge) = detector.regions(size.width, size.height);
+        let merge_input = windows.iter().map(|w| w.1.len()).sum();
+        let detections =
+            nsod_detect::merge_groups(windows, merge, &detector.config).map_err(|m| {
+                PipelineError::Detect(nsod_detect::DetectError::Output(format!("{name}: {m}")))
+            })?;
+        let merge_seconds = t.elapsed().as_secs_f64();
+        let stats = DetectStats {
+            slices: regions.len(),
+            sliced: merge,
+            merge_input,
+            merge_seconds,
+            ..Default::default()
+        };
+        let timings = StageTimings {
+            detect: merge_seconds,
+            ..Default::default()
+        };
+        self.after_detection(name, size, detections, stats, timings, (georef, true))
+    }
+
     /// The stages after detection on given detections (`nsod symbolic`, `nsod kg`, merged shards).
     pub fn process_detections(
         &mut self,
@@ -507,7 +564,7 @@ fn geo(
                         .changes
                         .iter()
                         .filter(|c| c.target == i || (c.both && c.other == Some(i)))
-                        .map(|c| c.rule.clone())
+                        .map(|c| c.rule.to_string())
                         .collect()
                 })
                 .collect();

@@ -223,6 +223,9 @@ fn partial(p: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Class pairs the knowledge graph is restricted to.
+type ClassPairs = std::collections::HashSet<(String, String)>;
+
 /// What an earlier run left for one finished image.
 #[derive(Debug, Default)]
 struct Kept {
@@ -233,6 +236,10 @@ struct Kept {
 }
 
 /// The image name of a report CSV row (its first field, unquoted).
+pub(crate) fn csv_image_of(line: &str) -> Option<String> {
+    csv_image(line)
+}
+
 fn csv_image(line: &str) -> Option<String> {
     if let Some(rest) = line.strip_prefix('"') {
         let mut out = String::new();
@@ -333,6 +340,8 @@ pub struct RunDirSink {
     manifest: serde_json::Value,
     started: SystemTime,
     files: BTreeSet<&'static str>,
+    /// How relations are recomputed for images re-emitted from records (resume, merge).
+    relation: Option<(nsod_types::relations::RelationParams, Option<ClassPairs>)>,
     /// What opening the folder noticed (cut lines of an interrupted run), for the front end to show.
     pub warnings: Vec<String>,
 }
@@ -423,8 +432,48 @@ impl RunDirSink {
             manifest: json!({}),
             started: SystemTime::now(),
             files: BTreeSet::new(),
+            relation: None,
             warnings,
         })
+    }
+
+    /// One image finished elsewhere (a shard), re-emitted into this folder from its records (`nsod merge`): its
+    /// predictions, raw record and report rows, its label files, and its relations recomputed from its detections
+    /// (the same function the pipeline uses), so the folder is what one process would have written.
+    pub fn replay(
+        &mut self,
+        record: &ImagePredictions,
+        raw: Option<&ImagePredictions>,
+        csv: &[String],
+        jsonl: &[String],
+    ) -> Result<(), SinkError> {
+        if self.opts.labels {
+            let rel = Path::new(&record.image);
+            let stem = rel.with_extension("txt");
+            let size = nsod_types::ImageSize::new(record.width, record.height);
+            yolo::write_predictions(
+                &self.in_subfolder("labels", &stem)?,
+                &record.detections,
+                size,
+            )?;
+            if self.oriented {
+                yolo_obb::write_predictions(
+                    &self.in_subfolder("labels-obb", &stem)?,
+                    &record.detections,
+                    size,
+                )?;
+            }
+        }
+        let edges = match (&self.relation, self.kg) {
+            (Some((params, pairs)), true) => Some(crate::pipeline::relations(
+                &record.detections,
+                params,
+                pairs.as_ref(),
+            )),
+            _ => None,
+        };
+        let report = self.rules.then_some((csv, jsonl));
+        self.emit(record, raw, report, edges.as_deref())
     }
 
     /// `out/sub/rel`, with its parent folders created.
@@ -769,6 +818,7 @@ impl Sink for RunDirSink {
             )?;
         }
         self.kept = kept;
+        self.relation = Some((params, pairs));
         Ok(())
     }
 

@@ -89,10 +89,10 @@ pub struct DecisionTable {
     pairs: HashMap<(String, String), usize>,
     relations: HashMap<(String, Relation, String), usize>,
     /// Rule heads, formatted once.
-    pair_heads: Vec<String>,
-    relation_heads: Vec<String>,
+    pair_heads: Vec<std::sync::Arc<str>>,
+    relation_heads: Vec<std::sync::Arc<str>>,
     sizes: HashMap<String, usize>,
-    size_heads: Vec<String>,
+    size_heads: Vec<std::sync::Arc<str>>,
 }
 
 impl DecisionTable {
@@ -185,10 +185,18 @@ impl DecisionTable {
                 ));
             }
         }
-        let pair_rules_heads: Vec<String> = pair_rules.iter().map(PairRule::head).collect();
-        let relation_rules_heads: Vec<String> =
-            relation_rules.iter().map(RelationRule::head).collect();
-        let size_heads: Vec<String> = size_ranges.iter().map(SizeRange::head).collect();
+        let pair_rules_heads: Vec<std::sync::Arc<str>> = pair_rules
+            .iter()
+            .map(|r| PairRule::head(r).into())
+            .collect();
+        let relation_rules_heads: Vec<std::sync::Arc<str>> = relation_rules
+            .iter()
+            .map(|r| RelationRule::head(r).into())
+            .collect();
+        let size_heads: Vec<std::sync::Arc<str>> = size_ranges
+            .iter()
+            .map(|r| SizeRange::head(r).into())
+            .collect();
         let get = |k: &str, default: f32| thresholds.get(k).copied().unwrap_or(default);
         let d = RelationParams::default();
         let params = RelationParams {

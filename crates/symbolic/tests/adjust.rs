@@ -42,7 +42,7 @@ fn boost_applies_only_within_the_near_distance_and_caps_at_one() {
     ); // 0.9 x 1.25 capped at 1
     assert_eq!(a.changes.len(), 1);
     assert_eq!(
-        (a.changes[0].action, a.changes[0].rule.as_str()),
+        (a.changes[0].action, a.changes[0].rule.as_ref()),
         ("BOOST", "confidence_modifier(ship, harbor, 1.25)")
     );
     let far = vec![
@@ -102,7 +102,7 @@ fn relation_rules_change_the_subject_and_combine_strongest_boost_and_penalty() {
     assert!(close(a.scores[0], 0.3), "{:?}", a.scores);
     assert!(close(a.scores[1], 0.9)); // the harbor is the object, not the subject
     assert!(close(a.scores[2], 0.6) && close(a.scores[3], 0.55));
-    let mut rules: Vec<&str> = a.changes.iter().map(|c| c.rule.as_str()).collect();
+    let mut rules: Vec<&str> = a.changes.iter().map(|c| c.rule.as_ref()).collect();
     rules.sort_unstable();
     assert_eq!(
         rules,

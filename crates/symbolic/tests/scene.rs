@@ -76,7 +76,7 @@ fn check(
     want.sort();
     assert_eq!(got, want);
     for c in &adj.changes {
-        assert_eq!(c.rule, "adjust/3");
+        assert_eq!(&*c.rule, "adjust/3");
         assert_eq!(c.other, None);
     }
     // Shuffled input: the same scores per detection and the same reasons.
@@ -329,7 +329,7 @@ fn size_plausibility_penalises_outside_the_closed_range_and_needs_a_gsd() {
         adj.changes.iter().map(|c| c.target).collect::<Vec<_>>(),
         vec![1, 3]
     );
-    assert_eq!(adj.changes[0].rule, "size_range(small_vehicle, 2, 7)");
+    assert_eq!(&*adj.changes[0].rule, "size_range(small_vehicle, 2, 7)");
     assert_eq!(
         adj.changes[1].reason,
         "long side 7.10 m (14.2 px at 0.5 m/px) is above the small_vehicle range [2, 7] m"

@@ -16,6 +16,16 @@ pub fn write_textfile(telemetry: &Telemetry, path: &Path) -> Result<(), Telemetr
 
 /// The Pushgateway URL for a job and instance: `{base}/metrics/job/{job}/instance/{instance}`.
 pub fn push_url(base: &str, job: &str, instance: &str) -> String {
+    format!("{}/instance/{}", push_job_url(base, job), encode(instance))
+}
+
+/// The Pushgateway URL of a job's group without an instance (`{base}/metrics/job/{job}`): one group per batch
+/// job, whatever machine runs it.
+pub fn push_job_url(base: &str, job: &str) -> String {
+    format!("{}/metrics/job/{}", base.trim_end_matches('/'), encode(job))
+}
+
+fn encode(s: &str) -> String {
     let enc = |s: &str| -> String {
         s.bytes()
             .map(|b| {
@@ -27,12 +37,7 @@ pub fn push_url(base: &str, job: &str, instance: &str) -> String {
             })
             .collect()
     };
-    format!(
-        "{}/metrics/job/{}/instance/{}",
-        base.trim_end_matches('/'),
-        enc(job),
-        enc(instance)
-    )
+    enc(s)
 }
 
 /// PUTs the classic exposition to the Pushgateway (replacing the group's metrics).
@@ -164,4 +169,93 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// The result of a finished batch run (`nsod merge`), pushed once to the Pushgateway: the series Prometheus
+/// recommends for batch jobs (the last success time, what the run did), without per-run or per-shard labels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchResult {
+    /// Unix time the run finished; pushed as the last success only when `failed == 0`.
+    pub finished: f64,
+    pub images: u64,
+    pub failed: u64,
+    pub detections: u64,
+    pub shards: u64,
+    /// The merge's own time and the shards' summed run time.
+    pub merge_seconds: f64,
+    pub shard_seconds: f64,
+}
+
+/// The classic exposition of a [`BatchResult`].
+pub fn batch_exposition(r: &BatchResult) -> String {
+    use prometheus_client::metrics::gauge::Gauge;
+    use std::sync::atomic::AtomicU64;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let g: Gauge<f64, AtomicU64> = Gauge::default();
+        g.set(v);
+        reg.register(name, help, g);
+    };
+    gauge(
+        "nsod_batch_last_run_timestamp_seconds",
+        "Unix time the last sharded run was merged",
+        r.finished,
+    );
+    if r.failed == 0 {
+        gauge(
+            "nsod_batch_last_success_timestamp_seconds",
+            "Unix time the last sharded run without failures was merged",
+            r.finished,
+        );
+    }
+    gauge(
+        "nsod_batch_images",
+        "Images of the last sharded run",
+        r.images as f64,
+    );
+    gauge(
+        "nsod_batch_failed_images",
+        "Images of the last sharded run that failed",
+        r.failed as f64,
+    );
+    gauge(
+        "nsod_batch_detections",
+        "Detections of the last sharded run",
+        r.detections as f64,
+    );
+    gauge(
+        "nsod_batch_shards",
+        "Shards of the last sharded run",
+        r.shards as f64,
+    );
+    gauge(
+        "nsod_batch_merge_duration_seconds",
+        "Time the last merge took",
+        r.merge_seconds,
+    );
+    gauge(
+        "nsod_batch_shard_duration_seconds",
+        "Summed run time of the last sharded run's shards",
+        r.shard_seconds,
+    );
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut text, &reg);
+    crate::openmetrics_to_classic(&text)
+}
+
+/// PUTs a [`BatchResult`] to the Pushgateway group `url` (see [`push_url`]), replacing what the last run pushed.
+pub fn push_batch(result: &BatchResult, url: &str) -> Result<(), TelemetryError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    agent
+        .put(url)
+        .header("Content-Type", CLASSIC_CONTENT_TYPE)
+        .send(batch_exposition(result).as_bytes())
+        .map_err(|e| TelemetryError::Push {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(())
 }

@@ -53,8 +53,8 @@ pub struct Change {
     /// `BOOST` or `PENALTY`.
     pub action: &'static str,
     /// The head that fired, with its values: `confidence_modifier(ship, harbor, 1.25)`, or `adjust/3` for a scene
-    /// rule.
-    pub rule: String,
+    /// rule. Shared with the rule base's table (one image can have millions of applications of one rule).
+    pub rule: std::sync::Arc<str>,
     pub factor: f64,
     /// Index of the detection whose confidence the rule changed (for a boost, the first of the pair).
     pub target: usize,

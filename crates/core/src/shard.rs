@@ -1,0 +1,348 @@
+//! `nsod plan`, `nsod infer --plan --shard`, `nsod merge`: the command-line side of sharded runs (everything else
+//! is nsod_pipeline::shard). Exit codes of a shard follow what batch engines' retry policies need.
+
+use crate::cli::{GlobalArgs, InferArgs, MergeArgs, PlanArgs};
+use crate::infer::{self, CliObserver};
+use crate::metrics::MetricsSession;
+use clap::parser::ValueSource;
+use nsod_pipeline::shard::{self, Plan, PlanOptions, ShardId};
+use nsod_pipeline::{Pipeline, PipelineConfig, error_chain};
+use nsod_runtime::Runtime;
+use nsod_telemetry::InferMetrics;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A shard exit code: bad input in this shard; its folder is complete and lists the failures (do not retry).
+pub const BAD_INPUT: u8 = 3;
+/// A shard exit code: the plan, the model or the settings cannot be used (fail the whole job).
+pub const BAD_CONFIG: u8 = 4;
+
+fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    crate::ui::error!("{message}");
+    Ok(ExitCode::from(code))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The plan file of `--out`: itself when it ends in `.json`, else `DIR/plan.json`.
+fn plan_path(out: &Path) -> (PathBuf, PathBuf) {
+    if out.extension().is_some_and(|e| e == "json") {
+        let dir = out
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        (out.to_path_buf(), dir)
+    } else {
+        (out.join("plan.json"), out.to_path_buf())
+    }
+}
+
+/// `nsod plan`.
+pub fn plan(a: &PlanArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    if a.infer.plan.is_some() || a.infer.shard.is_some() {
+        return infer::config_error("nsod plan: --plan and --shard are options of nsod infer");
+    }
+    let mut config = match infer::configuration(&a.infer, m) {
+        Ok(c) => c,
+        Err(e) => return infer::config_error(e),
+    };
+    if config.model.is_none() {
+        config.model = match infer::default_model() {
+            Ok(p) => Some(p),
+            Err(e) => return infer::config_error(e),
+        };
+    }
+    // Shards may start in other folders: every path the plan holds is absolute.
+    config.model = config.model.as_deref().map(absolute);
+    config.names = config.names.as_deref().map(absolute);
+    config.rules.file = config.rules.file.as_deref().map(absolute);
+    config.kg.pairs = config.kg.pairs.as_deref().map(absolute);
+    let (path, out) = plan_path(&a.infer.out);
+    config.output.out = absolute(&out);
+    let inputs: Vec<PathBuf> = a.infer.inputs.iter().map(|p| absolute(p)).collect();
+    let opts = PlanOptions {
+        shards: a.shards,
+        split_above_pixels: a.split_above,
+        window: a.window,
+    };
+    let (plan, skipped) = match Plan::build(&config, &inputs, opts) {
+        Ok(p) => p,
+        Err(e) => return infer::config_error(infer::pipeline_message(&e)),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if let Err(e) = plan.write(&path) {
+        return infer::config_error(error_chain(&e));
+    }
+    let windows = plan.units.iter().filter(|u| u.window.is_some()).count();
+    let rasters: std::collections::BTreeSet<&str> = plan
+        .units
+        .iter()
+        .filter(|u| u.window.is_some())
+        .map(|u| u.image.as_str())
+        .collect();
+    if !skipped.0.is_empty() {
+        crate::ui::info!(
+            "{} files in the input folders are not images and were skipped",
+            skipped.0.len()
+        );
+    }
+    crate::ui::summary!(
+        "{} units ({} images, {} rasters in {windows} tiles of {} px) over {} shards: {}",
+        plan.units.len(),
+        plan.units.len() - windows,
+        rasters.len(),
+        plan.window,
+        plan.shards,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Settings that come from the plan: giving them to a shard is an error, not a silent difference between shards.
+const PLAN_SETTINGS: [&str; 24] = [
+    "config",
+    "model",
+    "names",
+    "conf",
+    "iou",
+    "max_det",
+    "slice",
+    "overlap",
+    "no_full_pass",
+    "merge",
+    "match_metric",
+    "merge_threshold",
+    "merge_geometry",
+    "class_agnostic",
+    "batch",
+    "save_vis",
+    "rules",
+    "no_symbolic",
+    "gsd",
+    "bands",
+    "scale",
+    "window_above",
+    "kg",
+    "kg_pairs",
+];
+
+/// `nsod infer --plan PLAN --shard I/N`.
+pub fn run_shard(
+    global: &GlobalArgs,
+    a: &InferArgs,
+    m: &clap::ArgMatches,
+) -> anyhow::Result<ExitCode> {
+    let interrupted = crate::metrics::install_signal_flag();
+    let Some(plan_file) = a.plan.as_deref() else {
+        return fail(BAD_CONFIG, "--shard needs --plan");
+    };
+    let spec = a.shard.as_deref().unwrap_or_default();
+    let id = match ShardId::resolve(spec, |k| std::env::var(k).ok()) {
+        Ok(id) => id,
+        Err(e) => return fail(BAD_CONFIG, e),
+    };
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let extra: Vec<String> = PLAN_SETTINGS
+        .iter()
+        .filter(|s| given(s))
+        .map(|s| format!("--{}", s.replace('_', "-")))
+        .collect();
+    if !extra.is_empty() {
+        return fail(
+            BAD_CONFIG,
+            format!(
+                "{}: the settings of a shard come from its plan (give them to nsod plan)",
+                extra.join(", ")
+            ),
+        );
+    }
+    let plan = match Plan::read(plan_file) {
+        Ok(p) => p,
+        Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
+    };
+    let mut config: PipelineConfig = plan.config.clone();
+    if given("threads") {
+        config.threads = a.threads;
+    }
+    if given("device") {
+        config.device = a.device.clone();
+    }
+    if given("out") {
+        config.output.out = a.out.clone();
+    }
+    if let Err(e) = config.validate() {
+        return fail(BAD_CONFIG, infer::config_message(&e));
+    }
+    let mut metrics_args = a.metrics.clone();
+    if let Err(e) = metrics_args.overlay(&config.metrics, m) {
+        return fail(BAD_CONFIG, format!("{e:#}"));
+    }
+    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => return fail(BAD_CONFIG, e),
+    };
+    let metrics = match MetricsSession::start(&metrics_args, &runtime.version()) {
+        Ok(m) => m,
+        Err(e) => return fail(BAD_CONFIG, format!("{e:#}")),
+    };
+    let env = infer::environment(runtime)?;
+    let (pipeline, built) = match Pipeline::build(&config, &env, None) {
+        Ok(p) => p,
+        Err(e) => return fail(BAD_CONFIG, infer::pipeline_message(&e)),
+    };
+    let handles = metrics
+        .as_ref()
+        .map(|s| InferMetrics::new(&s.telemetry, &infer::model_name(&config)));
+    if let Some(h) = &handles {
+        h.model_loaded(built.model_load_seconds);
+    }
+    infer::warn_rules(&pipeline, &built);
+    let mut worker = match pipeline.worker() {
+        Ok(w) => w,
+        Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
+    };
+    if let Some(s) = &metrics {
+        s.set_ready();
+    }
+    let mut observer = CliObserver::new(handles, config.detect.conf);
+    let result = shard::run_shard(
+        &mut worker,
+        &plan,
+        plan_file,
+        id,
+        &config.output.out,
+        &mut observer,
+        &interrupted,
+    );
+    observer.finish();
+    if let Some(s) = metrics {
+        s.finish(&interrupted);
+    }
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) if e.is_configuration() => return fail(BAD_CONFIG, error_chain(&e)),
+        // Anything else (a disk that cannot be written) is worth a retry.
+        Err(e) => return fail(1, error_chain(&e)),
+    };
+    if outcome.interrupted {
+        crate::ui::info!(
+            "interrupted: shard {} is not committed (rerun it)",
+            id.folder()
+        );
+        return Ok(ExitCode::from(infer::INTERRUPTED));
+    }
+    let m = &outcome.manifest;
+    crate::ui::summary!(
+        "shard {}: {} of {} units done ({} images, {} tiles), {} failed, in {:.2} s: {}",
+        id.folder(),
+        m.images + m.windows,
+        m.units,
+        m.images,
+        m.windows,
+        m.failures.len(),
+        m.seconds,
+        outcome.folder.display()
+    );
+    Ok(if m.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(BAD_INPUT)
+    })
+}
+
+/// The plan of a merge: `--plan`, else DIR/plan.json, else the plan a shard ran.
+fn find_plan(a: &MergeArgs) -> Option<PathBuf> {
+    if let Some(p) = &a.plan {
+        return Some(p.clone());
+    }
+    let own = a.out.join("plan.json");
+    if own.is_file() {
+        return Some(own);
+    }
+    let shards = std::fs::read_dir(a.out.join("shards")).ok()?;
+    shards.flatten().find_map(|e| {
+        let text = std::fs::read_to_string(e.path().join(shard::SHARD_MANIFEST)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["plan"].as_str().map(PathBuf::from)
+    })
+}
+
+/// `nsod merge`.
+pub fn merge(global: &GlobalArgs, a: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let Some(plan_file) = find_plan(a) else {
+        return fail(
+            BAD_CONFIG,
+            format!(
+                "{}: no plan.json and no finished shard names one: pass --plan",
+                a.out.display()
+            ),
+        );
+    };
+    let plan = match Plan::read(&plan_file) {
+        Ok(p) => p,
+        Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
+    };
+    let mut config = plan.config.clone();
+    config.threads = a.threads;
+    config.output.out = a.out.clone();
+    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => return fail(BAD_CONFIG, e),
+    };
+    let env = infer::environment(runtime)?;
+    let (pipeline, _) = match Pipeline::build(&config, &env, None) {
+        Ok(p) => p,
+        Err(e) => return fail(BAD_CONFIG, infer::pipeline_message(&e)),
+    };
+    let mut worker = match pipeline.worker() {
+        Ok(w) => w,
+        Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
+    };
+    let mut observer = CliObserver::new(None, config.detect.conf);
+    let result = shard::merge(&mut worker, &plan, &plan_file, &a.out, &mut observer);
+    observer.finish();
+    let merged = match result {
+        Ok(m) => m,
+        Err(e) => return fail(1, error_chain(&e)),
+    };
+    let s = &merged.summary;
+    let detections: usize = s.per_class.values().sum();
+    crate::ui::summary!(
+        "merged {} shards: {} images, {} failed, {detections} detections; the merge took {:.2} s ({:.1}% of the shards' {:.2} s)",
+        plan.shards,
+        s.processed,
+        s.failed,
+        merged.seconds,
+        100.0 * merged.seconds / merged.shard_seconds.max(1e-9),
+        merged.shard_seconds
+    );
+    for (class, n) in &s.per_class {
+        crate::ui::summary!("  {class}: {n}");
+    }
+    if let Some(base) = &a.pushgateway {
+        let url = nsod_telemetry::export::push_job_url(base, &a.push_job);
+        let result = nsod_telemetry::export::BatchResult {
+            finished: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            images: (s.processed + s.failed) as u64,
+            failed: s.failed as u64,
+            detections: detections as u64,
+            shards: plan.shards as u64,
+            merge_seconds: merged.seconds,
+            shard_seconds: merged.shard_seconds,
+        };
+        if let Err(e) = nsod_telemetry::export::push_batch(&result, &url) {
+            crate::ui::warning!("{e}");
+        }
+    }
+    Ok(if s.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
