@@ -13,6 +13,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 scripts/setup.sh --tests --skip-build --skip-samples
+# The sharding test submits a real Slurm array job: a one-node cluster on this machine (left running).
+if [ "$(id -u)" = 0 ]; then
+  scripts/slurm-local.sh start
+fi
 export NSOD_VENV="${NSOD_VENV:-$root/.venv}"
 
 log="$(mktemp)"

@@ -148,7 +148,10 @@ fn bench(c: &mut Criterion) {
             .collect();
         println!(
             "scene rules, {n} detections ({edges} relation facts, {} scene changes): median {:.1} ms per image of 20 (target <= 100 ms for 2,000)",
-            adj.changes.iter().filter(|c| &*c.rule == "adjust/3").count(),
+            adj.changes
+                .iter()
+                .filter(|c| &*c.rule == "adjust/3")
+                .count(),
             median(times) * 1e3
         );
     }

@@ -533,3 +533,41 @@ fn to_image(mut d: Detection, lb: &Letterbox, region: &Region) -> Detection {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, score: f32) -> Detection {
+        Detection::new(0, "plane", score, BBox::new(x, 0.0, x + 10.0, 10.0))
+    }
+
+    /// Windows given in any order merge as the slices of one process, in region order; a slice run twice or a
+    /// window whose counts do not add up is an error.
+    #[test]
+    fn windows_merge_as_one_process_would() {
+        let config = DetectorConfig::default();
+        // Region order: slice 0 found a, b; slice 1 found c (overlapping a); slice 2 found d; slice 3 nothing.
+        let (a, b, c, d) = (
+            det(0.0, 0.9),
+            det(100.0, 0.5),
+            det(2.0, 0.8),
+            det(300.0, 0.7),
+        );
+        let whole = merge_slices(
+            vec![a.clone(), b.clone(), c.clone(), d.clone()],
+            true,
+            &config,
+        );
+        let w1 = (vec![(2, 1), (1, 1)], vec![d.clone(), c.clone()]);
+        let w0 = (vec![(0, 2), (3, 0)], vec![a.clone(), b.clone()]);
+        let merged = merge_groups(vec![w1.clone(), w0.clone()], true, &config).unwrap();
+        assert_eq!(merged, whole);
+        assert_eq!(merged.len(), 3, "c merged into a");
+        let e = merge_groups(vec![w0.clone(), w0.clone()], true, &config).unwrap_err();
+        assert_eq!(e, "slice 0 was run by two windows");
+        let bad = (vec![(5, 2)], vec![a]);
+        let e = merge_groups(vec![bad], true, &config).unwrap_err();
+        assert_eq!(e, "a window lists 2 detections in its slices but holds 1");
+    }
+}

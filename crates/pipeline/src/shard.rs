@@ -208,8 +208,9 @@ pub struct Plan {
     pub units: Vec<Unit>,
 }
 
-/// File extensions whose size the plan reads (through GDAL) to decide whether to split them.
-const RASTER_EXTENSIONS: [&str; 8] = ["tif", "tiff", "jp2", "j2k", "vrt", "img", "ntf", "png"];
+/// File extensions whose size the plan reads through GDAL to decide whether to split them (PNG's from its header;
+/// other image files are never split: they are small or read whole).
+const RASTER_EXTENSIONS: [&str; 7] = ["tif", "tiff", "jp2", "j2k", "vrt", "img", "ntf"];
 
 impl Plan {
     /// Lists the work of `inputs` (see the module documentation). A raster that cannot be opened stays one unit:
@@ -274,6 +275,9 @@ impl Plan {
 
     fn raster_size(path: &Path, config: &PipelineConfig) -> Option<(u32, u32)> {
         let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+        if ext == "png" {
+            return image::image_dimensions(path).ok();
+        }
         if !RASTER_EXTENSIONS.contains(&ext.as_str()) {
             return None;
         }
@@ -1092,6 +1096,98 @@ mod tests {
         assert_eq!(
             msg("4", &env(&[("JOB_COMPLETION_INDEX", "-1")])),
             "--shard 4: JOB_COMPLETION_INDEX=\"-1\" is not a whole number"
+        );
+    }
+
+    fn write_plan(dir: &Path, shards: usize) -> (Plan, PathBuf) {
+        let imgs = dir.join("imgs");
+        std::fs::create_dir_all(imgs.join("sub")).unwrap();
+        for name in ["b.png", "a.jpg", "sub/c.png", "notes.txt"] {
+            std::fs::write(imgs.join(name), b"not decoded by the plan").unwrap();
+        }
+        let opts = PlanOptions {
+            shards,
+            split_above_pixels: 64 << 20,
+            window: 8192,
+        };
+        let (plan, skipped) =
+            Plan::build(&PipelineConfig::default(), &[imgs.clone()], opts).unwrap();
+        assert_eq!(skipped.0, vec![imgs.join("notes.txt")]);
+        let path = dir.join("plan.json");
+        plan.write(&path).unwrap();
+        (plan, path)
+    }
+
+    #[test]
+    fn plans_are_stable_and_split_round_robin() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plan, path) = write_plan(dir.path(), 2);
+        let first = std::fs::read(&path).unwrap();
+        let (again, _) = write_plan(dir.path(), 2);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            first,
+            "same inputs, same plan bytes"
+        );
+        assert_eq!(plan, again);
+        assert_eq!(Plan::read(&path).unwrap(), plan);
+        let names = |i| {
+            plan.units_of(i)
+                .map(|u| u.image.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(0), vec!["a.jpg", "sub/c.png"]);
+        assert_eq!(names(1), vec!["b.png"]);
+    }
+
+    #[test]
+    fn unfinished_shards_are_listed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plan, path) = write_plan(dir.path(), 4);
+        let out = dir.path().join("out");
+        let finish = |index: usize, plan_path: &Path| {
+            let f = shard_folder(&out, ShardId { index, count: 4 });
+            std::fs::create_dir_all(&f).unwrap();
+            let m = ShardManifest {
+                nsod: "test".into(),
+                index,
+                count: 4,
+                plan: plan_path.to_path_buf(),
+                plan_sha256: sha256_file(plan_path),
+                units: 1,
+                images: 1,
+                windows: 0,
+                failures: vec![],
+                detections: 0,
+                window_detections: 0,
+                started: 0.0,
+                seconds: 1.0,
+                peak_rss_bytes: None,
+            };
+            std::fs::write(f.join(SHARD_MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
+            std::fs::write(f.join(SUCCESS), b"").unwrap();
+        };
+        finish(0, &path);
+        finish(2, &path);
+        // A folder without _SUCCESS (a shard that crashed while writing) counts as missing.
+        std::fs::create_dir_all(shard_folder(&out, ShardId { index: 3, count: 4 })).unwrap();
+        let e = check_shards(&out, &plan, &path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 of 4 shards have not finished (no _SUCCESS): 1-of-4, 3-of-4"
+        );
+        finish(1, &path);
+        finish(3, &path);
+        assert_eq!(check_shards(&out, &plan, &path).unwrap().len(), 4);
+        // A shard that ran another plan is refused.
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, b"{}").unwrap();
+        finish(3, &other);
+        let e = check_shards(&out, &plan, &path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("3-of-4/shard.json: this shard ran another plan than"),
+            "{e}"
         );
     }
 

@@ -113,6 +113,9 @@ fn package_of(tool: &str) -> Option<&'static str> {
         "amtool" => Some("prometheus-alertmanager"),
         "gdal_translate" | "gdaltransform" | "gdalinfo" | "gdalwarp" | "gdalbuildvrt"
         | "gdal_edit.py" | "ogrinfo" => Some("gdal-bin"),
+        "sbatch" | "scontrol" | "squeue" => Some("slurm-wlm"),
+        "prometheus-pushgateway" => Some("prometheus-pushgateway"),
+        "kubectl" => Some("kubectl"),
         _ => None,
     }
 }
