@@ -223,6 +223,16 @@ fn partial(p: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// An image's report rows: lines an earlier run or a shard wrote, or the rule changes to write (streamed row by
+/// row: a mosaic can have millions).
+enum ReportRows<'a> {
+    Lines(&'a [String], &'a [String]),
+    Changes(
+        &'a [nsod_types::Detection],
+        &'a nsod_types::outcome::Adjustment,
+    ),
+}
+
 /// Class pairs the knowledge graph is restricted to.
 type ClassPairs = std::collections::HashSet<(String, String)>;
 
@@ -472,7 +482,7 @@ impl RunDirSink {
             )),
             _ => None,
         };
-        let report = self.rules.then_some((csv, jsonl));
+        let report = self.rules.then_some(ReportRows::Lines(csv, jsonl));
         self.emit(record, raw, report, edges.as_deref())
     }
 
@@ -489,7 +499,7 @@ impl RunDirSink {
         &mut self,
         record: &ImagePredictions,
         raw: Option<&ImagePredictions>,
-        report: Option<(&[String], &[String])>,
+        report: Option<ReportRows>,
         relations: Option<&[nsod_types::relations::RelationEdge]>,
     ) -> Result<(), SinkError> {
         let Some(w) = self.writers.as_mut() else {
@@ -500,8 +510,14 @@ impl RunDirSink {
         if let (Some(rw), Some(raw)) = (w.raw.as_mut(), raw) {
             rw.write(raw)?;
         }
-        if let (Some(rep), Some((csv, jsonl))) = (w.report.as_mut(), report) {
-            rep.copy_rows(csv, jsonl).map_err(io(&self.out))?;
+        match (w.report.as_mut(), report) {
+            (Some(rep), Some(ReportRows::Lines(csv, jsonl))) => {
+                rep.copy_rows(csv, jsonl).map_err(io(&self.out))?
+            }
+            (Some(rep), Some(ReportRows::Changes(raw, adjustment))) => rep
+                .write(&record.image, raw, adjustment)
+                .map_err(io(&self.out))?,
+            _ => {}
         }
         if let (Some(scenes), Some(edges)) = (w.scenes.as_mut(), relations) {
             let scene = SceneGraph::from_edges(&record.detections, edges);
@@ -813,7 +829,7 @@ impl Sink for RunDirSink {
             self.emit(
                 record,
                 k.raw.as_ref(),
-                Some((&k.csv, &k.jsonl)),
+                Some(ReportRows::Lines(&k.csv, &k.jsonl)),
                 edges.as_deref(),
             )?;
         }
@@ -858,30 +874,11 @@ impl Sink for RunDirSink {
             detections: r.raw.clone(),
             geo: None,
         });
-        let rows = o.rules.as_ref().map(|r| {
-            let csv: Vec<String> = r
-                .adjustment
-                .changes
-                .iter()
-                .map(|c| nsod_symbolic::report::csv_row(&o.image, c, &r.raw, &r.adjustment.scores))
-                .collect();
-            let jsonl: Vec<String> = r
-                .adjustment
-                .changes
-                .iter()
-                .map(|c| {
-                    nsod_symbolic::report::json_row(&o.image, c, &r.raw, &r.adjustment.scores)
-                        .to_string()
-                })
-                .collect();
-            (csv, jsonl)
-        });
-        self.emit(
-            &record,
-            raw.as_ref(),
-            rows.as_ref().map(|(c, j)| (c.as_slice(), j.as_slice())),
-            o.relations.as_deref(),
-        )
+        let rows = o
+            .rules
+            .as_ref()
+            .map(|r| ReportRows::Changes(&r.raw, &r.adjustment));
+        self.emit(&record, raw.as_ref(), rows, o.relations.as_deref())
     }
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
