@@ -1110,8 +1110,12 @@ mod tests {
             split_above_pixels: 64 << 20,
             window: 8192,
         };
-        let (plan, skipped) =
-            Plan::build(&PipelineConfig::default(), &[imgs.clone()], opts).unwrap();
+        let (plan, skipped) = Plan::build(
+            &PipelineConfig::default(),
+            std::slice::from_ref(&imgs),
+            opts,
+        )
+        .unwrap();
         assert_eq!(skipped.0, vec![imgs.join("notes.txt")]);
         let path = dir.join("plan.json");
         plan.write(&path).unwrap();
