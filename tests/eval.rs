@@ -799,3 +799,41 @@ fn dota_ap_equals_the_dota_devkit_on_random_whole_pixel_datasets() {
     }
     assert!(compared >= 30, "{compared} class APs compared");
 }
+
+/// A data.yaml whose `names:` map has the key 4000000000 once made `nsod eval` ask for 96 GB and abort; it is an
+/// error naming the file, under a 2 GB address-space limit.
+#[test]
+fn an_absurd_class_id_in_data_yaml_is_refused_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("data.yaml"),
+        "names:\n  0: plane\n  4000000000: ship\n",
+    )
+    .unwrap();
+    for sub in ["gt", "pred"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::fs::write(d.join(sub).join("a.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    }
+    let o = Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_nsod"))
+        .arg("eval")
+        .arg("--gt")
+        .arg(d.join("gt"))
+        .arg("--pred")
+        .arg(d.join("pred"))
+        .arg("--names")
+        .arg(d.join("data.yaml"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        error_lines(&err),
+        vec![format!(
+            "error: {}: class id 4000000000 in `names:` is above the maximum of 65536 classes",
+            d.join("data.yaml").display()
+        )]
+    );
+}

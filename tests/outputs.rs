@@ -325,3 +325,94 @@ fn eval_plots_stay_inside_the_output_folder() {
     assert_eq!(outside, ["out"]);
     assert!(!Path::new("/abs/x.svg").exists());
 }
+
+/// SIGTERM is seen between batches of slices, not only between images: a run in the middle of an image of
+/// hundreds of slices stops within 2 s, with the outputs of the images before it complete.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
+    use std::time::{Duration, Instant};
+    let lib = ort_lib();
+    let dota = shared_data().join("dota_P0006.png");
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    // a.png: one slice; b.png: the DOTA image in slices of 64 px (580 slices, minutes of work).
+    let o = nsod_testkit::tool("gdal_translate")
+        .args(["-q", "-of", "PNG", "-srcwin", "0", "0", "64", "64"])
+        .arg(&dota)
+        .arg(imgs.join("a.png"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::copy(&dota, imgs.join("b.png")).unwrap();
+    let out = dir.path().join("out");
+    let mut child = KillOnDrop(
+        infer(&lib, &imgs, &out)
+            .args(["--slice", "64", "--no-symbolic", "--no-metrics", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let partial = out.join("predictions.jsonl.partial");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&partial).is_ok_and(|s| s.contains("\"a.png\"")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "a.png was never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Well inside b.png's slices.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "b.png takes minutes");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "stopped {took:?} after SIGTERM"
+    );
+    assert_eq!(status.code(), Some(130));
+    let records = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
+    let images: Vec<String> = records
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["image"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        images,
+        vec!["a.png"],
+        "the finished image's outputs, complete"
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["complete"], false);
+    assert_eq!(run["interrupted"], true);
+    assert_eq!(
+        run["counts"]["failed"], 0,
+        "an interrupted image is not a failure"
+    );
+}

@@ -115,6 +115,13 @@ fn parse_names(arg: &str) -> anyhow::Result<ClassNames> {
         bail!("{arg}: `names:` is empty");
     }
     let n = names.keys().max().map_or(0, |m| m + 1);
+    if n > nsod_types::detection::MAX_CLASSES {
+        bail!(
+            "{arg}: class id {} in `names:` is above the maximum of {} classes",
+            n - 1,
+            nsod_types::detection::MAX_CLASSES
+        );
+    }
     Ok(ClassNames::new((0..n).map(|i| {
         names.get(&i).cloned().unwrap_or_else(|| i.to_string())
     })))

@@ -433,6 +433,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         Ok(w) => w,
         Err(e) => return config_error(error_chain(&e)),
     };
+    worker.set_interrupt(interrupted.clone());
     if let Some(s) = &metrics {
         s.set_ready();
     }

@@ -205,6 +205,7 @@ pub fn run_shard(
         Ok(w) => w,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
     };
+    worker.set_interrupt(interrupted.clone());
     if let Some(s) = &metrics {
         s.set_ready();
     }

@@ -11,6 +11,10 @@ use nsod_types::{BBox, Detection, OrientedBox};
 use rayon::prelude::*;
 use std::time::Instant;
 
+/// The most slices one image may be cut into (a 100,000 px square raster in slices of 1024 with 20% overlap is
+/// about 15,000); above it the image is refused with the numbers, never cut into millions of regions.
+pub const MAX_SLICES: u64 = 250_000;
+
 /// When to slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SliceMode {
@@ -102,6 +106,8 @@ pub struct Detector {
     /// Run only the regions whose top-left corner lies in this tile, and return their detections unmerged, with
     /// [`ImageDetections::groups`] (one window of a raster split across shards; [`merge_groups`] merges them).
     pub tile: Option<Region>,
+    /// Set by a signal handler: detection stops between batches of slices with [`DetectError::Interrupted`].
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     input: Vec<f32>,
 }
 
@@ -111,7 +117,15 @@ impl Detector {
             model,
             config,
             tile: None,
+            interrupt: None,
             input: Vec::new(),
+        }
+    }
+
+    fn check_interrupt(&self) -> Result<(), DetectError> {
+        match &self.interrupt {
+            Some(f) if f.load(std::sync::atomic::Ordering::SeqCst) => Err(DetectError::Interrupted),
+            _ => Ok(()),
         }
     }
 
@@ -124,6 +138,24 @@ impl Detector {
             .filter(|(_, r)| self.tile.is_none_or(|t| t.contains_origin(r)))
             .collect();
         (owned, merge)
+    }
+
+    /// An error when `width x height` would be cut into more than [`MAX_SLICES`] slices.
+    pub fn check_slices(&self, width: u32, height: u32) -> Result<(), DetectError> {
+        let (mh, mw) = self.model.info.input_hw;
+        let (sw, sh) = match self.config.slice {
+            SliceMode::Off => return Ok(()),
+            SliceMode::Size(s) => (s, s),
+            SliceMode::Auto => (mw, mh),
+        };
+        let o = self.config.overlap;
+        let n = crate::slicing::slice_count(width, height, sw, sh, o, o);
+        if n > MAX_SLICES {
+            return Err(DetectError::Output(format!(
+                "{width} x {height} px in slices of {sw} px with overlap {o} makes {n} slices, above the maximum of {MAX_SLICES} per image: use larger slices (--slice)"
+            )));
+        }
+        Ok(())
     }
 
     /// The regions of an image this detector runs, and whether the result needs the SAHI merge.
@@ -167,6 +199,7 @@ impl Detector {
                 img.height()
             )));
         }
+        self.check_slices(img.width(), img.height())?;
         let (regions, merge_needed) = self.owned_regions(img.width(), img.height());
         let batch = self.model.info.max_batch(self.config.batch);
         let mut result = ImageDetections {
@@ -175,6 +208,7 @@ impl Detector {
         };
         let mut all = Vec::new();
         for chunk in regions.chunks(batch) {
+            self.check_interrupt()?;
             let inputs: Vec<SliceInput> = chunk
                 .iter()
                 .map(|(_, r)| SliceInput {
@@ -201,6 +235,7 @@ impl Detector {
                 "the image has no pixels ({width} x {height})"
             )));
         }
+        self.check_slices(width, height)?;
         let (regions, merge_needed) = self.owned_regions(width, height);
         let (mh, mw) = self.model.info.input_hw;
         let batch = self.model.info.max_batch(self.config.batch);
@@ -273,6 +308,7 @@ impl Detector {
             let mut next = chunks.first().map(|c| prepare(c, Vec::new()));
             for k in 0..chunks.len() {
                 let ready = next.take().expect("a batch per chunk")?;
+                self.check_interrupt()?;
                 // The next batch is read and letterboxed while the model runs on this one.
                 let ahead = chunks.get(k + 1).map(|c| {
                     let c: &[(usize, Region)] = c;

@@ -52,6 +52,9 @@ pub enum DetectError {
     /// The model's output or the image does not allow inference (shape, empty image).
     #[error("inference failed: {0}")]
     Output(String),
+    /// A signal asked the run to stop (checked between batches of slices).
+    #[error("interrupted")]
+    Interrupted,
     /// An image could not be read or decoded.
     #[error("{}: {message}", path.display())]
     Image {

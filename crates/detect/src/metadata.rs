@@ -200,6 +200,27 @@ pub fn parse_names_file(text: &str) -> Result<ClassNames, String> {
 mod tests {
     use super::*;
 
+    /// `imgsz: [0]` once reached a rayon chunk size of zero; absurd sizes are refused with the reason.
+    #[test]
+    fn zero_or_absurd_input_sizes_are_refused() {
+        let meta = |v: &str| {
+            let v = v.to_owned();
+            ModelMetadata::parse(move |k| (k == "imgsz").then(|| v.clone())).unwrap()
+        };
+        let check =
+            |v: &str| crate::model::check_input_size(meta(v).imgsz.unwrap(), "metadata imgsz");
+        assert_eq!(
+            check("[0]").unwrap_err(),
+            "the metadata imgsz gives an input of 0 x 0 px; each side must be between 32 and 8192 px"
+        );
+        assert_eq!(
+            check("[4000000000, 640]").unwrap_err(),
+            "the metadata imgsz gives an input of 4000000000 x 640 px; each side must be between 32 and 8192 px"
+        );
+        assert!(check("[1024]").is_ok());
+        assert!(check("[640, 1280]").is_ok());
+    }
+
     #[test]
     fn parses_ultralytics_metadata() {
         let kv = |k: &str| -> Option<String> {

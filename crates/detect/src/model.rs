@@ -154,8 +154,18 @@ impl Model {
             )));
         }
         let input_hw = match (h, w, metadata.imgsz) {
-            (h, w, _) if h > 0 && w > 0 => (h as u32, w as u32),
-            (_, _, Some(hw)) => hw,
+            (h, w, _) if h > 0 && w > 0 => {
+                let hw = (
+                    u32::try_from(h).unwrap_or(u32::MAX),
+                    u32::try_from(w).unwrap_or(u32::MAX),
+                );
+                check_input_size(hw, "input shape").map_err(load_err)?;
+                hw
+            }
+            (_, _, Some(hw)) => {
+                check_input_size(hw, "metadata imgsz").map_err(load_err)?;
+                hw
+            }
             _ => {
                 return Err(load_err(
                     "the input size is dynamic and the metadata has no imgsz".into(),
@@ -224,6 +234,22 @@ impl Model {
             .map_err(DetectError::Run)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         Ok((shape, data.to_vec()))
+    }
+}
+
+/// The model input sides nsod accepts (YOLO strides are 32; 8192 px is a 805 MB float input per image).
+pub const INPUT_SIDES: std::ops::RangeInclusive<u32> = 32..=8192;
+
+/// An error when a model's input size (from `what`) is zero or absurd.
+pub fn check_input_size((h, w): (u32, u32), what: &str) -> Result<(), String> {
+    if INPUT_SIDES.contains(&h) && INPUT_SIDES.contains(&w) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {what} gives an input of {h} x {w} px; each side must be between {} and {} px",
+            INPUT_SIDES.start(),
+            INPUT_SIDES.end()
+        ))
     }
 }
 

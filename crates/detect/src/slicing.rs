@@ -5,6 +5,27 @@ use crate::preprocess::Region;
 /// The slices SAHI cuts an image into: rows and columns of `slice` pixels stepping by `slice - int(overlap *
 /// slice)`, the last slice of each row and column shifted back to end at the image border. Images smaller than a
 /// slice give one slice of the whole image.
+/// How many regions [`slice_regions`] makes, computed without making them.
+pub fn slice_count(
+    width: u32,
+    height: u32,
+    slice_w: u32,
+    slice_h: u32,
+    overlap_w: f32,
+    overlap_h: f32,
+) -> u64 {
+    let along = |len: u32, s: u32, overlap: f32| -> u64 {
+        let (len, s) = (u64::from(len), u64::from(s.max(1)));
+        let ov = ((f64::from(overlap) * s as f64) as u64).min(s - 1);
+        if len <= s {
+            1
+        } else {
+            1 + (len - s).div_ceil(s - ov)
+        }
+    };
+    along(width, slice_w, overlap_w) * along(height, slice_h, overlap_h)
+}
+
 pub fn slice_regions(
     width: u32,
     height: u32,
@@ -52,6 +73,28 @@ pub fn slice_regions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slice_count_matches_the_regions() {
+        for (w, h, s, o) in [
+            (1000, 1000, 1024, 0.2),
+            (1054, 1529, 1024, 0.2),
+            (12000, 7000, 1024, 0.2),
+            (5000, 333, 256, 0.25),
+            (640, 641, 640, 0.0),
+            (100, 100, 32, 0.9),
+        ] {
+            assert_eq!(
+                slice_count(w, h, s, s, o, o),
+                slice_regions(w, h, s, s, o, o).len() as u64,
+                "{w}x{h} slices of {s}, overlap {o}"
+            );
+        }
+        assert_eq!(
+            slice_count(1_000_000, 1_000_000, 32, 32, 0.2, 0.2),
+            38_462 * 38_462
+        );
+    }
 
     fn tuples(r: &[Region]) -> Vec<(u32, u32, u32, u32)> {
         r.iter()

@@ -76,6 +76,11 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// True when a signal stopped the image (not a failure of the image).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Self::Detect(nsod_detect::DetectError::Interrupted))
+    }
+
     /// True for errors of the setup (configuration, model, rules, inputs): the front end exits with its
     /// configuration-error code.
     pub fn is_configuration(&self) -> bool {

@@ -402,6 +402,14 @@ impl Worker {
         )
     }
 
+    /// A flag a signal handler sets: detection stops between batches of slices and the image ends with
+    /// [`PipelineError::is_interrupted`].
+    pub fn set_interrupt(&mut self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        if let Some(d) = self.detector.as_mut() {
+            d.interrupt = Some(flag);
+        }
+    }
+
     /// Detection only, on the slices of `input` that start in `tile` (one window of a raster split across shards):
     /// their detections unmerged, with [`nsod_detect::ImageDetections::groups`] saying which slice found which.
     pub fn detect_tile(

@@ -115,6 +115,11 @@ pub fn run(
             };
             let outcome = match worker.process_loaded(&img, &job.name, decode_seconds) {
                 Ok(o) => o,
+                Err(e) if e.is_interrupted() => {
+                    summary.interrupted = true;
+                    observer.interrupted(summary.processed);
+                    break;
+                }
                 Err(e) => {
                     let f = fail(Stage::Detect, "inference", &e);
                     observer.failed(&f);

@@ -560,6 +560,11 @@ pub fn run_shard(
         }
         let found = match worker.detect_tile(&loaded, window.region()) {
             Ok(f) => f,
+            Err(e) if e.is_interrupted() => {
+                outcome.interrupted = true;
+                observer.interrupted(summary.processed + outcome.manifest.windows);
+                return Ok(outcome);
+            }
             Err(e) => {
                 failures.push(fail(Stage::Detect, "inference", &e));
                 continue;

@@ -290,14 +290,25 @@ impl DecisionTable {
 
     /// The pair and relation rule applications of one image.
     pub fn changes(&self, dets: &[Detection]) -> Vec<Change> {
-        // Class atoms interned once per image: pair and relation lookups below are integer-indexed.
+        // The classes some pair or relation rule names, interned: lookups below are integer-indexed over them, so
+        // the tables are sized by the rule base, never by the classes an image happens to hold (predictions read
+        // from files can name any number of classes).
         let mut ids: HashMap<String, usize> = HashMap::new();
-        let class_ids: Vec<usize> = dets
+        let mut intern = |a: &str| {
+            let next = ids.len();
+            ids.entry(a.to_owned()).or_insert(next);
+        };
+        for (a, b) in self.pairs.keys() {
+            intern(a);
+            intern(b);
+        }
+        for (a, _, b) in self.relations.keys() {
+            intern(a);
+            intern(b);
+        }
+        let rule_class: Vec<Option<usize>> = dets
             .iter()
-            .map(|d| {
-                let next = ids.len();
-                *ids.entry(class_atom(&d.class_name)).or_insert(next)
-            })
+            .map(|d| ids.get(&class_atom(&d.class_name)).copied())
             .collect();
         let n = ids.len();
         let mut pair_of = vec![None; n * n];
@@ -316,9 +327,11 @@ impl DecisionTable {
         };
         // Only detections whose class takes part in some rule are examined.
         let idx: Vec<usize> = (0..dets.len())
-            .filter(|&i| (0..n).any(|c| has_rule(class_ids[i], c) || has_rule(c, class_ids[i])))
+            .filter(|&i| {
+                rule_class[i].is_some_and(|ci| (0..n).any(|c| has_rule(ci, c) || has_rule(c, ci)))
+            })
             .collect();
-        let sub_ids: Vec<usize> = idx.iter().map(|&i| class_ids[i]).collect();
+        let sub_ids: Vec<usize> = idx.iter().filter_map(|&i| rule_class[i]).collect();
         let edges = if idx.len() == dets.len() {
             extract(dets, &self.params, |s, o| has_rule(sub_ids[s], sub_ids[o]))
         } else {

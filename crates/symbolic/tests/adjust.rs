@@ -191,3 +191,27 @@ fn shuffled_input_gives_the_same_result_and_unruled_classes_are_untouched() {
     ];
     assert_eq!(t.adjust(&lonely).scores, vec![0.7, 0.6]);
 }
+
+/// Predictions read from files can name any number of classes: the table is sized by the classes the rules name,
+/// not by the image's (50,000 distinct classes once asked for an n x n table of 2.5 billion cells).
+#[test]
+fn many_distinct_classes_cost_no_more_than_the_rules_name() {
+    let t = table("confidence_modifier(ship, harbor, 1.25).\n");
+    let mut dets: Vec<Detection> = (0..50_000)
+        .map(|i| {
+            det(
+                &format!("class{i}"),
+                0.5,
+                i as f32,
+                0.0,
+                i as f32 + 1.0,
+                1.0,
+            )
+        })
+        .collect();
+    dets.push(det("ship", 0.6, 0.0, 100.0, 10.0, 110.0));
+    dets.push(det("harbor", 0.9, 25.0, 100.0, 35.0, 110.0));
+    let a = t.adjust(&dets);
+    assert_eq!(a.changes.len(), 1);
+    assert!(close(a.scores[50_000], 0.75), "{}", a.scores[50_000]);
+}

@@ -25,6 +25,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The longest `results.csv` line kept while waiting for its end (Ultralytics' rows are under 1 KiB).
+pub const MAX_LINE: usize = 64 << 10;
+/// The most bytes of `results.csv` read in one poll.
+pub const MAX_READ: u64 = 8 << 20;
+
 /// What changed in the run, in the order it was seen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
@@ -119,6 +124,8 @@ pub struct RunWatcher {
     file_id: Option<u64>,
     offset: u64,
     pending: Vec<u8>,
+    /// Inside a line longer than [`MAX_LINE`]: its rest is dropped up to the next newline.
+    skipping: bool,
     header: Vec<String>,
     last_time: Option<f64>,
     durations: Vec<f64>,
@@ -159,6 +166,7 @@ impl RunWatcher {
             file_id: None,
             offset: 0,
             pending: Vec::new(),
+            skipping: false,
             header: Vec::new(),
             last_time: None,
             durations: Vec::new(),
@@ -179,6 +187,7 @@ impl RunWatcher {
         self.updates.push(Update::NewRun);
         self.header.clear();
         self.pending.clear();
+        self.skipping = false;
         self.offset = 0;
         self.last_time = None;
         self.durations.clear();
@@ -250,8 +259,10 @@ impl RunWatcher {
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
+        // At most MAX_READ bytes a poll (the rest comes at the next one), and a partial line of at most MAX_LINE
+        // bytes kept: a file that is not a results.csv cannot make the watcher hold it in memory.
         let mut buf = Vec::new();
-        if f.read_to_end(&mut buf).is_err() {
+        if f.take(MAX_READ).read_to_end(&mut buf).is_err() {
             self.error("io");
             return;
         }
@@ -260,6 +271,10 @@ impl RunWatcher {
         // Complete lines only; a half-written last line waits for the next poll.
         while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=nl).collect();
+            if std::mem::take(&mut self.skipping) {
+                // The end of a line too long to keep, already counted.
+                continue;
+            }
             let text = match std::str::from_utf8(&line) {
                 Ok(t) => t.to_owned(),
                 Err(_) => {
@@ -286,6 +301,12 @@ impl RunWatcher {
             } else {
                 report.bad_lines += 1;
             }
+        }
+        if self.pending.len() > MAX_LINE {
+            self.pending.clear();
+            self.skipping = true;
+            self.error("csv");
+            report.bad_lines += 1;
         }
     }
 
@@ -389,6 +410,31 @@ impl RunWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line without end (a file that is not a results.csv, or a writer gone mad) is dropped once past
+    /// MAX_LINE and counted; the rows after its newline are read as usual.
+    #[test]
+    fn an_endless_line_is_dropped_not_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("results.csv");
+        std::fs::write(&csv, "epoch,train/box_loss\n").unwrap();
+        let mut w = RunWatcher::new(dir.path());
+        w.poll();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+        std::io::Write::write_all(&mut f, &vec![b'x'; 3 * MAX_LINE]).unwrap();
+        let (report, _) = w.poll();
+        assert_eq!(report.bad_lines, 1);
+        assert!(w.pending.is_empty(), "{} bytes kept", w.pending.len());
+        std::io::Write::write_all(&mut f, b"xxxx\n1,0.5\n").unwrap();
+        let (report, updates) = w.poll();
+        assert_eq!((report.new_rows, report.bad_lines), (1, 0));
+        assert!(
+            updates
+                .iter()
+                .any(|u| matches!(u, Update::Epoch(r) if r.epoch == 1.0)),
+            "{updates:?}"
+        );
+    }
 
     #[test]
     fn args_and_loss_columns() {

@@ -94,6 +94,10 @@ impl ImageSize {
     }
 }
 
+/// The most classes a names table may declare (class ids are below it): a names map whose keys go beyond is
+/// refused, instead of allocating a table up to its largest key.
+pub const MAX_CLASSES: usize = 65_536;
+
 /// The class-name table of a model: index = class id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassNames(Vec<String>);
