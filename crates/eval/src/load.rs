@@ -178,10 +178,24 @@ fn json_error(path: &Path, e: &serde_json::Error) -> EvalError {
     }
 }
 
+/// The most categories an evaluation accumulates (its arrays hold 10 x 101 x 4 x 3 values per category: about
+/// 100 KB each); LVIS has 1,203. A ground truth declaring more is refused; predictions naming more classes than
+/// that report the extra ones as unknown.
+pub const MAX_CATEGORIES: usize = 4096;
+
 /// Reads a COCO annotations file (`images`, `annotations`, `categories`). An annotation for an image or category
 /// the file does not list is a problem, as is a box with a negative size.
 pub fn load_coco_gt(path: &Path) -> Result<(Dataset, Vec<Problem>), EvalError> {
     let file: CocoFile = serde_json::from_slice(&read(path)?).map_err(|e| json_error(path, &e))?;
+    if file.categories.len() > MAX_CATEGORIES {
+        return Err(EvalError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} categories, above the maximum of {MAX_CATEGORIES} nsod eval accumulates",
+                file.categories.len()
+            ),
+        });
+    }
     let mut problems = Vec::new();
     let mut data = Dataset {
         images: file
@@ -472,7 +486,8 @@ pub fn match_predictions(
                     })
             } else if data.categories.iter().any(|c| c.id == d.class_id) {
                 Some(d.class_id)
-            } else if closed {
+            } else if closed || data.categories.len() >= MAX_CATEGORIES {
+                // Beyond MAX_CATEGORIES, predictions of new classes are unknown classes (reported once each).
                 None
             } else {
                 let pos = data.categories.partition_point(|c| c.id < d.class_id);
@@ -618,4 +633,30 @@ pub fn load_coco_results(
         ));
     }
     Ok((out, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each category costs the accumulation arrays about 100 KB: a ground truth declaring 5,000 is refused with
+    /// the count, not accumulated.
+    #[test]
+    fn too_many_categories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gt.json");
+        let cats: Vec<serde_json::Value> = (0..5000)
+            .map(|i| serde_json::json!({"id": i, "name": format!("c{i}")}))
+            .collect();
+        let file = serde_json::json!({"images": [], "annotations": [], "categories": cats});
+        std::fs::write(&path, file.to_string()).unwrap();
+        let e = load_coco_gt(&path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: 5000 categories, above the maximum of 4096 nsod eval accumulates",
+                path.display()
+            )
+        );
+    }
 }
