@@ -527,6 +527,8 @@ fn completions_and_man_pages_cover_every_command() {
         "eval",
         "completions",
         "man",
+        "plan",
+        "merge",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let o = nsod().args(["completions", shell]).output().unwrap();
@@ -558,6 +560,8 @@ fn completions_and_man_pages_cover_every_command() {
             "nsod-infer.1",
             "nsod-kg.1",
             "nsod-man.1",
+            "nsod-merge.1",
+            "nsod-plan.1",
             "nsod-rules-check.1",
             "nsod-rules-suggest.1",
             "nsod-rules.1",
