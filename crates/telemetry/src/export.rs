@@ -42,10 +42,11 @@ fn encode(s: &str) -> String {
 
 /// PUTs the classic exposition to the Pushgateway (replacing the group's metrics).
 pub fn push(telemetry: &Telemetry, url: &str) -> Result<(), TelemetryError> {
-    let err = |message: String| TelemetryError::Push {
-        url: url.to_owned(),
-        message,
-    };
+    put_classic(url, &telemetry.classic())
+}
+
+/// PUTs a classic exposition to a Pushgateway group URL, with a 10 s limit.
+fn put_classic(url: &str, text: &str) -> Result<(), TelemetryError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
@@ -53,8 +54,11 @@ pub fn push(telemetry: &Telemetry, url: &str) -> Result<(), TelemetryError> {
     agent
         .put(url)
         .header("Content-Type", CLASSIC_CONTENT_TYPE)
-        .send(telemetry.classic().as_bytes())
-        .map_err(|e| err(e.to_string()))?;
+        .send(text.as_bytes())
+        .map_err(|e| TelemetryError::Push {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
     Ok(())
 }
 
@@ -245,17 +249,5 @@ pub fn batch_exposition(r: &BatchResult) -> String {
 
 /// PUTs a [`BatchResult`] to the Pushgateway group `url` (see [`push_url`]), replacing what the last run pushed.
 pub fn push_batch(result: &BatchResult, url: &str) -> Result<(), TelemetryError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    agent
-        .put(url)
-        .header("Content-Type", CLASSIC_CONTENT_TYPE)
-        .send(batch_exposition(result).as_bytes())
-        .map_err(|e| TelemetryError::Push {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
-    Ok(())
+    put_classic(url, &batch_exposition(result))
 }
