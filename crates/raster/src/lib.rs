@@ -162,8 +162,16 @@ pub struct MemFile {
 static MEM_FILES: AtomicU64 = AtomicU64::new(0);
 
 impl MemFile {
-    /// Moves `bytes` into a new `/vsimem/` file named after `name`'s extension.
+    /// Moves `bytes` into a new `/vsimem/` file named after `name`'s extension. Empty bytes are refused: GDAL
+    /// takes the buffer over and frees it, and an empty `Vec` has no allocation to free (found by the `geotiff`
+    /// fuzz target: a crash in `VSIUnlink`).
     pub fn new(bytes: Vec<u8>, name: &str) -> Result<Self, RasterError> {
+        if bytes.is_empty() {
+            return Err(RasterError::Invalid {
+                path: PathBuf::from(name),
+                message: "the file is empty (0 bytes)".into(),
+            });
+        }
         let ext = Path::new(name)
             .extension()
             .and_then(|e| e.to_str())
@@ -675,6 +683,21 @@ fn default_bands(ds: &Dataset, count: usize) -> Vec<usize> {
 mod tests {
     use super::*;
     use gdal::DriverManager;
+
+    /// The `geotiff` fuzz target's first crash (fuzz/regressions/geotiff/empty): empty bytes handed to GDAL.
+    #[test]
+    fn an_empty_memory_file_is_refused_not_handed_to_gdal() {
+        let e = MemFile::new(Vec::new(), "request.tif").unwrap_err();
+        assert_eq!(e.to_string(), "request.tif: the file is empty (0 bytes)");
+        let f = MemFile::new(vec![1, 2, 3], "request.tif").unwrap();
+        let e = Raster::open(f.path(), &RasterOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: ", f.path().display())),
+            "{e}"
+        );
+        drop(f);
+    }
 
     /// A `w x h` GeoTIFF in EPSG:32633 with 0.5 m pixels, bands filled by `f(band, x, y)`.
     fn geotiff<T: gdal::raster::GdalType + Copy>(

@@ -15,6 +15,7 @@
 //!   has its own optional token.
 
 pub mod kserve;
+pub mod params;
 pub mod pool;
 
 use axum::Router;
@@ -526,84 +527,14 @@ async fn body_bytes(s: &Shared, body: Body, _headers: &HeaderMap) -> Result<Byte
     Ok(Bytes::from(buf))
 }
 
-/// The per-request settings, as query parameters of /v1/detect and `parameters` of a KServe request.
-const SETTINGS: &[&str] = &[
-    "conf",
-    "iou",
-    "slice",
-    "overlap",
-    "merge",
-    "full_pass",
-    "rules",
-];
-
 /// Refuses a parameter that is neither a setting nor one of `also`.
 fn known_keys<'a>(keys: impl Iterator<Item = &'a String>, also: &[&str]) -> Result<(), Fail> {
-    for k in keys {
-        if !SETTINGS.contains(&k.as_str()) && !also.contains(&k.as_str()) {
-            let mut allowed: Vec<&str> = SETTINGS.to_vec();
-            allowed.extend(also.iter().filter(|a| **a == "name"));
-            return Err(bad_request(format!(
-                "unknown parameter {k:?} ({})",
-                allowed.join(", ")
-            )));
-        }
-    }
-    Ok(())
+    params::known_keys(keys, also).map_err(bad_request)
 }
 
-/// Settings from query or KServe parameters (see [`SETTINGS`]).
+/// Settings from query or KServe parameters (see [`params::SETTINGS`]).
 fn overrides(s: &Shared, get: &dyn Fn(&str) -> Option<Value>) -> Result<Overrides, Fail> {
-    let num = |k: &str| -> Result<Option<f32>, Fail> {
-        match get(k) {
-            None => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_f64().map(|v| v as f32)),
-            Some(Value::String(t)) => t
-                .parse::<f32>()
-                .map(Some)
-                .map_err(|_| bad_request(format!("parameter {k}: {t:?} is not a number"))),
-            Some(v) => Err(bad_request(format!("parameter {k}: {v} is not a number"))),
-        }
-    };
-    let flag = |k: &str| -> Result<Option<bool>, Fail> {
-        match get(k) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(Value::String(t)) if t == "true" || t == "1" => Ok(Some(true)),
-            Some(Value::String(t)) if t == "false" || t == "0" => Ok(Some(false)),
-            Some(v) => Err(bad_request(format!(
-                "parameter {k}: {v} is not true or false"
-            ))),
-        }
-    };
-    let text = |k: &str| -> Option<String> {
-        get(k).map(|v| match v {
-            Value::String(t) => t,
-            other => other.to_string(),
-        })
-    };
-    let o = Overrides {
-        conf: num("conf")?,
-        iou: num("iou")?,
-        overlap: num("overlap")?,
-        slice: text("slice")
-            .map(|t| {
-                t.parse()
-                    .map_err(|m: String| bad_request(format!("parameter slice: {m}")))
-            })
-            .transpose()?,
-        merge: text("merge")
-            .map(|t| {
-                t.parse()
-                    .map_err(|m: String| bad_request(format!("parameter merge: {m}")))
-            })
-            .transpose()?,
-        full_pass: flag("full_pass")?,
-        rules: flag("rules")?,
-    };
-    o.validate(s.pipeline.config())
-        .map_err(|e| bad_request(format!("parameter {}", error_chain(&e))))?;
-    Ok(o)
+    params::overrides(s.pipeline.config(), get).map_err(bad_request)
 }
 
 /// Admits, runs and waits for one image.

@@ -213,8 +213,13 @@ impl Worker {
         std::thread::Builder::new()
             .name("nsod-rules-out".into())
             .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let stop = line.is_err();
+                let mut out = BufReader::new(stdout);
+                loop {
+                    let (line, stop) = match read_line(&mut out, MAX_ANSWER) {
+                        Ok(Some(l)) => (Ok(l), false),
+                        Ok(None) => break,
+                        Err(e) => (Err(e), true),
+                    };
                     if tx.send(line).is_err() || stop {
                         break;
                     }
@@ -278,6 +283,10 @@ impl Worker {
             Ok(Ok(answer)) => {
                 serde_json::from_str(&answer).map_err(|e| Failure::Protocol(e.to_string()))
             }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.kill();
+                Err(Failure::Protocol(e.to_string()))
+            }
             Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(self.died()),
             Err(RecvTimeoutError::Timeout) => {
                 self.kill();
@@ -315,6 +324,34 @@ impl Worker {
     }
 }
 
+/// The longest answer line read from a worker (a compiled rule table or one image's adjustments are far smaller):
+/// a worker that writes more is killed, so its output cannot make nsod allocate without bound.
+pub const MAX_ANSWER: usize = 64 << 20;
+
+/// One line of at most `max` bytes without its newline; `None` at the end; `InvalidData` for a longer line or one
+/// that is not UTF-8.
+fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = r.take(max as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the worker wrote a line longer than {max} bytes"),
+        ));
+    }
+    String::from_utf8(buf).map(Some).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the worker wrote a line that is not UTF-8",
+        )
+    })
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         // Closing stdin ends a healthy worker; kill covers one that is busy.
@@ -326,5 +363,32 @@ impl Drop for Worker {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_line;
+    use std::io::Cursor;
+
+    #[test]
+    fn answer_lines_are_bounded() {
+        let mut r = Cursor::new(b"{\"a\":1}\nlast".to_vec());
+        assert_eq!(read_line(&mut r, 16).unwrap().as_deref(), Some("{\"a\":1}"));
+        assert_eq!(read_line(&mut r, 16).unwrap().as_deref(), Some("last"));
+        assert_eq!(read_line(&mut r, 16).unwrap(), None);
+        // Exactly the limit is read; one byte more is refused without reading the rest.
+        let mut r = Cursor::new([vec![b'x'; 16], b"\n".to_vec()].concat());
+        assert_eq!(read_line(&mut r, 16).unwrap().map(|l| l.len()), Some(16));
+        let mut r = Cursor::new(vec![b'x'; 1 << 20]);
+        let e = read_line(&mut r, 16).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            e.to_string(),
+            "the worker wrote a line longer than 16 bytes"
+        );
+        assert!(r.position() <= 17, "read {} bytes", r.position());
+        let e = read_line(&mut Cursor::new(b"\xff\xfe\n".to_vec()), 16).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 }

@@ -24,7 +24,7 @@
 //! penalty are combined: `new = min(1, old x max(boosts) x min(penalties))`. The result does not depend on the
 //! order of the detections (the reference pipeline updated in place while looping, so its result did).
 
-mod allow;
+pub mod allow;
 mod engine;
 mod host;
 pub mod protocol;

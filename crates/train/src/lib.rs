@@ -68,6 +68,8 @@ pub struct EpochRow {
 /// What one poll saw (for logs and tests).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PollReport {
+    /// The poll read MAX_READ bytes of `results.csv`: more may be waiting (a final poll drains them).
+    pub more: bool,
     pub new_rows: usize,
     pub new_run: bool,
     pub bad_lines: usize,
@@ -267,6 +269,7 @@ impl RunWatcher {
             return;
         }
         self.offset += buf.len() as u64;
+        report.more = buf.len() as u64 == MAX_READ;
         self.pending.extend_from_slice(&buf);
         // Complete lines only; a half-written last line waits for the next poll.
         while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
@@ -304,9 +307,11 @@ impl RunWatcher {
         }
         if self.pending.len() > MAX_LINE {
             self.pending.clear();
-            self.skipping = true;
-            self.error("csv");
-            report.bad_lines += 1;
+            // One line, one error, however many polls its bytes take.
+            if !std::mem::replace(&mut self.skipping, true) {
+                self.error("csv");
+                report.bad_lines += 1;
+            }
         }
     }
 
@@ -425,6 +430,13 @@ mod tests {
         let (report, _) = w.poll();
         assert_eq!(report.bad_lines, 1);
         assert!(w.pending.is_empty(), "{} bytes kept", w.pending.len());
+        // More of the same line, over polls of MAX_READ: still the one error already counted.
+        std::io::Write::write_all(&mut f, &vec![b'x'; 2 * MAX_READ as usize + 5]).unwrap();
+        for _ in 0..3 {
+            let (report, _) = w.poll();
+            assert_eq!(report.bad_lines, 0);
+            assert!(w.pending.len() <= MAX_LINE);
+        }
         std::io::Write::write_all(&mut f, b"xxxx\n1,0.5\n").unwrap();
         let (report, updates) = w.poll();
         assert_eq!((report.new_rows, report.bad_lines), (1, 0));

@@ -81,7 +81,7 @@ impl ImagePredictions {
 #[derive(Debug)]
 pub struct JsonlReader {
     path: PathBuf,
-    lines: std::io::Lines<BufReader<File>>,
+    reader: BufReader<File>,
     line: usize,
 }
 
@@ -90,7 +90,7 @@ impl JsonlReader {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
-            lines: BufReader::new(file).lines(),
+            reader: BufReader::new(file),
             line: 0,
         })
     }
@@ -101,18 +101,29 @@ impl Iterator for JsonlReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let text = self.lines.next()?;
-            self.line += 1;
-            let text = match text {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Some(Err(FormatError::line(
-                        &self.path,
-                        self.line,
-                        "not UTF-8 text",
-                    )));
+            let text = match read_line(&mut self.reader, MAX_RECORD_BYTES) {
+                Ok(None) => return None,
+                Ok(Some(t)) => {
+                    self.line += 1;
+                    t
                 }
-                Err(e) => return Some(Err(FormatError::io(&self.path, e))),
+                Err(e) => {
+                    self.line += 1;
+                    return Some(Err(match e {
+                        LineError::TooLong => FormatError::line(
+                            &self.path,
+                            self.line,
+                            format!(
+                                "longer than {} MiB, the most one image's record may take",
+                                MAX_RECORD_BYTES >> 20
+                            ),
+                        ),
+                        LineError::NotUtf8 => {
+                            FormatError::line(&self.path, self.line, "not UTF-8 text")
+                        }
+                        LineError::Io(e) => FormatError::io(&self.path, e),
+                    }));
+                }
             };
             if text.trim().is_empty() {
                 continue;
@@ -125,6 +136,57 @@ impl Iterator for JsonlReader {
             );
         }
     }
+}
+
+/// The longest line [`JsonlReader`] reads (one image's record: about a million detections). A longer line is an
+/// error naming it, skipped without being held in memory; the lines after it are read.
+pub const MAX_RECORD_BYTES: usize = 256 << 20;
+
+enum LineError {
+    TooLong,
+    NotUtf8,
+    Io(std::io::Error),
+}
+
+/// One line without its `\n` (or `\r\n`), at most `max` bytes; a longer one is consumed up to its newline and
+/// refused.
+fn read_line(r: &mut impl BufRead, max: usize) -> Result<Option<String>, LineError> {
+    let mut buf = Vec::new();
+    let n = std::io::Read::take(&mut *r, max as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .map_err(LineError::Io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    } else if buf.len() > max {
+        drop(buf);
+        // Skip the rest of the line a buffer at a time.
+        loop {
+            let chunk = r.fill_buf().map_err(LineError::Io)?;
+            if chunk.is_empty() {
+                break;
+            }
+            match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    r.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = chunk.len();
+                    r.consume(n);
+                }
+            }
+        }
+        return Err(LineError::TooLong);
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| LineError::NotUtf8)
 }
 
 /// Reads a whole predictions file.
@@ -181,5 +243,36 @@ impl JsonlWriter {
             .map_err(|e| FormatError::io(&self.partial, e))?;
         std::fs::rename(&self.partial, &self.path).map_err(|e| FormatError::io(&self.path, e))?;
         Ok(self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineError, read_line};
+    use std::io::{BufReader, Cursor};
+
+    #[test]
+    fn an_overlong_line_is_refused_and_skipped_without_being_held() {
+        // A small buffer, so the skipped line spans many refills.
+        let text = [
+            b"{\"a\":1}\r\n".to_vec(),
+            vec![b'x'; 10_000],
+            b"\n\nlast".to_vec(),
+        ]
+        .concat();
+        let mut r = BufReader::with_capacity(64, Cursor::new(text));
+        assert_eq!(
+            read_line(&mut r, 100).ok().flatten().as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert!(matches!(read_line(&mut r, 100), Err(LineError::TooLong)));
+        assert_eq!(read_line(&mut r, 100).ok().flatten().as_deref(), Some(""));
+        assert_eq!(
+            read_line(&mut r, 100).ok().flatten().as_deref(),
+            Some("last")
+        );
+        assert!(matches!(read_line(&mut r, 100), Ok(None)));
+        let mut r = BufReader::new(Cursor::new(b"\xff\n".to_vec()));
+        assert!(matches!(read_line(&mut r, 100), Err(LineError::NotUtf8)));
     }
 }
