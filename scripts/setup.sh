@@ -140,7 +140,7 @@ if [ "$tests" = 1 ]; then
   for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager \
       gdal_translate:gdal-bin gdaltransform:gdal-bin ogrinfo:gdal-bin gdal_edit.py:gdal-bin \
       sbatch:slurm-wlm munged:munge prometheus-pushgateway:prometheus-pushgateway kubectl:kubectl \
-      node:nodejs npm:npm prlimit:util-linux; do
+      node:nodejs npm:npm chromium:chromium prlimit:util-linux; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
@@ -162,7 +162,7 @@ if [ "$tests" = 1 ]; then
   fi
   # The npm packages of the tests (registry, versions in each lock file): the Prometheus Operator's CRD schemas for
   # the manifests' test (tests/k8s) and playwright-core, which drives the system Chromium (tests/browser).
-  for pkg in tests/k8s; do
+  for pkg in tests/k8s tests/browser; do
     stamp="$pkg/node_modules/.nsod-lock"
     want="$(sha256sum "$pkg/package-lock.json" | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

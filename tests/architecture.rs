@@ -154,6 +154,20 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     // The server is a library front end: no CLI, no terminal, no anyhow.
     ("nsod-serve", &["clap", "anyhow", "indicatif"]),
+    // The report is files on disk (it decodes images through the pipeline's decode stage, and runs nothing else):
+    // no metrics, no server, no network client, no CLI.
+    (
+        "nsod-report",
+        &[
+            "prometheus-client",
+            "nsod-telemetry",
+            "nsod-serve",
+            "axum",
+            "ureq",
+            "clap",
+            "anyhow",
+        ],
+    ),
 ];
 
 #[test]

@@ -529,6 +529,7 @@ fn completions_and_man_pages_cover_every_command() {
         "man",
         "plan",
         "merge",
+        "report",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let o = nsod().args(["completions", shell]).output().unwrap();
@@ -562,6 +563,7 @@ fn completions_and_man_pages_cover_every_command() {
             "nsod-man.1",
             "nsod-merge.1",
             "nsod-plan.1",
+            "nsod-report.1",
             "nsod-rules-check.1",
             "nsod-rules-suggest.1",
             "nsod-rules.1",

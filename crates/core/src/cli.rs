@@ -67,6 +67,9 @@ pub enum Command {
     Rules(RulesCommand),
     /// Build the knowledge graph of spatial relations from predictions.
     Kg(KgArgs),
+    /// Write a run folder as a static web site to look through in a browser: summary, paged gallery, a viewer per
+    /// image with its boxes and the rules that changed them, rule changes, knowledge graph, evaluation.
+    Report(ReportArgs),
     /// Export an Ultralytics training run's progress as metrics (optionally running the training command).
     TrainMonitor(Box<TrainArgs>),
     /// Compute COCO and VOC/DOTA mAP of predictions against ground truth; compare prediction sets (before and
@@ -384,6 +387,21 @@ pub struct KgArgs {
     /// Compute relations only for these class pairs (one "class class" pair per line; default: all pairs).
     #[arg(long, value_name = "FILE")]
     pub pairs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run folder (of `nsod infer`, `nsod merge` or `nsod symbolic`).
+    pub run_dir: PathBuf,
+    /// Output folder of the site (default: RUN_DIR/report); open its index.html.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where the images are, when not where the run read them (the viewer shows them under the boxes).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Thumbnails per gallery page.
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Subcommand)]

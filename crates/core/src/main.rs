@@ -7,6 +7,7 @@ mod infer;
 mod kg;
 mod metrics;
 mod paths;
+mod report;
 mod serve;
 mod shard;
 mod symbolic;
@@ -109,6 +110,7 @@ fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
             kg::suggest_rules(&facts, out.as_deref())
         }
         cli::Command::Kg(args) => kg::run(&args),
+        cli::Command::Report(args) => report::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
         cli::Command::Eval(args) => eval::run(&args),
         cli::Command::Completions { shell } => {

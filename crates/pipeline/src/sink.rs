@@ -346,6 +346,8 @@ pub struct RunDirSink {
     dataset: DatasetGraph,
     coco_images: Vec<serde_json::Value>,
     per_class: BTreeMap<String, usize>,
+    /// Seconds spent in each stage over the images this run processed, and how many images ran it.
+    stages: BTreeMap<&'static str, (f64, usize)>,
     failures: Vec<Failure>,
     manifest: serde_json::Value,
     started: SystemTime,
@@ -438,6 +440,7 @@ impl RunDirSink {
             dataset: DatasetGraph::default(),
             coco_images: Vec::new(),
             per_class: BTreeMap::new(),
+            stages: BTreeMap::new(),
             failures: Vec::new(),
             manifest: json!({}),
             started: SystemTime::now(),
@@ -681,6 +684,13 @@ impl RunDirSink {
         if let Some(rss) = peak_rss_bytes() {
             m["peak_rss_bytes"] = json!(rss);
         }
+        // Stage times of the images processed by this run (kept and merged images have none).
+        m["stage_seconds"] = self
+            .stages
+            .iter()
+            .map(|(k, (s, n))| ((*k).to_owned(), json!({"seconds": s, "images": n})))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         m["failures"] = json!(
             self.failures
                 .iter()
@@ -839,6 +849,11 @@ impl Sink for RunDirSink {
     }
 
     fn image(&mut self, o: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError> {
+        for (stage, seconds) in o.timings.iter() {
+            let t = self.stages.entry(stage.as_str()).or_default();
+            t.0 += seconds;
+            t.1 += 1;
+        }
         let rel = Path::new(&o.image);
         if self.opts.vis
             && let Some(img) = image
