@@ -440,9 +440,17 @@ fn head(h: &Term, builtins: &BTreeSet<Pi>, scene: &BTreeSet<Pi>) -> Result<Pi, S
             pi_text(&pi)
         ));
     }
-    if builtins.contains(&pi) {
+    if builtins.contains(&pi) || meta_or_control(&pi.0) {
         return Err(format!(
             "{} is a built-in and cannot be redefined",
+            pi_text(&pi)
+        ));
+    }
+    // A refused built-in must not come back as the file's own predicate: the calls to it would pass as calls to a
+    // predicate the file defines (found by the `rules` fuzz target with `retract(..) :- retract(..)`).
+    if let Some(why) = known_reason(&pi.0) {
+        return Err(format!(
+            "{} names a built-in rule bases may not use ({why}), so it cannot be defined either",
             pi_text(&pi)
         ));
     }
@@ -726,6 +734,21 @@ mod tests {
                 "detection/8 is a scene fact",
             ),
             (c("append", vec![atom("a"); 3]), "append/3 is a built-in"),
+            (
+                c(
+                    ":-",
+                    vec![c("retract", vec![var("_X")]), c("retract", vec![var("_X")])],
+                ),
+                "retract/1 names a built-in rule bases may not use (it changes the database",
+            ),
+            (
+                atom("halt"),
+                "halt/0 names a built-in rule bases may not use",
+            ),
+            (
+                c(",", vec![atom("a"), atom("b")]),
+                "','/2 is a built-in and cannot be redefined",
+            ),
         ];
         for (term, expected) in cases {
             let mut terms = read(vec![atom("ok")]);
