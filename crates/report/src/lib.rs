@@ -91,12 +91,6 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: cannot write: {source}", path.display())]
-    Format {
-        path: PathBuf,
-        #[source]
-        source: nsod_types::formats::FormatError,
-    },
     #[error("template {name}: {source}")]
     Template {
         name: String,
@@ -711,10 +705,20 @@ impl Site {
         std::fs::create_dir_all(&p).map_err(|source| ReportError::Write { path: p, source })
     }
 
+    /// Writes a page through a temporary file and a rename (a reader never sees half a page; a failed write
+    /// leaves the previous one). No fsync: a report is remade at will, and thousands of syncs made it slower to
+    /// rewrite than to make pictures.
     fn write(&self, rel: &str, bytes: &[u8]) -> Result<(), ReportError> {
         let path = self.out.join(rel);
-        nsod_types::formats::write_atomic(&path, |w| w.write_all(bytes))
-            .map_err(|source| ReportError::Format { path, source })
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&tmp);
+                ReportError::Write { path, source }
+            })
     }
 
     fn render(&self, rel: &str, template: &str, ctx: minijinja::Value) -> Result<(), ReportError> {

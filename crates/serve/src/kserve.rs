@@ -99,7 +99,8 @@ pub fn parse(body: &[u8], header_len: Option<&str>) -> Result<InferRequest, Stri
         .and_then(Value::as_array)
         .map(|s| s.iter().filter_map(Value::as_i64).collect())
         .ok_or_else(|| bad(format!("input {INPUT:?}: shape missing")))?;
-    if shape.is_empty() || shape.iter().product::<i64>() != 1 || shape.iter().any(|&d| d != 1) {
+    // Every dimension 1 (no product: a shape of huge dimensions would overflow it; found by the kserve fuzz target).
+    if shape.is_empty() || shape.iter().any(|&d| d != 1) {
         return Err(bad(format!(
             "input {INPUT:?}: shape {shape:?}, expected [1] (one image per request)"
         )));
@@ -330,6 +331,11 @@ mod tests {
             (
                 r#"{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}]}"#,
                 "shape [2], expected [1]",
+            ),
+            // The kserve fuzz target's crash (fuzz/regressions/kserve): dimensions whose product overflows i64.
+            (
+                r#"{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [4444444444, 3333333333, 0, 1111111111], "data": ["a"]}]}"#,
+                "shape [4444444444, 3333333333, 0, 1111111111], expected [1]",
             ),
             (
                 r#"{"inputs": [{"name": "pixels", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
