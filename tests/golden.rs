@@ -1,4 +1,4 @@
-//! Golden test: `nsod infer` with both OBB models, the default rules and `--kg` on the shared images writes exactly
+//! Golden test: `nsod infer` with both OBB models, the default rules and `--kg` on the shared images, in both schedules, writes exactly
 //! the files in tests/fixtures/golden/ (produced before the pipeline library refactor). A deliberate change of the
 //! outputs regenerates them with `NSOD_UPDATE_GOLDEN=1`.
 
@@ -40,8 +40,18 @@ fn infer_outputs_are_byte_identical_to_the_golden_files() {
         std::fs::copy(data.join(f), imgs.join(f)).unwrap();
     }
     let update = std::env::var_os("NSOD_UPDATE_GOLDEN").is_some();
-    for model in ["yolov8n-obb_1024", "yolo26n-obb_1024_e2e"] {
-        let out = dir.path().join(model);
+    // Both schedules write the same files (the pipelined one on these fixed-batch models: one slice per run).
+    let runs = [
+        ("yolov8n-obb_1024", "sequential"),
+        ("yolo26n-obb_1024_e2e", "sequential"),
+        ("yolov8n-obb_1024", "pipelined"),
+        ("yolo26n-obb_1024_e2e", "pipelined"),
+    ];
+    for (model, schedule) in runs {
+        if update && schedule == "pipelined" {
+            continue;
+        }
+        let out = dir.path().join(format!("{model}-{schedule}"));
         let o = nsod()
             .args([
                 "infer",
@@ -49,6 +59,8 @@ fn infer_outputs_are_byte_identical_to_the_golden_files() {
                 "2",
                 "--no-metrics",
                 "--kg",
+                "--schedule",
+                schedule,
                 "--ort-lib",
             ])
             .arg(&lib)
@@ -76,7 +88,7 @@ fn infer_outputs_are_byte_identical_to_the_golden_files() {
             );
             assert!(
                 a == b,
-                "{model}: {} differs from the golden file ({} vs {} bytes)",
+                "{model} ({schedule}): {} differs from the golden file ({} vs {} bytes)",
                 f.display(),
                 b.len(),
                 a.len()

@@ -334,6 +334,12 @@ fn eval_plots_stay_inside_the_output_folder() {
     ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
 )]
 fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
+    for schedule in ["sequential", "pipelined"] {
+        sigterm_stops_within_two_seconds(schedule);
+    }
+}
+
+fn sigterm_stops_within_two_seconds(schedule: &str) {
     use std::time::{Duration, Instant};
     let lib = ort_lib();
     let dota = shared_data().join("dota_P0006.png");
@@ -353,6 +359,7 @@ fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
     let mut child = KillOnDrop(
         infer(&lib, &imgs, &out)
             .args(["--slice", "64", "--no-symbolic", "--no-metrics", "-q"])
+            .args(["--schedule", schedule])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -389,7 +396,7 @@ fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
     let took = t.elapsed();
     assert!(
         took < Duration::from_secs(2),
-        "stopped {took:?} after SIGTERM"
+        "{schedule}: stopped {took:?} after SIGTERM"
     );
     assert_eq!(status.code(), Some(130));
     let records = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();

@@ -169,6 +169,11 @@ def inference():
                 (f"nsod:model_run_duration_seconds:p95_5m{{{SM}}}", "session.run p95 {{model}}"),
                 (f"sum(rate(nsod_preprocess_duration_seconds_sum{{{S}}}[$__rate_interval])) / sum(rate(nsod_preprocess_duration_seconds_count{{{S}}}[$__rate_interval]))", "letterbox mean"),
             ], unit="s"),
+            panel("timeseries", "Model busy ratio", [
+                (f"nsod_model_busy_ratio{{{SM}}}", "since the run began {{model}} {{instance}}"),
+                (f"sum by (model, instance) (rate(nsod_model_run_duration_seconds_sum{{{SM}}}[$__rate_interval]))", "session time per second {{model}} {{instance}}"),
+            ], unit="percentunit", w=24, h=7,
+                  desc="Share of the wall time the model was running (per session). Low on a GPU: the CPU stages (decode, letterbox, merge, rules, writes) do not keep it fed; try --schedule pipelined and a larger --batch."),
             row("Detections"),
             panel("timeseries", "Detections per image (mean)", [(f"nsod:detections_per_image:mean5m{{{SM}}}", "{{model}}")], w=8),
             panel("heatmap", "Confidence distribution", [(f"sum by (le) (increase(nsod_detection_confidence_bucket{{{SM}}}[$__rate_interval]))",)], unit="percentunit", w=8),

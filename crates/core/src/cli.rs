@@ -198,6 +198,14 @@ pub struct InferArgs {
     /// ONNX Runtime intra-op threads (0: all cores).
     #[arg(long, default_value_t = defaults().threads)]
     pub threads: usize,
+    /// sequential (one image after the other), pipelined (slices prepared, run and decoded at once, --batch
+    /// counting slices across images; keeps a GPU busy, same outputs) or auto (pipelined on a GPU).
+    #[arg(long, default_value_t = defaults().schedule, value_name = "SCHEDULE")]
+    pub schedule: nsod_pipeline::config::Schedule,
+    /// ONNX Runtime IoBinding for pipelined runs: on (page-locked host buffers on a GPU), off, or auto (on for
+    /// CUDA).
+    #[arg(long, default_value_t = defaults().io_binding, value_name = "MODE")]
+    pub io_binding: nsod_pipeline::config::IoBinding,
     /// Resume: keep the images already in DIR/predictions.jsonl (or in the .partial files an interrupted run left),
     /// with all their outputs, and process only the others.
     #[arg(long)]

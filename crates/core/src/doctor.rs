@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     println!("nsod {}", env!("CARGO_PKG_VERSION"));
-    let runtime = Runtime::load(global.ort_lib.as_deref());
+    let runtime = Runtime::load(global.ort_lib.as_deref()).map(std::sync::Arc::new);
     match &runtime {
         Ok(rt) => {
             let version = rt.version();
@@ -63,6 +63,9 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             " (missing: git checkout -- models/yolov8n-obb.onnx, or set NSOD_MODEL)"
         }
     );
+    if let (Ok(rt), true) = (&runtime, model_ok) {
+        probe_model(rt, &model);
+    }
     let drivers = nsod_raster::available_drivers();
     println!(
         "gdal: {} (raster drivers: {})",
@@ -96,5 +99,46 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match runtime {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the default model once on the CPU, and on CUDA when this ONNX Runtime has the provider, and says which
+/// providers actually ran its nodes (from ONNX Runtime's profile of that run), or why CUDA cannot be used.
+fn probe_model(rt: &std::sync::Arc<Runtime>, model: &std::path::Path) {
+    let mut devices = vec![nsod_detect::Device::Cpu];
+    if rt
+        .available_providers()
+        .is_ok_and(|eps| eps.iter().any(|e| e == "CUDAExecutionProvider"))
+    {
+        devices.push(nsod_detect::Device::Cuda(0));
+    }
+    for device in devices {
+        let name = match device {
+            nsod_detect::Device::Cpu => "cpu".to_owned(),
+            nsod_detect::Device::Cuda(id) => format!("cuda:{id}"),
+        };
+        let opts = nsod_detect::ModelOptions {
+            device,
+            ..Default::default()
+        };
+        let ran = nsod_detect::Model::load(rt, model, &opts).and_then(|mut m| {
+            let t = std::time::Instant::now();
+            let placements = m.probe()?.clone();
+            Ok((placements, t.elapsed().as_secs_f64()))
+        });
+        match ran {
+            Ok((Ok(p), secs)) => println!(
+                "model run on {name}: {} ({secs:.2} s, the first run)",
+                p.iter()
+                    .map(|p| format!("{} ran {} nodes", p.provider, p.nodes))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Ok((Err(e), _)) => println!("model run on {name}: ran; providers unknown ({e})"),
+            Err(e) => println!(
+                "model run on {name}: cannot run: {}",
+                nsod_pipeline::error_chain(&e)
+            ),
+        }
     }
 }

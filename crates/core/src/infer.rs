@@ -91,6 +91,8 @@ pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConf
         "batch" => c.detect.batch, a.batch;
         "device" => c.device, a.device.clone();
         "threads" => c.threads, a.threads;
+        "schedule" => c.schedule, a.schedule;
+        "io_binding" => c.io_binding, a.io_binding;
         "rules" => c.rules.file, a.rules.clone();
         "gsd" => c.rules.gsd, a.gsd;
         "kg_pairs" => c.kg.pairs, a.kg_pairs.clone();
@@ -156,8 +158,15 @@ impl Observer for CliObserver {
     fn finishing(&mut self) {
         crate::release_freed_memory();
     }
+    fn released(&mut self) {
+        // A large raster's block cache was freed: give it back before its rules, graph and outputs.
+        crate::release_freed_memory();
+    }
     fn begin(&mut self, jobs: usize, _kept: usize) {
         self.progress.set_length(jobs as u64);
+        if let Some(m) = &self.metrics {
+            m.run_began(1);
+        }
     }
     fn started(&mut self, _job: &Job) {
         if let Some(m) = &self.metrics {
@@ -286,6 +295,32 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
     for (name, what) in rows {
         anstream::println!("  {:<18} {what}", name);
     }
+}
+
+/// What ran the model, and how busy it was: `model: CPUExecutionProvider ran all 233 nodes (cpu); 12 runs took
+/// 3.41 s, 93% of the run (pipelined, batch 8)`.
+pub fn model_line(m: &nsod_pipeline::sink::ModelRun, device: &str) -> String {
+    let providers = match &m.placements {
+        Some(Ok(p)) if p.len() == 1 => format!("{} ran all {} nodes", p[0].provider, p[0].nodes),
+        Some(Ok(p)) => {
+            let total: usize = p.iter().map(|p| p.nodes).sum();
+            let parts: Vec<String> = p
+                .iter()
+                .map(|p| format!("{} {}", p.provider, p.nodes))
+                .collect();
+            format!("{total} nodes ran on {}", parts.join(", "))
+        }
+        Some(Err(e)) => format!("providers unknown ({e})"),
+        None => "no run".into(),
+    };
+    format!(
+        "model: {providers} ({device}); {} runs took {:.2} s, {:.0}% of the run ({}, batch {})",
+        m.runs,
+        m.run_seconds,
+        100.0 * m.busy_ratio,
+        m.schedule,
+        m.batch
+    )
 }
 
 /// The model file's stem: its name in metrics and in the serving API.
@@ -489,6 +524,9 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     );
     for (class, n) in &summary.per_class {
         crate::ui::summary!("  {class}: {n}");
+    }
+    if let Some(m) = &summary.model {
+        crate::ui::summary!("{}", model_line(m, &config.device));
     }
     if let Some(rb) = pipeline.rules() {
         crate::ui::summary!(

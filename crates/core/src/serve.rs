@@ -101,6 +101,7 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| crate::infer::model_name(&config));
     let metrics = InferMetrics::new(&telemetry, &model_name);
     metrics.model_loaded(built.model_load_seconds);
+    metrics.run_began(a.workers.max(1));
     if pipeline.rules().is_some() {
         metrics.rules_loaded(built.rules_load_seconds);
     }

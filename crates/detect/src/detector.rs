@@ -1,7 +1,7 @@
 //! One image through the model: slicing, batched runs, decoding, NMS and merging.
 
 use crate::DetectError;
-use crate::model::Model;
+use crate::model::{Model, ModelInfo};
 use crate::preprocess::{Letterbox, Region, letterbox_into};
 use crate::slicing::slice_regions;
 use crate::source::ImageSource;
@@ -88,14 +88,16 @@ pub struct ImageDetections {
     /// With a [`Detector::tile`]: per slice run, its index among the image's regions and how many of
     /// `detections` (in order, unmerged) it found.
     pub groups: Vec<(usize, usize)>,
+    /// Wall time from the image's first slice to its merge.
+    pub elapsed_seconds: f64,
 }
 
 /// One model input: a region of `image` (`within`) that stands for `placed` in the original image (the same size,
 /// or smaller for a decimated full-image pass).
-struct SliceInput<'a> {
-    image: &'a RgbImage,
-    within: Region,
-    placed: Region,
+pub(crate) struct SliceInput<'a> {
+    pub(crate) image: &'a RgbImage,
+    pub(crate) within: Region,
+    pub(crate) placed: Region,
 }
 
 /// A model with its settings and reusable buffers.
@@ -142,56 +144,17 @@ impl Detector {
 
     /// An error when `width x height` would be cut into more than [`MAX_SLICES`] slices.
     pub fn check_slices(&self, width: u32, height: u32) -> Result<(), DetectError> {
-        let (mh, mw) = self.model.info.input_hw;
-        let (sw, sh) = match self.config.slice {
-            SliceMode::Off => return Ok(()),
-            SliceMode::Size(s) => (s, s),
-            SliceMode::Auto => (mw, mh),
-        };
-        let o = self.config.overlap;
-        let n = crate::slicing::slice_count(width, height, sw, sh, o, o);
-        if n > MAX_SLICES {
-            return Err(DetectError::Output(format!(
-                "{width} x {height} px in slices of {sw} px with overlap {o} makes {n} slices, above the maximum of {MAX_SLICES} per image: use larger slices (--slice)"
-            )));
-        }
-        Ok(())
+        check_slices(&self.model.info, &self.config, width, height)
     }
 
     /// The regions of an image this detector runs, and whether the result needs the SAHI merge.
     pub fn regions(&self, width: u32, height: u32) -> (Vec<Region>, bool) {
-        let (mh, mw) = self.model.info.input_hw;
-        let full = Region {
-            x: 0,
-            y: 0,
-            width,
-            height,
-        };
-        let slice = match self.config.slice {
-            SliceMode::Off => None,
-            SliceMode::Size(s) => Some((s, s)),
-            SliceMode::Auto => (width > mw || height > mh).then_some((mw, mh)),
-        };
-        let Some((sw, sh)) = slice else {
-            return (vec![full], false);
-        };
-        let mut regions = slice_regions(
-            width,
-            height,
-            sw,
-            sh,
-            self.config.overlap,
-            self.config.overlap,
-        );
-        if regions.len() > 1 && self.config.full_pass {
-            regions.push(full);
-        }
-        let merge = regions.len() > 1;
-        (regions, merge)
+        regions(&self.model.info, &self.config, width, height)
     }
 
     /// Runs the model over `img`.
     pub fn detect(&mut self, img: &RgbImage) -> Result<ImageDetections, DetectError> {
+        let start = Instant::now();
         if img.width() == 0 || img.height() == 0 {
             return Err(DetectError::Output(format!(
                 "the image has no pixels ({} x {})",
@@ -220,7 +183,7 @@ impl Detector {
             let indices: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
             self.run_slices(&inputs, &indices, &mut result, &mut all)?;
         }
-        self.finish(all, merge_needed, result)
+        self.finish(all, merge_needed, result, start)
     }
 
     /// Runs the model over an image read window by window: each slice is read when its batch comes (the next
@@ -229,6 +192,7 @@ impl Detector {
     /// memory holds two batches of slices whatever the image size. On an image that fits the model input, and with
     /// the full-image pass off, the result equals [`Detector::detect`] on the same pixels.
     pub fn detect_source(&mut self, src: &dyn ImageSource) -> Result<ImageDetections, DetectError> {
+        let start = Instant::now();
         let (width, height) = src.size();
         if width == 0 || height == 0 {
             return Err(DetectError::Output(format!(
@@ -260,13 +224,7 @@ impl Detector {
                 let mut images = Vec::with_capacity(chunk.len());
                 for (i, r) in chunk {
                     let t = Instant::now();
-                    let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
-                    let whole = r.width == width && r.height == height;
-                    let pixels = if whole && (nw < r.width || nh < r.height) {
-                        Some(src.read_decimated(nw, nh)?)
-                    } else {
-                        src.read(*r)?
-                    };
+                    let pixels = read_slice(src, *r, (mw, mh))?;
                     read_secs.push(t.elapsed().as_secs_f64());
                     if let Some(p) = pixels {
                         images.push((*i, *r, p));
@@ -348,7 +306,7 @@ impl Detector {
             Ok(())
         })?;
         self.input = spare;
-        self.finish(all, merge_needed, result)
+        self.finish(all, merge_needed, result, start)
     }
 
     /// Letterboxes `inputs` into one batch (in the detector's reusable buffer), runs the model and maps the
@@ -390,20 +348,10 @@ impl Detector {
         result.run_durations.push(run);
         result.runs += 1;
         let t = Instant::now();
-        let [b, d1, d2] = shape[..] else {
-            return Err(DetectError::Output(format!(
-                "output shape {shape:?} is not [batch, a, b]"
-            )));
-        };
-        if b < placed.len() {
-            return Err(DetectError::Output(format!(
-                "output batch {b} is smaller than the {} inputs",
-                placed.len()
-            )));
-        }
+        let [d1, d2] = output_dims(&shape, data.len(), placed.len())?;
         for (i, (region, lb)) in placed.iter().zip(letterboxes).enumerate() {
             let out = &data[i * d1 * d2..(i + 1) * d1 * d2];
-            let dets = self.postprocess_run(out, [d1, d2])?;
+            let dets = decode_run(&self.model.info, &self.config, out, [d1, d2])?;
             if self.tile.is_some() {
                 result.groups.push((indices[i], dets.len()));
             }
@@ -419,12 +367,14 @@ impl Detector {
         all: Vec<Detection>,
         merge_needed: bool,
         mut result: ImageDetections,
+        start: Instant,
     ) -> Result<ImageDetections, DetectError> {
         let t = Instant::now();
         result.merge_input = all.len();
         if self.tile.is_some() {
             // One window of a split raster: merged later with the other windows' slices (merge_groups).
             result.detections = all;
+            result.elapsed_seconds = start.elapsed().as_secs_f64();
             return Ok(result);
         }
         result.detections = merge_slices(all, merge_needed, &self.config);
@@ -434,33 +384,111 @@ impl Detector {
             result.merge_seconds = merge;
         }
         result.sliced = merge_needed;
+        result.elapsed_seconds = start.elapsed().as_secs_f64();
         Ok(result)
     }
+}
 
-    /// Decoding and Ultralytics' NMS for one run's output of one input.
-    fn postprocess_run(
-        &self,
-        out: &[f32],
-        dims: [usize; 2],
-    ) -> Result<Vec<Detection>, DetectError> {
-        let layout = self.model.info.layout;
-        let c = &self.config;
-        let mut dets = layout
-            .decode(out, dims, c.conf, &self.model.info.names, c.max_det)
-            .map_err(DetectError::Output)?;
-        if !layout.is_end_to_end() {
-            let keep = ultralytics_nms(
-                &dets,
-                c.iou,
-                c.agnostic_nms,
-                layout.is_oriented(),
-                c.max_det,
-            );
-            let mut taken: Vec<Option<Detection>> = dets.into_iter().map(Some).collect();
-            dets = keep.into_iter().filter_map(|i| taken[i].take()).collect();
-        }
-        Ok(dets)
+/// An error when `width x height` would be cut into more than [`MAX_SLICES`] slices.
+pub(crate) fn check_slices(
+    info: &ModelInfo,
+    config: &DetectorConfig,
+    width: u32,
+    height: u32,
+) -> Result<(), DetectError> {
+    let (mh, mw) = info.input_hw;
+    let (sw, sh) = match config.slice {
+        SliceMode::Off => return Ok(()),
+        SliceMode::Size(s) => (s, s),
+        SliceMode::Auto => (mw, mh),
+    };
+    let o = config.overlap;
+    let n = crate::slicing::slice_count(width, height, sw, sh, o, o);
+    if n > MAX_SLICES {
+        return Err(DetectError::Output(format!(
+            "{width} x {height} px in slices of {sw} px with overlap {o} makes {n} slices, above the maximum of {MAX_SLICES} per image: use larger slices (--slice)"
+        )));
     }
+    Ok(())
+}
+
+/// The regions of an image (SAHI's slices, then the full-image pass), and whether the result needs the merge.
+pub(crate) fn regions(
+    info: &ModelInfo,
+    config: &DetectorConfig,
+    width: u32,
+    height: u32,
+) -> (Vec<Region>, bool) {
+    let (mh, mw) = info.input_hw;
+    let full = Region {
+        x: 0,
+        y: 0,
+        width,
+        height,
+    };
+    let slice = match config.slice {
+        SliceMode::Off => None,
+        SliceMode::Size(s) => Some((s, s)),
+        SliceMode::Auto => (width > mw || height > mh).then_some((mw, mh)),
+    };
+    let Some((sw, sh)) = slice else {
+        return (vec![full], false);
+    };
+    let mut regions = slice_regions(width, height, sw, sh, config.overlap, config.overlap);
+    if regions.len() > 1 && config.full_pass {
+        regions.push(full);
+    }
+    let merge = regions.len() > 1;
+    (regions, merge)
+}
+
+/// The dimensions of each input's output in a run of `n` inputs (`[batch, a, b]`, batch at least `n`).
+pub(crate) fn output_dims(
+    shape: &[usize],
+    values: usize,
+    n: usize,
+) -> Result<[usize; 2], DetectError> {
+    let [b, d1, d2] = shape[..] else {
+        return Err(DetectError::Output(format!(
+            "output shape {shape:?} is not [batch, a, b]"
+        )));
+    };
+    if b < n {
+        return Err(DetectError::Output(format!(
+            "output batch {b} is smaller than the {n} inputs"
+        )));
+    }
+    if d1.checked_mul(d2).and_then(|p| p.checked_mul(b)) != Some(values) {
+        return Err(DetectError::Output(format!(
+            "output shape {shape:?} does not match its {values} values"
+        )));
+    }
+    Ok([d1, d2])
+}
+
+/// Decoding and Ultralytics' NMS for one run's output of one input.
+pub(crate) fn decode_run(
+    info: &ModelInfo,
+    c: &DetectorConfig,
+    out: &[f32],
+    dims: [usize; 2],
+) -> Result<Vec<Detection>, DetectError> {
+    let layout = info.layout;
+    let mut dets = layout
+        .decode(out, dims, c.conf, &info.names, c.max_det)
+        .map_err(DetectError::Output)?;
+    if !layout.is_end_to_end() {
+        let keep = ultralytics_nms(
+            &dets,
+            c.iou,
+            c.agnostic_nms,
+            layout.is_oriented(),
+            c.max_det,
+        );
+        let mut taken: Vec<Option<Detection>> = dets.into_iter().map(Some).collect();
+        dets = keep.into_iter().filter_map(|i| taken[i].take()).collect();
+    }
+    Ok(dets)
 }
 
 /// SAHI's merge of the detections of an image's slices (in region order), or the sort of a single run's.
@@ -510,6 +538,24 @@ pub fn merge_groups(
     Ok(merge_slices(all, merge_needed, config))
 }
 
+/// One region of a windowed source as the model will see it: at full resolution, or for the full-image pass of an
+/// image larger than the model input, the whole image decimated by the source to its letterboxed size (`None`: the
+/// region holds no data).
+pub(crate) fn read_slice(
+    src: &dyn ImageSource,
+    r: Region,
+    (mw, mh): (u32, u32),
+) -> Result<Option<RgbImage>, DetectError> {
+    let (width, height) = src.size();
+    let (_, nw, nh) = Letterbox::new(r.width, r.height, mw, mh);
+    let whole = r.width == width && r.height == height;
+    if whole && (nw < r.width || nh < r.height) {
+        Ok(Some(src.read_decimated(nw, nh)?))
+    } else {
+        src.read(r)
+    }
+}
+
 /// Letterboxes `inputs` into `buf` (resized to the model's batch; a fixed batch larger than the inputs is padded
 /// with images whose output is ignored) and returns how each was placed.
 fn letterbox_batch(
@@ -520,10 +566,21 @@ fn letterbox_batch(
     let (mh, mw) = info.input_hw;
     let per_image = 3 * (mh as usize) * (mw as usize);
     let n_run = info.fixed_batch.unwrap_or(inputs.len());
-    buf.resize(n_run * per_image, 114.0 / 255.0);
+    buf.resize(n_run * per_image, crate::preprocess::PAD);
+    letterbox_slices(info, inputs, buf)
+}
+
+/// Letterboxes `inputs` into the first images of `out` (one model input after the other), in parallel.
+pub(crate) fn letterbox_slices(
+    info: &crate::model::ModelInfo,
+    inputs: &[SliceInput],
+    out: &mut [f32],
+) -> Vec<Letterbox> {
+    let (mh, mw) = info.input_hw;
+    let per_image = 3 * (mh as usize) * (mw as usize);
     inputs
         .par_iter()
-        .zip(buf.par_chunks_exact_mut(per_image))
+        .zip(out.par_chunks_exact_mut(per_image))
         .map(|(s, out)| {
             let mut lb = letterbox_into(s.image, s.within, mw, mh, out);
             if s.within.width != s.placed.width || s.within.height != s.placed.height {
@@ -538,7 +595,7 @@ fn letterbox_batch(
 
 /// Maps a detection from model-input pixels back to the original image (Ultralytics' `scale_boxes`, then the
 /// slice offset). Axis-aligned boxes are clipped to their region; rotated boxes are regularised.
-fn to_image(mut d: Detection, lb: &Letterbox, region: &Region) -> Detection {
+pub(crate) fn to_image(mut d: Detection, lb: &Letterbox, region: &Region) -> Detection {
     let (gx, gy) = (lb.gain_x as f32, lb.gain_y as f32);
     let (px, py) = (lb.pad_x as f32, lb.pad_y as f32);
     let (ox, oy) = (region.x as f32, region.y as f32);

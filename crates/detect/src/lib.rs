@@ -10,6 +10,7 @@
 //!   run, the next ones while the model runs, and the full-image pass sees a decimated copy).
 //! * [`load_image`]: decoding with errors that name the file and the cause.
 
+pub mod cuda;
 pub mod detector;
 pub mod layout;
 pub mod metadata;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod preprocess;
 pub mod slicing;
 pub mod source;
+pub mod stream;
 pub mod vis;
 
 pub use detector::{
@@ -24,9 +26,10 @@ pub use detector::{
     merge_slices,
 };
 pub use layout::Layout;
-pub use model::{Device, Model, ModelInfo, ModelOptions};
+pub use model::{Device, IoMode, Model, ModelInfo, ModelOptions, Placement};
 pub use preprocess::Region;
 pub use source::ImageSource;
+pub use stream::{StreamImage, StreamInput, StreamOutput, StreamPixels, StreamStats};
 
 use std::path::{Path, PathBuf};
 

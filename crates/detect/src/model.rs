@@ -5,8 +5,9 @@ use crate::layout::Layout;
 use crate::metadata::{ModelMetadata, Task};
 use nsod_runtime::Runtime;
 use nsod_types::ClassNames;
-use ort::session::Session;
-use ort::value::{TensorRef, ValueType};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::{Tensor, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +35,33 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// How a pipelined run ([`crate::Detector::detect_stream`]) hands its batches to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// Bound on a GPU, plain on the CPU.
+    #[default]
+    Auto,
+    /// `session.run` on a host buffer the session reads in place; the output copied out once.
+    Plain,
+    /// ONNX Runtime IoBinding: each batch is letterboxed straight into a tensor of the session's host allocator
+    /// (page-locked CUDA memory on a GPU, so the copy to the device is one DMA transfer), and the output is written
+    /// into such a tensor and decoded where it lies. Every run takes the full batch (the last one is padded), so a
+    /// GPU sees one input shape.
+    Bound,
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" | "plain" => Ok(Self::Plain),
+            "on" | "bound" => Ok(Self::Bound),
+            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
+        }
+    }
+}
+
 /// How to open a model.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
@@ -42,6 +70,146 @@ pub struct ModelOptions {
     pub threads: usize,
     /// Class names overriding (or replacing missing) metadata.
     pub names: Option<ClassNames>,
+    /// IoBinding for pipelined runs.
+    pub io: IoMode,
+}
+
+impl ModelOptions {
+    /// Whether pipelined runs bind their inputs and outputs ([`IoMode::Auto`]: on a GPU).
+    pub fn bound(&self) -> bool {
+        match self.io {
+            IoMode::Auto => matches!(self.device, Device::Cuda(_)),
+            IoMode::Plain => false,
+            IoMode::Bound => true,
+        }
+    }
+}
+
+/// Which execution provider ran how many of the model's nodes in a session's first run (read from ONNX Runtime's
+/// profile of that run: what actually ran, not what was asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub provider: String,
+    pub nodes: usize,
+}
+
+/// The providers of a profile (ONNX Runtime's Chrome-trace JSON): each node's kernel event names its provider.
+pub fn placements(profile: &str) -> Result<Vec<Placement>, String> {
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(profile).map_err(|e| format!("not a profile: {e}"))?;
+    let mut nodes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for e in &events {
+        let (Some("Node"), Some(name), Some(provider)) = (
+            e["cat"].as_str(),
+            e["name"].as_str(),
+            e["args"]["provider"].as_str(),
+        ) else {
+            continue;
+        };
+        if let Some(node) = name.strip_suffix("_kernel_time") {
+            nodes
+                .entry(provider.to_owned())
+                .or_default()
+                .insert(node.to_owned());
+        }
+    }
+    if nodes.is_empty() {
+        return Err("the profile lists no node".into());
+    }
+    let mut out: Vec<Placement> = nodes
+        .into_iter()
+        .map(|(provider, n)| Placement {
+            provider,
+            nodes: n.len(),
+        })
+        .collect();
+    out.sort_by(|a, b| b.nodes.cmp(&a.nodes).then(a.provider.cmp(&b.provider)));
+    Ok(out)
+}
+
+/// A model input batch being filled: a host buffer, or a tensor of the session's (pinned) host allocator.
+#[derive(Debug)]
+pub struct InputBuffer(InputData);
+
+#[derive(Debug)]
+enum InputData {
+    Host(Vec<f32>),
+    Bound(Tensor<f32>),
+}
+
+impl InputBuffer {
+    /// An empty host buffer (it grows to the batch).
+    pub fn host() -> Self {
+        Self(InputData::Host(Vec::new()))
+    }
+
+    /// The values of `n` images of `per_image` values each: a host buffer is resized to them (new values are the
+    /// letterbox padding), a bound tensor has its batch fixed (`n` must fit in it; its other images are padding).
+    pub(crate) fn slots(&mut self, n: usize, per_image: usize) -> Result<&mut [f32], DetectError> {
+        match &mut self.0 {
+            InputData::Host(v) => {
+                v.resize(n * per_image, crate::preprocess::PAD);
+                Ok(v)
+            }
+            InputData::Bound(t) => {
+                let (_, data) = t.try_extract_tensor_mut().map_err(DetectError::Run)?;
+                if data.len() < n * per_image {
+                    return Err(DetectError::Output(format!(
+                        "a bound input holds {} values, fewer than the batch's {}",
+                        data.len(),
+                        n * per_image
+                    )));
+                }
+                Ok(data)
+            }
+        }
+    }
+}
+
+/// A model run's first output: its shape and values, in a host buffer or in the bound output tensor.
+#[derive(Debug)]
+pub struct OutputBuffer {
+    pub shape: Vec<usize>,
+    data: OutputData,
+}
+
+#[derive(Debug)]
+enum OutputData {
+    Host(Vec<f32>),
+    Bound(Tensor<f32>),
+}
+
+impl OutputBuffer {
+    /// The values, batch first.
+    pub fn data(&self) -> Result<&[f32], DetectError> {
+        match &self.data {
+            OutputData::Host(v) => Ok(v),
+            OutputData::Bound(t) => t
+                .try_extract_tensor()
+                .map(|(_, d)| d)
+                .map_err(DetectError::Run),
+        }
+    }
+
+    /// The host buffer, to be reused for a later run's output.
+    pub fn into_host(self) -> Option<Vec<f32>> {
+        match self.data {
+            OutputData::Host(v) => Some(v),
+            OutputData::Bound(_) => None,
+        }
+    }
+}
+
+/// IoBinding state of a session: the binding, the allocators of its host tensors (CUDA pinned memory on a GPU;
+/// `None`: the session's own CPU allocator) and the output's dimensions after the batch, learnt by the first run.
+#[derive(Debug)]
+struct Bound {
+    binding: IoBinding,
+    inputs: Option<Allocator>,
+    outputs: Option<Allocator>,
+    output_name: String,
+    out_dims: Option<[usize; 2]>,
 }
 
 /// What nsod knows about a model file, shared by every session of it (immutable, `Send + Sync`).
@@ -74,9 +242,19 @@ pub struct Model {
     session: Session,
     pub info: Arc<ModelInfo>,
     runtime: Arc<Runtime>,
+    /// Where ONNX Runtime profiles the first run (removed once read).
+    profile: Option<tempfile::TempDir>,
+    placements: Option<Result<Vec<Placement>, String>>,
+    bound: Option<Bound>,
 }
 
-fn session(runtime: &Runtime, path: &Path, opts: &ModelOptions) -> Result<Session, DetectError> {
+/// A session, profiled until its first run ends when `profile` is given (the file prefix).
+fn session(
+    runtime: &Runtime,
+    path: &Path,
+    opts: &ModelOptions,
+    profile: Option<&Path>,
+) -> Result<Session, DetectError> {
     let load_err = |message: &str, source: ort::Error| DetectError::Model {
         path: path.to_path_buf(),
         message: message.into(),
@@ -92,12 +270,31 @@ fn session(runtime: &Runtime, path: &Path, opts: &ModelOptions) -> Result<Sessio
             .with_intra_threads(opts.threads)
             .map_err(|e| load_err("cannot configure the session", e.into()))?;
     }
+    if let Some(p) = profile {
+        builder = builder
+            .with_profiling(p)
+            .map_err(|e| load_err("cannot configure the session", e.into()))?;
+    }
     if let Device::Cuda(id) = opts.device {
         builder = register_cuda(builder, id, runtime).map_err(DetectError::Device)?;
     }
-    builder
-        .commit_from_file(path)
-        .map_err(|e| load_err("not a loadable ONNX model", e))
+    builder.commit_from_file(path).map_err(|e| {
+        // The CUDA provider may fail only when the session is created (its libraries, the driver, the GPU).
+        match (opts.device, crate::cuda::diagnose(&e.to_string())) {
+            (Device::Cuda(id), Some(why)) => {
+                DetectError::Device(format!("--device cuda:{id}: {why}"))
+            }
+            _ => load_err("not a loadable ONNX model", e),
+        }
+    })
+}
+
+/// A folder for a session's first-run profile; `None` (no provider report) when no temporary folder can be made.
+fn profile_dir() -> Option<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("nsod-profile-")
+        .tempdir()
+        .ok()
 }
 
 fn tensor_shape(t: &ValueType) -> Option<Vec<i64>> {
@@ -122,7 +319,13 @@ impl Model {
         if !path.is_file() {
             return Err(load_err("no such file".into()));
         }
-        let session = session(runtime, path, opts)?;
+        let profile = profile_dir();
+        let session = session(
+            runtime,
+            path,
+            opts,
+            profile.as_ref().map(|d| d.path().join("run")).as_deref(),
+        )?;
         let meta_raw = session.metadata().map_err(|e| DetectError::Model {
             path: path.to_path_buf(),
             message: "cannot read the metadata".into(),
@@ -204,6 +407,9 @@ impl Model {
             session,
             info: Arc::new(info),
             runtime: runtime.clone(),
+            profile,
+            placements: None,
+            bound: None,
         })
     }
 
@@ -214,15 +420,73 @@ impl Model {
 
     /// A session of a model already read by [`Model::load`].
     pub fn open(runtime: &Arc<Runtime>, info: Arc<ModelInfo>) -> Result<Self, DetectError> {
+        let profile = profile_dir();
         Ok(Self {
-            session: session(runtime, &info.path, &info.options)?,
+            session: session(
+                runtime,
+                &info.path,
+                &info.options,
+                profile.as_ref().map(|d| d.path().join("run")).as_deref(),
+            )?,
             info,
             runtime: runtime.clone(),
+            profile,
+            placements: None,
+            bound: None,
         })
+    }
+
+    /// Which execution providers ran the model's nodes, from the profile of this session's first run (`None`
+    /// before it; an error when the profile could not be read).
+    pub fn placements(&self) -> Option<&Result<Vec<Placement>, String>> {
+        self.placements.as_ref()
+    }
+
+    /// Runs one batch of padding when the session has not run yet, so that [`Model::placements`] is known
+    /// (`nsod doctor`).
+    pub fn probe(&mut self) -> Result<&Result<Vec<Placement>, String>, DetectError> {
+        if self.placements.is_none() {
+            let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
+            let n = self.info.fixed_batch.unwrap_or(1);
+            let input = vec![crate::preprocess::PAD; n * 3 * h * w];
+            self.run(&input, n)?;
+        }
+        Ok(self
+            .placements
+            .get_or_insert_with(|| Err("no profile".into())))
+    }
+
+    /// Ends the first run's profile and reads the providers from it.
+    fn end_profile(&mut self) {
+        let Some(dir) = self.profile.take() else {
+            return;
+        };
+        let read = self
+            .session
+            .end_profiling()
+            .map_err(|e| format!("cannot end the profile: {e}"))
+            .and_then(|file| {
+                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))
+            })
+            .and_then(|text| placements(&text));
+        self.placements = Some(read);
+        drop(dir);
     }
 
     /// Runs `n` images stored planar in `input` (`n x 3 x h x w`) and returns the first output's shape and values.
     pub fn run(&mut self, input: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+        let mut out = Vec::new();
+        let shape = self.run_into(input, n, &mut out)?;
+        Ok((shape, out))
+    }
+
+    /// [`Model::run`] with the output copied into `out` (reused: no allocation once it has grown).
+    pub fn run_into(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<Vec<usize>, DetectError> {
         let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
         let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(DetectError::Run)?;
         let outputs = self
@@ -233,7 +497,167 @@ impl Model {
             .try_extract_tensor::<f32>()
             .map_err(DetectError::Run)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        Ok((shape, data.to_vec()))
+        out.clear();
+        out.extend_from_slice(data);
+        drop(outputs);
+        if self.profile.is_some() {
+            self.end_profile();
+        }
+        Ok(shape)
+    }
+
+    /// Whether [`Model::run_buffer`] uses IoBinding ([`ModelOptions::bound`]).
+    pub fn is_bound(&self) -> bool {
+        self.info.options.bound()
+    }
+
+    /// The IoBinding state, made on first use: on a GPU, allocators of page-locked host memory for inputs and
+    /// outputs.
+    fn binding(&mut self) -> Result<&mut Bound, DetectError> {
+        if self.bound.is_none() {
+            let pinned = |kind: MemoryType| -> Result<Option<Allocator>, DetectError> {
+                match self.info.device {
+                    Device::Cpu => Ok(None),
+                    Device::Cuda(id) => MemoryInfo::new(
+                        AllocationDevice::CUDA_PINNED,
+                        id as i32,
+                        AllocatorType::Device,
+                        kind,
+                    )
+                    .and_then(|m| Allocator::new(&self.session, m))
+                    .map(Some)
+                    .map_err(|e| {
+                        DetectError::Device(format!(
+                            "--device cuda:{id}: no page-locked host memory for IoBinding: {e}"
+                        ))
+                    }),
+                }
+            };
+            let inputs = pinned(MemoryType::CPUInput)?;
+            let outputs = pinned(MemoryType::CPUOutput)?;
+            let output_name = self
+                .session
+                .outputs()
+                .first()
+                .map(|o| o.name().to_owned())
+                .unwrap_or_default();
+            let binding = self.session.create_binding().map_err(DetectError::Run)?;
+            self.bound = Some(Bound {
+                binding,
+                inputs,
+                outputs,
+                output_name,
+                out_dims: None,
+            });
+        }
+        self.bound
+            .as_mut()
+            .ok_or_else(|| DetectError::Output("no IoBinding".into()))
+    }
+
+    /// `count` input buffers for batches of `batch` images: host buffers, or (bound) tensors of the session's host
+    /// allocator holding the whole batch, filled with the letterbox padding.
+    pub fn input_buffers(
+        &mut self,
+        count: usize,
+        batch: usize,
+    ) -> Result<Vec<InputBuffer>, DetectError> {
+        if !self.is_bound() {
+            return Ok((0..count).map(|_| InputBuffer::host()).collect());
+        }
+        let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
+        let b = self.binding()?;
+        let alloc = b.inputs.take();
+        let made = (0..count)
+            .map(|_| {
+                let mut t = Tensor::<f32>::new(
+                    alloc.as_ref().unwrap_or(self.session.allocator()),
+                    [batch, 3, h, w],
+                )
+                .map_err(DetectError::Run)?;
+                let (_, data) = t.try_extract_tensor_mut().map_err(DetectError::Run)?;
+                data.fill(crate::preprocess::PAD);
+                Ok(InputBuffer(InputData::Bound(t)))
+            })
+            .collect();
+        if let Some(b) = self.bound.as_mut() {
+            b.inputs = alloc;
+        }
+        made
+    }
+
+    /// Runs the first `n` images of `input` (a bound tensor runs its whole batch). `spare` is a host buffer to
+    /// reuse for the output of an unbound run.
+    pub fn run_buffer(
+        &mut self,
+        input: &InputBuffer,
+        n: usize,
+        spare: Option<Vec<f32>>,
+    ) -> Result<OutputBuffer, DetectError> {
+        let tensor = match &input.0 {
+            InputData::Host(v) => {
+                let mut out = spare.unwrap_or_default();
+                let shape = self.run_into(v, n, &mut out)?;
+                return Ok(OutputBuffer {
+                    shape,
+                    data: OutputData::Host(out),
+                });
+            }
+            InputData::Bound(t) => t,
+        };
+        let name = self.info.input_name.clone();
+        let dims = self.binding()?.out_dims;
+        let Some([d1, d2]) = dims else {
+            // The first run learns the output's dimensions, into host memory.
+            let outputs = self
+                .session
+                .run(ort::inputs![name.as_str() => tensor])
+                .map_err(DetectError::Run)?;
+            let (shape, data) = outputs[0]
+                .try_extract_tensor::<f32>()
+                .map_err(DetectError::Run)?;
+            let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            let data = data.to_vec();
+            drop(outputs);
+            if let [_, d1, d2] = shape[..]
+                && let Some(b) = self.bound.as_mut()
+            {
+                b.out_dims = Some([d1, d2]);
+            }
+            if self.profile.is_some() {
+                self.end_profile();
+            }
+            return Ok(OutputBuffer {
+                shape,
+                data: OutputData::Host(data),
+            });
+        };
+        let batch = tensor.shape().first().map_or(1, |&b| b.max(1) as usize);
+        let Some(b) = self.bound.as_mut() else {
+            return Err(DetectError::Output("no IoBinding".into()));
+        };
+        let mut out = Tensor::<f32>::new(
+            b.outputs.as_ref().unwrap_or(self.session.allocator()),
+            [batch, d1, d2],
+        )
+        .map_err(DetectError::Run)?;
+        b.binding
+            .bind_input(name.as_str(), tensor)
+            .map_err(DetectError::Run)?;
+        b.binding
+            .bind_output(b.output_name.as_str(), &mut out)
+            .map_err(DetectError::Run)?;
+        let run = self
+            .session
+            .run_binding(&b.binding)
+            .map(drop)
+            .map_err(DetectError::Run);
+        b.binding.clear();
+        run?;
+        Ok(OutputBuffer {
+            shape: vec![batch, d1, d2],
+            data: OutputData::Bound(out),
+        })
     }
 }
 
@@ -271,9 +695,13 @@ fn register_cuda(
         .with_device_id(id as i32)
         .build()
         .error_on_failure();
-    builder
-        .with_execution_providers([ep])
-        .map_err(|e| format!("--device cuda:{id}: {e}"))
+    builder.with_execution_providers([ep]).map_err(|e| {
+        let e = e.to_string();
+        format!(
+            "--device cuda:{id}: {}",
+            crate::cuda::diagnose(&e).unwrap_or(e)
+        )
+    })
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -54,7 +54,7 @@ impl Letterbox {
 }
 
 /// The padding value Ultralytics uses, normalised.
-const PAD: f32 = 114.0 / 255.0;
+pub(crate) const PAD: f32 = 114.0 / 255.0;
 
 /// Letterboxes `region` of `img` into `out`, a `3 x dst_h x dst_w` planar RGB buffer of values in `[0, 1]`.
 ///

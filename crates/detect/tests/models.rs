@@ -251,3 +251,122 @@ fn axis_aligned_layout_model_runs_end_to_end() {
         );
     }
 }
+
+/// An image for the stream: in memory, or read through the [`ImageSource`] interface (as a raster is).
+struct StreamTest {
+    img: image::RgbImage,
+    windowed: bool,
+}
+
+impl nsod_detect::StreamImage for StreamTest {
+    fn pixels(&self) -> nsod_detect::StreamPixels<'_> {
+        if self.windowed {
+            nsod_detect::StreamPixels::Source(&self.img)
+        } else {
+            nsod_detect::StreamPixels::Memory(&self.img)
+        }
+    }
+}
+
+/// The pipelined schedule equals the sequential one image by image, bit for bit: batches that mix slices of
+/// several images (dynamic batch 1, 3, 8), with IoBinding or without, images in memory and read window by window,
+/// an image that fails and values passed through, all handed back in input order.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn the_stream_equals_the_sequential_detector_image_by_image() {
+    use nsod_detect::{IoMode, StreamInput, StreamOutput};
+    use std::ops::ControlFlow;
+    let a = assets();
+    let big = load_image(&a.data.join("dota_P0006.png")).unwrap();
+    let crop = |x, y, w, h| image::imageops::crop_imm(&big, x, y, w, h).to_image();
+    let images = [
+        (big.clone(), false),
+        (crop(0, 0, 640, 480), false),
+        (big.clone(), true),
+        (image::RgbImage::new(0, 0), false),
+        (crop(100, 300, 900, 1200), false),
+        (crop(30, 30, 300, 200), true),
+    ];
+    for (batch, io) in [
+        (1, IoMode::Plain),
+        (3, IoMode::Plain),
+        (8, IoMode::Plain),
+        (3, IoMode::Bound),
+    ] {
+        let opts = ModelOptions {
+            threads: 2,
+            io,
+            ..Default::default()
+        };
+        let config = DetectorConfig {
+            batch,
+            ..Default::default()
+        };
+        let model = Model::load(a.rt, &a.models.join("yolov8n-obb_dyn.onnx"), &opts).unwrap();
+        let mut sequential = Detector::new(model.another().unwrap(), config.clone());
+        let mut stream = Detector::new(model, config);
+        let want: Vec<_> = images
+            .iter()
+            .map(|(img, windowed)| {
+                if *windowed {
+                    sequential.detect_source(img)
+                } else {
+                    sequential.detect(img)
+                }
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        for (i, (img, windowed)) in images.iter().enumerate() {
+            inputs.push(StreamInput::Image(Arc::new(StreamTest {
+                img: img.clone(),
+                windowed: *windowed,
+            })));
+            inputs.push(StreamInput::Pass(i));
+        }
+        let mut got = Vec::new();
+        let stats = stream
+            .detect_stream(inputs.into_iter(), |out| {
+                got.push(out);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(got.len(), 2 * images.len(), "batch {batch} {io:?}");
+        for (i, w) in want.iter().enumerate() {
+            let (StreamOutput::Detected(_, g), StreamOutput::Pass(p)) =
+                (&got[2 * i], &got[2 * i + 1])
+            else {
+                panic!("batch {batch}: outputs out of order at image {i}");
+            };
+            assert_eq!(*p, i);
+            match (w, g) {
+                (Ok(w), Ok(g)) => {
+                    assert_eq!(g.detections, w.detections, "batch {batch} {io:?} image {i}");
+                    assert_eq!(
+                        (g.slices, g.merge_input, g.sliced),
+                        (w.slices, w.merge_input, w.sliced)
+                    );
+                }
+                (Err(w), Err(g)) => assert_eq!(g.to_string(), w.to_string()),
+                _ => panic!("batch {batch} image {i}: {w:?} vs {g:?}"),
+            }
+        }
+        // 5 + 1 + 5 + 0 (the empty image) + 3 (2 slices and the full pass) + 1 slices.
+        assert_eq!(stats.slices, 15, "batch {batch}");
+        assert_eq!(
+            stats.runs,
+            15usize.div_ceil(batch),
+            "batch {batch}: batches span images"
+        );
+        let slots = if io == IoMode::Bound {
+            stats.runs * batch
+        } else {
+            15
+        };
+        assert_eq!(stats.slots, slots);
+        assert!(stats.peak_images <= nsod_detect::stream::max_images_in_flight(batch));
+        assert!(stats.busy_ratio() > 0.0 && stats.busy_ratio() <= 1.0);
+    }
+}

@@ -96,6 +96,88 @@ impl std::fmt::Display for Slice {
     }
 }
 
+/// How images go through the model (`schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Pipelined on a GPU, sequential on the CPU.
+    #[default]
+    Auto,
+    /// One image after the other; batches hold one image's slices (the CPU's fastest: the model has every core).
+    Sequential,
+    /// Slices prepared, run and decoded on three threads at once, batches filled with slices of several images
+    /// (`detect.batch` counts slices across images), so that a GPU never waits for the CPU. The outputs are
+    /// identical.
+    Pipelined,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "sequential" => Ok(Self::Sequential),
+            "pipelined" => Ok(Self::Pipelined),
+            _ => Err(format!(
+                "unknown schedule {s:?}: use auto, sequential or pipelined"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Sequential => "sequential",
+            Self::Pipelined => "pipelined",
+        })
+    }
+}
+
+/// ONNX Runtime IoBinding for pipelined runs (`io_binding`): see [`nsod_detect::IoMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoBinding {
+    /// On a GPU (page-locked host buffers), off on the CPU.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl IoBinding {
+    pub fn mode(self) -> nsod_detect::IoMode {
+        match self {
+            Self::Auto => nsod_detect::IoMode::Auto,
+            Self::On => nsod_detect::IoMode::Bound,
+            Self::Off => nsod_detect::IoMode::Plain,
+        }
+    }
+}
+
+impl std::str::FromStr for IoBinding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
+        }
+    }
+}
+
+impl std::fmt::Display for IoBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
 /// Detection: Ultralytics' predictor and SAHI's sliced prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -242,6 +324,10 @@ pub struct PipelineConfig {
     pub device: String,
     /// ONNX Runtime intra-op threads per session (0: all cores).
     pub threads: usize,
+    /// `auto`, `sequential` or `pipelined` (see [`Schedule`]).
+    pub schedule: Schedule,
+    /// `auto`, `on` or `off` (see [`IoBinding`]).
+    pub io_binding: IoBinding,
     pub detect: DetectSettings,
     pub rules: RulesSettings,
     pub kg: KgSettings,
@@ -260,6 +346,8 @@ impl Default for PipelineConfig {
             names: None,
             device: "cpu".into(),
             threads: 0,
+            schedule: Schedule::Auto,
+            io_binding: IoBinding::Auto,
             detect: DetectSettings::default(),
             rules: RulesSettings::default(),
             kg: KgSettings::default(),
@@ -304,6 +392,15 @@ impl PipelineConfig {
         self.device
             .parse()
             .map_err(|m: String| invalid("device", m))
+    }
+
+    /// Whether images go through the pipelined schedule ([`Schedule::Auto`]: on a GPU).
+    pub fn pipelined(&self) -> bool {
+        match self.schedule {
+            Schedule::Auto => matches!(self.device(), Ok(Device::Cuda(_))),
+            Schedule::Sequential => false,
+            Schedule::Pipelined => true,
+        }
     }
 
     /// Checks every value; the error names the key.

@@ -141,6 +141,7 @@ impl Pipeline {
                         device: config.device()?,
                         threads: config.threads,
                         names: given_names.clone(),
+                        io: config.io_binding.mode(),
                     },
                 )
                 .map_err(PipelineError::Model)?;
@@ -302,6 +303,15 @@ impl Overrides {
     }
 }
 
+/// One input's detections before the rules ([`Worker::detect_with`]), with what reading it took.
+#[derive(Debug, Clone, Default)]
+pub struct Detected {
+    pub found: nsod_detect::ImageDetections,
+    /// Bytes and blocks read from a windowed raster for these detections.
+    pub bytes_read: u64,
+    pub blocks_read: u64,
+}
+
 /// Takes images through the pipeline; one per thread.
 #[derive(Debug)]
 pub struct Worker {
@@ -340,25 +350,39 @@ impl Worker {
         decode_seconds: f64,
         overrides: &Overrides,
     ) -> Result<ImageOutcome, PipelineError> {
-        let base = self.pipeline.inner.config.clone();
+        let detected = self.detect_with(input, overrides)?;
+        self.refine(
+            input,
+            name,
+            decode_seconds,
+            detected,
+            overrides.rules != Some(false),
+        )
+    }
+
+    /// Detection alone (the first half of [`Worker::process_with`]): the merged detections of `input` in its own
+    /// pixels. A raster read window by window has its block cache released afterwards (see
+    /// [`nsod_raster::Raster::release_cache`]).
+    pub fn detect_with(
+        &mut self,
+        input: &LoadedImage,
+        overrides: &Overrides,
+    ) -> Result<Detected, PipelineError> {
+        let base = &self.pipeline.inner.config;
         let custom = *overrides != Overrides::default();
         if custom {
-            overrides.validate(&base)?;
+            overrides.validate(base)?;
         }
         let Some(detector) = self.detector.as_mut() else {
             return Err(PipelineError::Runtime(
                 "this pipeline has no model: use process_detections".into(),
             ));
         };
-        let t = Instant::now();
-        let before = match &input.pixels {
-            Pixels::Windowed(r) => r.0.counters(),
-            Pixels::Memory(_) => Default::default(),
-        };
+        let before = input.read_counters();
         let saved = custom.then(|| {
             std::mem::replace(
                 &mut detector.config,
-                overrides.apply(&base).detect.detector(),
+                overrides.apply(base).detect.detector(),
             )
         });
         let found = match &input.pixels {
@@ -368,12 +392,33 @@ impl Worker {
         if let Some(c) = saved {
             detector.config = c;
         }
+        if let Pixels::Windowed(r) = &input.pixels {
+            r.0.release_cache();
+        }
         let found = found.map_err(PipelineError::Detect)?;
-        let detect_seconds = t.elapsed().as_secs_f64();
-        let read = match &input.pixels {
-            Pixels::Windowed(r) => r.0.counters(),
-            Pixels::Memory(_) => Default::default(),
-        };
+        let after = input.read_counters();
+        Ok(Detected {
+            found,
+            bytes_read: after.bytes - before.bytes,
+            blocks_read: after.blocks - before.blocks,
+        })
+    }
+
+    /// The stages after detection (the second half of [`Worker::process_with`]): the rules (unless `rules` is
+    /// false), the knowledge graph's relations and the georeferencing.
+    pub fn refine(
+        &mut self,
+        input: &LoadedImage,
+        name: &str,
+        decode_seconds: f64,
+        detected: Detected,
+        rules: bool,
+    ) -> Result<ImageOutcome, PipelineError> {
+        let Detected {
+            found,
+            bytes_read,
+            blocks_read,
+        } = detected;
         let stats = DetectStats {
             slices: found.slices,
             sliced: found.sliced,
@@ -383,12 +428,12 @@ impl Worker {
             preprocess_durations: found.preprocess_durations,
             read_durations: found.read_durations,
             skipped_slices: found.skipped,
-            bytes_read: read.bytes - before.bytes,
-            blocks_read: read.blocks - before.blocks,
+            bytes_read,
+            blocks_read,
         };
         let timings = StageTimings {
             decode: decode_seconds,
-            detect: detect_seconds,
+            detect: found.elapsed_seconds,
             ..Default::default()
         };
         let (w, h) = input.size();
@@ -398,8 +443,24 @@ impl Worker {
             found.detections,
             stats,
             timings,
-            (input.georef.as_ref(), overrides.rules != Some(false)),
+            (input.georef.as_ref(), rules),
         )
+    }
+
+    /// The worker's detector, for the pipelined runner (which takes it out for the run's length).
+    pub(crate) fn take_detector(&mut self) -> Option<Detector> {
+        self.detector.take()
+    }
+
+    pub(crate) fn put_detector(&mut self, d: Option<Detector>) {
+        if d.is_some() {
+            self.detector = d;
+        }
+    }
+
+    /// Which execution providers ran this worker's model (from its session's first run; `None` before it).
+    pub fn placements(&self) -> Option<&Result<Vec<nsod_detect::Placement>, String>> {
+        self.detector.as_ref().and_then(|d| d.model.placements())
     }
 
     /// A flag a signal handler sets: detection stops between batches of slices and the image ends with

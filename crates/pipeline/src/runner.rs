@@ -1,14 +1,23 @@
 //! The batch loop every front end shares: images decoded on a second thread (at most two ahead of the model, so
 //! memory does not grow with the folder), each taken through a [`Worker`], each outcome or failure given to the
 //! sink and to an [`Observer`] (progress, metrics), a signal flag checked between images.
+//!
+//! Two schedules ([`crate::config::Schedule`]) share everything but detection: *sequential* runs one image after
+//! the other ([`Worker::detect_with`], then [`Worker::refine`]); *pipelined* hands the decoded images to
+//! [`nsod_detect::Detector::detect_stream`] (slices prepared, run and decoded on three threads, batches taken
+//! across images) and refines each image as its detections come back, in input order. Both give the sink the same
+//! outcomes in the same order.
 
 use crate::inputs::Job;
-use crate::pipeline::Worker;
-use crate::sink::{Failure, RunInfo, RunSummary, Sink};
+use crate::pipeline::{Detected, Overrides, Worker};
+use crate::sink::{Failure, ModelRun, RunInfo, RunSummary, Sink};
 use crate::source::{LoadedImage, Pixels};
 use crate::{PipelineError, error_chain};
+use nsod_detect::{StreamImage, StreamInput, StreamOutput, StreamPixels};
 use nsod_types::outcome::{ImageOutcome, Stage};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -20,8 +29,11 @@ pub const DECODE_AHEAD: usize = 2;
 pub trait Observer {
     /// The run starts with this many images to process, `kept` of them already done.
     fn begin(&mut self, _jobs: usize, _kept: usize) {}
-    /// An image was decoded and enters the pipeline.
+    /// An image was decoded and enters the pipeline (in the pipelined schedule: its detections came back).
     fn started(&mut self, _job: &Job) {}
+    /// A raster read window by window has its detections, and its block cache was released (before its rules,
+    /// graph and outputs): the moment a front end may hand the freed memory back to the system.
+    fn released(&mut self) {}
     /// An image went through the pipeline and its outputs were written in `write_seconds`.
     fn finished(&mut self, _outcome: &ImageOutcome, _write_seconds: f64) {}
     /// An image failed.
@@ -52,9 +64,10 @@ pub fn decode(
 /// The longest side of the annotated image of a raster read window by window.
 pub const PREVIEW_SIDE: u32 = 4096;
 
-/// Runs `jobs` through `worker` into `sink`. Images the sink already has (resume) are skipped. A failed image is
-/// reported and the run goes on; a sink that cannot write ends the run with its error (the outputs of finished
-/// images stay intact). `interrupt` is checked between images.
+/// Runs `jobs` through `worker` into `sink`, in the configuration's schedule. Images the sink already has (resume)
+/// are skipped. A failed image is reported and the run goes on; a sink that cannot write ends the run with its
+/// error (the outputs of finished images stay intact). `interrupt` is checked between images (and the worker's own
+/// flag, [`Worker::set_interrupt`], between batches of slices).
 pub fn run(
     worker: &mut Worker,
     jobs: Vec<Job>,
@@ -77,7 +90,6 @@ pub fn run(
     .map_err(PipelineError::Sink)?;
     observer.begin(jobs.len(), done.len());
     let start = Instant::now();
-    let mut summary = RunSummary::default();
     let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
     let raster_opts = pipeline.config().raster.clone();
     let decoder = std::thread::Builder::new()
@@ -92,90 +104,284 @@ pub fn run(
             }
         })
         .map_err(|e| PipelineError::Runtime(format!("cannot start the decoding thread: {e}")))?;
-    let result = (|| -> Result<(), PipelineError> {
-        for (job, img, decode_seconds) in rx.iter() {
-            if interrupt.load(Ordering::SeqCst) {
-                summary.interrupted = true;
-                observer.interrupted(summary.processed);
-                break;
-            }
-            observer.started(&job);
-            let fail = |stage: Stage, error_type: &'static str, e: &PipelineError| Failure {
-                image: job.name.clone(),
-                path: job.path.clone(),
-                stage,
-                error_type,
-                message: error_chain(e),
-            };
-            let img = match img {
-                Ok(img) => img,
-                Err(e) => {
-                    let f = fail(Stage::Decode, "image", &e);
-                    observer.failed(&f);
-                    sink.failed(&f).map_err(PipelineError::Sink)?;
-                    summary.failed += 1;
-                    continue;
-                }
-            };
-            let outcome = match worker.process_loaded(&img, &job.name, decode_seconds) {
-                Ok(o) => o,
-                Err(e) if e.is_interrupted() => {
-                    summary.interrupted = true;
-                    observer.interrupted(summary.processed);
-                    break;
-                }
-                Err(e) => {
-                    let f = fail(Stage::Detect, "inference", &e);
-                    observer.failed(&f);
-                    sink.failed(&f).map_err(PipelineError::Sink)?;
-                    summary.failed += 1;
-                    continue;
-                }
-            };
-            if let Some((_, message)) = outcome
-                .rules
-                .as_ref()
-                .and_then(|r| r.scene.as_ref())
-                .and_then(|s| s.error.as_ref())
-            {
-                observer.warning(
-                    &outcome.image,
-                    &format!("scene rules skipped for this image: {message}"),
-                );
-            }
-            let t = Instant::now();
-            let preview = match &img.pixels {
-                Pixels::Memory(m) => Ok(Some(std::borrow::Cow::Borrowed(m))),
-                Pixels::Windowed(_) if sink.wants_image() => img
-                    .preview(PREVIEW_SIDE)
-                    .map(|p| p.map(std::borrow::Cow::Owned)),
-                Pixels::Windowed(_) => Ok(None),
-            };
-            let preview = match preview {
-                Ok(p) => p,
-                Err(e) => {
-                    observer.warning(
-                        &job.name,
-                        &format!("no annotated image: {}", error_chain(&e)),
-                    );
-                    None
-                }
-            };
-            if let Err(e) = sink.image(&outcome, preview.as_deref()) {
-                let e = PipelineError::Sink(e);
-                observer.failed(&fail(Stage::Write, "io", &e));
-                return Err(e);
-            }
-            observer.finished(&outcome, t.elapsed().as_secs_f64());
-            summary.processed += 1;
-        }
-        Ok(())
-    })();
-    // Stop the decoder (it ends when the channel closes) before finishing.
-    drop(rx);
+    let mut d = Delivery {
+        sink,
+        observer,
+        summary: RunSummary::default(),
+        runs: (0, 0.0),
+    };
+    let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
+    let result = if pipelined {
+        pipelined_loop(worker, rx, &mut d, interrupt)
+    } else {
+        sequential_loop(worker, rx, &mut d, interrupt)
+    };
+    // Stop the decoder (it ends when its channel closes) before finishing.
     let _ = decoder.join();
-    result?;
+    let stream = result?;
+    let Delivery {
+        sink,
+        observer,
+        mut summary,
+        runs,
+    } = d;
     summary.seconds = start.elapsed().as_secs_f64();
+    if pipeline.model().is_some() {
+        let (runs, run_seconds, peak_images) = match stream {
+            Some(s) => (s.runs, s.run_seconds, Some(s.peak_images)),
+            None => (runs.0, runs.1, None),
+        };
+        summary.model = Some(ModelRun {
+            schedule: if pipelined { "pipelined" } else { "sequential" },
+            batch: pipeline.config().detect.batch,
+            runs,
+            run_seconds,
+            busy_ratio: if summary.seconds > 0.0 {
+                (run_seconds / summary.seconds).min(1.0)
+            } else {
+                0.0
+            },
+            peak_images,
+            placements: worker.placements().cloned(),
+        });
+    }
     observer.finishing();
     sink.finish(summary).map_err(PipelineError::Sink)
+}
+
+/// A decoded image on its way through the pipelined schedule.
+struct Decoded {
+    job: Job,
+    img: LoadedImage,
+    decode_seconds: f64,
+}
+
+impl StreamImage for Decoded {
+    fn pixels(&self) -> StreamPixels<'_> {
+        self.img.stream_pixels()
+    }
+}
+
+type Decodes = mpsc::Receiver<(Job, Result<LoadedImage, PipelineError>, f64)>;
+
+/// Where finished images and failures go: the sink, the observer and the summary.
+struct Delivery<'a> {
+    sink: &'a mut dyn Sink,
+    observer: &'a mut dyn Observer,
+    summary: RunSummary,
+    /// Session runs and their time, from the outcomes (sequential schedule).
+    runs: (usize, f64),
+}
+
+impl Delivery<'_> {
+    fn failed(
+        &mut self,
+        job: &Job,
+        stage: Stage,
+        error_type: &'static str,
+        e: &PipelineError,
+    ) -> Result<(), PipelineError> {
+        let f = Failure {
+            image: job.name.clone(),
+            path: job.path.clone(),
+            stage,
+            error_type,
+            message: error_chain(e),
+        };
+        self.observer.failed(&f);
+        self.sink.failed(&f).map_err(PipelineError::Sink)?;
+        self.summary.failed += 1;
+        Ok(())
+    }
+
+    fn interrupted(&mut self) {
+        self.summary.interrupted = true;
+        self.observer.interrupted(self.summary.processed);
+    }
+
+    /// A raster's detections are in and its cache released.
+    fn detected(&mut self, img: &LoadedImage) {
+        if matches!(img.pixels, Pixels::Windowed(_)) {
+            self.observer.released();
+        }
+    }
+
+    /// The refined outcome (or why it failed) to the sink and the observer.
+    fn deliver(
+        &mut self,
+        job: &Job,
+        img: &LoadedImage,
+        outcome: Result<ImageOutcome, PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => return self.failed(job, Stage::Detect, "inference", &e),
+        };
+        self.runs.0 += outcome.detect.run_durations.len();
+        self.runs.1 += outcome.detect.run_durations.iter().sum::<f64>();
+        if let Some((_, message)) = outcome
+            .rules
+            .as_ref()
+            .and_then(|r| r.scene.as_ref())
+            .and_then(|s| s.error.as_ref())
+        {
+            self.observer.warning(
+                &outcome.image,
+                &format!("scene rules skipped for this image: {message}"),
+            );
+        }
+        let t = Instant::now();
+        let preview = match &img.pixels {
+            Pixels::Memory(m) => Ok(Some(std::borrow::Cow::Borrowed(m))),
+            Pixels::Windowed(_) if self.sink.wants_image() => img
+                .preview(PREVIEW_SIDE)
+                .map(|p| p.map(std::borrow::Cow::Owned)),
+            Pixels::Windowed(_) => Ok(None),
+        };
+        let preview = match preview {
+            Ok(p) => p,
+            Err(e) => {
+                self.observer.warning(
+                    &job.name,
+                    &format!("no annotated image: {}", error_chain(&e)),
+                );
+                None
+            }
+        };
+        if let Err(e) = self.sink.image(&outcome, preview.as_deref()) {
+            let e = PipelineError::Sink(e);
+            let f = Failure {
+                image: job.name.clone(),
+                path: job.path.clone(),
+                stage: Stage::Write,
+                error_type: "io",
+                message: error_chain(&e),
+            };
+            self.observer.failed(&f);
+            return Err(e);
+        }
+        self.observer.finished(&outcome, t.elapsed().as_secs_f64());
+        self.summary.processed += 1;
+        Ok(())
+    }
+}
+
+/// One image after the other.
+fn sequential_loop(
+    worker: &mut Worker,
+    rx: Decodes,
+    d: &mut Delivery,
+    interrupt: &AtomicBool,
+) -> Result<Option<nsod_detect::StreamStats>, PipelineError> {
+    for (job, img, decode_seconds) in rx.iter() {
+        if interrupt.load(Ordering::SeqCst) {
+            d.interrupted();
+            break;
+        }
+        d.observer.started(&job);
+        let img = match img {
+            Ok(img) => img,
+            Err(e) => {
+                d.failed(&job, Stage::Decode, "image", &e)?;
+                continue;
+            }
+        };
+        let detected = match worker.detect_with(&img, &Overrides::default()) {
+            Ok(found) => found,
+            Err(e) if e.is_interrupted() => {
+                d.interrupted();
+                break;
+            }
+            Err(e) => {
+                d.failed(&job, Stage::Detect, "inference", &e)?;
+                continue;
+            }
+        };
+        d.detected(&img);
+        let outcome = worker.refine(&img, &job.name, decode_seconds, detected, true);
+        d.deliver(&job, &img, outcome)?;
+    }
+    Ok(None)
+}
+
+/// The images through [`nsod_detect::Detector::detect_stream`], refined and delivered as they come back.
+fn pipelined_loop(
+    worker: &mut Worker,
+    rx: Decodes,
+    d: &mut Delivery,
+    interrupt: &AtomicBool,
+) -> Result<Option<nsod_detect::StreamStats>, PipelineError> {
+    let Some(mut detector) = worker.take_detector() else {
+        return Err(PipelineError::Runtime(
+            "this pipeline has no model: use process_detections".into(),
+        ));
+    };
+    let inputs = rx.into_iter().map(|(job, img, decode_seconds)| match img {
+        Ok(img) => StreamInput::Image(Arc::new(Decoded {
+            job,
+            img,
+            decode_seconds,
+        })),
+        Err(e) => StreamInput::Pass((job, e)),
+    });
+    let mut failure = None;
+    let result = detector.detect_stream(inputs, |out| {
+        if interrupt.load(Ordering::SeqCst) {
+            d.interrupted();
+            return ControlFlow::Break(());
+        }
+        let delivered = match out {
+            StreamOutput::Pass((job, e)) => {
+                d.observer.started(&job);
+                d.failed(&job, Stage::Decode, "image", &e)
+            }
+            StreamOutput::Detected(image, found) => {
+                let Decoded {
+                    job,
+                    img,
+                    decode_seconds,
+                } = &*image;
+                d.observer.started(job);
+                match found {
+                    Err(e) => d.failed(job, Stage::Detect, "inference", &PipelineError::Detect(e)),
+                    Ok(found) => {
+                        if let Pixels::Windowed(r) = &img.pixels {
+                            r.0.release_cache();
+                        }
+                        d.detected(img);
+                        let read = img.read_counters();
+                        let detected = Detected {
+                            found,
+                            bytes_read: read.bytes,
+                            blocks_read: read.blocks,
+                        };
+                        let outcome =
+                            worker.refine(img, &job.name, *decode_seconds, detected, true);
+                        d.deliver(job, img, outcome)
+                    }
+                }
+            }
+        };
+        match delivered {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    worker.put_detector(Some(detector));
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match result {
+        Ok(stats) => Ok(Some(stats)),
+        Err(nsod_detect::DetectError::Interrupted) => {
+            if !d.summary.interrupted {
+                d.interrupted();
+            }
+            Ok(None)
+        }
+        Err(e) => Err(PipelineError::Detect(e)),
+    }
 }

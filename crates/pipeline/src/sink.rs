@@ -102,6 +102,48 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Detections per class in the outputs (kept images included).
     pub per_class: BTreeMap<String, usize>,
+    /// How the model ran, for runs that detect.
+    pub model: Option<ModelRun>,
+}
+
+/// How a run's model ran: its schedule, its session runs and the share of the run's wall time they took (the
+/// figure that shows whether a GPU is fed), and which execution providers ran its nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRun {
+    pub schedule: &'static str,
+    pub batch: usize,
+    pub runs: usize,
+    pub run_seconds: f64,
+    /// `run_seconds` over the run's wall time, 0-1.
+    pub busy_ratio: f64,
+    /// Pipelined: the most images the stream held at once.
+    pub peak_images: Option<usize>,
+    /// From the session's first run (`None` when it never ran).
+    pub placements: Option<Result<Vec<nsod_detect::Placement>, String>>,
+}
+
+impl ModelRun {
+    /// As `run.json` records it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let providers = match &self.placements {
+            Some(Ok(p)) => json!(
+                p.iter()
+                    .map(|p| json!({"provider": p.provider, "nodes": p.nodes}))
+                    .collect::<Vec<_>>()
+            ),
+            Some(Err(e)) => json!({ "error": e }),
+            None => serde_json::Value::Null,
+        };
+        json!({
+            "schedule": self.schedule,
+            "batch": self.batch,
+            "runs": self.runs,
+            "run_seconds": self.run_seconds,
+            "busy_ratio": self.busy_ratio,
+            "peak_images": self.peak_images,
+            "providers": providers,
+        })
+    }
 }
 
 /// Receives a run's outcomes.
@@ -683,6 +725,9 @@ impl RunDirSink {
         });
         if let Some(rss) = peak_rss_bytes() {
             m["peak_rss_bytes"] = json!(rss);
+        }
+        if let Some(model) = &summary.model {
+            m["model_run"] = model.to_json();
         }
         // Stage times of the images processed by this run (kept and merged images have none).
         m["stage_seconds"] = self

@@ -46,6 +46,22 @@ impl LoadedImage {
         }
     }
 
+    /// Bytes and blocks read so far from a raster read window by window (zero for an image in memory).
+    pub fn read_counters(&self) -> nsod_raster::ReadCounters {
+        match &self.pixels {
+            Pixels::Windowed(r) => r.0.counters(),
+            Pixels::Memory(_) => Default::default(),
+        }
+    }
+
+    /// The pixels as the pipelined detector reads them.
+    pub fn stream_pixels(&self) -> nsod_detect::StreamPixels<'_> {
+        match &self.pixels {
+            Pixels::Memory(m) => nsod_detect::StreamPixels::Memory(m),
+            Pixels::Windowed(r) => nsod_detect::StreamPixels::Source(r),
+        }
+    }
+
     /// The image for annotated outputs: the pixels in memory, or the raster decimated so that its longer side is
     /// at most `max_side`.
     pub fn preview(&self, max_side: u32) -> Result<Option<RgbImage>, RasterError> {

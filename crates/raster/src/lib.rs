@@ -436,6 +436,14 @@ impl Raster {
         }
     }
 
+    /// Drops this raster's blocks from GDAL's block cache (its bands, masks and overviews), once its slices are read:
+    /// the rules, graph and outputs of a large raster then run without a full cache beside them. Later reads (a
+    /// preview) fill it again.
+    pub fn release_cache(&self) {
+        // Read-only: nothing to write back, so flushing only frees the blocks.
+        let _ = self.lock().flush_cache();
+    }
+
     /// True when the raster has more pixels than `opts.window_above_pixels` (read window by window).
     pub fn windowed(&self, opts: &RasterOptions) -> bool {
         u64::from(self.width) * u64::from(self.height) > opts.window_above_pixels

@@ -255,6 +255,8 @@ pub struct InferenceMetrics {
     pub slices_per_image: Histogram,
     pub images_processed: Family<StageStatus, Counter>,
     pub images_in_flight: Gauge,
+    /// Share of the wall time the model's sessions ran.
+    pub model_busy: Family<ModelLabel, GaugeF64>,
     /// Rasters read window by window.
     pub slices_skipped: Counter,
     pub raster_bytes: Counter,
@@ -325,6 +327,7 @@ impl Catalog {
         let _ = i.duration.get_or_create(&Default::default());
         let _ = i.model_run.get_or_create(&Default::default());
         let _ = i.model_load.get_or_create(&Default::default());
+        let _ = i.model_busy.get_or_create(&Default::default());
         let _ = i.detections_per_image.get_or_create(&Default::default());
         let _ = i.confidence.get_or_create(&Default::default());
         let _ = i.images_processed.get_or_create(&Default::default());
@@ -372,6 +375,7 @@ impl Catalog {
                 slices_per_image: Histogram::new(SLICES.iter().copied()),
                 images_processed: Family::default(),
                 images_in_flight: Gauge::default(),
+                model_busy: Family::default(),
                 slices_skipped: Counter::default(),
                 raster_bytes: Counter::default(),
                 raster_blocks: Counter::default(),
@@ -437,6 +441,11 @@ impl Catalog {
             "nsod_model_run_duration_seconds",
             "Time of one ONNX Runtime session run",
             i.model_run.clone(),
+        );
+        r.register(
+            "nsod_model_busy_ratio",
+            "Share of the wall time since the run began that the model's sessions were running, per session (0-1): whether the CPU stages keep the model fed",
+            i.model_busy.clone(),
         );
         r.register(
             "nsod_preprocess_duration_seconds",

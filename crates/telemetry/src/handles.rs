@@ -3,6 +3,7 @@
 //! ([`nsod_types::outcome::ImageOutcome`]); only this module knows which series that data feeds.
 
 use crate::Telemetry;
+use crate::catalog::GaugeF64;
 use crate::catalog::{
     ActionLabel, ErrorLabels, ErrorTypeLabel, ImageExemplar, InferenceLabels, ModelLabel,
     QueryLabel, ReasonLabel, RelationLabel, RequestExemplar, RouteCode, RouteLabel, StageLabel,
@@ -15,6 +16,8 @@ use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The `(stage, error_type)` pairs nsod counts in `nsod_errors_total`, created at 0 so that dashboards and
 /// `rate()` see zeros from the first scrape.
@@ -73,6 +76,25 @@ pub fn init_known_series(t: &Telemetry) {
     }
 }
 
+/// What `nsod_model_busy_ratio` is computed from.
+#[derive(Debug)]
+struct BusyClock {
+    began: Instant,
+    run_seconds: f64,
+    sessions: usize,
+}
+
+impl BusyClock {
+    fn ratio(&self) -> f64 {
+        let wall = self.began.elapsed().as_secs_f64() * self.sessions as f64;
+        if wall > 0.0 {
+            (self.run_seconds / wall).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Handles for the images of one model.
 #[derive(Debug, Clone)]
 pub struct InferMetrics {
@@ -93,6 +115,9 @@ pub struct InferMetrics {
     ok: Counter,
     failed: Counter,
     in_flight: Gauge,
+    busy: GaugeF64,
+    /// The model's time running, the sessions sharing it and when the run began.
+    busy_clock: Arc<Mutex<BusyClock>>,
     /// Per stage, in [`Stage::ALL`] order.
     stages: Vec<Histogram>,
     errors: Family<ErrorLabels, Counter>,
@@ -163,6 +188,12 @@ impl InferMetrics {
             ok: status("success"),
             failed: status("error"),
             in_flight: i.images_in_flight.clone(),
+            busy: i.model_busy.get_or_create(&model_label).clone(),
+            busy_clock: Arc::new(Mutex::new(BusyClock {
+                began: Instant::now(),
+                run_seconds: 0.0,
+                sessions: 1,
+            })),
             stages: Stage::ALL
                 .iter()
                 .map(|s| {
@@ -220,6 +251,19 @@ impl InferMetrics {
             .inc();
     }
 
+    /// The run's images begin now (the origin of `nsod_model_busy_ratio`; by default, when these handles were
+    /// made), run by `sessions` sessions at once (a server's workers).
+    pub fn run_began(&self, sessions: usize) {
+        if let Ok(mut c) = self.busy_clock.lock() {
+            *c = BusyClock {
+                began: Instant::now(),
+                run_seconds: 0.0,
+                sessions: sessions.max(1),
+            };
+        }
+        self.busy.set(0.0);
+    }
+
     /// An image entered the pipeline (decoded and waiting, or being processed).
     pub fn image_started(&self) {
         self.in_flight.inc();
@@ -241,6 +285,10 @@ impl InferMetrics {
         d.run_durations
             .iter()
             .for_each(|&s| self.model_run.observe(s));
+        if let Ok(mut c) = self.busy_clock.lock() {
+            c.run_seconds += d.run_durations.iter().sum::<f64>();
+            self.busy.set(c.ratio());
+        }
         d.preprocess_durations
             .iter()
             .for_each(|&s| self.preprocess.observe(s));

@@ -316,6 +316,7 @@ mod families_tests {
             f.iter()
                 .all(|(n, _)| n.starts_with("nsod_") || n.starts_with("process_"))
         );
-        assert_eq!(f.len(), 63, "{f:#?}");
+        assert!(has("nsod_model_busy_ratio", "gauge"));
+        assert_eq!(f.len(), 64, "{f:#?}");
     }
 }

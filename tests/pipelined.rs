@@ -1,0 +1,201 @@
+//! The pipelined schedule (`--schedule pipelined`: slices prepared, run and decoded on three threads, batches
+//! taken across images) writes exactly the run folder the sequential schedule writes, on the shared images with
+//! the dynamic-batch model at batch 1, 4 and 8 (with IoBinding too), including a raster read window by window, an
+//! image that does not decode and the knowledge graph; and the images it holds at once stay bounded.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, relative, sorted (run.json aside: it records times and the schedule).
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.retain(|p| p != Path::new("run.json"));
+    out.sort();
+    out
+}
+
+/// `nsod infer` on the dynamic-batch model.
+fn infer_dyn(lib: &Path, models: &Path, input: &Path, out: &Path) -> std::process::Command {
+    let mut c = nsod();
+    c.args(["infer", "--threads", "2", "--ort-lib"])
+        .arg(lib)
+        .arg(input)
+        .arg("--model")
+        .arg(models.join("yolov8n-obb_dyn.onnx"))
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
+/// A folder of images of several sizes: the DOTA image (read window by window: `--window-above` below its size),
+/// its crop, smaller and odd-sized crops, and a file that is not an image.
+fn images(dir: &Path) -> PathBuf {
+    let data = shared_data();
+    let imgs = dir.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    std::fs::copy(data.join("dota_P0006.png"), imgs.join("a_dota.png")).unwrap();
+    std::fs::copy(
+        data.join("P0006_crop1024_x0_y0.png"),
+        imgs.join("b_crop.png"),
+    )
+    .unwrap();
+    let dota = image::open(data.join("dota_P0006.png")).unwrap().to_rgb8();
+    for (name, x, y, w, h) in [
+        ("c_small.png", 0, 0, 640, 480),
+        ("d_tall.png", 100, 200, 900, 1300),
+        ("e_tiny.png", 500, 700, 200, 150),
+    ] {
+        image::imageops::crop_imm(&dota, x, y, w, h)
+            .to_image()
+            .save(imgs.join(name))
+            .unwrap();
+    }
+    std::fs::write(imgs.join("f_broken.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
+    std::fs::copy(
+        data.join("P0006_crop1024_x0_y0.png"),
+        imgs.join("g_last.png"),
+    )
+    .unwrap();
+    imgs
+}
+
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
+    let lib = ort_lib();
+    let (models, _) = shared_assets();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path());
+    let run = |schedule: &str, batch: usize, io: &str| {
+        let out = dir.path().join(format!("{schedule}-{batch}-{io}"));
+        let o = infer_dyn(&lib, &models, &imgs, &out)
+            .args(["--batch", &batch.to_string(), "--schedule", schedule])
+            .args(["--io-binding", io, "--window-above", "1000000"])
+            .args(["--kg", "--save-vis", "--no-metrics"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "one image fails: {stderr}");
+        let errors = error_lines(&stderr);
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].contains("f_broken.png") && errors[0].contains("cannot decode image"),
+            "{}",
+            errors[0]
+        );
+        (out, stdout)
+    };
+    for batch in [1, 4, 8] {
+        let (seq, _) = run("sequential", batch, "off");
+        let (pip, stdout) = run("pipelined", batch, "off");
+        let mut variants = vec![pip];
+        if batch == 4 {
+            variants.push(run("pipelined", batch, "on").0);
+        }
+        let want = files(&seq);
+        assert!(want.len() > 20, "{want:?}");
+        for other in &variants {
+            assert_eq!(files(other), want, "{}", other.display());
+            for f in &want {
+                assert!(
+                    std::fs::read(seq.join(f)).unwrap() == std::fs::read(other.join(f)).unwrap(),
+                    "batch {batch}: {} differs from the sequential run's in {}",
+                    f.display(),
+                    other.display()
+                );
+            }
+        }
+        // Slices: a_dota 5 (windowed), b 1, c 1, d 3, e 1, g 1 = 12, run in batches across images.
+        let (s, p) = (run_json(&seq), run_json(&variants[0]));
+        assert_eq!(s["counts"], p["counts"]);
+        assert_eq!(s["failures"], p["failures"]);
+        assert_eq!(s["model_run"]["schedule"], "sequential");
+        assert_eq!(p["model_run"]["schedule"], "pipelined");
+        assert_eq!(
+            p["model_run"]["runs"].as_u64().unwrap(),
+            12u64.div_ceil(batch as u64),
+            "batch {batch}"
+        );
+        // Sequential batches hold one image's slices: 5, 1, 1, 3, 1, 1.
+        let per_image: u64 = [5u64, 1, 1, 3, 1, 1]
+            .iter()
+            .map(|n| n.div_ceil(batch as u64))
+            .sum();
+        assert_eq!(s["model_run"]["runs"].as_u64().unwrap(), per_image);
+        assert_eq!(
+            p["model_run"]["providers"][0]["provider"],
+            "CPUExecutionProvider"
+        );
+        let busy = p["model_run"]["busy_ratio"].as_f64().unwrap();
+        assert!(busy > 0.0 && busy <= 1.0, "{busy}");
+        assert!(
+            stdout.contains(&format!(
+                "model: CPUExecutionProvider ran all 338 nodes (cpu); {} runs took",
+                p["model_run"]["runs"]
+            )) && stdout.contains(&format!("(pipelined, batch {batch})")),
+            "{stdout}"
+        );
+    }
+}
+
+/// The images a pipelined run holds at once are bounded by its queues, not by the folder: 40 images at batch 2
+/// never have more than `nsod_detect::stream::max_images_in_flight(2)` (12) in flight.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn a_pipelined_run_holds_a_bounded_number_of_images() {
+    let lib = ort_lib();
+    let (models, data) = shared_assets();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let dota = image::open(data.join("dota_P0006.png")).unwrap().to_rgb8();
+    for i in 0..40u32 {
+        image::imageops::crop_imm(&dota, 10 * i, 20 * i, 96, 96)
+            .to_image()
+            .save(imgs.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let out = dir.path().join("out");
+    let o = infer_dyn(&lib, &models, &imgs, &out)
+        .args([
+            "--batch",
+            "2",
+            "--schedule",
+            "pipelined",
+            "--no-metrics",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let m = &run_json(&out)["model_run"];
+    assert_eq!(m["runs"], 20);
+    let peak = m["peak_images"].as_u64().unwrap();
+    assert!(
+        (2..=12).contains(&peak),
+        "{peak} images in flight at once (bound 12; at least 2 when batches span images)"
+    );
+}
