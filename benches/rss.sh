@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peak memory (RSS) of `nsod infer`:
 #   1. one 4096x4096 image (mirror-tiled dota_P0006.png), sliced 1024 / overlap 0.2: target <= 1.5 GB;
-#   2. folders of 10 and of 200 images (copies of the 1024 crop): peak RSS must stay flat as the folder grows.
+#   2. folders of 10 and of 200 images (copies of the 1024 crop): peak RSS must stay flat as the folder grows, in
+#      the sequential schedule and in the pipelined one (dynamic model, batch 8: batches across images).
 # Needs GNU time (/usr/bin/time), ../shared (or NSOD_TEST_MODELS / NSOD_TEST_DATA) and scripts/setup.sh's ONNX Runtime.
 # Usage: benches/rss.sh
 set -euo pipefail
@@ -34,3 +35,10 @@ done
 small=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f10" --model "$model" --out "$work/out10")
 large=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f200" --model "$model" --out "$work/out200")
 echo "peak RSS, 10 images: ${small} MB; 200 images: ${large} MB; ratio 200/10 = $(python3 -c "print(round($large / $small, 3))") (flat: ~1.0)"
+
+# The pipelined schedule (issue "GPU"): its queues, not the folder, bound what it holds.
+dyn="$models/yolov8n-obb_dyn.onnx"
+psmall=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f10" --model "$dyn" --out "$work/p10" --schedule pipelined --batch 8)
+plarge=$(peak_mb target/release/nsod infer --metrics-addr 127.0.0.1:0 "$work/f200" --model "$dyn" --out "$work/p200" --schedule pipelined --batch 8)
+peak=$(python3 -c "import json; print(json.load(open('$work/p200/run.json'))['model_run']['peak_images'])")
+echo "pipelined, batch 8: peak RSS 10 images: ${psmall} MB; 200 images: ${plarge} MB; ratio 200/10 = $(python3 -c "print(round($plarge / $psmall, 3))") (flat: ~1.0); at most ${peak} images in flight"

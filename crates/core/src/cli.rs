@@ -206,6 +206,10 @@ pub struct InferArgs {
     /// CUDA).
     #[arg(long, default_value_t = defaults().io_binding, value_name = "MODE")]
     pub io_binding: nsod_pipeline::config::IoBinding,
+    /// Threads decoding images ahead of the model (0: one in the sequential schedule, half the cores up to 8 in the
+    /// pipelined one).
+    #[arg(long, default_value_t = defaults().decode_threads, value_name = "N")]
+    pub decode_threads: usize,
     /// Resume: keep the images already in DIR/predictions.jsonl (or in the .partial files an interrupted run left),
     /// with all their outputs, and process only the others.
     #[arg(long)]

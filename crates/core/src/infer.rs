@@ -33,6 +33,7 @@ fn flag_of(key: &str) -> Option<&'static str> {
         "detect.batch" => "--batch",
         "rules.gsd" => "--gsd",
         "threads" => "--threads",
+        "decode_threads" => "--decode-threads",
         "device" => "--device",
         _ => return None,
     })
@@ -93,6 +94,7 @@ pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConf
         "threads" => c.threads, a.threads;
         "schedule" => c.schedule, a.schedule;
         "io_binding" => c.io_binding, a.io_binding;
+        "decode_threads" => c.decode_threads, a.decode_threads;
         "rules" => c.rules.file, a.rules.clone();
         "gsd" => c.rules.gsd, a.gsd;
         "kg_pairs" => c.kg.pairs, a.kg_pairs.clone();
@@ -527,6 +529,14 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
     }
     if let Some(m) = &summary.model {
         crate::ui::summary!("{}", model_line(m, &config.device));
+        if let (true, Some(Ok(p))) = (config.device.starts_with("cuda"), &m.placements)
+            && !p.iter().any(|p| p.provider.starts_with("CUDA"))
+        {
+            crate::ui::warning!(
+                "--device {}: ONNX Runtime accepted the CUDA provider but ran no node on it",
+                config.device
+            );
+        }
     }
     if let Some(rb) = pipeline.rules() {
         crate::ui::summary!(

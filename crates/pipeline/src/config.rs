@@ -328,6 +328,9 @@ pub struct PipelineConfig {
     pub schedule: Schedule,
     /// `auto`, `on` or `off` (see [`IoBinding`]).
     pub io_binding: IoBinding,
+    /// Threads decoding images ahead of the model (0: one in the sequential schedule, half the cores up to 8 in
+    /// the pipelined one, where decoding must keep up with a GPU).
+    pub decode_threads: usize,
     pub detect: DetectSettings,
     pub rules: RulesSettings,
     pub kg: KgSettings,
@@ -348,6 +351,7 @@ impl Default for PipelineConfig {
             threads: 0,
             schedule: Schedule::Auto,
             io_binding: IoBinding::Auto,
+            decode_threads: 0,
             detect: DetectSettings::default(),
             rules: RulesSettings::default(),
             kg: KgSettings::default(),
@@ -400,6 +404,17 @@ impl PipelineConfig {
             Schedule::Auto => matches!(self.device(), Ok(Device::Cuda(_))),
             Schedule::Sequential => false,
             Schedule::Pipelined => true,
+        }
+    }
+
+    /// The decoding threads of a run in this schedule ([`PipelineConfig::decode_threads`]).
+    pub fn decode_threads_for(&self, pipelined: bool) -> usize {
+        match (self.decode_threads, pipelined) {
+            (0, false) => 1,
+            (0, true) => std::thread::available_parallelism()
+                .map_or(1, |n| n.get() / 2)
+                .clamp(1, 8),
+            (n, _) => n,
         }
     }
 
@@ -457,6 +472,12 @@ impl PipelineConfig {
             return Err(invalid(
                 "threads",
                 format!("{} is more than 1024", self.threads),
+            ));
+        }
+        if self.decode_threads > 64 {
+            return Err(invalid(
+                "decode_threads",
+                format!("{} is more than 64", self.decode_threads),
             ));
         }
         if self.kg.min_count == 0 {

@@ -626,17 +626,7 @@ fn geo(
         Some(r) => {
             let order = r.refined_order();
             let raw = order.iter().map(|&i| r.raw[i].score).collect();
-            let why = order
-                .iter()
-                .map(|&i| {
-                    r.adjustment
-                        .changes
-                        .iter()
-                        .filter(|c| c.target == i || (c.both && c.other == Some(i)))
-                        .map(|c| c.rule.to_string())
-                        .collect()
-                })
-                .collect();
+            let why = r.rules_per_refined(&order);
             (raw, why)
         }
     };

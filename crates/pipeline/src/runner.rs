@@ -90,27 +90,18 @@ pub fn run(
     .map_err(PipelineError::Sink)?;
     observer.begin(jobs.len(), done.len());
     let start = Instant::now();
-    let (tx, rx) = mpsc::sync_channel(DECODE_AHEAD);
-    let raster_opts = pipeline.config().raster.clone();
-    let decoder = std::thread::Builder::new()
-        .name("nsod-decode".into())
-        .spawn(move || {
-            for job in jobs {
-                let t = Instant::now();
-                let img = decode(&job.path, &raster_opts);
-                if tx.send((job, img, t.elapsed().as_secs_f64())).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| PipelineError::Runtime(format!("cannot start the decoding thread: {e}")))?;
+    let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
+    let (rx, decoder) = spawn_decoders(
+        jobs,
+        pipeline.config().decode_threads_for(pipelined),
+        pipeline.config().raster.clone(),
+    )?;
     let mut d = Delivery {
         sink,
         observer,
         summary: RunSummary::default(),
         runs: (0, 0.0),
     };
-    let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
     let result = if pipelined {
         pipelined_loop(worker, rx, &mut d, interrupt)
     } else {
@@ -149,6 +140,84 @@ pub fn run(
     sink.finish(summary).map_err(PipelineError::Sink)
 }
 
+/// One decoded job, or why it could not be decoded, and the time it took.
+type Decode = (Job, Result<LoadedImage, PipelineError>, f64);
+
+/// Decodes `jobs` on `threads` threads (job `i` on thread `i mod threads`, each at most one image ahead) and hands
+/// them on in order, at most [`DECODE_AHEAD`] waiting: memory holds `2 x threads + DECODE_AHEAD` decoded images
+/// whatever the folder. Everything stops when the receiver is dropped.
+fn spawn_decoders(
+    jobs: Vec<Job>,
+    threads: usize,
+    opts: nsod_raster::RasterOptions,
+) -> Result<(Decodes, std::thread::JoinHandle<()>), PipelineError> {
+    let start_error = |e: std::io::Error| {
+        PipelineError::Runtime(format!("cannot start the decoding thread: {e}"))
+    };
+    let (tx, rx) = mpsc::sync_channel::<Decode>(DECODE_AHEAD);
+    let threads = threads.clamp(1, jobs.len().max(1));
+    let one = |job: Job, opts: &nsod_raster::RasterOptions| -> Decode {
+        let t = Instant::now();
+        let img = decode(&job.path, opts);
+        (job, img, t.elapsed().as_secs_f64())
+    };
+    if threads == 1 {
+        let handle = std::thread::Builder::new()
+            .name("nsod-decode".into())
+            .spawn(move || {
+                for job in jobs {
+                    if tx.send(one(job, &opts)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(start_error)?;
+        return Ok((rx, handle));
+    }
+    let n = jobs.len();
+    let mut shares: Vec<Vec<Job>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, job) in jobs.into_iter().enumerate() {
+        shares[i % threads].push(job);
+    }
+    let mut outs = Vec::with_capacity(threads);
+    let mut workers = Vec::with_capacity(threads);
+    for (k, share) in shares.into_iter().enumerate() {
+        let (wtx, wrx) = mpsc::sync_channel::<Decode>(1);
+        let opts = opts.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("nsod-decode-{k}"))
+                .spawn(move || {
+                    for job in share {
+                        if wtx.send(one(job, &opts)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(start_error)?,
+        );
+        outs.push(wrx);
+    }
+    let handle = std::thread::Builder::new()
+        .name("nsod-decode".into())
+        .spawn(move || {
+            for i in 0..n {
+                let Ok(d) = outs[i % threads].recv() else {
+                    break;
+                };
+                if tx.send(d).is_err() {
+                    break;
+                }
+            }
+            drop(outs);
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .map_err(start_error)?;
+    Ok((rx, handle))
+}
+
 /// A decoded image on its way through the pipelined schedule.
 struct Decoded {
     job: Job,
@@ -162,7 +231,7 @@ impl StreamImage for Decoded {
     }
 }
 
-type Decodes = mpsc::Receiver<(Job, Result<LoadedImage, PipelineError>, f64)>;
+type Decodes = mpsc::Receiver<Decode>;
 
 /// Where finished images and failures go: the sink, the observer and the summary.
 struct Delivery<'a> {
@@ -383,5 +452,53 @@ fn pipelined_loop(
             Ok(None)
         }
         Err(e) => Err(PipelineError::Detect(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several decoding threads hand the images on in input order, failures in their place, and stop when the
+    /// receiver goes away.
+    #[test]
+    fn parallel_decoding_keeps_the_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jobs = Vec::new();
+        for i in 0..23u32 {
+            let path = dir.path().join(format!("{i:02}.png"));
+            if i % 7 == 3 {
+                std::fs::write(&path, b"not an image").unwrap();
+            } else {
+                image::RgbImage::from_pixel(8 + i, 5, image::Rgb([i as u8, 0, 0]))
+                    .save(&path)
+                    .unwrap();
+            }
+            jobs.push(Job {
+                path,
+                name: format!("{i:02}.png"),
+            });
+        }
+        for threads in [1, 3, 8] {
+            let (rx, handle) =
+                spawn_decoders(jobs.clone(), threads, nsod_raster::RasterOptions::default())
+                    .unwrap();
+            let got: Vec<(String, Option<u32>)> = rx
+                .iter()
+                .map(|(job, img, _)| (job.name, img.ok().map(|i| i.size().0)))
+                .collect();
+            handle.join().unwrap();
+            let want: Vec<(String, Option<u32>)> = (0..23u32)
+                .map(|i| (format!("{i:02}.png"), (i % 7 != 3).then_some(8 + i)))
+                .collect();
+            assert_eq!(got, want, "{threads} threads");
+            // Dropping the receiver early ends every thread.
+            let (rx, handle) =
+                spawn_decoders(jobs.clone(), threads, nsod_raster::RasterOptions::default())
+                    .unwrap();
+            assert_eq!(rx.recv().unwrap().0.name, "00.png");
+            drop(rx);
+            handle.join().unwrap();
+        }
     }
 }

@@ -148,6 +148,28 @@ impl RulesOutcome {
         order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
         order
     }
+
+    /// The rules that changed each refined detection (`order`: [`RulesOutcome::refined_order`]), in the order of
+    /// the changes: a change counts for its target and, for a pair boost, for the other detection too. One pass
+    /// over the changes (a large raster has tens of thousands of detections and of changes).
+    pub fn rules_per_refined(&self, order: &[usize]) -> Vec<Vec<String>> {
+        let mut by_raw: Vec<Vec<String>> = vec![Vec::new(); self.raw.len()];
+        for c in &self.adjustment.changes {
+            if let Some(v) = by_raw.get_mut(c.target) {
+                v.push(c.rule.to_string());
+            }
+            if let (true, Some(o)) = (c.both, c.other)
+                && o != c.target
+                && let Some(v) = by_raw.get_mut(o)
+            {
+                v.push(c.rule.to_string());
+            }
+        }
+        order
+            .iter()
+            .map(|&i| by_raw.get_mut(i).map(std::mem::take).unwrap_or_default())
+            .collect()
+    }
 }
 
 /// One image's scene-rule query.
@@ -197,4 +219,60 @@ pub struct ImageOutcome {
     pub timings: StageTimings,
     /// Where the image lies on the map, for georeferenced rasters.
     pub geo: Option<crate::geo::ImageGeo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BBox, Detection};
+
+    /// The rules of each refined detection are those of the changes that name it as their target, or as the other
+    /// detection of a pair boost, in the changes' order (the definition, checked against its direct reading).
+    #[test]
+    fn rules_per_refined_detection() {
+        let raw: Vec<Detection> = (0..7)
+            .map(|i| Detection::new(0, "ship", 0.1 * i as f32, BBox::new(0.0, 0.0, 1.0, 1.0)))
+            .collect();
+        let change = |rule: &str, target, other, both| Change {
+            action: "BOOST",
+            rule: rule.into(),
+            factor: 1.1,
+            target,
+            other,
+            both,
+            reason: String::new(),
+        };
+        let changes = vec![
+            change("a", 2, Some(5), true),
+            change("b", 5, None, false),
+            change("c", 0, Some(2), false),
+            change("d", 6, Some(6), true),
+            change("e", 2, Some(3), true),
+        ];
+        let scores = vec![0.9, 0.1, 0.5, 0.2, 0.3, 0.8, 0.4];
+        let r = RulesOutcome {
+            raw,
+            adjustment: Adjustment { scores, changes },
+            scene: None,
+        };
+        let order = r.refined_order();
+        assert_eq!(order, vec![0, 5, 2, 6, 4, 3, 1]);
+        let direct: Vec<Vec<String>> = order
+            .iter()
+            .map(|&i| {
+                r.adjustment
+                    .changes
+                    .iter()
+                    .filter(|c| c.target == i || (c.both && c.other == Some(i)))
+                    .map(|c| c.rule.to_string())
+                    .collect()
+            })
+            .collect();
+        let got = r.rules_per_refined(&order);
+        assert_eq!(got, direct);
+        assert_eq!(got[2], vec!["a", "e"]);
+        assert_eq!(got[0], vec!["c"]);
+        assert_eq!(got[1], vec!["a", "b"]);
+        assert_eq!(got[3], vec!["d"]);
+    }
 }
