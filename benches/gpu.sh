@@ -135,7 +135,8 @@ ips = float(re.search(r"\(([0-9.]+) images/s\)", line).group(1))
 r = m["model_run"]
 stages = ", ".join(f"{k} {v['seconds'] / max(v['images'], 1) * 1000:.0f} ms" for k, v in sorted(m["stage_seconds"].items()))
 print(f"{label} {schedule} batch {batch}: {ips:.2f} images/s, model busy {r['busy_ratio']:.3f}, {r['runs']} runs "
-      f"in {r['run_seconds']:.2f} s, at most {r['peak_images']} images in flight; per image: {stages}")
+      f"in {r['run_seconds']:.2f} s, {'at most ' + str(r['peak_images']) if r['peak_images'] else 'one'} image(s) in "
+      f"flight; per image (latency): {stages}")
 print(f"RATE {ips}", file=open(f"{out}.rate", "w"))
 PY
   rate["$1-$3-$4"]=$(awk '{print $2}' "$out.rate")
