@@ -30,6 +30,7 @@ use crate::preprocess::{Letterbox, Region};
 use crate::source::ImageSource;
 use image::RgbImage;
 use nsod_types::Detection;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -292,15 +293,12 @@ impl<I, E> Post<I, E> {
         let data = out.data()?;
         let dims = output_dims(&out.shape, data.len(), slots.len())?;
         let per = dims[0] * dims[1];
+        // The slots are independent: decoded in parallel (a GPU's batch must not wait for one CPU core), collected
+        // in slot order.
+        let (info, config) = (&*self.info, &self.config);
         Ok((0..slots.len())
-            .map(|i| {
-                decode_run(
-                    &self.info,
-                    &self.config,
-                    &data[i * per..(i + 1) * per],
-                    dims,
-                )
-            })
+            .into_par_iter()
+            .map(|i| decode_run(info, config, &data[i * per..(i + 1) * per], dims))
             .collect())
     }
 
