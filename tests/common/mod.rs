@@ -57,6 +57,24 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// `$NSOD_TEST_MODELS` and `$NSOD_TEST_DATA` (../shared in CI). Tests that call this carry
 /// `#[cfg_attr(not(nsod_shared_assets), ignore = ...)]` (see nsod-testkit).
 pub fn shared_assets() -> (PathBuf, PathBuf) {

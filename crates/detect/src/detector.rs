@@ -369,21 +369,14 @@ impl Detector {
         mut result: ImageDetections,
         start: Instant,
     ) -> Result<ImageDetections, DetectError> {
-        let t = Instant::now();
-        result.merge_input = all.len();
         if self.tile.is_some() {
+            result.merge_input = all.len();
             // One window of a split raster: merged later with the other windows' slices (merge_groups).
             result.detections = all;
             result.elapsed_seconds = start.elapsed().as_secs_f64();
             return Ok(result);
         }
-        result.detections = merge_slices(all, merge_needed, &self.config);
-        let merge = t.elapsed().as_secs_f64();
-        result.postprocess_seconds += merge;
-        if merge_needed {
-            result.merge_seconds = merge;
-        }
-        result.sliced = merge_needed;
+        merge_into(&mut result, all, merge_needed, &self.config);
         result.elapsed_seconds = start.elapsed().as_secs_f64();
         Ok(result)
     }
@@ -489,6 +482,25 @@ pub(crate) fn decode_run(
         dets = keep.into_iter().filter_map(|i| taken[i].take()).collect();
     }
     Ok(dets)
+}
+
+/// The SAHI merge of an image's slice detections (in region order) into `result`, timed (postprocessing, and the
+/// merge when there was one).
+pub(crate) fn merge_into(
+    result: &mut ImageDetections,
+    all: Vec<Detection>,
+    merge: bool,
+    config: &DetectorConfig,
+) {
+    let t = Instant::now();
+    result.merge_input = all.len();
+    result.detections = merge_slices(all, merge, config);
+    let seconds = t.elapsed().as_secs_f64();
+    result.postprocess_seconds += seconds;
+    if merge {
+        result.merge_seconds = seconds;
+    }
+    result.sliced = merge;
 }
 
 /// SAHI's merge of the detections of an image's slices (in region order), or the sort of a single run's.

@@ -23,7 +23,7 @@
 use crate::DetectError;
 use crate::detector::{
     Detector, DetectorConfig, ImageDetections, SliceInput, check_slices, decode_run,
-    letterbox_slices, merge_slices, output_dims, read_slice, regions, to_image,
+    letterbox_slices, merge_into, output_dims, read_slice, regions, to_image,
 };
 use crate::model::{InputBuffer, ModelInfo, OutputBuffer};
 use crate::preprocess::{Letterbox, Region};
@@ -151,9 +151,9 @@ struct Ran {
     preprocess_seconds: f64,
 }
 
-/// The messages between stages: an image's start and end around its slices, failures and passed values in
-/// input order, and batches (`B`: prepared for the model, then run).
-enum Msg<I, E, B> {
+/// What the stages say of an image, in input order: its start and end around its slices, its failure, or a
+/// value passed through in its place.
+enum Event<I, E> {
     Begin {
         seq: usize,
         image: Arc<I>,
@@ -175,6 +175,11 @@ enum Msg<I, E, B> {
         seq: usize,
         value: E,
     },
+}
+
+/// The messages between stages: events and batches (`B`: prepared for the model, then run).
+enum Msg<I, E, B> {
+    Event(Event<I, E>),
     Batch(B),
 }
 
@@ -396,15 +401,7 @@ impl<I, E> Post<I, E> {
         if let Some(e) = error {
             return StreamOutput::Detected(image, Err(e));
         }
-        let t = Instant::now();
-        result.merge_input = found.len();
-        result.detections = merge_slices(found, merge, &self.config);
-        let seconds = t.elapsed().as_secs_f64();
-        result.postprocess_seconds += seconds;
-        if merge {
-            result.merge_seconds = seconds;
-        }
-        result.sliced = merge;
+        merge_into(&mut result, found, merge, &self.config);
         result.elapsed_seconds = started.elapsed().as_secs_f64();
         StreamOutput::Detected(image, Ok(result))
     }
@@ -562,7 +559,7 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
         }
         let image = match input {
             StreamInput::Pass(value) => {
-                if !send(Msg::Pass { seq, value }) {
+                if !send(Msg::Event(Event::Pass { seq, value })) {
                     return Ok(());
                 }
                 continue;
@@ -588,26 +585,26 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
         let (regions, merge) = match planned {
             Ok(r) => r,
             Err(error) => {
-                let ok = send(Msg::Begin {
+                let ok = send(Msg::Event(Event::Begin {
                     seq,
                     image,
                     slices: 0,
                     merge: false,
                     started,
-                }) && send(Msg::Fail { seq, error });
+                })) && send(Msg::Event(Event::Fail { seq, error }));
                 if !ok {
                     return Ok(());
                 }
                 continue;
             }
         };
-        if !send(Msg::Begin {
+        if !send(Msg::Event(Event::Begin {
             seq,
             image: image.clone(),
             slices: regions.len(),
             merge,
             started,
-        }) {
+        })) {
             return Ok(());
         }
         let (mut slots, mut skipped, mut reads) = (0, 0, Vec::new());
@@ -643,13 +640,13 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
             }
         }
         let last = match failed {
-            Some(error) => Msg::Fail { seq, error },
-            None => Msg::End {
+            Some(error) => Msg::Event(Event::Fail { seq, error }),
+            None => Msg::Event(Event::End {
                 seq,
                 slots,
                 skipped,
                 reads,
-            },
+            }),
         };
         if !send(last) {
             return Ok(());
@@ -693,32 +690,7 @@ fn model_stage<I, E>(
                     preprocess_seconds: p.preprocess_seconds,
                 })
             }
-            Msg::Begin {
-                seq,
-                image,
-                slices,
-                merge,
-                started,
-            } => Msg::Begin {
-                seq,
-                image,
-                slices,
-                merge,
-                started,
-            },
-            Msg::End {
-                seq,
-                slots,
-                skipped,
-                reads,
-            } => Msg::End {
-                seq,
-                slots,
-                skipped,
-                reads,
-            },
-            Msg::Fail { seq, error } => Msg::Fail { seq, error },
-            Msg::Pass { seq, value } => Msg::Pass { seq, value },
+            Msg::Event(e) => Msg::Event(e),
         };
         if ran.send(next).is_err() {
             break;
@@ -743,13 +715,13 @@ fn post_stage<I, E>(
     };
     for msg in ran.iter() {
         match msg {
-            Msg::Begin {
+            Msg::Event(Event::Begin {
                 seq,
                 image,
                 slices,
                 merge,
                 started,
-            } => {
+            }) => {
                 let result = ImageDetections {
                     slices,
                     ..Default::default()
@@ -768,25 +740,25 @@ fn post_stage<I, E>(
                     })),
                 );
             }
-            Msg::End {
+            Msg::Event(Event::End {
                 seq,
                 slots,
                 skipped,
                 reads,
-            } => {
+            }) => {
                 if let Some(img) = post.image(seq) {
                     img.expected = Some(slots);
                     img.result.skipped = skipped;
                     img.result.read_durations = reads;
                 }
             }
-            Msg::Fail { seq, error } => {
+            Msg::Event(Event::Fail { seq, error }) => {
                 if let Some(img) = post.image(seq) {
                     img.expected = Some(0);
                     img.error.get_or_insert(error);
                 }
             }
-            Msg::Pass { seq, value } => {
+            Msg::Event(Event::Pass { seq, value }) => {
                 post.entries.insert(seq, Entry::Pass(value));
             }
             Msg::Batch(r) => {
