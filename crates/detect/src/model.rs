@@ -50,18 +50,6 @@ pub enum IoMode {
     Bound,
 }
 
-impl std::str::FromStr for IoMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "off" | "plain" => Ok(Self::Plain),
-            "on" | "bound" => Ok(Self::Bound),
-            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
-        }
-    }
-}
-
 /// How to open a model.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
