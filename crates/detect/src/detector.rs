@@ -100,6 +100,22 @@ pub(crate) struct SliceInput<'a> {
     pub(crate) placed: Region,
 }
 
+impl<'a> SliceInput<'a> {
+    /// Pixels read from a windowed source for `placed` (all of `image`, at full or decimated resolution).
+    pub(crate) fn read(image: &'a RgbImage, placed: Region) -> Self {
+        Self {
+            image,
+            within: Region {
+                x: 0,
+                y: 0,
+                width: image.width(),
+                height: image.height(),
+            },
+            placed,
+        }
+    }
+}
+
 /// A model with its settings and reusable buffers.
 #[derive(Debug)]
 pub struct Detector {
@@ -233,16 +249,7 @@ impl Detector {
                 let t = Instant::now();
                 let inputs: Vec<SliceInput> = images
                     .iter()
-                    .map(|(_, placed, img)| SliceInput {
-                        image: img,
-                        within: Region {
-                            x: 0,
-                            y: 0,
-                            width: img.width(),
-                            height: img.height(),
-                        },
-                        placed: *placed,
-                    })
+                    .map(|(_, placed, img)| SliceInput::read(img, *placed))
                     .collect();
                 let letterboxes = if inputs.is_empty() {
                     Vec::new()

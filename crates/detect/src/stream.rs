@@ -222,16 +222,7 @@ impl Plan {
                         Err(DetectError::Output("a windowed slice was not read".into()))
                     }
                 },
-                PendingPixels::Read(img) => Ok(SliceInput {
-                    image: img,
-                    within: Region {
-                        x: 0,
-                        y: 0,
-                        width: img.width(),
-                        height: img.height(),
-                    },
-                    placed: p.placed,
-                }),
+                PendingPixels::Read(img) => Ok(SliceInput::read(img, p.placed)),
             })
             .collect::<Result<_, _>>()?;
         let out = input.slots(n_run, self.per_image())?;
