@@ -539,3 +539,121 @@ fn kubernetes_manifests_validate_offline() {
         text(&o).0
     );
 }
+
+/// Names read from files never put a file outside its folder, and a shard folder is read without following links
+/// (issue: untrusted input, part 2): plan units named `../..` or absolute are refused by the shard and the merge,
+/// a link in a shard folder stops the merge, and predictions naming an image outside are refused by
+/// `nsod symbolic` with the file and line.
+#[test]
+fn names_from_files_stay_inside_their_folders_and_shard_links_are_not_followed() {
+    let lib = ort_lib();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let imgs = d.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    for name in ["a.png", "b.png"] {
+        image::RgbImage::from_pixel(96, 64, image::Rgb([90, 100, 110]))
+            .save(imgs.join(name))
+            .unwrap();
+    }
+    let out = d.join("run");
+    plan(&imgs, 1, &out, &[]);
+    let plan_file = out.join("plan.json");
+    let good = std::fs::read_to_string(&plan_file).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    for (name, why) in [
+        (
+            "../../escaped.png",
+            "climbs out of its folder (a .. component)",
+        ),
+        (
+            "/tmp/abs.png",
+            "is an absolute path (names are relative to their folder)",
+        ),
+    ] {
+        v["units"][0]["image"] = serde_json::json!(name);
+        std::fs::write(&plan_file, v.to_string()).unwrap();
+        for mut c in [shard(&lib, &plan_file, "0/1", &out), merge(&lib, &out)] {
+            let o = c.output().unwrap();
+            let (_, err) = text(&o);
+            assert_eq!(o.status.code(), Some(4), "{err}");
+            assert_eq!(
+                error_lines(&err),
+                [format!(
+                    "error: {}: not an nsod plan: unit 1: the name {name:?} {why}",
+                    plan_file.display()
+                )]
+            );
+        }
+        assert!(!out.join("shards").exists(), "nothing written");
+    }
+    assert!(!d.join("escaped.txt").exists() && !Path::new("/tmp/abs.txt").exists());
+
+    // A complete shard whose predictions.jsonl is a link (to a file the merge could otherwise copy into the run).
+    std::fs::write(&plan_file, &good).unwrap();
+    run_ok(&mut shard(&lib, &plan_file, "0/1", &out));
+    let folder = out.join("shards/0-of-1");
+    let elsewhere = d.join("elsewhere.jsonl");
+    std::fs::rename(folder.join("predictions.jsonl"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, folder.join("predictions.jsonl")).unwrap();
+    let o = merge(&lib, &out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    assert_eq!(
+        error_lines(&text(&o).1),
+        [format!(
+            "error: {}: a symbolic link: shard folders are read without following links",
+            folder.join("predictions.jsonl").display()
+        )]
+    );
+    assert!(
+        !out.join("predictions.jsonl").exists(),
+        "the merge wrote nothing"
+    );
+    // The shard folder itself a link.
+    std::fs::remove_file(folder.join("predictions.jsonl")).unwrap();
+    std::fs::rename(&elsewhere, folder.join("predictions.jsonl")).unwrap();
+    let moved = d.join("moved-shard");
+    std::fs::rename(&folder, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &folder).unwrap();
+    let o = merge(&lib, &out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    assert_eq!(
+        error_lines(&text(&o).1),
+        [format!(
+            "error: {}: a symbolic link: shard folders are read without following links",
+            folder.display()
+        )]
+    );
+    // Put back, the merge succeeds.
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::rename(&moved, &folder).unwrap();
+    run_ok(&mut merge(&lib, &out));
+    assert!(out.join("labels/a.txt").is_file());
+
+    // Predictions naming an image outside the output folder: refused with the file and line.
+    let pred = d.join("pred.jsonl");
+    let record = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
+    let first = record
+        .lines()
+        .next()
+        .unwrap()
+        .replace("\"a.png\"", "\"../../escaped.png\"");
+    std::fs::write(&pred, format!("{first}\n")).unwrap();
+    let sym = d.join("sym");
+    let o = nsod()
+        .args(["symbolic", "--pred"])
+        .arg(&pred)
+        .arg("--out")
+        .arg(&sym)
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(
+        err.contains(&format!(
+            "{}:1: the name \"../../escaped.png\" climbs out of its folder (a .. component)",
+            pred.display()
+        )),
+        "{err}"
+    );
+    assert!(!d.join("escaped.txt").exists() && !d.join("labels").exists());
+}

@@ -27,7 +27,7 @@ use nsod_types::outcome::Stage;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
@@ -70,6 +70,63 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ShardError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Opens `rel` (a relative path) inside a shard's folder for reading without following a symbolic link: neither
+/// the folder, nor a folder between, nor the file itself may be a link, and the file must be a regular file (a FIFO
+/// or device would block or never end). A shard folder comes from another process or machine: it is untrusted input,
+/// and a link in it could make the merge read, and copy into the run folder, any file the merge can read.
+/// `Ok(None)` when the file does not exist.
+pub fn open_in_folder(folder: &Path, rel: &str) -> Result<Option<std::fs::File>, ShardError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let rel_path = nsod_types::quote::relative_name(rel).map_err(|e| ShardError::Mismatch {
+        path: folder.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let refuse = |path: &Path, what: &str| ShardError::Mismatch {
+        path: path.to_path_buf(),
+        message: format!("{what}: shard folders are read without following links"),
+    };
+    let mut dir = folder.to_path_buf();
+    let parts: Vec<_> = rel_path.components().collect();
+    for (k, part) in parts.iter().enumerate() {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => return Err(refuse(&dir, "a symbolic link")),
+            Ok(m) if !m.is_dir() => return Err(refuse(&dir, "not a folder")),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&dir)(e)),
+        }
+        if k + 1 < parts.len() {
+            dir.push(part);
+        }
+    }
+    let path = folder.join(rel_path);
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(&path, "a symbolic link"));
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let meta = file.metadata().map_err(io(&path))?;
+    if !meta.is_file() {
+        return Err(refuse(&path, "not a regular file"));
+    }
+    Ok(Some(file))
+}
+
+/// [`open_in_folder`] for a file that must exist.
+fn open_required(folder: &Path, rel: &str) -> Result<std::fs::File, ShardError> {
+    open_in_folder(folder, rel)?.ok_or_else(|| ShardError::Mismatch {
+        path: folder.to_path_buf(),
+        message: format!("no {rel}"),
+    })
 }
 
 /// Shard `index` of `count` (0-based).
@@ -337,6 +394,11 @@ impl Plan {
         plan.config
             .validate()
             .map_err(|e| bad(format!("its configuration: {}", error_chain(&e))))?;
+        // Unit names become file names in shard and run folders (labels/, vis/): never outside them.
+        for (i, u) in plan.units.iter().enumerate() {
+            nsod_types::quote::relative_name(&u.image)
+                .map_err(|e| bad(format!("unit {}: {e}", i + 1)))?;
+        }
         Ok(plan)
     }
 }
@@ -662,12 +724,15 @@ pub fn check_shards(
             count: plan.shards,
         };
         let folder = shard_folder(out, id);
-        if !folder.join(SUCCESS).is_file() {
+        if open_in_folder(&folder, SUCCESS)?.is_none() {
             missing.push(id.folder());
             continue;
         }
         let path = folder.join(SHARD_MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let mut text = String::new();
+        open_required(&folder, SHARD_MANIFEST)?
+            .read_to_string(&mut text)
+            .map_err(io(&path))?;
         let m: ShardManifest = serde_json::from_str(&text).map_err(|e| ShardError::Mismatch {
             path: path.clone(),
             message: format!("not a shard manifest: {e}"),
@@ -700,13 +765,12 @@ struct Rows {
 }
 
 impl Rows {
-    fn open(path: &Path, key: fn(&str) -> Option<String>, header: bool) -> Option<Self> {
-        let f = std::fs::File::open(path).ok()?;
+    fn open(f: std::fs::File, key: fn(&str) -> Option<String>, header: bool) -> Self {
         let mut lines = std::io::BufReader::new(f).lines().peekable();
         if header {
             lines.next();
         }
-        Some(Self { lines, key })
+        Self { lines, key }
     }
 
     /// The rows of `image` at the head of the file.
@@ -791,8 +855,13 @@ pub fn merge(
                 count: m.count,
             },
         );
-        let open = |name: &str| -> Result<JsonlReader, PipelineError> {
-            JsonlReader::open(&folder.join(name)).map_err(|e| PipelineError::Sink(e.into()))
+        let open = |name: &str| -> Result<Option<JsonlReader>, PipelineError> {
+            Ok(open_in_folder(&folder, name)
+                .map_err(shard_err)?
+                .map(|f| JsonlReader::from_file(f, &folder.join(name))))
+        };
+        let rows = |name: &str| -> Result<Option<std::fs::File>, PipelineError> {
+            open_in_folder(&folder, name).map_err(shard_err)
         };
         let mut failures = HashMap::new();
         for f in &m.failures {
@@ -806,9 +875,7 @@ pub fn merge(
             }
         }
         let wpath = folder.join(WINDOWS);
-        let text = std::fs::File::open(&wpath)
-            .map_err(io(&wpath))
-            .map_err(shard_err)?;
+        let text = open_required(&folder, WINDOWS).map_err(shard_err)?;
         for (n, line) in std::io::BufReader::new(text).lines().enumerate() {
             let line = line.map_err(io(&wpath)).map_err(shard_err)?;
             let r: WindowRecord = serde_json::from_str(&line).map_err(|e| {
@@ -819,25 +886,31 @@ pub fn merge(
             })?;
             windows.entry(r.image.clone()).or_default().push(r);
         }
-        let has = |name: &str| folder.join(name).is_file();
         readers.push(ShardReader {
-            records: if has("predictions.jsonl") {
-                open("predictions.jsonl")?.peekable()
-            } else {
-                return Err(shard_err(ShardError::Mismatch {
-                    path: folder.clone(),
-                    message: "no predictions.jsonl".into(),
-                }));
+            records: match open("predictions.jsonl")? {
+                Some(r) => r.peekable(),
+                None => {
+                    return Err(shard_err(ShardError::Mismatch {
+                        path: folder.clone(),
+                        message: "no predictions.jsonl".into(),
+                    }));
+                }
             },
-            raw: (rules && has("predictions_raw.jsonl"))
-                .then(|| open("predictions_raw.jsonl").map(Iterator::peekable))
-                .transpose()?,
-            csv: rules
-                .then(|| Rows::open(&folder.join("report.csv"), crate::sink::csv_image_of, true))
-                .flatten(),
-            jsonl: rules
-                .then(|| Rows::open(&folder.join("report.jsonl"), json_image, false))
-                .flatten(),
+            raw: if rules {
+                open("predictions_raw.jsonl")?.map(Iterator::peekable)
+            } else {
+                None
+            },
+            csv: if rules {
+                rows("report.csv")?.map(|f| Rows::open(f, crate::sink::csv_image_of, true))
+            } else {
+                None
+            },
+            jsonl: if rules {
+                rows("report.jsonl")?.map(|f| Rows::open(f, json_image, false))
+            } else {
+                None
+            },
             failures,
             folder,
         });
@@ -1005,12 +1078,15 @@ fn copy_vis(shard: &Path, out: &Path, image: &str) -> Result<(), ShardError> {
     let rel = Path::new(image);
     for candidate in [rel.to_path_buf(), rel.with_extension("png")] {
         let from = shard.join("vis").join(&candidate);
-        if from.is_file() {
+        if let Some(mut file) =
+            open_in_folder(shard, &Path::new("vis").join(&candidate).to_string_lossy())?
+        {
             let to = out.join("vis").join(&candidate);
             if let Some(p) = to.parent() {
                 std::fs::create_dir_all(p).map_err(io(p))?;
             }
-            let bytes = std::fs::read(&from).map_err(io(&from))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io(&from))?;
             write_atomic(&to, |w: &mut dyn Write| w.write_all(&bytes)).map_err(|e| {
                 ShardError::Io {
                     path: to.clone(),

@@ -59,6 +59,13 @@ pub enum SinkError {
     /// The GeoJSON or GeoPackage output could not be written.
     #[error(transparent)]
     Geo(Box<nsod_raster::RasterError>),
+    /// An image name (from a plan, a shard's records or predictions) that would put a file outside the folder.
+    #[error("{}: {source}", out.display())]
+    Name {
+        out: PathBuf,
+        #[source]
+        source: nsod_types::quote::UnsafeName,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -533,6 +540,13 @@ impl RunDirSink {
 
     /// `out/sub/rel`, with its parent folders created.
     fn in_subfolder(&self, sub: &str, rel: &Path) -> Result<PathBuf, SinkError> {
+        // Every file named after an image goes through here: the name must stay inside the folder.
+        nsod_types::quote::relative_name(&rel.to_string_lossy()).map_err(|source| {
+            SinkError::Name {
+                out: self.out.clone(),
+                source,
+            }
+        })?;
         let path = self.out.join(sub).join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;

@@ -148,6 +148,52 @@ pub fn unique_file_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<St
         .collect()
 }
 
+/// Why a name read from a file cannot be used as a path inside its folder ([`relative_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the name {name:?} {reason}")]
+pub struct UnsafeName {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+/// The longest name accepted as a relative path (bytes), well under Linux's `PATH_MAX` once joined to a folder.
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// A name read from a file (an image name in a plan, a shard's records, predictions for `nsod symbolic`/`kg`/
+/// `report`) as a relative path that stays inside the folder it is joined to: refused when empty, absolute, with a
+/// `..` component, a NUL or another control character, or longer than [`MAX_NAME_BYTES`]. `.` components are
+/// harmless and allowed (`a/./b` is `a/b`). Every front end that turns such a name into a path goes through this
+/// function, so there is one definition of "inside".
+pub fn relative_name(name: &str) -> Result<&std::path::Path, UnsafeName> {
+    use std::path::{Component, Path};
+    let refuse = |reason| {
+        Err(UnsafeName {
+            name: name.chars().take(200).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.chars().all(|c| c == '.' || c == '/') {
+        return refuse("names no file");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return refuse("is too long (over 1024 bytes)");
+    }
+    if name.chars().any(char::is_control) {
+        return refuse("holds a control character");
+    }
+    let path = Path::new(name);
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::Prefix(_) => {
+                return refuse("is an absolute path (names are relative to their folder)");
+            }
+            Component::ParentDir => return refuse("climbs out of its folder (a .. component)"),
+            Component::CurDir | Component::Normal(_) => {}
+        }
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +247,48 @@ mod tests {
         );
         assert_eq!(xml("a\u{0}b"), "a\u{FFFD}b");
         assert_eq!(xml("飛機"), "飛機");
+    }
+
+    #[test]
+    fn names_from_files_stay_inside_their_folder() {
+        for ok in [
+            "a.png",
+            "sub/dir/a.png",
+            "./a.png",
+            "a/./b.png",
+            "..a.png",
+            "a..png",
+            "x/..y/z",
+        ] {
+            assert_eq!(relative_name(ok).map(|p| p.to_str()), Ok(Some(ok)), "{ok}");
+        }
+        let reason = |n: &str| relative_name(n).unwrap_err().reason;
+        assert_eq!(
+            reason("../../x.png"),
+            "climbs out of its folder (a .. component)"
+        );
+        assert_eq!(
+            reason("a/../../x.png"),
+            "climbs out of its folder (a .. component)"
+        );
+        assert_eq!(reason("a/.."), "climbs out of its folder (a .. component)");
+        assert_eq!(
+            reason("/abs/x.png"),
+            "is an absolute path (names are relative to their folder)"
+        );
+        assert_eq!(
+            reason("//x"),
+            "is an absolute path (names are relative to their folder)"
+        );
+        assert_eq!(reason(""), "names no file");
+        assert_eq!(reason("."), "names no file");
+        assert_eq!(reason("./"), "names no file");
+        assert_eq!(reason("a\0b"), "holds a control character");
+        assert_eq!(reason("a\nb"), "holds a control character");
+        assert_eq!(reason(&"a".repeat(1025)), "is too long (over 1024 bytes)");
+        assert_eq!(
+            relative_name("../x").unwrap_err().to_string(),
+            "the name \"../x\" climbs out of its folder (a .. component)"
+        );
     }
 }

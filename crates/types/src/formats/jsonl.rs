@@ -62,6 +62,8 @@ fn serialize_detections<S: serde::Serializer>(dets: &[Detection], s: S) -> Resul
 
 impl ImagePredictions {
     fn validate(&self) -> Result<(), String> {
+        // The name becomes file names in run folders (labels/, vis/): it must stay inside them.
+        crate::quote::relative_name(&self.image).map_err(|e| e.to_string())?;
         for (i, d) in self.detections.iter().enumerate() {
             if !(0.0..=1.0).contains(&d.score) {
                 return Err(format!(
@@ -88,11 +90,16 @@ pub struct JsonlReader {
 impl JsonlReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
-        Ok(Self {
+        Ok(Self::from_file(file, path))
+    }
+
+    /// Reads records from a file already open (errors name `path`).
+    pub fn from_file(file: File, path: &Path) -> Self {
+        Self {
             path: path.to_path_buf(),
             reader: BufReader::new(file),
             line: 0,
-        })
+        }
     }
 }
 
