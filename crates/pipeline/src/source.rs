@@ -216,18 +216,17 @@ pub fn load(path: &Path, opts: &RasterOptions) -> Result<LoadedImage, DetectErro
             memory: None,
         });
     }
-    open_gdal(path, path, recognised, opts)
+    open_gdal(Raster::open(path, opts), path, recognised, opts)
 }
 
-/// Opens `gdal_path` with GDAL (errors name `shown`): read whole below the window threshold, else windowed.
+/// A raster GDAL opened (errors name `path`): read whole below the window threshold, else windowed.
 fn open_gdal(
-    gdal_path: &Path,
-    shown: &Path,
+    opened: Result<Raster, RasterError>,
+    path: &Path,
     recognised: bool,
     opts: &RasterOptions,
 ) -> Result<LoadedImage, DetectError> {
-    let path = shown;
-    let raster = match Raster::open(gdal_path, opts) {
+    let raster = match opened {
         Ok(r) => r,
         Err(RasterError::Open { .. }) if !recognised => {
             return Err(image_error(
@@ -272,7 +271,10 @@ fn open_gdal(
 
 /// Reads an image received as bytes (an HTTP body) named `name`: PNG, JPEG, WebP, BMP and GIF up to the window
 /// threshold are decoded in memory; TIFF (GeoTIFF, COG), JPEG 2000 and larger images go through GDAL from an
-/// in-memory file, with their georeferencing. Errors name `name`.
+/// in-memory file with an unpredictable name, with their georeferencing. Bytes are untrusted: GDAL opens them only
+/// with the self-contained single-file drivers ([`nsod_raster::BODY_DRIVERS`]), so a body can never make the
+/// process read another file or fetch a URL (a VRT, a header naming its data file); such formats are refused with
+/// their name. Errors name `name`, never the in-memory file.
 pub fn load_bytes(
     bytes: &[u8],
     name: &str,
@@ -286,9 +288,19 @@ pub fn load_bytes(
     if let Some(img) = img {
         return Ok(LoadedImage::memory(img));
     }
+    if let Some(format) = nsod_raster::refused_body_format(bytes) {
+        return Err(image_error(
+            path,
+            &format!(
+                "{format} is not accepted as a request body: send the image itself (GeoTIFF, PNG, JPEG, WebP, \
+                 JPEG 2000, BMP or GIF); formats that name other files or URLs are refused"
+            ),
+            None,
+        ));
+    }
     let mem = nsod_raster::MemFile::new(bytes.to_vec(), name)
         .map_err(|e| image_error(path, "cannot read", Some(Box::new(strip(e)))))?;
-    let mut loaded = open_gdal(mem.path(), path, recognised, opts)?;
+    let mut loaded = open_gdal(Raster::open_body(&mem, name, opts), path, recognised, opts)?;
     loaded.memory = Some(mem);
     Ok(loaded)
 }

@@ -24,7 +24,7 @@ pub fn georeference(raster: &Raster) -> Result<Option<GeoRef>, RasterError> {
     let err = |message: &str, source: Option<gdal::errors::GdalError>| RasterError::Georef {
         path: raster.path().to_path_buf(),
         message: message.into(),
-        source: source.map(Box::new),
+        source: source.map(|e| Box::new(raster.renamed(e))),
     };
     let wkt = srs
         .to_wkt()

@@ -125,8 +125,10 @@ impl RasterOptions {
     }
 }
 
-/// The GDAL drivers nsod opens rasters with (no vector, network or database drivers).
-pub const DRIVERS: &[&str] = &[
+/// The GDAL drivers that open the user's own files (`nsod infer`, plans and shards): no vector, network or
+/// database drivers, but VRT mosaics and formats made of several files (a header beside its data, external
+/// overviews), which name other files by design.
+pub const FILE_DRIVERS: &[&str] = &[
     "GTiff",
     "COG",
     "JP2OpenJPEG",
@@ -151,6 +153,84 @@ pub const DRIVERS: &[&str] = &[
     "ECW",
     "MrSID",
 ];
+
+/// The GDAL drivers that open bytes a client sent (`nsod serve`): self-contained single-file formats only. A VRT
+/// names other files and URLs (`SourceFilename`, `/vsicurl/`), HFA, ENVI, ERS, PCIDSK, ISIS3, PDS4, RST, SAGA and
+/// NITF can point at data or header files beside them, WMS/WMTS open connections: a body opened with any of them
+/// could make the server read its own files or fetch URLs for the client. GDAL 3.6 has no run-time switch that
+/// stops a VRT's sources, so the driver list is the boundary.
+/// BMP and GIF are single files too (the image crate reads the small ones in memory; GDAL the large ones).
+pub const BODY_DRIVERS: &[&str] = &[
+    "GTiff",
+    "COG",
+    "PNG",
+    "JPEG",
+    "WEBP",
+    "JP2OpenJPEG",
+    "BMP",
+    "GIF",
+];
+
+/// Where a raster comes from, which decides the GDAL drivers that may open it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The user's own files: [`FILE_DRIVERS`].
+    File,
+    /// Bytes a client sent: [`BODY_DRIVERS`].
+    Body,
+}
+
+impl Origin {
+    pub fn drivers(self) -> &'static [&'static str] {
+        match self {
+            Self::File => FILE_DRIVERS,
+            Self::Body => BODY_DRIVERS,
+        }
+    }
+}
+
+/// The raster formats a body is refused as, recognised from their first bytes (GDAL is never asked: opening a VRT
+/// with its driver would already read its sources). Only used to say why a body was refused; a format not listed is
+/// "not an image".
+pub fn refused_body_format(bytes: &[u8]) -> Option<&'static str> {
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    let contains = |needle: &str| text.contains(needle);
+    let xml = |root: &str| t.starts_with('<') && contains(root);
+    let formats: [(bool, &str); 12] = [
+        (xml("<VRTDataset"), "a GDAL virtual raster (VRT)"),
+        (xml("<GDAL_WMS"), "a GDAL WMS description"),
+        (xml("<GDAL_WMTS"), "a GDAL WMTS description"),
+        (xml("<WCS_GDAL"), "a GDAL WCS description"),
+        (
+            head.starts_with(b"EHFA_HEADER_TAG"),
+            "an ERDAS Imagine (HFA) file",
+        ),
+        (t.starts_with("ENVI"), "an ENVI header"),
+        (t.starts_with("DatasetHeader"), "an ER Mapper (ERS) header"),
+        (head.starts_with(b"PCIDSK  "), "a PCIDSK file"),
+        (
+            t.starts_with("Object") && contains("IsisCube"),
+            "an ISIS3 cube",
+        ),
+        (xml("<Product_Observational"), "a PDS4 label"),
+        (
+            t.starts_with("file format") && text.to_ascii_lowercase().contains("idrisi"),
+            "an Idrisi (RST) header",
+        ),
+        (
+            head.starts_with(b"NITF") || head.starts_with(b"NSIF"),
+            "a NITF file",
+        ),
+    ];
+    if let Some((_, name)) = formats.iter().find(|(hit, _)| *hit) {
+        return Some(name);
+    }
+    // SAGA's header (.sgrd) is plain text naming its data file.
+    (t.starts_with("NAME") && contains("DATAFORMAT") && contains("CELLCOUNT_X"))
+        .then_some("a SAGA grid header")
+}
 
 /// A file in GDAL's memory file system (`/vsimem/`), removed when dropped: how rasters that arrive as bytes (HTTP
 /// requests) are opened with GDAL.
@@ -177,9 +257,17 @@ impl MemFile {
             .and_then(|e| e.to_str())
             .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .unwrap_or("bin");
+        // An unpredictable name: a file given to GDAL (a VRT, a sibling-file lookup) could otherwise name another
+        // request's buffer.
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key).map_err(|e| RasterError::Open {
+            path: PathBuf::from(name),
+            message: format!("cannot name the in-memory file (no randomness: {e})"),
+            source: None,
+        })?;
+        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
         let path = PathBuf::from(format!(
-            "/vsimem/nsod-{}-{}.{ext}",
-            std::process::id(),
+            "/vsimem/nsod-{key}-{}.{ext}",
             MEM_FILES.fetch_add(1, Ordering::Relaxed)
         ));
         gdal::vsi::create_mem_file(&path, bytes).map_err(|e| RasterError::Open {
@@ -201,15 +289,37 @@ impl Drop for MemFile {
     }
 }
 
+/// `e` with `gdal_path` replaced by `shown` in GDAL's own message (libtiff, libpng and drivers name the file they
+/// read): a request's error never shows the in-memory file it was read from.
+fn renamed(e: gdal::errors::GdalError, gdal_path: &Path, shown: &Path) -> gdal::errors::GdalError {
+    use gdal::errors::GdalError as E;
+    if gdal_path == shown {
+        return e;
+    }
+    let (from, to) = (gdal_path.to_string_lossy(), shown.to_string_lossy());
+    match e {
+        E::CplError { class, number, msg } => E::CplError {
+            class,
+            number,
+            msg: msg.replace(from.as_ref(), &to),
+        },
+        E::NullPointer { method_name, msg } => E::NullPointer {
+            method_name,
+            msg: msg.replace(from.as_ref(), &to),
+        },
+        other => other,
+    }
+}
+
 /// GDAL's version (`3.6.2`).
 pub fn gdal_version() -> String {
     gdal::version::version_info("RELEASE_NAME")
 }
 
-/// The drivers of [`DRIVERS`] this GDAL has.
+/// The drivers of [`FILE_DRIVERS`] this GDAL has.
 pub fn available_drivers() -> Vec<String> {
     gdal::DriverManager::register_all();
-    DRIVERS
+    FILE_DRIVERS
         .iter()
         .filter(|d| gdal::DriverManager::get_driver_by_name(d).is_ok())
         .map(|d| (*d).to_owned())
@@ -218,12 +328,15 @@ pub fn available_drivers() -> Vec<String> {
 
 static CONFIGURED: std::sync::Once = std::sync::Once::new();
 
-/// Process-wide GDAL settings, once: the block cache, no Python in VRTs, no directory listing on open.
+/// Process-wide GDAL settings, once: the block cache, no Python in VRTs, no directory listing on open (a folder
+/// of thousands of images is not listed for each one; sidecar files of the user's own rasters, such as world files,
+/// `.aux.xml`, `.ovr` or an ENVI `.hdr`, are still found by name). Bodies get no sidecar lookups at all
+/// ([`Raster::open_body`]).
 fn configure(cache_mib: u64) {
     CONFIGURED.call_once(|| {
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &format!("{cache_mib}MB"));
         let _ = gdal::config::set_config_option("GDAL_VRT_ENABLE_PYTHON", "NO");
-        let _ = gdal::config::set_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
+        let _ = gdal::config::set_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE");
         let _ = gdal::config::set_config_option("CPL_LOG", "/dev/null");
     });
 }
@@ -263,7 +376,10 @@ impl Stretch {
 /// A raster opened for windowed reads.
 #[derive(Debug)]
 pub struct Raster {
+    /// The name errors give (the file, or a request's name for bytes held in memory).
     path: PathBuf,
+    /// What GDAL opened (`/vsimem/...` for bytes): never shown, replaced by `path` in GDAL's own messages.
+    gdal_path: PathBuf,
     dataset: Mutex<Dataset>,
     width: u32,
     height: u32,
@@ -292,28 +408,57 @@ fn dtype_bytes(t: GdalDataType) -> u64 {
 }
 
 impl Raster {
-    /// Opens `path` with GDAL (read only, [`DRIVERS`] only), checks its size against the limits, picks the bands
-    /// and computes the stretch. Georeferencing is read by [`georeference`].
+    /// Opens the user's file `path` with GDAL (read only, [`FILE_DRIVERS`] only), checks its size against the
+    /// limits, picks the bands and computes the stretch. Georeferencing is read by [`georeference`].
     pub fn open(path: &Path, opts: &RasterOptions) -> Result<Self, RasterError> {
+        Self::open_as(path, path, Origin::File, opts)
+    }
+
+    /// Opens bytes a client sent, held in `mem`, with [`BODY_DRIVERS`] only; errors name `name`, never the
+    /// in-memory path.
+    pub fn open_body(mem: &MemFile, name: &str, opts: &RasterOptions) -> Result<Self, RasterError> {
+        Self::open_as(mem.path(), Path::new(name), Origin::Body, opts)
+    }
+
+    /// Opens `gdal_path` with the drivers of `origin`; errors (and [`Raster::path`]) name `shown`.
+    fn open_as(
+        gdal_path: &Path,
+        shown: &Path,
+        origin: Origin,
+        opts: &RasterOptions,
+    ) -> Result<Self, RasterError> {
         configure(opts.cache_mib);
+        let path = shown;
         let invalid = |message: String| RasterError::Invalid {
             path: path.to_path_buf(),
             message,
         };
+        // A body's dataset never looks for sibling files (overviews, masks, .aux.xml, world files): the folder is
+        // taken as empty, on this thread only, while GDAL opens it (drivers list siblings at open and keep the list).
+        let body = origin == Origin::Body;
+        if body {
+            let _ = gdal::config::set_thread_local_config_option(
+                "GDAL_DISABLE_READDIR_ON_OPEN",
+                "EMPTY_DIR",
+            );
+        }
         let ds = Dataset::open_ex(
-            path,
+            gdal_path,
             DatasetOptions {
                 open_flags: GdalOpenFlags::GDAL_OF_RASTER
                     | GdalOpenFlags::GDAL_OF_READONLY
                     | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
-                allowed_drivers: Some(DRIVERS),
+                allowed_drivers: Some(origin.drivers()),
                 ..Default::default()
             },
-        )
-        .map_err(|e| RasterError::Open {
+        );
+        if body {
+            let _ = gdal::config::clear_thread_local_config_option("GDAL_DISABLE_READDIR_ON_OPEN");
+        }
+        let ds = ds.map_err(|e| RasterError::Open {
             path: path.to_path_buf(),
             message: "not an image (no raster format recognised it)".into(),
-            source: Some(Box::new(e)),
+            source: Some(Box::new(renamed(e, gdal_path, path))),
         })?;
         let driver = ds.driver().short_name();
         let (w, h) = ds.raster_size();
@@ -347,7 +492,7 @@ impl Raster {
         let first = ds.rasterband(bands[0]).map_err(|e| RasterError::Open {
             path: path.to_path_buf(),
             message: format!("cannot open band {}", bands[0]),
-            source: Some(Box::new(e)),
+            source: Some(Box::new(renamed(e, gdal_path, path))),
         })?;
         let data_type = first.band_type();
         if matches!(data_type, GdalDataType::Unknown) {
@@ -373,6 +518,7 @@ impl Raster {
         });
         let mut raster = Self {
             path: path.to_path_buf(),
+            gdal_path: gdal_path.to_path_buf(),
             dataset: Mutex::new(ds),
             width: w as u32,
             height: h as u32,
@@ -395,6 +541,11 @@ impl Raster {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A GDAL error of this raster with the in-memory path replaced by [`Raster::path`].
+    pub fn renamed(&self, e: gdal::errors::GdalError) -> gdal::errors::GdalError {
+        renamed(e, &self.gdal_path, &self.path)
     }
 
     /// Width and height in pixels.
@@ -479,7 +630,7 @@ impl Raster {
         let err = |source| RasterError::Read {
             path: self.path.clone(),
             window: window.clone(),
-            source: Box::new(source),
+            source: Box::new(self.renamed(source)),
         };
         let alg = if (bw, bh) == (w, h) {
             None
@@ -607,7 +758,7 @@ impl Raster {
         let err = |source| RasterError::Read {
             path: self.path.clone(),
             window: format!("{bw}x{bh} overview"),
-            source: Box::new(source),
+            source: Box::new(self.renamed(source)),
         };
         let alg = (scale < 1.0).then_some(ResampleAlg::NearestNeighbour);
         let read = |band: &gdal::raster::RasterBand, mask: bool| -> Result<Vec<f64>, RasterError> {
@@ -914,5 +1065,165 @@ mod tests {
         assert_eq!(r.len(), 5);
         assert_eq!(r[0], r[4]);
         assert!(export::signed_area(&r[..4]) > 0.0);
+    }
+
+    /// The body driver list alone refuses every format that names other files (issue: a VRT body made the server
+    /// read its own files): each family is written by GDAL's own driver, opened from its file with the file list
+    /// (so GDAL would read it), and refused as a body, from its bytes, by the body list, with the format named.
+    #[test]
+    fn bodies_open_only_with_self_contained_drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.tif");
+        geotiff::<u8>(&src, 16, 16, 1, None, |_, x, y| (x * 16 + y) as u8);
+        let opts = RasterOptions::default();
+        // (driver, file written, the file sent as a body, the name refused_body_format gives)
+        let families = [
+            ("ENVI", "c.envi", "c.hdr", "an ENVI header"),
+            ("HFA", "a.img", "a.img", "an ERDAS Imagine (HFA) file"),
+            ("ERS", "b.ers", "b.ers", "an ER Mapper (ERS) header"),
+            ("PCIDSK", "d.pix", "d.pix", "a PCIDSK file"),
+            ("ISIS3", "e.lbl", "e.lbl", "an ISIS3 cube"),
+            ("PDS4", "f.xml", "f.xml", "a PDS4 label"),
+            ("RST", "g.rst", "g.rdc", "an Idrisi (RST) header"),
+            ("SAGA", "h.sdat", "h.sgrd", "a SAGA grid header"),
+            ("NITF", "i.ntf", "i.ntf", "a NITF file"),
+        ];
+        for (driver, written, body, name) in families {
+            let path = dir.path().join(written);
+            let d = DriverManager::get_driver_by_name(driver).unwrap();
+            {
+                let ds = d
+                    .create_with_band_type::<u8, _>(&path, 16, 16, 1)
+                    .unwrap_or_else(|e| panic!("{driver}: {e}"));
+                let mut buf = gdal::raster::Buffer::new((16, 16), vec![7u8; 256]);
+                ds.rasterband(1)
+                    .unwrap()
+                    .write((0, 0), (16, 16), &mut buf)
+                    .unwrap();
+            }
+            let opened = Raster::open(&path, &opts).unwrap_or_else(|e| panic!("{driver}: {e}"));
+            assert_eq!(opened.driver(), driver);
+            let bytes = std::fs::read(dir.path().join(body)).unwrap();
+            assert_eq!(refused_body_format(&bytes), Some(name), "{driver}");
+            let mem = MemFile::new(bytes, body).unwrap();
+            let e = Raster::open_body(&mem, body, &opts).unwrap_err();
+            assert!(
+                matches!(e, RasterError::Open { .. })
+                    && e.to_string().starts_with(&format!("{body}: ")),
+                "{driver}: {e}"
+            );
+        }
+        // A VRT naming a file GDAL would read, and the self-contained formats a body may be.
+        let vrt = dir.path().join("m.vrt");
+        std::fs::write(
+            &vrt,
+            format!(
+                "<VRTDataset rasterXSize=\"16\" rasterYSize=\"16\"><VRTRasterBand dataType=\"Byte\" band=\"1\">\
+                 <SimpleSource><SourceFilename>{}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>\
+                 </VRTRasterBand></VRTDataset>",
+                src.display()
+            ),
+        )
+        .unwrap();
+        assert_eq!(Raster::open(&vrt, &opts).unwrap().driver(), "VRT");
+        let bytes = std::fs::read(&vrt).unwrap();
+        assert_eq!(
+            refused_body_format(&bytes),
+            Some("a GDAL virtual raster (VRT)")
+        );
+        let mem = MemFile::new(bytes, "m.vrt").unwrap();
+        assert!(Raster::open_body(&mem, "m.vrt", &opts).is_err());
+        for (driver, file) in [
+            ("GTiff", "s.tif"),
+            ("PNG", "s.png"),
+            ("JPEG", "s.jpg"),
+            ("JP2OpenJPEG", "s.jp2"),
+        ] {
+            let path = dir.path().join(file);
+            let d = DriverManager::get_driver_by_name(driver).unwrap();
+            Dataset::open(&src)
+                .unwrap()
+                .create_copy(&d, &path, &Default::default())
+                .unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(refused_body_format(&bytes), None, "{driver}");
+            let mem = MemFile::new(bytes, file).unwrap();
+            let r =
+                Raster::open_body(&mem, file, &opts).unwrap_or_else(|e| panic!("{driver}: {e}"));
+            assert_eq!(
+                (r.driver(), r.size(), r.path()),
+                (driver, (16, 16), Path::new(file))
+            );
+        }
+    }
+
+    /// Bytes get unpredictable in-memory names (a body naming another request's buffer cannot guess it).
+    #[test]
+    fn memory_files_have_unpredictable_names() {
+        let a = MemFile::new(vec![1], "a.tif").unwrap();
+        let b = MemFile::new(vec![1], "a.tif").unwrap();
+        let (a, b) = (
+            a.path().to_string_lossy().into_owned(),
+            b.path().to_string_lossy().into_owned(),
+        );
+        assert_ne!(a, b);
+        let key = |p: &str| {
+            p.trim_start_matches("/vsimem/nsod-")
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(key(&a).len(), 32, "{a}");
+        assert_ne!(
+            key(&a),
+            key(&b),
+            "128 random bits each, not a counter: {a} {b}"
+        );
+    }
+
+    /// The user's own files keep their sidecars (GDAL's `.aux.xml` and a world file georeference a PNG); the same
+    /// bytes as a body look for none, even with sidecars of its in-memory name beside it.
+    #[test]
+    fn sidecars_are_found_for_files_never_for_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let tif = dir.path().join("a.tif");
+        geotiff::<u8>(&tif, 16, 16, 3, None, |b, x, y| (b + x + y) as u8);
+        let png = dir.path().join("a.png");
+        let d = DriverManager::get_driver_by_name("PNG").unwrap();
+        Dataset::open(&tif)
+            .unwrap()
+            .create_copy(&d, &png, &Default::default())
+            .unwrap();
+        let aux = std::fs::read(dir.path().join("a.png.aux.xml"))
+            .expect("GDAL writes the CRS beside a PNG");
+        std::fs::write(
+            dir.path().join("a.pgw"),
+            "0.5\n0\n0\n-0.5\n500000.25\n4000000.25\n",
+        )
+        .unwrap();
+        let opts = RasterOptions::default();
+        let r = Raster::open(&png, &opts).unwrap();
+        let geo = georeference(&r)
+            .unwrap()
+            .expect("the sidecars georeference the PNG");
+        assert_eq!(geo.crs, "EPSG:32633");
+        let mem = MemFile::new(std::fs::read(&png).unwrap(), "a.png").unwrap();
+        let mut aux_path = mem.path().as_os_str().to_owned();
+        aux_path.push(".aux.xml");
+        let sidecars = [PathBuf::from(aux_path), mem.path().with_extension("pgw")];
+        gdal::vsi::create_mem_file(&sidecars[0], aux).unwrap();
+        gdal::vsi::create_mem_file(&sidecars[1], b"1\n0\n0\n-1\n10\n10\n".to_vec()).unwrap();
+        let r = Raster::open_body(&mem, "a.png", &opts).unwrap();
+        assert!(
+            georeference(&r).unwrap().is_none(),
+            "no sidecar read for a body"
+        );
+        // The same in-memory file opened as a file finds them: the difference is the body's open alone.
+        let r = Raster::open(mem.path(), &opts).unwrap();
+        assert!(georeference(&r).unwrap().is_some());
+        for p in &sidecars {
+            let _ = gdal::vsi::unlink_mem_file(p);
+        }
     }
 }
