@@ -320,9 +320,26 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 above).
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     pub max_body: usize,
-    /// On SIGTERM/SIGINT, how long accepted requests may take to finish.
+    /// On SIGTERM/SIGINT, how long accepted requests may take to finish; then what still runs is cancelled.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub drain: std::time::Duration,
+    /// Longest time a request's headers may take to arrive (then 408 and the connection closed); also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Longest time a whole request body may take to arrive (a total deadline; then 408).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// The most model runs (slices plus the full-image pass) one request may take; more is refused with 400 before
+    /// any work.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_runs_per_request: u64,
+    /// Request bodies received at once, each up to --max-body in memory (default: workers + queue); more get 503.
+    #[arg(long, value_name = "N")]
+    pub max_uploads: Option<usize>,
+    /// Open connections (default: from the open-file limit, RLIMIT_NOFILE, less a reserve for nsod's own files).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// File holding a bearer token required on every route except health (also $NSOD_SERVE_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,

@@ -44,6 +44,8 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     if a.workers == 0 || a.workers > 256 {
         return config_error(format!("--workers {}: use 1 to 256", a.workers));
     }
+    // More descriptors, more connections (the cap on open connections is taken from this limit).
+    nsod_serve::conn::raise_nofile_limit();
     // The cores are shared among the workers' sessions.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     config.threads = a.threads.unwrap_or(if config.threads == 0 {
@@ -60,17 +62,22 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = config.validate() {
         return config_error(config_message(&e));
     }
-    let token = match (
-        &a.token_file,
-        std::env::var("NSOD_SERVE_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty()),
-    ) {
+    let token = match (&a.token_file, std::env::var_os("NSOD_SERVE_TOKEN")) {
         (Some(f), _) => match read_token(f) {
             Ok(t) => Some(t),
             Err(e) => return config_error(e),
         },
-        (None, t) => t.map(|t| t.trim().to_owned()),
+        (None, Some(t)) => match t.to_str().map(str::trim) {
+            // Set but empty would silently turn authentication off: refused, as an empty token file is.
+            Some("") => {
+                return config_error(
+                    "NSOD_SERVE_TOKEN is set but empty: set a token, or unset the variable to serve without one",
+                );
+            }
+            Some(t) => Some(t.to_owned()),
+            None => return config_error("NSOD_SERVE_TOKEN is not valid UTF-8"),
+        },
+        (None, None) => None,
     };
     let metrics_token = match &a.metrics_token_file {
         Some(f) => match read_token(f) {
@@ -79,6 +86,30 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    // The service's own settings are checked before the model is loaded.
+    let model_name = a
+        .model_name
+        .clone()
+        .unwrap_or_else(|| crate::infer::model_name(&config));
+    let serve = ServeConfig {
+        addr: a.addr,
+        model_name: model_name.clone(),
+        workers: a.workers,
+        queue: a.queue,
+        timeout: a.timeout,
+        max_body: a.max_body,
+        drain: a.drain,
+        token,
+        metrics_token,
+        header_timeout: a.header_timeout,
+        body_timeout: a.body_timeout,
+        max_runs_per_request: a.max_runs_per_request,
+        max_uploads: a.max_uploads,
+        max_connections: a.max_connections,
+    };
+    if let Err(e) = serve.validate() {
+        return config_error(e);
+    }
     let runtime = match Runtime::load(global.ort_lib.as_deref()) {
         Ok(r) => Arc::new(r),
         Err(e) => return config_error(e),
@@ -95,10 +126,6 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return config_error(pipeline_message(&e)),
     };
-    let model_name = a
-        .model_name
-        .clone()
-        .unwrap_or_else(|| crate::infer::model_name(&config));
     let metrics = InferMetrics::new(&telemetry, &model_name);
     metrics.model_loaded(built.model_load_seconds);
     metrics.run_began(a.workers.max(1));
@@ -106,17 +133,6 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         metrics.rules_loaded(built.rules_load_seconds);
     }
     crate::infer::warn_rules(&pipeline, &built);
-    let serve = ServeConfig {
-        addr: a.addr,
-        model_name: model_name.clone(),
-        workers: a.workers,
-        queue: a.queue,
-        timeout: a.timeout,
-        max_body: a.max_body,
-        drain: a.drain,
-        token,
-        metrics_token,
-    };
     let server = match Server::bind(serve, pipeline, telemetry, Some(metrics)) {
         Ok(s) => s,
         Err(e) => return config_error(e),
@@ -127,6 +143,17 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         a.workers,
         config.threads,
         a.queue
+    );
+    crate::ui::info!(
+        "nsod serve: limits: {} connections, {} uploads of up to {} bytes, headers within {:?}, bodies within {:?}, \
+         {} model runs per request, results within {:?}",
+        server.max_connections(),
+        server.max_uploads(),
+        a.max_body,
+        a.header_timeout,
+        a.body_timeout,
+        a.max_runs_per_request,
+        a.timeout
     );
     let shutdown = async {
         use tokio::signal::unix::{SignalKind, signal};

@@ -412,6 +412,22 @@ pub(crate) fn check_slices(
     Ok(())
 }
 
+/// The model runs (slices, plus the full-image pass when the image is sliced) one image of `width x height` takes
+/// with a model of input `input_hw` (height, width), computed without cutting it: the work a request asks for,
+/// known before any of it is done. Equals the number of [`Detector::regions`].
+pub fn model_runs(input_hw: (u32, u32), config: &DetectorConfig, width: u32, height: u32) -> u64 {
+    let (mh, mw) = input_hw;
+    let (sw, sh) = match config.slice {
+        SliceMode::Off => return 1,
+        SliceMode::Size(s) => (s, s),
+        SliceMode::Auto if width > mw || height > mh => (mw, mh),
+        SliceMode::Auto => return 1,
+    };
+    let o = config.overlap;
+    let n = crate::slicing::slice_count(width, height, sw, sh, o, o);
+    if n > 1 && config.full_pass { n + 1 } else { n }
+}
+
 /// The regions of an image (SAHI's slices, then the full-image pass), and whether the result needs the merge.
 pub(crate) fn regions(
     info: &ModelInfo,
@@ -419,7 +435,16 @@ pub(crate) fn regions(
     width: u32,
     height: u32,
 ) -> (Vec<Region>, bool) {
-    let (mh, mw) = info.input_hw;
+    regions_hw(info.input_hw, config, width, height)
+}
+
+fn regions_hw(
+    input_hw: (u32, u32),
+    config: &DetectorConfig,
+    width: u32,
+    height: u32,
+) -> (Vec<Region>, bool) {
+    let (mh, mw) = input_hw;
     let full = Region {
         x: 0,
         y: 0,
@@ -681,5 +706,45 @@ mod tests {
         let bad = (vec![(5, 2)], vec![a]);
         let e = merge_groups(vec![bad], true, &config).unwrap_err();
         assert_eq!(e, "a window lists 2 detections in its slices but holds 1");
+    }
+
+    /// The work budget of a request is computed before any work: it must count exactly the regions run.
+    #[test]
+    fn model_runs_counts_the_regions_without_cutting() {
+        let sizes = [1u32, 31, 32, 100, 640, 641, 1000, 1024, 1025, 2000, 4097];
+        for slice in [
+            SliceMode::Auto,
+            SliceMode::Off,
+            SliceMode::Size(32),
+            SliceMode::Size(640),
+        ] {
+            for overlap in [0.0f32, 0.2, 0.5, 0.99] {
+                for full_pass in [false, true] {
+                    let config = DetectorConfig {
+                        slice,
+                        overlap,
+                        full_pass,
+                        ..Default::default()
+                    };
+                    for &w in &sizes {
+                        for &h in &sizes {
+                            let (regions, _) = regions_hw((640, 1024), &config, w, h);
+                            assert_eq!(
+                                model_runs((640, 1024), &config, w, h),
+                                regions.len() as u64,
+                                "{w}x{h} {slice:?} overlap {overlap} full pass {full_pass}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // The request: 512^2 in slices of 32 with overlap 0.99 is 481^2 slices and the full-image pass.
+        let config = DetectorConfig {
+            slice: SliceMode::Size(32),
+            overlap: 0.99,
+            ..Default::default()
+        };
+        assert_eq!(model_runs((1024, 1024), &config, 512, 512), 231_362);
     }
 }

@@ -23,7 +23,7 @@ pub mod vis;
 
 pub use detector::{
     Detector, DetectorConfig, ImageDetections, SliceMode, WindowDetections, merge_groups,
-    merge_slices,
+    merge_slices, model_runs,
 };
 pub use layout::Layout;
 pub use model::{Device, IoMode, Model, ModelInfo, ModelOptions, Placement};

@@ -81,6 +81,15 @@ impl PipelineError {
         matches!(self, Self::Detect(nsod_detect::DetectError::Interrupted))
     }
 
+    /// True when the image's own bytes could not be read or decoded (a damaged file, a window of a truncated raster
+    /// read during detection): the input's fault, not the pipeline's.
+    pub fn is_unreadable_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode(_) | Self::Detect(nsod_detect::DetectError::Image { .. })
+        )
+    }
+
     /// True for errors of the setup (configuration, model, rules, inputs): the front end exits with its
     /// configuration-error code.
     pub fn is_configuration(&self) -> bool {

@@ -214,6 +214,19 @@ impl Pipeline {
         self.inner.model.as_ref().map(|m| m.info.as_ref())
     }
 
+    /// The model runs (slices and the full-image pass) one image of `width x height` takes with `overrides`
+    /// applied, computed before any of them ([`nsod_detect::model_runs`]); `None` for a pipeline without a model.
+    pub fn model_runs(&self, width: u32, height: u32, overrides: &Overrides) -> Option<u64> {
+        let info = self.model()?;
+        let config = overrides.apply(&self.inner.config).detect.detector();
+        Some(nsod_detect::model_runs(
+            info.input_hw,
+            &config,
+            width,
+            height,
+        ))
+    }
+
     /// The class names of the run.
     pub fn names(&self) -> &ClassNames {
         &self.inner.names

@@ -68,10 +68,15 @@ pub fn parse(body: &[u8], header_len: Option<&str>) -> Result<InferRequest, Stri
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(bad("parameters must be an object")),
     };
-    let binary_all = parameters
-        .get("binary_data_output")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let strict_bool = |what: &str, v: Option<&Value>| -> Result<Option<bool>, String> {
+        match v {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(bad(format!("{what}: {other} is not true or false"))),
+        }
+    };
+    let binary_all =
+        strict_bool("binary_data_output", parameters.get("binary_data_output"))?.unwrap_or(false);
     let inputs = obj
         .get("inputs")
         .and_then(Value::as_array)
@@ -165,11 +170,11 @@ pub fn parse(body: &[u8], header_len: Option<&str>) -> Result<InferRequest, Stri
                     OUTPUTS.iter().map(|o| o.0).collect::<Vec<_>>().join(", ")
                 )));
             }
-            let binary = o
-                .get("parameters")
-                .and_then(|p| p.get("binary_data"))
-                .and_then(Value::as_bool)
-                .unwrap_or(binary_all);
+            let binary = strict_bool(
+                &format!("output {n:?}: binary_data"),
+                o.get("parameters").and_then(|p| p.get("binary_data")),
+            )?
+            .unwrap_or(binary_all);
             outputs.push((n.to_owned(), binary));
         }
     }

@@ -10,10 +10,18 @@
 //! * Load: at most `workers` images run at once and `queue` wait; more are shed with `503` and `Retry-After`; a
 //!   request that waits past `timeout` gets `503` too; bodies above `max_body` get `413`; every error is JSON
 //!   `{"error": "..."}`. Shutdown (the future given to [`Server::run`]) stops accepting, lets every accepted
-//!   request finish up to `drain`, then stops the workers.
-//! * Optional bearer-token authentication (constant-time comparison, `subtle`): every route but health; `/metrics`
-//!   has its own optional token.
+//!   request finish up to `drain`, then cancels what still runs and stops the workers.
+//! * Untrusted requests, bounded work: a request's work is counted in model runs before any is done and refused
+//!   above `max_runs_per_request`; a job is cancelled between batches of slices when its request times out, its
+//!   client disconnects or the drain ends ([`pool`]); headers must arrive within `header_timeout` and a body
+//!   within `body_timeout` (a total deadline), at most `max_uploads` bodies are read at once, and open connections
+//!   are capped from `RLIMIT_NOFILE` ([`conn`]); bodies open only with self-contained single-file GDAL drivers
+//!   ([`nsod_raster::BODY_DRIVERS`]), so a request never makes the server read its own files or fetch a URL; no
+//!   answer shows an internal path.
+//! * Optional bearer-token authentication (constant-time comparison, `subtle`; the scheme is case-insensitive):
+//!   every route but health; `/metrics` has its own optional token. An empty token is refused at start-up.
 
+pub mod conn;
 pub mod kserve;
 pub mod params;
 pub mod pool;
@@ -33,6 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// The OpenAPI document of the service.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -43,6 +52,9 @@ pub enum ServeError {
     Bind { addr: String, message: String },
     #[error("{0}")]
     Start(String),
+    /// A setting the server cannot run with (`--max-body 0`, an empty token...).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// How the service runs.
@@ -65,6 +77,71 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Bearer token for `/metrics` (open when absent).
     pub metrics_token: Option<String>,
+    /// Longest time a request's head (request line and headers) may take to arrive; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// Longest time a request's whole body may take to arrive (a total deadline, not one per chunk).
+    pub body_timeout: Duration,
+    /// The most model runs (slices and the full-image pass) one request may take; more is refused with 400.
+    pub max_runs_per_request: u64,
+    /// Bodies read at once (each up to `max_body` in memory); more are shed with 503. `None`: `workers + queue`.
+    pub max_uploads: Option<usize>,
+    /// Open connections; `None`: from `RLIMIT_NOFILE` ([`conn::connection_cap`]).
+    pub max_connections: Option<usize>,
+}
+
+impl ServeConfig {
+    /// Refuses settings the server cannot run with, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            (self.timeout.is_zero(), "--timeout must be longer than 0s"),
+            (
+                self.header_timeout.is_zero(),
+                "--header-timeout must be longer than 0s",
+            ),
+            (
+                self.body_timeout.is_zero(),
+                "--body-timeout must be longer than 0s",
+            ),
+            (self.max_body == 0, "--max-body must be at least 1 byte"),
+            (
+                self.max_runs_per_request == 0,
+                "--max-runs-per-request must be at least 1",
+            ),
+            (
+                self.max_uploads == Some(0),
+                "--max-uploads must be at least 1",
+            ),
+            (
+                self.max_connections == Some(0),
+                "--max-connections must be at least 1",
+            ),
+            (
+                self.workers == 0 || self.workers > 256,
+                "--workers: use 1 to 256",
+            ),
+        ];
+        if let Some((_, m)) = positive.iter().find(|(bad, _)| *bad) {
+            return Err((*m).into());
+        }
+        for (t, what) in [
+            (&self.token, "token"),
+            (&self.metrics_token, "metrics token"),
+        ] {
+            if let Some(t) = t
+                && (t.trim().is_empty() || t.trim() != t)
+            {
+                return Err(format!(
+                    "the {what} is empty or has surrounding spaces (an empty token would turn authentication off)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn uploads(&self) -> usize {
+        self.max_uploads.unwrap_or(self.workers + self.queue).max(1)
+    }
 }
 
 impl Default for ServeConfig {
@@ -80,6 +157,11 @@ impl Default for ServeConfig {
             drain: Duration::from_secs(30),
             token: None,
             metrics_token: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_runs_per_request: 4096,
+            max_uploads: None,
+            max_connections: None,
         }
     }
 }
@@ -90,9 +172,16 @@ struct Shared {
     pool: Pool,
     telemetry: Arc<Telemetry>,
     service: ServiceMetrics,
+    metrics: Option<InferMetrics>,
     on_outcome: pool::OnOutcome,
     ready: AtomicBool,
     next_id: AtomicU64,
+    /// Bodies being read.
+    uploads: Arc<Semaphore>,
+    /// Connections served at once.
+    max_connections: usize,
+    /// The OpenAPI document of this server (its address; security only when a token is set).
+    openapi: String,
 }
 
 impl std::fmt::Debug for Shared {
@@ -115,6 +204,8 @@ struct Fail {
     status: StatusCode,
     message: String,
     reason: Option<&'static str>,
+    /// Close the connection after the answer (a body left unread).
+    close: bool,
 }
 
 fn fail(status: StatusCode, message: impl Into<String>, reason: Option<&'static str>) -> Fail {
@@ -122,7 +213,34 @@ fn fail(status: StatusCode, message: impl Into<String>, reason: Option<&'static 
         status,
         message: message.into(),
         reason,
+        close: false,
     }
+}
+
+impl Fail {
+    fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+}
+
+/// A message for a client: GDAL's in-memory file names (`/vsimem/...`) replaced by `name` (the request's image),
+/// so that no answer shows an internal path.
+fn public(message: &str, name: &str) -> String {
+    const MEM: &str = "/vsimem/";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(MEM) {
+        out.push_str(&rest[..i]);
+        out.push_str(name);
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, ':' | '\'' | '"' | ',' | ')' | '`'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn bad_request(message: impl Into<String>) -> Fail {
@@ -134,9 +252,13 @@ impl IntoResponse for Fail {
         let mut r = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
-            json!({"error": self.message}).to_string(),
+            json!({"error": public(&self.message, "the request body")}).to_string(),
         )
             .into_response();
+        if self.close {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -160,6 +282,7 @@ impl Server {
         telemetry: Arc<Telemetry>,
         metrics: Option<InferMetrics>,
     ) -> Result<Self, ServeError> {
+        config.validate().map_err(ServeError::Config)?;
         let bind_err = |e: std::io::Error| ServeError::Bind {
             addr: config.addr.to_string(),
             message: e.to_string(),
@@ -167,8 +290,9 @@ impl Server {
         let listener = std::net::TcpListener::bind(config.addr).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
         let service = ServiceMetrics::new(&telemetry, config.workers);
+        let m = metrics.clone();
         let on_outcome: pool::OnOutcome = Arc::new(move |r| {
-            if let Some(m) = &metrics {
+            if let Some(m) = &m {
                 match r {
                     Ok(o) => {
                         m.record(o);
@@ -178,10 +302,17 @@ impl Server {
                     Err(JobError::Pipeline(_)) => {
                         m.failed(nsod_pipeline::Stage::Detect, "inference")
                     }
+                    Err(JobError::Cancelled) => m.abandoned(),
                 }
             }
         });
         let pool = Pool::start(&pipeline, config.workers, config.queue, on_outcome.clone())?;
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| conn::connection_cap().0);
+        let local = listener.local_addr().unwrap_or(config.addr);
+        let openapi = openapi_document(&config, local);
+        let uploads = Arc::new(Semaphore::new(config.uploads()));
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
@@ -190,9 +321,13 @@ impl Server {
                 pool,
                 telemetry,
                 service,
+                metrics,
                 on_outcome,
                 ready: AtomicBool::new(true),
                 next_id: AtomicU64::new(1),
+                uploads,
+                max_connections,
+                openapi,
             }),
         })
     }
@@ -204,8 +339,19 @@ impl Server {
             .unwrap_or(self.shared.config.addr)
     }
 
-    /// Serves until `shutdown` completes, then drains (up to the configured deadline) and stops the workers.
-    /// Returns whether every accepted request finished before the deadline.
+    /// The most connections served at once (from `RLIMIT_NOFILE` unless configured).
+    pub fn max_connections(&self) -> usize {
+        self.shared.max_connections
+    }
+
+    /// Bodies read at once.
+    pub fn max_uploads(&self) -> usize {
+        self.shared.config.uploads()
+    }
+
+    /// Serves until `shutdown` completes, then drains (up to the configured deadline), cancels what still runs
+    /// (workers stop within one batch of slices) and stops the workers. Returns whether every accepted request
+    /// finished before the deadline.
     pub fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -222,28 +368,69 @@ impl Server {
             let listener = tokio::net::TcpListener::from_std(self.listener)
                 .map_err(|e| ServeError::Start(e.to_string()))?;
             let app = router(shared.clone());
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let limits = conn::ConnLimits {
+                header_timeout: shared.config.header_timeout,
+                max_connections: shared.max_connections,
+                drain: shared.config.drain,
+            };
             let shared2 = shared.clone();
-            let server = tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        shutdown.await;
-                        shared2.ready.store(false, Ordering::SeqCst);
-                        let _ = stop_tx.send(true);
-                    })
-                    .await
-            });
-            // Graceful shutdown waits for open connections; bound it by the drain deadline.
-            let mut stop_rx = stop_rx;
-            let _ = stop_rx.wait_for(|s| *s).await;
-            let drain = shared.config.drain;
-            let drained = tokio::time::timeout(drain, server).await.is_ok();
-            Ok::<bool, ServeError>(drained)
+            let stop = async move {
+                shutdown.await;
+                shared2.ready.store(false, Ordering::SeqCst);
+            };
+            Ok::<bool, ServeError>(conn::serve(listener, app, shared.clone(), limits, stop).await)
         })?;
         runtime.shutdown_timeout(Duration::from_secs(1));
+        self.shared.pool.cancel_all();
         self.shared.pool.shutdown();
         Ok(drained)
     }
+}
+
+/// The OpenAPI document as this server answers it: its own address, and bearer security only where a token is
+/// required (a document that declares security the server does not ask for misleads clients and generators).
+fn openapi_document(config: &ServeConfig, addr: SocketAddr) -> String {
+    let Ok(mut doc) = serde_json::from_str::<Value>(OPENAPI) else {
+        return OPENAPI.to_owned();
+    };
+    doc["servers"] = json!([{ "url": format!("http://{addr}") }]);
+    let bearer = json!([{ "bearer": [] }]);
+    let any_token = config.token.is_some() || config.metrics_token.is_some();
+    match (&config.token, doc.as_object_mut()) {
+        (Some(_), _) => doc["security"] = bearer.clone(),
+        (None, Some(o)) => {
+            o.remove("security");
+        }
+        (None, None) => {}
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|i| i.values_mut())
+            {
+                let Some(op) = op.as_object_mut() else {
+                    continue;
+                };
+                if path == "/metrics" {
+                    // Its own token; open (an explicit empty requirement) when only the API has one.
+                    match (&config.metrics_token, &config.token) {
+                        (Some(_), _) => op.insert("security".into(), bearer.clone()),
+                        (None, Some(_)) => op.insert("security".into(), json!([])),
+                        (None, None) => op.remove("security"),
+                    };
+                } else if config.token.is_none() {
+                    // Health routes say "no security" only where the others have some.
+                    op.remove("security");
+                }
+            }
+        }
+    }
+    if !any_token && let Some(c) = doc["components"].as_object_mut() {
+        c.remove("securitySchemes");
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| OPENAPI.to_owned())
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -349,14 +536,22 @@ struct Rejected(&'static str);
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     use subtle::ConstantTimeEq;
-    let Some(given) = headers
+    // RFC 7235: the scheme is case-insensitive, one or more spaces before the credentials.
+    let Some((scheme, given)) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
     else {
         return false;
     };
-    given.as_bytes().ct_eq(token.as_bytes()).into()
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return false;
+    }
+    given
+        .trim_start_matches(' ')
+        .as_bytes()
+        .ct_eq(token.as_bytes())
+        .into()
 }
 
 async fn not_found() -> Fail {
@@ -371,8 +566,11 @@ async fn ready(State(s): State<Arc<Shared>>) -> StatusCode {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+async fn openapi(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.clone(),
+    )
 }
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -498,33 +696,84 @@ async fn model_ready_v(
 /// the answer rather than a reset connection (beyond this the connection is closed).
 const DRAIN_CAP: usize = 64 << 20;
 
-/// Reads the body up to the limit (413 above it).
-async fn body_bytes(s: &Shared, body: Body, _headers: &HeaderMap) -> Result<Bytes, Fail> {
+/// Reads the body: at most `max_uploads` bodies at once (503 above), a declared `Content-Length` above the limit
+/// refused before anything is kept (413), the whole body within `body_timeout` (408: a total deadline, which a slow
+/// drip cannot stretch), never more than `max_body` bytes kept (413).
+async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes, Fail> {
     use futures_util::StreamExt;
     let limit = s.config.max_body;
-    let mut stream = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
-        total = total.saturating_add(chunk.len());
-        if total <= limit {
-            buf.extend_from_slice(&chunk);
-        } else {
-            buf = Vec::new();
-            if total > limit.saturating_add(DRAIN_CAP) {
-                break;
-            }
-        }
-    }
-    if total > limit {
+    let Ok(_upload) = s.uploads.clone().try_acquire_owned() else {
         return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "server busy: {} request bodies are being received (--max-uploads); retry later",
+                s.config.uploads()
+            ),
+            Some("uploads_full"),
+        )
+        .closing());
+    };
+    let too_large = || {
+        fail(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body larger than {limit} bytes (--max-body)"),
             Some("body_too_large"),
-        ));
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        // Refused from the header: nothing is kept. A client waiting for `100 Continue` never sends the body; one
+        // that sends it at once is drained (up to DRAIN_CAP, within the body deadline) so that it reads the answer
+        // rather than a reset connection.
+        if !headers.contains_key(header::EXPECT)
+            && n <= (limit as u64).saturating_add(DRAIN_CAP as u64)
+        {
+            let drain = async {
+                let mut stream = body.into_data_stream();
+                while let Some(Ok(_)) = stream.next().await {}
+            };
+            let _ = tokio::time::timeout(s.config.body_timeout, drain).await;
+        }
+        return Err(too_large().closing());
     }
-    Ok(Bytes::from(buf))
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
+            total = total.saturating_add(chunk.len());
+            if total <= limit {
+                buf.extend_from_slice(&chunk);
+            } else {
+                buf = Vec::new();
+                if total > limit.saturating_add(DRAIN_CAP) {
+                    break;
+                }
+            }
+        }
+        if total > limit {
+            return Err(too_large().closing());
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(s.config.body_timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(fail(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received in full within {:?} (--body-timeout)",
+                s.config.body_timeout
+            ),
+            Some("body_timeout"),
+        )
+        .closing()),
+    }
 }
 
 /// Refuses a parameter that is neither a setting nor one of `also`.
@@ -537,7 +786,53 @@ fn overrides(s: &Shared, get: &dyn Fn(&str) -> Option<Value>) -> Result<Override
     params::overrides(s.pipeline.config(), get).map_err(bad_request)
 }
 
-/// Admits, runs and waits for one image.
+/// The image in flight for `nsod_images_in_flight`: counted when admitted, settled once by whoever ends it (the
+/// worker, a decode error, a refusal); a request dropped before that (its client gone) settles it on drop.
+struct InFlight<'a> {
+    metrics: Option<&'a InferMetrics>,
+    settled: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: Option<&'a InferMetrics>) -> Self {
+        if let Some(m) = metrics {
+            m.image_started();
+        }
+        Self {
+            metrics,
+            settled: false,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.settled
+            && let Some(m) = self.metrics
+        {
+            m.abandoned();
+        }
+    }
+}
+
+/// Cancels a submitted job when the request's future is dropped before its answer: the client closed the
+/// connection (hyper notices the end of its stream while the request runs and drops the request).
+struct CancelOnDrop<'a> {
+    flag: Arc<AtomicBool>,
+    service: &'a ServiceMetrics,
+    answered: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.flag.store(true, Ordering::SeqCst);
+            self.service.rejected("client_gone");
+        }
+    }
+}
+
+/// Admits, decodes, checks the work budget of, runs and waits for one image.
 async fn run_job(
     s: &Arc<Shared>,
     bytes: Vec<u8>,
@@ -557,6 +852,7 @@ async fn run_job(
             Some("queue_full"),
         ));
     };
+    let mut in_flight = InFlight::new(s.metrics.as_ref());
     // Decoded off the async threads while the workers run earlier requests (as nsod infer decodes ahead); the
     // admission permit bounds how many decoded images wait.
     let raster = s.pipeline.config().raster.clone();
@@ -577,40 +873,79 @@ async fn run_job(
     let (input, decode_seconds) = match decoded {
         Ok(d) => d,
         Err(e) => {
-            let m = error_chain(&e);
+            let m = public(&error_chain(&e), &name);
+            in_flight.settled = true;
             (s.on_outcome)(&Err(JobError::Decode(m.clone())));
             return Err(bad_request(m));
         }
     };
+    // The work budget, counted before any of it is done.
+    let (w, h) = input.size();
+    let runs = s.pipeline.model_runs(w, h, &overrides).unwrap_or(1);
+    let max = s.config.max_runs_per_request;
+    if runs > max {
+        let full = s.pipeline.model_runs(
+            w,
+            h,
+            &Overrides {
+                full_pass: Some(false),
+                ..overrides.clone()
+            },
+        );
+        let slices = full.unwrap_or(runs);
+        let pass = if slices < runs {
+            " and the full-image pass"
+        } else {
+            ""
+        };
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name}: {w} x {h} px with these settings takes {runs} model runs ({slices} slices{pass}), more \
+                 than this server's maximum of {max} per request (--max-runs-per-request): use larger slices, less \
+                 overlap or a smaller image"
+            ),
+            Some("over_budget"),
+        ));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let cancelled = Arc::new(AtomicBool::new(false));
+    let cancel = Arc::new(AtomicBool::new(false));
     let job = Job {
         input,
         decode_seconds,
-        name,
+        name: name.clone(),
         overrides,
         reply: tx,
-        cancelled: cancelled.clone(),
+        cancel: cancel.clone(),
         permit,
     };
-    if !s.pool.submit(job) {
+    if s.pool.submit(job).is_err() {
         return Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
             None,
         ));
     }
+    // From here the worker settles the image.
+    in_flight.settled = true;
     s.service.set_load(
         s.pool.load.queued.load(Ordering::SeqCst),
         s.pool.load.busy.load(Ordering::SeqCst),
     );
-    match tokio::time::timeout(s.config.timeout, rx).await {
+    let mut guard = CancelOnDrop {
+        flag: cancel.clone(),
+        service: &s.service,
+        answered: false,
+    };
+    let result = tokio::time::timeout(s.config.timeout, rx).await;
+    guard.answered = true;
+    match result {
         Err(_) => {
-            cancelled.store(true, Ordering::SeqCst);
+            cancel.store(true, Ordering::SeqCst);
             Err(fail(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "no result within {:?} (--timeout); retry later",
+                    "no result within {:?} (--timeout); the request was cancelled; retry later",
                     s.config.timeout
                 ),
                 Some("timeout"),
@@ -621,8 +956,17 @@ async fn run_job(
             "the worker stopped",
             None,
         )),
-        Ok(Ok(Err(JobError::Decode(m)))) => Err(bad_request(m)),
-        Ok(Ok(Err(JobError::Pipeline(m)))) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, m, None)),
+        Ok(Ok(Err(JobError::Decode(m)))) => Err(bad_request(public(&m, &name))),
+        Ok(Ok(Err(JobError::Pipeline(m)))) => Err(fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            public(&m, &name),
+            None,
+        )),
+        Ok(Ok(Err(JobError::Cancelled))) => Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request was cancelled: the server is stopping",
+            None,
+        )),
         Ok(Ok(Ok(outcome))) => Ok(outcome),
     }
 }

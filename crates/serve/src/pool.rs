@@ -1,10 +1,14 @@
 //! The session workers behind the server: one OS thread per pipeline worker (each with its own ONNX Runtime
 //! session), fed by a channel; admission is bounded by a semaphore of `workers + queue` permits, so the backlog can
-//! never grow past the queue: a request that finds no permit is shed at once (503), one that waits past its
-//! deadline is abandoned (the worker skips it if it has not started).
+//! never grow past the queue: a request that finds no permit is shed at once (503).
+//!
+//! Every job carries a cancellation flag, set when its request gives up: the `--timeout`, the client closing the
+//! connection (a guard dropped with the request's future) or the end of the `--drain` after SIGTERM
+//! ([`Pool::cancel_all`]). A worker that has not started the job skips it; one running it sees the flag between
+//! batches of slices (the interrupt check `nsod infer` has for signals) and is free again within one batch.
 
 use crate::ServeError;
-use nsod_pipeline::{ImageOutcome, LoadedImage, Overrides, Pipeline, error_chain};
+use nsod_pipeline::{ImageOutcome, LoadedImage, Overrides, Pipeline, PipelineError, error_chain};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -13,10 +17,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 /// What a worker returns for one request.
 #[derive(Debug)]
 pub enum JobError {
-    /// The body is not an image nsod can read (400).
+    /// The body is not an image nsod can read, or its settings are invalid (400).
     Decode(String),
     /// The pipeline failed on a readable image (500).
     Pipeline(String),
+    /// The request gave up (timeout, client gone, shutdown) before or while the job ran.
+    Cancelled,
 }
 
 pub type JobResult = Result<ImageOutcome, JobError>;
@@ -33,8 +39,9 @@ pub struct Job {
     pub name: String,
     pub overrides: Overrides,
     pub reply: oneshot::Sender<JobResult>,
-    /// Set when the request gave up waiting: a worker that has not started it skips it.
-    pub cancelled: Arc<AtomicBool>,
+    /// Set when the request gives up: a worker that has not started the job skips it, one running it stops between
+    /// batches of slices.
+    pub cancel: Arc<AtomicBool>,
     /// Held until the worker is done with the job (the slot counts as taken while the model runs).
     pub permit: OwnedSemaphorePermit,
 }
@@ -56,6 +63,10 @@ pub struct Pool {
     pub workers: usize,
     pub capacity: usize,
     pub load: Arc<Load>,
+    /// The cancellation flag of the job each worker runs.
+    running: Arc<Mutex<Vec<Option<Arc<AtomicBool>>>>>,
+    /// Set by [`Pool::cancel_all`]: queued jobs are skipped.
+    closing: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -71,6 +82,8 @@ impl Pool {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let load = Arc::new(Load::default());
+        let running = Arc::new(Mutex::new(vec![None; workers]));
+        let closing = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         // Sessions are opened here, before the server says it is ready.
         for i in 0..workers {
@@ -80,6 +93,8 @@ impl Pool {
             let rx = rx.clone();
             let load = load.clone();
             let on_outcome = on_outcome.clone();
+            let running = running.clone();
+            let closing = closing.clone();
             let t = std::thread::Builder::new()
                 .name(format!("nsod-serve-{i}"))
                 .spawn(move || {
@@ -90,11 +105,22 @@ impl Pool {
                         };
                         let Ok(job) = job else { return };
                         load.queued.fetch_sub(1, Ordering::SeqCst);
-                        if job.cancelled.load(Ordering::SeqCst) {
+                        if job.cancel.load(Ordering::SeqCst) || closing.load(Ordering::SeqCst) {
+                            let result = Err(JobError::Cancelled);
+                            on_outcome(&result);
+                            drop(job.permit);
+                            let _ = job.reply.send(result);
                             continue;
                         }
                         load.busy.fetch_add(1, Ordering::SeqCst);
-                        let result = run(&mut worker, &job.input, &job, job.decode_seconds);
+                        set_running(&running, i, Some(job.cancel.clone()));
+                        // Checked again: cancel_all may have run between the first check and the line above.
+                        if closing.load(Ordering::SeqCst) {
+                            job.cancel.store(true, Ordering::SeqCst);
+                        }
+                        worker.set_interrupt(job.cancel.clone());
+                        let result = run(&mut worker, &job);
+                        set_running(&running, i, None);
                         on_outcome(&result);
                         load.busy.fetch_sub(1, Ordering::SeqCst);
                         drop(job.permit);
@@ -110,6 +136,8 @@ impl Pool {
             workers,
             capacity: workers + queue,
             load,
+            running,
+            closing,
             threads: Mutex::new(threads),
         })
     }
@@ -119,25 +147,35 @@ impl Pool {
         self.admission.clone().try_acquire_owned().ok()
     }
 
-    /// Hands an admitted job to the workers; false when they are stopping (the job is dropped).
-    pub fn submit(&self, job: Job) -> bool {
+    /// Hands an admitted job to the workers; gives it back when they are stopping.
+    #[allow(clippy::result_large_err)]
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
         let guard = self.tx.lock();
         match guard.as_ref().ok().and_then(|g| g.as_ref()) {
             Some(tx) => {
                 self.load.queued.fetch_add(1, Ordering::SeqCst);
-                let sent = tx.send(job).is_ok();
-                if !sent {
+                tx.send(job).map_err(|e| {
                     self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                }
-                sent
+                    e.0
+                })
             }
-            None => false,
+            None => Err(job),
         }
     }
 
     /// Jobs admitted and not finished.
     pub fn in_flight(&self) -> usize {
         self.capacity - self.admission.available_permits()
+    }
+
+    /// Cancels every job: the running ones stop at their next batch of slices, the queued ones are skipped.
+    pub fn cancel_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if let Ok(r) = self.running.lock() {
+            for flag in r.iter().flatten() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Stops the workers once the queue is empty and joins them.
@@ -156,16 +194,27 @@ impl Pool {
     }
 }
 
-fn run(
-    worker: &mut nsod_pipeline::Worker,
-    input: &LoadedImage,
-    job: &Job,
-    decode_seconds: f64,
-) -> JobResult {
+fn set_running(
+    running: &Mutex<Vec<Option<Arc<AtomicBool>>>>,
+    i: usize,
+    flag: Option<Arc<AtomicBool>>,
+) {
+    if let Ok(mut r) = running.lock()
+        && let Some(slot) = r.get_mut(i)
+    {
+        *slot = flag;
+    }
+}
+
+fn run(worker: &mut nsod_pipeline::Worker, job: &Job) -> JobResult {
     worker
-        .process_with(input, &job.name, decode_seconds, &job.overrides)
+        .process_with(&job.input, &job.name, job.decode_seconds, &job.overrides)
         .map_err(|e| match e {
-            nsod_pipeline::PipelineError::Config(c) => JobError::Decode(error_chain(&c)),
+            e if e.is_interrupted() => JobError::Cancelled,
+            PipelineError::Config(c) => JobError::Decode(error_chain(&c)),
+            // A raster body whose pixels cannot be read (a truncated or damaged file): the client's bytes, not a
+            // failure of the server.
+            e if e.is_unreadable_input() => JobError::Decode(error_chain(&e)),
             other => JobError::Pipeline(error_chain(&other)),
         })
 }

@@ -655,7 +655,7 @@ impl Catalog {
         );
         r.register(
             "nsod_requests_rejected",
-            "Requests refused, by reason (queue_full, timeout, body_too_large, unauthorized, bad_request, not_found)",
+            "Requests refused, by reason (queue_full, timeout, body_too_large, unauthorized, bad_request, not_found, over_budget, client_gone, header_timeout, body_timeout, uploads_full, header_too_large)",
             v.rejected.clone(),
         );
         r.register(

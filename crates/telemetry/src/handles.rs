@@ -353,6 +353,13 @@ impl InferMetrics {
     /// An image answered by a server (no outputs written): counted as a success.
     pub fn served(&self) {
         self.ok.inc();
+        self.in_flight.dec();
+    }
+
+    /// An image that left the pipeline without a result of its own: its request gave up (timeout, client gone,
+    /// shutdown) or was refused before detection (over the work budget). Neither a success nor an image's failure.
+    pub fn abandoned(&self) {
+        self.in_flight.dec();
     }
 
     /// An image failed at `stage`.
@@ -519,7 +526,11 @@ pub const ROUTES: &[&str] = &[
 ];
 
 /// Status codes created at 0 for the request routes.
-pub const CODES: &[u16] = &[200, 400, 401, 404, 413, 500, 503];
+pub const CODES: &[u16] = &[200, 400, 401, 404, 408, 413, 500, 503];
+
+/// Status codes the HTTP layer answers before a route is known (route `other`), created at 0: a malformed request
+/// (400), headers not received within `--header-timeout` (408), a request line or headers too large (414, 431).
+pub const CONNECTION_CODES: &[u16] = &[400, 408, 414, 431];
 
 /// Why a request was refused (the `reason` label).
 pub const REJECT_REASONS: &[&str] = &[
@@ -529,6 +540,12 @@ pub const REJECT_REASONS: &[&str] = &[
     "unauthorized",
     "bad_request",
     "not_found",
+    "over_budget",
+    "client_gone",
+    "header_timeout",
+    "body_timeout",
+    "uploads_full",
+    "header_too_large",
 ];
 
 /// Handles of `nsod serve`'s own series, known label sets created at 0.
@@ -548,6 +565,12 @@ impl ServiceMetrics {
                     code: code.to_string(),
                 });
             }
+        }
+        for code in CONNECTION_CODES {
+            let _ = f.requests.get_or_create(&RouteCode {
+                route: "other".into(),
+                code: code.to_string(),
+            });
         }
         for route in ROUTES {
             let _ = f.duration.get_or_create(&RouteLabel {
@@ -586,6 +609,17 @@ impl ServiceMetrics {
                 }),
                 None,
             );
+    }
+
+    /// An answer the HTTP layer gave before a route was known (route `other`: 400, 408, 414, 431).
+    pub fn connection_answer(&self, code: u16) {
+        self.families
+            .requests
+            .get_or_create(&RouteCode {
+                route: "other".into(),
+                code: code.to_string(),
+            })
+            .inc();
     }
 
     /// A refused request.
