@@ -569,8 +569,8 @@ fn request_bodies_never_reach_the_servers_files_or_urls() {
     let vsicurl = format!("/vsicurl/http://127.0.0.1:{port}/x.tif");
     let refused = |what: &str| {
         format!(
-            "{what} is not accepted as a request body: send the image itself (GeoTIFF, PNG, JPEG, WebP, JPEG 2000, \
-             BMP or GIF); formats that name other files or URLs are refused"
+            "{what} is not accepted as a request body: send the image itself (GeoTIFF, PNG, JPEG, WebP, BMP or \
+             GIF); formats that name other files or URLs are refused"
         )
     };
     bodies.push(("WMS".into(), format!("<GDAL_WMS><Service name=\"WMS\"><ServerUrl>http://127.0.0.1:{port}/wms</ServerUrl><Layers>x</Layers></Service></GDAL_WMS>").into_bytes(), "a GDAL WMS description".into()));
@@ -614,6 +614,14 @@ fn request_bodies_never_reach_the_servers_files_or_urls() {
             format!("k: {}", refused("a GDAL virtual raster (VRT)"))
         )
     );
+    // A damaged JPEG 2000 file on which the system's OpenJPEG aborts the process (found by the body fuzz target).
+    bodies.push((
+        "JP2OpenJPEG".into(),
+        std::fs::read(repo_root().join("fuzz/regressions/body/jp2-openjpeg-assert")).unwrap(),
+        "a JPEG 2000 file (the system's OpenJPEG library aborts the process on some damaged files; convert it with \
+         gdal_translate -of COG)"
+            .into(),
+    ));
     for (driver, bytes, name) in &bodies {
         let (code, _, body) = detect(bytes);
         assert_eq!(code, 400, "{driver}: {body}");

@@ -5,6 +5,7 @@
 //! say); every error names the request and never shows the in-memory file (`/vsimem/`); nothing allocates beyond
 //! the 2 GB limit. Seeds: VRTs naming a server file, a `/vsimem/` buffer and a `/vsicurl/` URL, one body per refused
 //! driver family, a truncated 60000 x 60000 PNG (a decompression bomb), small GeoTIFF, JPEG 2000 and PNG files.
+//! Regressions: a damaged JPEG 2000 file on which OpenJPEG 2.5.0 aborts the process (JPEG 2000 bodies are refused).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use nsod_pipeline::{Pixels, error_chain};

@@ -270,7 +270,7 @@ fn open_gdal(
 }
 
 /// Reads an image received as bytes (an HTTP body) named `name`: PNG, JPEG, WebP, BMP and GIF up to the window
-/// threshold are decoded in memory; TIFF (GeoTIFF, COG), JPEG 2000 and larger images go through GDAL from an
+/// threshold are decoded in memory; TIFF (GeoTIFF, COG) and larger images go through GDAL from an
 /// in-memory file with an unpredictable name, with their georeferencing. Bytes are untrusted: GDAL opens them only
 /// with the self-contained single-file drivers ([`nsod_raster::BODY_DRIVERS`]), so a body can never make the
 /// process read another file or fetch a URL (a VRT, a header naming its data file); such formats are refused with
@@ -292,8 +292,8 @@ pub fn load_bytes(
         return Err(image_error(
             path,
             &format!(
-                "{format} is not accepted as a request body: send the image itself (GeoTIFF, PNG, JPEG, WebP, \
-                 JPEG 2000, BMP or GIF); formats that name other files or URLs are refused"
+                "{format} is not accepted as a request body: send the image itself (GeoTIFF, PNG, JPEG, WebP, BMP \
+                 or GIF); formats that name other files or URLs are refused"
             ),
             None,
         ));
