@@ -354,14 +354,14 @@ fn bad_requests_get_their_status_and_a_json_error_and_the_server_goes_on() {
         ("truncated image", detect.clone(), png[..png.len() / 2].to_vec(), auth.to_vec(), 400, "cannot decode image"),
         ("empty body", detect.clone(), vec![], auth.to_vec(), 400, "empty body"),
         ("oversize body", detect.clone(), vec![0u8; 300_000], auth.to_vec(), 413, "request body larger than 200000 bytes"),
-        ("bad parameter value", format!("{detect}?conf=1.5"), png.clone(), auth.to_vec(), 400, "detect.conf: 1.5 is outside [0, 1]"),
+        ("bad parameter value", format!("{detect}?conf=1.5"), png.clone(), auth.to_vec(), 400, "parameter conf (detect.conf): 1.5 is outside [0, 1]"),
         ("bad slice", format!("{detect}?slice=huge"), png.clone(), auth.to_vec(), 400, "parameter slice"),
         ("unknown parameter", format!("{detect}?confidence=0.3"), png.clone(), auth.to_vec(), 400, "unknown parameter \"confidence\""),
         ("malformed JSON", infer_url.clone(), b"{\"inputs\": [".to_vec(), auth.to_vec(), 400, "malformed JSON"),
         ("wrong datatype", infer_url.clone(), br#"{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "data": [0.5]}]}"#.to_vec(), auth.to_vec(), 400, "datatype \"FP32\", expected \"BYTES\""),
         ("wrong shape", infer_url.clone(), format!(r#"{{"inputs": [{{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["{b64}", "{b64}"]}}]}}"#).into_bytes(), auth.to_vec(), 400, "shape [2], expected [1]"),
         ("unknown model", format!("{}/v2/models/resnet/infer", s.base), png.clone(), auth.to_vec(), 404, "unknown model \"resnet\""),
-        ("bad KServe parameter", infer_url.clone(), format!(r#"{{"inputs": [{{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["{b64}"]}}], "parameters": {{"overlap": 1.0}}}}"#).into_bytes(), auth.to_vec(), 400, "detect.overlap: 1 is outside [0, 1)"),
+        ("bad KServe parameter", infer_url.clone(), format!(r#"{{"inputs": [{{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["{b64}"]}}], "parameters": {{"overlap": 1.0}}}}"#).into_bytes(), auth.to_vec(), 400, "parameter overlap (detect.overlap): 1 is outside [0, 1)"),
     ];
     for (what, url, body, headers, status, message) in cases {
         let (code, _, text) = post(&url, &body, &headers);
@@ -1051,27 +1051,27 @@ fn settings_that_would_turn_a_protection_off_are_refused_and_the_api_says_what_i
     for (flags, message) in [
         (
             &["--max-body", "0"][..],
-            "error: --max-body must be at least 1 byte",
+            "error: --max-body (serve.max_body): must be at least 1",
         ),
         (
             &["--timeout", "0s"][..],
-            "error: --timeout must be longer than 0s",
+            "error: --timeout (serve.timeout): must be longer than 0s",
         ),
         (
             &["--header-timeout", "0s"][..],
-            "error: --header-timeout must be longer than 0s",
+            "error: --header-timeout (serve.header_timeout): must be longer than 0s",
         ),
         (
             &["--body-timeout", "0s"][..],
-            "error: --body-timeout must be longer than 0s",
+            "error: --body-timeout (serve.body_timeout): must be longer than 0s",
         ),
         (
             &["--max-runs-per-request", "0"][..],
-            "error: --max-runs-per-request must be at least 1",
+            "error: --max-runs-per-request (serve.max_runs_per_request): must be at least 1",
         ),
         (
             &["--max-uploads", "0"][..],
-            "error: --max-uploads must be at least 1",
+            "error: --max-uploads (serve.max_uploads): must be at least 1",
         ),
     ] {
         let o = serve_command(flags).output().unwrap();

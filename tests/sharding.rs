@@ -199,7 +199,9 @@ fn shards_merge_exactly_and_missing_bad_and_rerun_shards_are_handled() {
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(
         error_lines(&text(&o).1),
-        vec!["error: --conf: the settings of a shard come from its plan (give them to nsod plan)"]
+        vec![
+            "error: --conf: a shard's result and output settings come from its plan (give them to nsod plan); it takes execution settings only"
+        ]
     );
 
     // Shard 1 with its index from the environment, run twice: the rerun replaces the folder whole.

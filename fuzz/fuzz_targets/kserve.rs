@@ -31,10 +31,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let config = PipelineConfig::default();
-    match nsod_serve::params::overrides(&config, &|k| req.parameters.get(k).cloned()) {
+    match nsod_serve::params::overrides(&config, true, &|k| req.parameters.get(k).cloned()) {
         Ok(o) => {
             // Accepted settings give a configuration that validates.
-            let c = o.apply(&config);
+            let c = o.apply(&config).expect("accepted settings apply");
             assert!(
                 c.validate().is_ok(),
                 "{o:?} accepted but {:?}",

@@ -1,6 +1,7 @@
 //! `nsod eval`: glue between the inputs on disk, the evaluation crate and the outputs.
 
-use crate::metrics::{MetricsArgs, MetricsSession, install_signal_flag};
+use crate::metrics::{MetricsSession, install_signal_flag};
+use crate::settings::{MetricsSet, SettingFlags};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use nsod_eval::load::{self, GtFormat, LabelOptions, Problem};
@@ -71,7 +72,7 @@ pub struct EvalArgs {
     /// Metrics: the results are exported as nsod_validation_map, _precision and _recall through
     /// --metrics-textfile or --pushgateway, or served on /metrics for --metrics-linger.
     #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub metrics: SettingFlags<MetricsSet>,
 }
 
 /// Reads `--names`: a comma list, a file with one name per line, or a data.yaml with a `names:` list or map.
@@ -164,8 +165,8 @@ fn default_label(path: &Path) -> String {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     match name.as_str() {
-        "predictions_raw.jsonl" => "raw".into(),
-        "predictions.jsonl" | "coco_results.json" => path
+        nsod_pipeline::layout::PREDICTIONS_RAW => "raw".into(),
+        nsod_pipeline::layout::PREDICTIONS | nsod_pipeline::layout::COCO_RESULTS => path
             .parent()
             .and_then(Path::file_name)
             .map_or(name.clone(), |p| p.to_string_lossy().into_owned()),
@@ -177,8 +178,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     // The prediction sets, in order.
     let mut preds: Vec<(String, PathBuf)> = Vec::new();
     if let Some(dir) = &args.run {
-        let raw = dir.join("predictions_raw.jsonl");
-        let refined = dir.join("predictions.jsonl");
+        let raw = dir.join(nsod_pipeline::layout::PREDICTIONS_RAW);
+        let refined = dir.join(nsod_pipeline::layout::PREDICTIONS);
         if !refined.is_file() {
             bail!(
                 "--run {}: no predictions.jsonl (is it an `nsod infer` output folder?)",
@@ -457,10 +458,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Exports the results when the user asked for an export or a lingering endpoint.
 fn export_metrics(args: &EvalArgs, runs: &[Run], problems: &[Problem]) -> anyhow::Result<()> {
-    let mut margs = args.metrics.clone();
-    if margs.metrics_linger.is_none() {
+    let layers = nsod_pipeline::settings::Layers::new(nsod_pipeline::PipelineConfig::default())
+        .environment(|k| std::env::var(k).ok())
+        .and_then(|l| l.flags(args.metrics.values()))
+        .and_then(|l| l.validate().map(|()| l))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut margs = layers.config.metrics;
+    if margs.linger.is_none() {
         // A one-shot command: serving /metrics only makes sense while lingering.
-        margs.no_metrics = true;
+        margs.enabled = false;
     }
     let Some(session) = MetricsSession::start(&margs, "")? else {
         return Ok(());

@@ -1,129 +1,16 @@
-//! `nsod infer`: build the pipeline, run the images through it into the run folder, print the summary, exit code.
-//! Everything per image lives in nsod-pipeline.
+//! `nsod infer`: settings → session → the images through the pipeline into the run folder → summary, exit code.
+//! Everything per image lives in nsod-pipeline; the set-up is [`crate::session`].
 
 use crate::cli::{GlobalArgs, InferArgs};
-use crate::metrics::MetricsSession;
-use crate::paths;
-use clap::parser::ValueSource;
+use crate::session::{INTERRUPTED, Needs, Session, config_error};
 use nsod_pipeline::inputs::{self, Job};
+use nsod_pipeline::layout;
 use nsod_pipeline::sink::Failure;
 use nsod_pipeline::{
-    ConfigError, Environment, ImageOutcome, Observer, Pipeline, PipelineConfig, PipelineError,
-    RunDirOptions, RunDirSink, error_chain,
+    ImageOutcome, Observer, PipelineConfig, RunDirOptions, RunDirSink, error_chain,
 };
-use nsod_runtime::Runtime;
 use nsod_telemetry::InferMetrics;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-/// Exit code for usage and configuration errors (clap uses 2 as well).
-pub const CONFIG_ERROR: u8 = 2;
-/// Exit code of a run stopped by SIGINT/SIGTERM.
-pub const INTERRUPTED: u8 = 130;
-
-/// The command-line flag of a configuration key, for messages.
-fn flag_of(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "detect.conf" => "--conf",
-        "detect.iou" => "--iou",
-        "detect.max_det" => "--max-det",
-        "detect.slice" => "--slice",
-        "detect.overlap" => "--overlap",
-        "detect.merge_threshold" => "--merge-threshold",
-        "detect.batch" => "--batch",
-        "rules.gsd" => "--gsd",
-        "threads" => "--threads",
-        "decode_threads" => "--decode-threads",
-        "device" => "--device",
-        _ => return None,
-    })
-}
-
-/// A configuration error as one line, naming the flag as well as the key.
-pub fn config_message(e: &ConfigError) -> String {
-    match e {
-        ConfigError::Invalid { key, message } => match flag_of(key) {
-            Some(flag) => format!("{flag} ({key}): {message}"),
-            None => format!("{key}: {message}"),
-        },
-        other => error_chain(other),
-    }
-}
-
-/// A pipeline error as one line (configuration errors name their flag).
-pub fn pipeline_message(e: &PipelineError) -> String {
-    match e {
-        PipelineError::Config(c) => config_message(c),
-        other => error_chain(other),
-    }
-}
-
-/// Defaults, then `--config`, then the flags given on the command line.
-pub fn configuration(a: &InferArgs, m: &clap::ArgMatches) -> Result<PipelineConfig, String> {
-    let mut c = match &a.config {
-        Some(p) => PipelineConfig::from_file(p).map_err(|e| config_message(&e))?,
-        None => PipelineConfig::default(),
-    };
-    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    if given("model") {
-        c.model = a.model.clone();
-    }
-    if given("names") {
-        c.names = a.names.clone();
-    }
-    if given("out") {
-        c.output.out = a.out.clone();
-    }
-    macro_rules! take {
-        ($($id:literal => $field:expr, $value:expr;)*) => {
-            $(if given($id) { $field = $value; })*
-        };
-    }
-    take! {
-        "conf" => c.detect.conf, a.conf;
-        "iou" => c.detect.iou, a.iou;
-        "max_det" => c.detect.max_det, a.max_det;
-        "slice" => c.detect.slice, a.slice;
-        "overlap" => c.detect.overlap, a.overlap;
-        "merge" => c.detect.merge, a.merge;
-        "match_metric" => c.detect.match_metric, a.match_metric;
-        "merge_threshold" => c.detect.merge_threshold, a.merge_threshold;
-        "merge_geometry" => c.detect.merge_geometry, a.merge_geometry;
-        "batch" => c.detect.batch, a.batch;
-        "device" => c.device, a.device.clone();
-        "threads" => c.threads, a.threads;
-        "schedule" => c.schedule, a.schedule;
-        "io_binding" => c.io_binding, a.io_binding;
-        "decode_threads" => c.decode_threads, a.decode_threads;
-        "rules" => c.rules.file, a.rules.clone();
-        "gsd" => c.rules.gsd, a.gsd;
-        "kg_pairs" => c.kg.pairs, a.kg_pairs.clone();
-        "bands" => c.raster.bands, a.bands.clone();
-        "scale" => c.raster.scale, a.scale;
-        "window_above" => c.raster.window_above_pixels, a.window_above;
-        "max_raster_pixels" => c.raster.max_pixels, a.max_raster_pixels;
-    }
-    if a.no_full_pass {
-        c.detect.full_pass = false;
-    }
-    if a.class_agnostic {
-        c.detect.class_agnostic = true;
-    }
-    if a.no_symbolic {
-        c.rules.enabled = false;
-    }
-    if a.kg {
-        c.kg.enabled = true;
-    }
-    if a.skip_existing {
-        c.output.skip_existing = true;
-    }
-    if a.save_vis {
-        c.output.save_vis = true;
-    }
-    c.validate().map_err(|e| config_message(&e))?;
-    Ok(c)
-}
 
 /// Progress on the terminal, metrics, and what the closing summary reports about the rules.
 pub(crate) struct CliObserver {
@@ -260,9 +147,9 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
     if crate::ui::is_quiet() {
         return;
     }
-    let rules = config.rules.enabled && out.join("report.csv").exists();
+    let rules = config.rules.enabled && out.join(layout::REPORT_CSV).exists();
     let mut rows: Vec<(&str, &str)> = vec![(
-        "predictions.jsonl",
+        layout::PREDICTIONS,
         if rules {
             "detections per image, refined by the rules (predictions_raw.jsonl: the detector's own)"
         } else {
@@ -271,7 +158,7 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
     )];
     if rules {
         rows.push((
-            "report.csv",
+            layout::REPORT_CSV,
             "every rule application: rule, objects, confidences before and after, reason",
         ));
     }
@@ -289,7 +176,7 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
         "YOLO label files; coco_results.json for COCO tools",
     ));
     rows.push((
-        "run.json",
+        layout::MANIFEST,
         "manifest: model, rules, configuration, counts, failures",
     ));
     let s = crate::ui::EMPHASIS;
@@ -325,74 +212,26 @@ pub fn model_line(m: &nsod_pipeline::sink::ModelRun, device: &str) -> String {
     )
 }
 
-/// The model file's stem: its name in metrics and in the serving API.
-pub fn model_name(config: &PipelineConfig) -> String {
-    config
-        .model
-        .as_deref()
-        .and_then(|p| p.file_stem())
-        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
-}
-
-/// The default model, or the one-line error saying how to restore it.
-pub fn default_model() -> Result<std::path::PathBuf, String> {
-    let (p, ok) = paths::default_model();
-    if ok {
-        Ok(p)
-    } else {
-        Err(format!(
-            "no model given and the default {} is missing: pass --model, or restore it with git checkout -- models/yolov8n-obb.onnx",
-            p.display()
-        ))
+/// `--print-config`: the layers, with the model a run would use when none is set.
+pub fn print_config(mut layers: nsod_pipeline::settings::Layers) -> anyhow::Result<ExitCode> {
+    if layers.config.model.is_none() {
+        layers.config.model = Some(crate::paths::default_model().0);
     }
+    print!("{}", crate::settings::print_config(&layers));
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Where the pipeline finds ONNX Runtime, the rules worker and the default rule base.
-pub fn environment(runtime: Arc<Runtime>) -> anyhow::Result<Environment> {
-    Ok(Environment {
-        runtime: Some(runtime),
-        sandbox: crate::symbolic::sandbox()?,
-        default_rules: Some(paths::default_rules().0),
-    })
-}
-
-/// Warns about each problem `Pipeline::build` found in the rule base.
-pub fn warn_rules(pipeline: &Pipeline, built: &nsod_pipeline::BuildReport) {
-    if let Some(rb) = pipeline.rules() {
-        for w in &built.rules_warnings {
-            crate::ui::warning!("rules {}: {w}", rb.table.path.display());
-        }
-    }
-}
-
-pub fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    crate::ui::error!("{message}");
-    Ok(ExitCode::from(CONFIG_ERROR))
-}
-
-pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+pub fn run(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode> {
     if a.plan.is_some() {
-        return crate::shard::run_shard(global, a, m);
+        return crate::shard::run_shard(global, a);
     }
     let interrupted = crate::metrics::install_signal_flag();
-    let mut config = match configuration(a, m) {
-        Ok(c) => c,
+    let layers = match crate::settings::layers(&a.config, &a.settings) {
+        Ok(l) => l,
         Err(e) => return config_error(e),
     };
-    let mut metrics_args = a.metrics.clone();
-    if let Err(e) = metrics_args.overlay(&config.metrics, m) {
-        return config_error(format!("{e:#}"));
-    }
-    if config.model.is_none() {
-        config.model = match default_model() {
-            Ok(p) => Some(p),
-            Err(_) if a.print_config => Some(paths::default_model().0),
-            Err(e) => return config_error(e),
-        };
-    }
-    if a.print_config {
-        print!("{}", config.to_toml());
-        return Ok(ExitCode::SUCCESS);
+    if a.config.print_config {
+        return print_config(layers);
     }
     let (jobs, skipped) = match inputs::collect(&a.inputs, nsod_detect::is_image_path) {
         Ok(j) => j,
@@ -421,43 +260,32 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
             crate::ui::verbose!("  {}", f.display());
         }
     }
-    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
-        Ok(r) => Arc::new(r),
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            model: true,
+            metrics: true,
+            names: None,
+        },
+    ) {
+        Ok(s) => s,
         Err(e) => return config_error(e),
     };
-    for skipped in runtime.skipped.iter().filter(|s| s.path.is_some()) {
-        crate::ui::warning!("ONNX Runtime: skipped {skipped}");
-    }
-    let metrics = match MetricsSession::start(&metrics_args, &runtime.version()) {
-        Ok(m) => m,
-        Err(e) => return config_error(format!("{e:#}")),
-    };
-    let env = environment(runtime)?;
-    let (pipeline, built) = match Pipeline::build(&config, &env, None) {
-        Ok(p) => p,
-        Err(e) => {
-            if let (PipelineError::Rules(r), Some(s)) = (&e, &metrics) {
-                InferMetrics::new(&s.telemetry, "").prolog_failed(r.kind());
-            }
-            return config_error(pipeline_message(&e));
-        }
-    };
-    let model_name = model_name(&config);
-    let handles = metrics
-        .as_ref()
-        .map(|s| InferMetrics::new(&s.telemetry, &model_name));
-    if let Some(h) = &handles {
-        h.model_loaded(built.model_load_seconds);
-        if pipeline.rules().is_some() {
-            h.rules_loaded(built.rules_load_seconds);
-        }
-    }
-    warn_rules(&pipeline, &built);
+    let Session {
+        config,
+        sources,
+        pipeline,
+        metrics,
+        handles,
+        ..
+    } = session;
     let out = config.output.out.clone();
     let mut sink = match RunDirSink::open(&out, RunDirOptions::infer(&config), &pipeline) {
         Ok(s) => s,
         Err(e) => return config_error(error_chain(&e)),
     };
+    sink.set_sources(sources);
     for w in &sink.warnings {
         crate::ui::warning!("{w}");
     }
@@ -505,11 +333,8 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let (Some(h), true) = (&handles, config.kg.enabled) {
-        // kg_facts.pl: every (relation, subject, object) fact, the class counts and the image count.
-        if let Ok(text) = std::fs::read_to_string(out.join("kg_facts.pl")) {
-            h.facts_written(text.lines().filter(|l| !l.starts_with('%')).count() as u64);
-        }
+    if let (Some(h), Some(g)) = (&handles, summary.graph) {
+        h.facts_written(g.facts);
     }
     let total: usize = summary.per_class.values().sum();
     let secs = summary.seconds;
@@ -556,7 +381,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs, m: &clap::ArgMatches) -> anyhow::
         );
     }
     outputs_summary(&out, &config);
-    if summary.interrupted && out.join("predictions.jsonl.partial").exists() {
+    if summary.interrupted && out.join(layout::partial(layout::PREDICTIONS)).exists() {
         eprintln!(
             "interrupted: {} already held a complete result, which is kept; this run's images are in its .partial files (resume with --skip-existing)",
             out.display()

@@ -1,46 +1,47 @@
 //! Glue for the knowledge graph: `nsod kg`, `nsod infer --kg` and `nsod rules suggest`.
 
 use crate::cli::KgArgs;
+use crate::session::{Needs, Session, config_error};
 use anyhow::Context;
 use nsod_kg::{export, suggest};
-use nsod_pipeline::{
-    Environment, Pipeline, PipelineConfig, RunDirOptions, RunDirSink, error_chain,
-};
+use nsod_pipeline::{RunDirOptions, RunDirSink, error_chain};
 use nsod_types::formats::write_atomic;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// `nsod kg`: the knowledge-graph stage of the pipeline on existing predictions.
-pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
-    let config_error = |e: String| {
-        crate::ui::error!("{e}");
-        Ok(ExitCode::from(2))
+pub fn run(global: &crate::cli::GlobalArgs, a: &KgArgs) -> anyhow::Result<ExitCode> {
+    let layers = match crate::settings::layers(&a.config, &a.settings) {
+        Ok(l) => l,
+        Err(e) => return config_error(e),
     };
-    let names = match crate::symbolic::read_names(a.names.as_deref()) {
+    if a.config.print_config {
+        print!("{}", crate::settings::print_config(&layers));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names = match crate::symbolic::read_names(layers.config.names.as_deref()) {
         Ok(n) => n,
         Err(e) => return config_error(format!("{e:#}")),
     };
-    let mut config = PipelineConfig::default();
-    config.rules.enabled = false;
-    config.kg.enabled = true;
-    config.kg.pairs = a.pairs.clone();
-    config.kg.min_count = a.min_count.max(1);
-    config.output.out = a.out.clone();
-    let env = Environment {
-        runtime: None,
-        sandbox: crate::symbolic::sandbox()?,
-        default_rules: None,
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            names: Some(names),
+            ..Needs::default()
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
     };
-    let pipeline = match Pipeline::build(&config, &env, Some(names)) {
-        Ok((p, _)) => p,
-        Err(e) => return config_error(crate::infer::pipeline_message(&e)),
-    };
-    let mut sink = match RunDirSink::open(&a.out, RunDirOptions::graph_only(), &pipeline) {
+    let out = session.config.output.out.clone();
+    let mut sink = match RunDirSink::open(&out, RunDirOptions::graph_only(), &session.pipeline) {
         Ok(s) => s,
         Err(e) => return config_error(error_chain(&e)),
     };
+    sink.set_sources(session.sources.clone());
     let (summary, _) = match crate::symbolic::refine_predictions(
-        &pipeline,
+        &session.pipeline,
         &a.pred,
         a.images.as_deref(),
         &mut sink,
@@ -48,20 +49,14 @@ pub fn run(a: &KgArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return config_error(format!("{e:#}")),
     };
-    let facts = std::fs::read_to_string(a.out.join("kg_facts.pl")).unwrap_or_default();
-    let g = export::parse_facts(&facts).unwrap_or_default();
-    let edges: u64 = g
-        .counts
-        .iter()
-        .filter(|((r, _, _), _)| nsod_types::relations::Relation::parse(r).is_some())
-        .map(|(_, n)| *n)
-        .sum();
+    let graph = summary.graph.unwrap_or_default();
     crate::ui::summary!(
-        "{} images, {} failed, {edges} relations between objects, {} classes; knowledge graph in {}",
+        "{} images, {} failed, {} relations between objects, {} classes; knowledge graph in {}",
         summary.processed,
         summary.failed,
-        g.class_objects.len(),
-        a.out.display()
+        graph.relations,
+        graph.classes,
+        out.display()
     );
     Ok(if summary.failed > 0 {
         ExitCode::FAILURE

@@ -9,6 +9,8 @@ mod metrics;
 mod paths;
 mod report;
 mod serve;
+mod session;
+mod settings;
 mod shard;
 mod symbolic;
 mod train;
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     ui::init(cli.global.quiet, cli.global.verbose);
-    match run(cli, &matches) {
+    match run(cli) {
         Ok(code) => code,
         // Output piped into a program that stopped reading (`nsod man | head`): not an error.
         Err(e)
@@ -83,33 +85,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Doctor => doctor::run(&cli.global),
-        cli::Command::Infer(args) => {
-            let sub = matches
-                .subcommand_matches("infer")
-                .cloned()
-                .unwrap_or_default();
-            infer::run(&cli.global, &args, &sub)
-        }
-        cli::Command::Plan(args) => {
-            let sub = matches
-                .subcommand_matches("plan")
-                .cloned()
-                .unwrap_or_default();
-            shard::plan(&args, &sub)
-        }
+        cli::Command::Infer(args) => infer::run(&cli.global, &args),
+        cli::Command::Plan(args) => shard::plan(&cli.global, &args),
         cli::Command::Merge(args) => shard::merge(&cli.global, &args),
         cli::Command::Serve(args) => serve::run(&cli.global, &args),
-        cli::Command::Symbolic(args) => symbolic::run(&args),
+        cli::Command::Symbolic(args) => symbolic::run(&cli.global, &args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
             symbolic::check(&file, names.as_deref(), gsd)
         }
         cli::Command::Rules(cli::RulesCommand::Suggest { facts, out }) => {
             kg::suggest_rules(&facts, out.as_deref())
         }
-        cli::Command::Kg(args) => kg::run(&args),
+        cli::Command::Kg(args) => kg::run(&cli.global, &args),
         cli::Command::Report(args) => report::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
         cli::Command::Eval(args) => eval::run(&args),

@@ -1,7 +1,8 @@
 //! Default locations of the model and the rule base.
 //!
-//! Each is looked up in an environment variable, then in the source tree the binary was built from (where
-//! they are committed), then next to the executable.
+//! The rule base is looked up in `$NSOD_RULES`, then in the source tree the binary was built from (where it is
+//! committed), then next to the executable; the model likewise, but `$NSOD_MODEL` is a setting's environment
+//! default (nsod_pipeline::settings::ENVIRONMENT) and is applied before this is asked.
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +15,9 @@ fn source_tree() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn candidates(env_var: &str, folder: &str, file: &str) -> Vec<PathBuf> {
+fn candidates(env_var: Option<&str>, folder: &str, file: &str) -> Vec<PathBuf> {
     let mut c = Vec::new();
-    if let Some(v) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+    if let Some(v) = env_var.and_then(std::env::var_os).filter(|v| !v.is_empty()) {
         c.push(PathBuf::from(v));
     }
     c.push(source_tree().join(folder).join(file));
@@ -51,14 +52,15 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// The default model (`$NSOD_MODEL`, `models/yolov8n-obb.onnx`) and whether it exists.
+/// The default model (`models/yolov8n-obb.onnx`) and whether it exists.
 pub fn default_model() -> (PathBuf, bool) {
-    pick(candidates("NSOD_MODEL", "models", DEFAULT_MODEL_FILE))
+    pick(candidates(None, "models", DEFAULT_MODEL_FILE))
 }
 
-/// The default rule base (`$NSOD_RULES`, `rules/dota.pl`) and whether it exists.
+/// The default rule base (`$NSOD_RULES`, `rules/dota.pl`) and whether it exists: the rule base of models with DOTA's
+/// classes when no `rules.file` is set.
 pub fn default_rules() -> (PathBuf, bool) {
-    pick(candidates("NSOD_RULES", "rules", DEFAULT_RULES_FILE))
+    pick(candidates(Some("NSOD_RULES"), "rules", DEFAULT_RULES_FILE))
 }
 
 #[cfg(test)]

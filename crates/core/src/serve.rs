@@ -2,9 +2,7 @@
 //! nsod-serve until SIGTERM/SIGINT.
 
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::infer::{config_error, config_message, pipeline_message};
-use nsod_pipeline::{Pipeline, PipelineConfig};
-use nsod_runtime::Runtime;
+use crate::session::{Needs, Session, config_error};
 use nsod_serve::{ServeConfig, Server};
 use nsod_telemetry::{InferMetrics, Telemetry};
 use std::process::ExitCode;
@@ -22,47 +20,22 @@ fn read_token(path: &std::path::Path) -> Result<String, String> {
 }
 
 pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &a.config {
-        Some(p) => match PipelineConfig::from_file(p) {
-            Ok(c) => c,
-            Err(e) => return config_error(config_message(&e)),
-        },
-        None => PipelineConfig::default(),
+    let mut layers = match crate::settings::layers(&a.config, &a.settings) {
+        Ok(l) => l,
+        Err(e) => return config_error(e),
     };
-    if a.model.is_some() {
-        config.model = a.model.clone();
+    // The cores are shared among the workers' sessions.
+    if layers.config.threads == 0 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        layers.config.threads = (cores / layers.config.serve.workers.max(1)).max(1);
     }
-    if a.rules.is_some() {
-        config.rules.file = a.rules.clone();
-    }
-    if a.no_symbolic {
-        config.rules.enabled = false;
-    }
-    if let Some(d) = &a.device {
-        config.device = d.clone();
-    }
-    if a.workers == 0 || a.workers > 256 {
-        return config_error(format!("--workers {}: use 1 to 256", a.workers));
+    if a.config.print_config {
+        return crate::infer::print_config(layers);
     }
     // More descriptors, more connections (the cap on open connections is taken from this limit).
     nsod_serve::conn::raise_nofile_limit();
-    // The cores are shared among the workers' sessions.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    config.threads = a.threads.unwrap_or(if config.threads == 0 {
-        (cores / a.workers).max(1)
-    } else {
-        config.threads
-    });
-    if config.model.is_none() {
-        match crate::infer::default_model() {
-            Ok(p) => config.model = Some(p),
-            Err(e) => return config_error(e),
-        }
-    }
-    if let Err(e) = config.validate() {
-        return config_error(config_message(&e));
-    }
-    let token = match (&a.token_file, std::env::var_os("NSOD_SERVE_TOKEN")) {
+    let v = layers.config.serve.clone();
+    let token = match (&v.token_file, std::env::var_os("NSOD_SERVE_TOKEN")) {
         (Some(f), _) => match read_token(f) {
             Ok(t) => Some(t),
             Err(e) => return config_error(e),
@@ -79,7 +52,7 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         },
         (None, None) => None,
     };
-    let metrics_token = match &a.metrics_token_file {
+    let metrics_token = match &v.metrics_token_file {
         Some(f) => match read_token(f) {
             Ok(t) => Some(t),
             Err(e) => return config_error(e),
@@ -87,52 +60,61 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     // The service's own settings are checked before the model is loaded.
-    let model_name = a
-        .model_name
-        .clone()
-        .unwrap_or_else(|| crate::infer::model_name(&config));
+    let model_name = v.model_name.clone().unwrap_or_else(|| {
+        let model = layers
+            .config
+            .model
+            .clone()
+            .unwrap_or_else(|| crate::paths::default_model().0);
+        model
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+    });
     let serve = ServeConfig {
-        addr: a.addr,
+        addr: v.addr,
         model_name: model_name.clone(),
-        workers: a.workers,
-        queue: a.queue,
-        timeout: a.timeout,
-        max_body: a.max_body,
-        drain: a.drain,
+        workers: v.workers,
+        queue: v.queue,
+        timeout: v.timeout,
+        max_body: v.max_body,
+        drain: v.drain,
         token,
         metrics_token,
-        header_timeout: a.header_timeout,
-        body_timeout: a.body_timeout,
-        max_runs_per_request: a.max_runs_per_request,
-        max_uploads: a.max_uploads,
-        max_connections: a.max_connections,
+        header_timeout: v.header_timeout,
+        body_timeout: v.body_timeout,
+        max_runs_per_request: v.max_runs_per_request,
+        max_uploads: v.max_uploads,
+        max_connections: v.max_connections,
     };
     if let Err(e) = serve.validate() {
         return config_error(e);
     }
-    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
-        Ok(r) => Arc::new(r),
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            model: true,
+            ..Needs::default()
+        },
+    ) {
+        Ok(s) => s,
         Err(e) => return config_error(e),
     };
     let telemetry = Telemetry::new();
     telemetry.set_build_info(
         env!("CARGO_PKG_VERSION"),
         env!("NSOD_GIT_SHA"),
-        &runtime.version(),
+        &session.runtime_version,
     );
     let telemetry = Arc::new(telemetry);
-    let env = crate::infer::environment(runtime)?;
-    let (pipeline, built) = match Pipeline::build(&config, &env, None) {
-        Ok(p) => p,
-        Err(e) => return config_error(pipeline_message(&e)),
-    };
     let metrics = InferMetrics::new(&telemetry, &model_name);
-    metrics.model_loaded(built.model_load_seconds);
-    metrics.run_began(a.workers.max(1));
-    if pipeline.rules().is_some() {
-        metrics.rules_loaded(built.rules_load_seconds);
+    metrics.model_loaded(session.built.model_load_seconds);
+    metrics.run_began(v.workers.max(1));
+    if session.pipeline.rules().is_some() {
+        metrics.rules_loaded(session.built.rules_load_seconds);
     }
-    crate::infer::warn_rules(&pipeline, &built);
+    let threads = session.config.threads;
+    let pipeline = session.pipeline;
     let server = match Server::bind(serve, pipeline, telemetry, Some(metrics)) {
         Ok(s) => s,
         Err(e) => return config_error(e),
@@ -140,20 +122,20 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     crate::ui::info!(
         "nsod serve: http://{} (model {model_name}, {} workers x {} threads, queue {}; /openapi.json, /metrics)",
         server.local_addr(),
-        a.workers,
-        config.threads,
-        a.queue
+        v.workers,
+        threads,
+        v.queue
     );
     crate::ui::info!(
         "nsod serve: limits: {} connections, {} uploads of up to {} bytes, headers within {:?}, bodies within {:?}, \
          {} model runs per request, results within {:?}",
         server.max_connections(),
         server.max_uploads(),
-        a.max_body,
-        a.header_timeout,
-        a.body_timeout,
-        a.max_runs_per_request,
-        a.timeout
+        v.max_body,
+        v.header_timeout,
+        v.body_timeout,
+        v.max_runs_per_request,
+        v.timeout
     );
     let shutdown = async {
         use tokio::signal::unix::{SignalKind, signal};

@@ -2,26 +2,22 @@
 //! is nsod_pipeline::shard). Exit codes of a shard follow what batch engines' retry policies need.
 
 use crate::cli::{GlobalArgs, InferArgs, MergeArgs, PlanArgs};
-use crate::infer::{self, CliObserver};
-use crate::metrics::MetricsSession;
-use clap::parser::ValueSource;
+use crate::infer::CliObserver;
+use crate::session::{INTERRUPTED, Needs, Session, config_error, fail};
+use nsod_pipeline::settings::{Kind, Layers};
+
+fn by_key(key: &str) -> &'static nsod_pipeline::settings::Setting {
+    nsod_pipeline::settings::by_key(key).expect("a key of the settings table")
+}
 use nsod_pipeline::shard::{self, Plan, PlanOptions, ShardId};
-use nsod_pipeline::{Pipeline, PipelineConfig, error_chain};
-use nsod_runtime::Runtime;
-use nsod_telemetry::InferMetrics;
+use nsod_pipeline::{PipelineConfig, error_chain};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// A shard exit code: bad input in this shard; its folder is complete and lists the failures (do not retry).
 pub const BAD_INPUT: u8 = 3;
 /// A shard exit code: the plan, the model or the settings cannot be used (fail the whole job).
 pub const BAD_CONFIG: u8 = 4;
-
-fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    crate::ui::error!("{message}");
-    Ok(ExitCode::from(code))
-}
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
@@ -35,23 +31,33 @@ fn plan_path(out: &Path) -> (PathBuf, PathBuf) {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         (out.to_path_buf(), dir)
     } else {
-        (out.join("plan.json"), out.to_path_buf())
+        (out.join(nsod_pipeline::layout::PLAN), out.to_path_buf())
     }
 }
 
 /// `nsod plan`.
-pub fn plan(a: &PlanArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+pub fn plan(global: &GlobalArgs, a: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let _ = global;
     if a.infer.plan.is_some() || a.infer.shard.is_some() {
-        return infer::config_error("nsod plan: --plan and --shard are options of nsod infer");
+        return config_error("nsod plan: --plan and --shard are options of nsod infer");
     }
-    let mut config = match infer::configuration(&a.infer, m) {
-        Ok(c) => c,
-        Err(e) => return infer::config_error(e),
+    if a.infer.settings.has("output.skip_existing") {
+        return config_error(
+            "--skip-existing: a sharded run does not resume; rerun the shards that did not finish",
+        );
+    }
+    let layers = match crate::settings::layers(&a.infer.config, &a.infer.settings) {
+        Ok(l) => l,
+        Err(e) => return config_error(e),
     };
+    if a.infer.config.print_config {
+        return crate::infer::print_config(layers);
+    }
+    let mut config = layers.config;
     if config.model.is_none() {
-        config.model = match infer::default_model() {
+        config.model = match crate::session::default_model() {
             Ok(p) => Some(p),
-            Err(e) => return infer::config_error(e),
+            Err(e) => return config_error(e),
         };
     }
     // Shards may start in other folders: every path the plan holds is absolute.
@@ -59,7 +65,7 @@ pub fn plan(a: &PlanArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     config.names = config.names.as_deref().map(absolute);
     config.rules.file = config.rules.file.as_deref().map(absolute);
     config.kg.pairs = config.kg.pairs.as_deref().map(absolute);
-    let (path, out) = plan_path(&a.infer.out);
+    let (path, out) = plan_path(&config.output.out.clone());
     config.output.out = absolute(&out);
     let inputs: Vec<PathBuf> = a.infer.inputs.iter().map(|p| absolute(p)).collect();
     let opts = PlanOptions {
@@ -69,13 +75,13 @@ pub fn plan(a: &PlanArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     };
     let (plan, skipped) = match Plan::build(&config, &inputs, opts) {
         Ok(p) => p,
-        Err(e) => return infer::config_error(infer::pipeline_message(&e)),
+        Err(e) => return config_error(error_chain(&e)),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     if let Err(e) = plan.write(&path) {
-        return infer::config_error(error_chain(&e));
+        return config_error(error_chain(&e));
     }
     let windows = plan.units.iter().filter(|u| u.window.is_some()).count();
     let rasters: std::collections::BTreeSet<&str> = plan
@@ -102,40 +108,23 @@ pub fn plan(a: &PlanArgs, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settings that come from the plan: giving them to a shard is an error, not a silent difference between shards.
-const PLAN_SETTINGS: [&str; 24] = [
-    "config",
-    "model",
-    "names",
-    "conf",
-    "iou",
-    "max_det",
-    "slice",
-    "overlap",
-    "no_full_pass",
-    "merge",
-    "match_metric",
-    "merge_threshold",
-    "merge_geometry",
-    "class_agnostic",
-    "batch",
-    "save_vis",
-    "rules",
-    "no_symbolic",
-    "gsd",
-    "bands",
-    "scale",
-    "window_above",
-    "kg",
-    "kg_pairs",
-];
+/// A shard's settings: its plan's result and output settings, fixed; the plan's execution settings that differ from
+/// the defaults, over this machine's defaults and environment; then its own execution flags.
+fn shard_layers(plan: &Plan, a: &InferArgs) -> Result<Layers, String> {
+    let defaults = PipelineConfig::default();
+    let l = Layers::new(defaults.clone())
+        .environment(|k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())?;
+    let mut l = l.plan_values(&plan.config, |s| {
+        s.kind != Kind::Execution || s.text(&plan.config) != s.text(&defaults)
+    });
+    l = l.flags(a.settings.values()).map_err(|e| e.to_string())?;
+    l.validate().map_err(|e| e.to_string())?;
+    Ok(l)
+}
 
 /// `nsod infer --plan PLAN --shard I/N`.
-pub fn run_shard(
-    global: &GlobalArgs,
-    a: &InferArgs,
-    m: &clap::ArgMatches,
-) -> anyhow::Result<ExitCode> {
+pub fn run_shard(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode> {
     let interrupted = crate::metrics::install_signal_flag();
     let Some(plan_file) = a.plan.as_deref() else {
         return fail(BAD_CONFIG, "--shard needs --plan");
@@ -145,18 +134,22 @@ pub fn run_shard(
         Ok(id) => id,
         Err(e) => return fail(BAD_CONFIG, e),
     };
-    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let extra: Vec<String> = PLAN_SETTINGS
+    // Result and output settings come from the plan: one given to a shard is refused, never a silent difference
+    // between shards. Resuming is not a shard's (a rerun replaces the shard whole).
+    let refused: Vec<String> = a
+        .settings
+        .given
         .iter()
-        .filter(|s| given(s))
-        .map(|s| format!("--{}", s.replace('_', "-")))
+        .filter(|(s, _)| s.kind != Kind::Execution || s.key == "output.skip_existing")
+        .map(|(s, _)| s.shown())
         .collect();
-    if !extra.is_empty() {
+    if !refused.is_empty() {
         return fail(
             BAD_CONFIG,
             format!(
-                "{}: the settings of a shard come from its plan (give them to nsod plan)",
-                extra.join(", ")
+                "{}: a shard's result and output settings come from its plan (give them to nsod plan); it takes \
+                 execution settings only",
+                refused.join(", ")
             ),
         );
     }
@@ -164,43 +157,33 @@ pub fn run_shard(
         Ok(p) => p,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
     };
-    let mut config: PipelineConfig = plan.config.clone();
-    if given("threads") {
-        config.threads = a.threads;
-    }
-    if given("device") {
-        config.device = a.device.clone();
-    }
-    if given("out") {
-        config.output.out = a.out.clone();
-    }
-    if let Err(e) = config.validate() {
-        return fail(BAD_CONFIG, infer::config_message(&e));
-    }
-    let mut metrics_args = a.metrics.clone();
-    if let Err(e) = metrics_args.overlay(&config.metrics, m) {
-        return fail(BAD_CONFIG, format!("{e:#}"));
-    }
-    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
-        Ok(r) => Arc::new(r),
+    let layers = match shard_layers(&plan, a) {
+        Ok(l) => l,
         Err(e) => return fail(BAD_CONFIG, e),
     };
-    let metrics = match MetricsSession::start(&metrics_args, &runtime.version()) {
-        Ok(m) => m,
-        Err(e) => return fail(BAD_CONFIG, format!("{e:#}")),
-    };
-    let env = infer::environment(runtime)?;
-    let (pipeline, built) = match Pipeline::build(&config, &env, None) {
-        Ok(p) => p,
-        Err(e) => return fail(BAD_CONFIG, infer::pipeline_message(&e)),
-    };
-    let handles = metrics
-        .as_ref()
-        .map(|s| InferMetrics::new(&s.telemetry, &infer::model_name(&config)));
-    if let Some(h) = &handles {
-        h.model_loaded(built.model_load_seconds);
+    if a.config.print_config {
+        return crate::infer::print_config(layers);
     }
-    infer::warn_rules(&pipeline, &built);
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            model: true,
+            metrics: true,
+            names: None,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(BAD_CONFIG, e),
+    };
+    let Session {
+        config,
+        sources,
+        pipeline,
+        metrics,
+        handles,
+        ..
+    } = session;
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
@@ -212,10 +195,13 @@ pub fn run_shard(
     let mut observer = CliObserver::new(handles, config.detect.conf);
     let result = shard::run_shard(
         &mut worker,
-        &plan,
-        plan_file,
-        id,
-        &config.output.out,
+        shard::ShardRun {
+            plan: &plan,
+            plan_path: plan_file,
+            shard: id,
+            out: &config.output.out,
+            sources,
+        },
         &mut observer,
         &interrupted,
     );
@@ -234,7 +220,7 @@ pub fn run_shard(
             "interrupted: shard {} is not committed (rerun it)",
             id.folder()
         );
-        return Ok(ExitCode::from(infer::INTERRUPTED));
+        return Ok(ExitCode::from(INTERRUPTED));
     }
     let m = &outcome.manifest;
     crate::ui::summary!(
@@ -260,11 +246,11 @@ fn find_plan(a: &MergeArgs) -> Option<PathBuf> {
     if let Some(p) = &a.plan {
         return Some(p.clone());
     }
-    let own = a.out.join("plan.json");
+    let own = a.out.join(nsod_pipeline::layout::PLAN);
     if own.is_file() {
         return Some(own);
     }
-    let shards = std::fs::read_dir(a.out.join("shards")).ok()?;
+    let shards = std::fs::read_dir(a.out.join(nsod_pipeline::layout::SHARDS)).ok()?;
     shards.flatten().find_map(|e| {
         let text = std::fs::read_to_string(e.path().join(shard::SHARD_MANIFEST)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -287,18 +273,31 @@ pub fn merge(global: &GlobalArgs, a: &MergeArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
     };
-    let mut config = plan.config.clone();
-    config.threads = a.threads;
-    config.output.out = a.out.clone();
-    let runtime = match Runtime::load(global.ort_lib.as_deref()) {
-        Ok(r) => Arc::new(r),
+    // The plan's settings, the merge's own threads and folder over them.
+    let threads = a.threads.to_string();
+    let out = a.out.display().to_string();
+    let layers = Layers::new(PipelineConfig::default())
+        .plan_values(&plan.config, |_| true)
+        .flags([
+            (by_key("threads"), threads.as_str()),
+            (by_key("output.out"), out.as_str()),
+        ]);
+    let layers = match layers.and_then(|l| l.validate().map(|()| l)) {
+        Ok(l) => l,
         Err(e) => return fail(BAD_CONFIG, e),
     };
-    let env = infer::environment(runtime)?;
-    let (pipeline, _) = match Pipeline::build(&config, &env, None) {
-        Ok(p) => p,
-        Err(e) => return fail(BAD_CONFIG, infer::pipeline_message(&e)),
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            model: true,
+            ..Needs::default()
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(BAD_CONFIG, e),
     };
+    let (config, pipeline) = (session.config, session.pipeline);
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),

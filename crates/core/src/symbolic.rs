@@ -1,13 +1,12 @@
 //! `nsod symbolic` (the rules stage of the pipeline on existing predictions) and `nsod rules check`.
 
 use crate::cli::SymbolicArgs;
-use crate::paths;
+
+use crate::session::{Needs, Session, config_error};
 use anyhow::Context;
 use nsod_pipeline::inputs::read_predictions;
 use nsod_pipeline::sink::{Failure, RunInfo, RunSummary};
-use nsod_pipeline::{
-    Environment, Pipeline, PipelineConfig, RunDirOptions, RunDirSink, Sink, Stage, error_chain,
-};
+use nsod_pipeline::{Pipeline, RunDirOptions, RunDirSink, Sink, Stage, error_chain};
 use nsod_symbolic::{RuleBase, Sandbox, load_rules};
 use nsod_types::ClassNames;
 use std::path::Path;
@@ -198,41 +197,38 @@ pub fn refine_predictions(
 }
 
 /// `nsod symbolic`.
-pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
-    let config_error = |e: String| {
-        crate::ui::error!("{e}");
-        Ok(ExitCode::from(2))
+pub fn run(global: &crate::cli::GlobalArgs, a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
+    let layers = match crate::settings::layers(&a.config, &a.settings) {
+        Ok(l) => l,
+        Err(e) => return config_error(e),
     };
-    let names = match read_names(a.names.as_deref()) {
+    if a.config.print_config {
+        print!("{}", crate::settings::print_config(&layers));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names = match read_names(layers.config.names.as_deref()) {
         Ok(n) => n,
         Err(e) => return config_error(format!("{e:#}")),
     };
-    let mut config = PipelineConfig::default();
-    config.rules.file = Some(a.rules.clone().unwrap_or_else(|| paths::default_rules().0));
-    config.rules.gsd = a.gsd;
-    config.output.out = a.out.clone();
-    let env = Environment {
-        runtime: None,
-        sandbox: sandbox()?,
-        default_rules: None,
+    let session = match Session::open(
+        global,
+        layers,
+        Needs {
+            names: Some(names),
+            ..Needs::default()
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
     };
-    let pipeline = match Pipeline::build(&config, &env, Some(names)) {
-        Ok((p, built)) => {
-            if let Some(rb) = p.rules() {
-                for w in &built.rules_warnings {
-                    crate::ui::warning!("rules {}: {w}", rb.table.path.display());
-                }
-            }
-            p
-        }
-        Err(e) => return config_error(crate::infer::pipeline_message(&e)),
-    };
-    let mut sink = match RunDirSink::open(&a.out, RunDirOptions::records_only(), &pipeline) {
+    let out = session.config.output.out.clone();
+    let mut sink = match RunDirSink::open(&out, RunDirOptions::records_only(), &session.pipeline) {
         Ok(s) => s,
         Err(e) => return config_error(error_chain(&e)),
     };
+    sink.set_sources(session.sources.clone());
     let (summary, changes) =
-        match refine_predictions(&pipeline, &a.pred, a.images.as_deref(), &mut sink) {
+        match refine_predictions(&session.pipeline, &a.pred, a.images.as_deref(), &mut sink) {
             Ok(s) => s,
             Err(e) => return config_error(format!("{e:#}")),
         };
@@ -240,7 +236,7 @@ pub fn run(a: &SymbolicArgs) -> anyhow::Result<ExitCode> {
         "{} images refined, {} failed, {changes} rule applications; output in {}",
         summary.processed,
         summary.failed,
-        a.out.display()
+        out.display()
     );
     Ok(if summary.failed > 0 {
         ExitCode::FAILURE

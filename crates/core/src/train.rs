@@ -45,7 +45,15 @@ pub fn run(a: &TrainArgs) -> anyhow::Result<ExitCode> {
     let signals = signal_flags();
     let any_signal = || signals.iter().any(|(_, f)| f.load(Ordering::SeqCst));
     let model = model_name(a);
-    let session = match MetricsSession::start(&a.metrics, "none") {
+    let layers = match crate::settings::layers(&a.config, &a.settings) {
+        Ok(l) => l,
+        Err(e) => return crate::session::config_error(e),
+    };
+    if a.config.print_config {
+        print!("{}", crate::settings::print_config(&layers));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let session = match MetricsSession::start(&layers.config.metrics, "none") {
         Ok(Some(s)) => s,
         Ok(None) => {
             crate::ui::error!(

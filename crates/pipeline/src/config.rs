@@ -311,6 +311,138 @@ impl Default for OutputSettings {
     }
 }
 
+/// Durations in TOML as humantime text (`"15s"`, `"5m"`, `"250ms"`).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let t = String::deserialize(d)?;
+        humantime::parse_duration(&t)
+            .map_err(|e| serde::de::Error::custom(format!("{t:?}: {e} (e.g. \"15s\", \"5m\")")))
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}
+
+/// Telemetry of a run (`[metrics]`): the `/metrics` endpoint and the exports. Read by the front end; the pipeline
+/// itself never sees metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of `/metrics`, `/healthz`, `/readyz` (port 0: a free port).
+    pub addr: std::net::SocketAddr,
+    /// Serve `/metrics` (the exports below work either way).
+    pub enabled: bool,
+    /// Keep serving this long after the run, for a last scrape.
+    #[serde(
+        with = "duration_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub linger: Option<std::time::Duration>,
+    /// Pushgateway base URL: pushed at the end and every `export_interval`.
+    pub pushgateway: Option<String>,
+    /// Pushgateway job label.
+    pub push_job: String,
+    /// Pushgateway instance label (default: the host name).
+    pub push_instance: Option<String>,
+    /// node_exporter textfile, written atomically at the end and every `export_interval`.
+    pub textfile: Option<PathBuf>,
+    /// Period of the Pushgateway and textfile exports.
+    #[serde(with = "duration_text")]
+    pub export_interval: std::time::Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8000)),
+            enabled: true,
+            linger: None,
+            pushgateway: None,
+            push_job: "nsod".into(),
+            push_instance: None,
+            textfile: None,
+            export_interval: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+/// `nsod serve` (`[serve]`): the HTTP service around the pipeline. See nsod-serve's `ServeConfig` for what each
+/// limit guards against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address to listen on (127.0.0.1: this machine only).
+    pub addr: std::net::SocketAddr,
+    /// The model's name in the API (`/v2/models/NAME`; default: the model file's stem).
+    pub model_name: Option<String>,
+    /// Session workers: images processed at once, each with its own ONNX Runtime session.
+    pub workers: usize,
+    /// Requests that may wait for a worker; more get 503.
+    pub queue: usize,
+    /// Longest time a request waits for its result (queue and processing).
+    #[serde(with = "duration_text")]
+    pub timeout: std::time::Duration,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// On SIGTERM, how long accepted requests may take to finish; then what still runs is cancelled.
+    #[serde(with = "duration_text")]
+    pub drain: std::time::Duration,
+    /// Longest time a request's headers may take to arrive; also the idle keep-alive limit.
+    #[serde(with = "duration_text")]
+    pub header_timeout: std::time::Duration,
+    /// Longest time a whole request body may take to arrive.
+    #[serde(with = "duration_text")]
+    pub body_timeout: std::time::Duration,
+    /// The most model runs (slices and the full-image pass) one request may take.
+    pub max_runs_per_request: u64,
+    /// Bodies received at once (default: workers + queue).
+    pub max_uploads: Option<usize>,
+    /// Open connections (default: from RLIMIT_NOFILE).
+    pub max_connections: Option<usize>,
+    /// File holding the bearer token every route but health requires (or `$NSOD_SERVE_TOKEN`).
+    pub token_file: Option<PathBuf>,
+    /// File holding the bearer token `/metrics` requires (open when absent).
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            model_name: None,
+            workers: 1,
+            queue: 8,
+            timeout: std::time::Duration::from_secs(60),
+            max_body: 256 << 20,
+            drain: std::time::Duration::from_secs(30),
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(60),
+            max_runs_per_request: 4096,
+            max_uploads: None,
+            max_connections: None,
+            token_file: None,
+            metrics_token_file: None,
+        }
+    }
+}
+
 /// Everything a run needs. [`Default`] is today's Ultralytics/SAHI defaults; [`PipelineConfig::validate`] checks
 /// every value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,9 +469,10 @@ pub struct PipelineConfig {
     pub output: OutputSettings,
     /// How rasters are read (bands, bit depth, windowed reads, limits).
     pub raster: nsod_raster::RasterOptions,
-    /// The front end's metrics settings (`[metrics]`), read by the binary.
-    #[serde(skip_serializing_if = "toml::Table::is_empty")]
-    pub metrics: toml::Table,
+    /// Telemetry (`[metrics]`), read by the front end.
+    pub metrics: MetricsSettings,
+    /// `nsod serve`'s own settings (`[serve]`).
+    pub serve: ServeSettings,
 }
 
 impl Default for PipelineConfig {
@@ -357,7 +490,8 @@ impl Default for PipelineConfig {
             kg: KgSettings::default(),
             output: OutputSettings::default(),
             raster: nsod_raster::RasterOptions::default(),
-            metrics: toml::Table::new(),
+            metrics: MetricsSettings::default(),
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -483,6 +617,35 @@ impl PipelineConfig {
         if self.kg.min_count == 0 {
             return Err(invalid("kg.min_count", "must be at least 1"));
         }
+        if self.metrics.export_interval.is_zero() {
+            return Err(invalid("metrics.export_interval", "must be longer than 0s"));
+        }
+        let v = &self.serve;
+        for (key, zero) in [
+            ("serve.timeout", v.timeout.is_zero()),
+            ("serve.header_timeout", v.header_timeout.is_zero()),
+            ("serve.body_timeout", v.body_timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be longer than 0s"));
+            }
+        }
+        for (key, zero) in [
+            ("serve.max_body", v.max_body == 0),
+            ("serve.max_runs_per_request", v.max_runs_per_request == 0),
+            ("serve.max_uploads", v.max_uploads == Some(0)),
+            ("serve.max_connections", v.max_connections == Some(0)),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if v.workers == 0 || v.workers > 256 {
+            return Err(invalid(
+                "serve.workers",
+                format!("{}: use 1 to 256", v.workers),
+            ));
+        }
         self.device()?;
         Ok(())
     }
@@ -571,9 +734,7 @@ mod example {
     #[test]
     fn the_example_file_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/run.example.toml");
-        let mut c = PipelineConfig::from_file(&path).unwrap();
-        assert!(!c.metrics.is_empty());
-        c.metrics.clear();
+        let c = PipelineConfig::from_file(&path).unwrap();
         assert_eq!(c, PipelineConfig::default());
         // Every key of the defaults appears in the example (commented-out keys are the optional ones).
         let text = std::fs::read_to_string(&path).unwrap();

@@ -19,12 +19,15 @@ pub mod config;
 pub mod inputs;
 pub mod pipeline;
 pub mod runner;
+pub mod settings;
 pub mod shard;
 pub mod sink;
 pub mod source;
 
 pub use config::{ConfigError, PipelineConfig};
 pub use inputs::{InputError, Job};
+/// The run folder's file names (see [`nsod_types::layout`]).
+pub use nsod_types::layout;
 pub use nsod_types::outcome::{ImageOutcome, Stage};
 pub use pipeline::{BuildReport, Environment, Overrides, Pipeline, Worker};
 pub use runner::{Observer, run};
@@ -39,6 +42,9 @@ pub enum PipelineError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A setting's value cannot be used (named with where it came from: a flag, a request parameter).
+    #[error(transparent)]
+    Setting(#[from] settings::SettingError),
     /// The inputs cannot be used.
     #[error(transparent)]
     Inputs(#[from] InputError),
@@ -96,6 +102,7 @@ impl PipelineError {
         matches!(
             self,
             Self::Config(_)
+                | Self::Setting(_)
                 | Self::Inputs(_)
                 | Self::Input { .. }
                 | Self::Names { .. }

@@ -218,7 +218,7 @@ impl Pipeline {
     /// applied, computed before any of them ([`nsod_detect::model_runs`]); `None` for a pipeline without a model.
     pub fn model_runs(&self, width: u32, height: u32, overrides: &Overrides) -> Option<u64> {
         let info = self.model()?;
-        let config = overrides.apply(&self.inner.config).detect.detector();
+        let config = overrides.apply(&self.inner.config).ok()?.detect.detector();
         Some(nsod_detect::model_runs(
             info.input_hw,
             &config,
@@ -270,49 +270,45 @@ impl Pipeline {
     }
 }
 
-/// Per-request settings (`nsod serve`): each, when set, replaces the run configuration's value for one image.
+/// Per-request settings (`nsod serve`): request parameters ([`crate::settings::by_request`]) and their values as
+/// text, applied over the run configuration for one image, above every other layer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
-    pub conf: Option<f32>,
-    pub iou: Option<f32>,
-    pub slice: Option<crate::config::Slice>,
-    pub overlap: Option<f32>,
-    pub merge: Option<nsod_nms::MergeMethod>,
-    pub full_pass: Option<bool>,
-    /// `Some(false)` skips the rules.
-    pub rules: Option<bool>,
+    params: Vec<(String, String)>,
 }
 
 impl Overrides {
-    /// The configuration with these settings applied.
-    pub fn apply(&self, base: &PipelineConfig) -> PipelineConfig {
-        let mut c = base.clone();
-        let d = &mut c.detect;
-        if let Some(v) = self.conf {
-            d.conf = v;
-        }
-        if let Some(v) = self.iou {
-            d.iou = v;
-        }
-        if let Some(v) = self.slice {
-            d.slice = v;
-        }
-        if let Some(v) = self.overlap {
-            d.overlap = v;
-        }
-        if let Some(v) = self.merge {
-            d.merge = v;
-        }
-        if let Some(v) = self.full_pass {
-            d.full_pass = v;
-        }
-        c
+    /// Checks `params` (known parameters, values that read and validate over `base`): the error names the
+    /// parameter and the key (`parameter conf (detect.conf): 1.5 is outside [0, 1]`).
+    pub fn new(
+        base: &PipelineConfig,
+        params: Vec<(String, String)>,
+    ) -> Result<Self, crate::settings::SettingError> {
+        let o = Self { params };
+        o.apply(base)?;
+        Ok(o)
     }
 
-    /// Checks the settings as the configuration's own (the error names the key: `detect.conf: 1.5 is outside
-    /// [0, 1]`).
-    pub fn validate(&self, base: &PipelineConfig) -> Result<(), crate::ConfigError> {
-        self.apply(base).validate()
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// These settings and one more (checked when applied).
+    pub fn with(&self, param: &str, value: &str) -> Self {
+        let mut o = self.clone();
+        o.params.push((param.to_owned(), value.to_owned()));
+        o
+    }
+
+    /// The configuration with these settings applied, validated.
+    pub fn apply(
+        &self,
+        base: &PipelineConfig,
+    ) -> Result<PipelineConfig, crate::settings::SettingError> {
+        let layers = crate::settings::Layers::new(base.clone())
+            .requests(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        layers.validate()?;
+        Ok(layers.config)
     }
 }
 
@@ -364,13 +360,12 @@ impl Worker {
         overrides: &Overrides,
     ) -> Result<ImageOutcome, PipelineError> {
         let detected = self.detect_with(input, overrides)?;
-        self.refine(
-            input,
-            name,
-            decode_seconds,
-            detected,
-            overrides.rules != Some(false),
-        )
+        let rules = if overrides.is_empty() {
+            true
+        } else {
+            overrides.apply(&self.pipeline.inner.config)?.rules.enabled
+        };
+        self.refine(input, name, decode_seconds, detected, rules)
     }
 
     /// Detection alone (the first half of [`Worker::process_with`]): the merged detections of `input` in its own
@@ -381,23 +376,18 @@ impl Worker {
         input: &LoadedImage,
         overrides: &Overrides,
     ) -> Result<Detected, PipelineError> {
-        let base = &self.pipeline.inner.config;
-        let custom = *overrides != Overrides::default();
-        if custom {
-            overrides.validate(base)?;
-        }
+        let applied = if overrides.is_empty() {
+            None
+        } else {
+            Some(overrides.apply(&self.pipeline.inner.config)?)
+        };
         let Some(detector) = self.detector.as_mut() else {
             return Err(PipelineError::Runtime(
                 "this pipeline has no model: use process_detections".into(),
             ));
         };
         let before = input.read_counters();
-        let saved = custom.then(|| {
-            std::mem::replace(
-                &mut detector.config,
-                overrides.apply(base).detect.detector(),
-            )
-        });
+        let saved = applied.map(|c| std::mem::replace(&mut detector.config, c.detect.detector()));
         let found = match &input.pixels {
             Pixels::Memory(img) => detector.detect(img),
             Pixels::Windowed(r) => detector.detect_source(r),

@@ -91,11 +91,8 @@ pub fn run(
     observer.begin(jobs.len(), done.len());
     let start = Instant::now();
     let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
-    let (rx, decoder) = spawn_decoders(
-        jobs,
-        pipeline.config().decode_threads_for(pipelined),
-        pipeline.config().raster.clone(),
-    )?;
+    let decode_threads = pipeline.config().decode_threads_for(pipelined);
+    let (rx, decoder) = spawn_decoders(jobs, decode_threads, pipeline.config().raster.clone())?;
     let mut d = Delivery {
         sink,
         observer,
@@ -134,6 +131,9 @@ pub fn run(
             },
             peak_images,
             placements: worker.placements().cloned(),
+            decode_threads,
+            threads: pipeline.config().threads,
+            io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
         });
     }
     observer.finishing();

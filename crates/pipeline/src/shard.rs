@@ -35,11 +35,11 @@ use std::time::{Instant, SystemTime};
 /// The plan file's format version.
 pub const PLAN_FORMAT: u32 = 1;
 /// The marker a finished shard writes last.
-pub const SUCCESS: &str = "_SUCCESS";
+pub const SUCCESS: &str = nsod_types::layout::SUCCESS;
 /// A shard's own manifest.
-pub const SHARD_MANIFEST: &str = "shard.json";
+pub const SHARD_MANIFEST: &str = nsod_types::layout::SHARD_MANIFEST;
 /// A shard's tiles: their unmerged detections.
-pub const WINDOWS: &str = "windows.jsonl";
+pub const WINDOWS: &str = nsod_types::layout::WINDOWS;
 /// The most shards a plan may have.
 pub const MAX_SHARDS: usize = 100_000;
 
@@ -485,20 +485,35 @@ fn unix(t: SystemTime) -> f64 {
 
 /// `OUT/shards/I-of-N`.
 pub fn shard_folder(out: &Path, shard: ShardId) -> PathBuf {
-    out.join("shards").join(shard.folder())
+    out.join(nsod_types::layout::SHARDS).join(shard.folder())
+}
+
+/// One shard to run: its plan, the shard, where the run folder is, and where its settings came from (recorded in
+/// its `run.json`).
+#[derive(Debug)]
+pub struct ShardRun<'a> {
+    pub plan: &'a Plan,
+    pub plan_path: &'a Path,
+    pub shard: ShardId,
+    pub out: &'a Path,
+    pub sources: std::collections::BTreeMap<&'static str, crate::settings::Source>,
 }
 
 /// Runs one shard of `plan` into `OUT/shards/I-of-N/` (see the module documentation). Failed images and tiles are
 /// recorded (their shard still finishes); a sink that cannot write is an error and nothing is committed.
 pub fn run_shard(
     worker: &mut Worker,
-    plan: &Plan,
-    plan_path: &Path,
-    shard: ShardId,
-    out: &Path,
+    run: ShardRun<'_>,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
 ) -> Result<ShardOutcome, PipelineError> {
+    let ShardRun {
+        plan,
+        plan_path,
+        shard,
+        out,
+        sources,
+    } = run;
     let shard_err = |e: ShardError| PipelineError::Runtime(error_chain(&e));
     if shard.count != plan.shards {
         return Err(PipelineError::Runtime(format!(
@@ -512,7 +527,7 @@ pub fn run_shard(
     let started = SystemTime::now();
     let t0 = Instant::now();
     let folder = shard_folder(out, shard);
-    let shards_dir = out.join("shards");
+    let shards_dir = out.join(nsod_types::layout::SHARDS);
     std::fs::create_dir_all(&shards_dir)
         .map_err(io(&shards_dir))
         .map_err(shard_err)?;
@@ -525,6 +540,7 @@ pub fn run_shard(
     let mut opts = RunDirOptions::infer(&plan.config);
     opts.skip_existing = false;
     let mut sink = RunDirSink::open(&tmp, opts, worker.pipeline()).map_err(PipelineError::Sink)?;
+    sink.set_sources(sources);
     let units: Vec<&Unit> = plan.units_of(shard.index).collect();
     let jobs: Vec<Job> = units
         .iter()
@@ -661,7 +677,7 @@ pub fn run_shard(
         .map_err(io(&windows_path))
         .map_err(shard_err)?;
     // The images that failed in the runner, from the shard's run.json, and the tiles that failed.
-    let run: serde_json::Value = std::fs::read_to_string(tmp.join("run.json"))
+    let run: serde_json::Value = std::fs::read_to_string(tmp.join(nsod_types::layout::MANIFEST))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
@@ -887,7 +903,7 @@ pub fn merge(
             windows.entry(r.image.clone()).or_default().push(r);
         }
         readers.push(ShardReader {
-            records: match open("predictions.jsonl")? {
+            records: match open(nsod_types::layout::PREDICTIONS)? {
                 Some(r) => r.peekable(),
                 None => {
                     return Err(shard_err(ShardError::Mismatch {
@@ -897,17 +913,18 @@ pub fn merge(
                 }
             },
             raw: if rules {
-                open("predictions_raw.jsonl")?.map(Iterator::peekable)
+                open(nsod_types::layout::PREDICTIONS_RAW)?.map(Iterator::peekable)
             } else {
                 None
             },
             csv: if rules {
-                rows("report.csv")?.map(|f| Rows::open(f, crate::sink::csv_image_of, true))
+                rows(nsod_types::layout::REPORT_CSV)?
+                    .map(|f| Rows::open(f, crate::sink::csv_image_of, true))
             } else {
                 None
             },
             jsonl: if rules {
-                rows("report.jsonl")?.map(|f| Rows::open(f, json_image, false))
+                rows(nsod_types::layout::REPORT_JSONL)?.map(|f| Rows::open(f, json_image, false))
             } else {
                 None
             },
@@ -1046,14 +1063,14 @@ pub fn merge(
     summary.seconds = seconds;
     let summary = sink.finish(summary).map_err(PipelineError::Sink)?;
     // The manifest says the run was sharded, and how.
-    let run_path = out.join("run.json");
+    let run_path = out.join(nsod_types::layout::MANIFEST);
     if let Ok(text) = std::fs::read_to_string(&run_path)
         && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text)
     {
         v["sharded"] = json!({
             "plan": std::path::absolute(plan_path).unwrap_or_else(|_| plan_path.to_path_buf()),
             "plan_sha256": sha256_file(plan_path),
-            "shards": plan.shards,
+            nsod_types::layout::SHARDS: plan.shards,
             "units": plan.units.len(),
             "merge_seconds": t0.elapsed().as_secs_f64(),
             "shard_seconds": manifests.iter().map(|m| m.seconds).collect::<Vec<_>>(),
@@ -1077,11 +1094,14 @@ pub fn merge(
 fn copy_vis(shard: &Path, out: &Path, image: &str) -> Result<(), ShardError> {
     let rel = Path::new(image);
     for candidate in [rel.to_path_buf(), rel.with_extension("png")] {
-        let from = shard.join("vis").join(&candidate);
-        if let Some(mut file) =
-            open_in_folder(shard, &Path::new("vis").join(&candidate).to_string_lossy())?
-        {
-            let to = out.join("vis").join(&candidate);
+        let from = shard.join(nsod_types::layout::VIS).join(&candidate);
+        if let Some(mut file) = open_in_folder(
+            shard,
+            &Path::new(nsod_types::layout::VIS)
+                .join(&candidate)
+                .to_string_lossy(),
+        )? {
+            let to = out.join(nsod_types::layout::VIS).join(&candidate);
             if let Some(p) = to.parent() {
                 std::fs::create_dir_all(p).map_err(io(p))?;
             }

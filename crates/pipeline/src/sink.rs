@@ -111,6 +111,19 @@ pub struct RunSummary {
     pub per_class: BTreeMap<String, usize>,
     /// How the model ran, for runs that detect.
     pub model: Option<ModelRun>,
+    /// What the knowledge graph holds, for runs that wrote one.
+    pub graph: Option<GraphCounts>,
+}
+
+/// The size of a run's knowledge graph, as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphCounts {
+    /// Facts in `kg_facts.pl` (relations, class counts, the image count).
+    pub facts: u64,
+    /// Relations between objects (spatial relations, co-occurrence excluded).
+    pub relations: u64,
+    /// Classes seen.
+    pub classes: usize,
 }
 
 /// How a run's model ran: its schedule, its session runs and the share of the run's wall time they took (the
@@ -127,6 +140,12 @@ pub struct ModelRun {
     pub peak_images: Option<usize>,
     /// From the session's first run (`None` when it never ran).
     pub placements: Option<Result<Vec<nsod_detect::Placement>, String>>,
+    /// Threads that decoded the images.
+    pub decode_threads: usize,
+    /// ONNX Runtime intra-op threads of the session (0: ONNX Runtime's default, every core).
+    pub threads: usize,
+    /// Whether the pipelined runs used IoBinding.
+    pub io_binding: bool,
 }
 
 impl ModelRun {
@@ -149,6 +168,9 @@ impl ModelRun {
             "busy_ratio": self.busy_ratio,
             "peak_images": self.peak_images,
             "providers": providers,
+            "decode_threads": self.decode_threads,
+            "threads": self.threads,
+            "io_binding": self.io_binding,
         })
     }
 }
@@ -255,16 +277,10 @@ impl RunDirOptions {
     }
 }
 
-/// Files of a run folder.
-const PREDICTIONS: &str = "predictions.jsonl";
-const RAW: &str = "predictions_raw.jsonl";
-const REPORT_CSV: &str = "report.csv";
-const REPORT_JSONL: &str = "report.jsonl";
-const SCENES: &str = "scene_graphs.jsonl";
-const COCO_RESULTS: &str = "coco_results.json";
-const COCO_IMAGES: &str = "coco_images.json";
-const MANIFEST: &str = "run.json";
-const KG_FILES: [&str; 4] = ["kg_facts.pl", "kg.graphml", "kg.dot", "kg.json"];
+use nsod_types::layout::{
+    COCO_IMAGES, COCO_RESULTS, KG_FILES, MANIFEST, PREDICTIONS, PREDICTIONS_RAW as RAW, REPORT_CSV,
+    REPORT_JSONL, SCENE_GRAPHS as SCENES,
+};
 
 fn partial(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
@@ -405,6 +421,10 @@ pub struct RunDirSink {
     relation: Option<(nsod_types::relations::RelationParams, Option<ClassPairs>)>,
     /// What opening the folder noticed (cut lines of an interrupted run), for the front end to show.
     pub warnings: Vec<String>,
+    /// Where each setting's value came from (`run.json`'s `config_sources`).
+    sources: BTreeMap<&'static str, crate::settings::Source>,
+    /// The knowledge graph written, for the summary.
+    graph: Option<GraphCounts>,
 }
 
 impl std::fmt::Debug for RunDirSink {
@@ -496,7 +516,14 @@ impl RunDirSink {
             files: BTreeSet::new(),
             relation: None,
             warnings,
+            sources: BTreeMap::new(),
+            graph: None,
         })
+    }
+
+    /// Records where each setting's value came from ([`crate::settings::Layers::sources`]) in `run.json`.
+    pub fn set_sources(&mut self, sources: BTreeMap<&'static str, crate::settings::Source>) {
+        self.sources = sources;
     }
 
     /// One image finished elsewhere (a shard), re-emitted into this folder from its records (`nsod merge`): its
@@ -514,13 +541,13 @@ impl RunDirSink {
             let stem = rel.with_extension("txt");
             let size = nsod_types::ImageSize::new(record.width, record.height);
             yolo::write_predictions(
-                &self.in_subfolder("labels", &stem)?,
+                &self.in_subfolder(nsod_types::layout::LABELS, &stem)?,
                 &record.detections,
                 size,
             )?;
             if self.oriented {
                 yolo_obb::write_predictions(
-                    &self.in_subfolder("labels-obb", &stem)?,
+                    &self.in_subfolder(nsod_types::layout::LABELS_OBB, &stem)?,
                     &record.detections,
                     size,
                 )?;
@@ -673,14 +700,29 @@ impl RunDirSink {
             write_atomic(&p, |w| w.write_all(s.as_bytes()))?;
             Ok(())
         };
-        text(self.out.join("kg_facts.pl"), export::prolog_facts(g))?;
-        text(self.out.join("kg.graphml"), export::graphml(g, m))?;
-        text(self.out.join("kg.dot"), export::dot(g, m))?;
+        let facts = export::prolog_facts(g);
+        self.graph = Some(GraphCounts {
+            facts: facts.lines().filter(|l| !l.starts_with('%')).count() as u64,
+            relations: g
+                .counts
+                .iter()
+                .filter(|((r, _, _), _)| nsod_types::relations::Relation::parse(r).is_some())
+                .map(|(_, n)| *n)
+                .sum(),
+            classes: g.class_objects.len(),
+        });
+        let g = &self.dataset;
+        text(self.out.join(nsod_types::layout::KG_FACTS), facts)?;
         text(
-            self.out.join("kg.json"),
+            self.out.join(nsod_types::layout::KG_GRAPHML),
+            export::graphml(g, m),
+        )?;
+        text(self.out.join(nsod_types::layout::KG_DOT), export::dot(g, m))?;
+        text(
+            self.out.join(nsod_types::layout::KG_JSON),
             format!("{}\n", export::node_link(g, m)),
         )?;
-        let svg_dir = self.out.join("kg_svg");
+        let svg_dir = self.out.join(nsod_types::layout::KG_SVG);
         if svg_dir.is_dir() {
             // Pictures of relations this run did not see must not linger.
             for e in std::fs::read_dir(&svg_dir).map_err(io(&svg_dir))?.flatten() {
@@ -718,8 +760,8 @@ impl RunDirSink {
             }
             let _ = std::fs::remove_file(partial(&p));
         }
-        if !self.files.contains("kg_facts.pl") {
-            let _ = std::fs::remove_dir_all(self.out.join("kg_svg"));
+        if !self.files.contains(nsod_types::layout::KG_FACTS) {
+            let _ = std::fs::remove_dir_all(self.out.join(nsod_types::layout::KG_SVG));
         }
     }
 
@@ -766,7 +808,7 @@ impl RunDirSink {
         if self.opts.vis {
             files.push("vis/");
         }
-        if self.files.contains("kg_facts.pl") {
+        if self.files.contains(nsod_types::layout::KG_FACTS) {
             files.push("kg_svg/");
         }
         m["files"] = json!(files);
@@ -774,16 +816,13 @@ impl RunDirSink {
     }
 }
 
-/// The identity of a run for resuming: the model file's hash and the settings that change outputs.
+/// The identity of a run for resuming: its result settings ([`crate::settings::identity`]), with the model and
+/// rule base actually loaded (a default one included) standing for the files, by their contents.
 fn run_identity(pipeline: &Pipeline) -> serde_json::Value {
-    let c = pipeline.config();
-    json!({
-        "model_sha256": pipeline.model().and_then(|m| sha256_file(&m.path)),
-        "rules_sha256": pipeline.rules().and_then(|r| sha256_file(&r.table.path)),
-        "detect": serde_json::to_value(&c.detect).unwrap_or_default(),
-        "rules": serde_json::to_value(&c.rules).unwrap_or_default(),
-        "kg": serde_json::to_value(&c.kg).unwrap_or_default(),
-    })
+    let mut c = pipeline.config().clone();
+    c.model = pipeline.model().map(|m| m.path.clone());
+    c.rules.file = pipeline.rules().map(|r| r.table.path.clone());
+    crate::settings::identity(&c, sha256_file)
 }
 
 fn check_resumable(out: &Path, pipeline: &Pipeline) -> Result<(), SinkError> {
@@ -800,10 +839,11 @@ fn check_resumable(out: &Path, pipeline: &Pipeline) -> Result<(), SinkError> {
     }
     let now = run_identity(pipeline);
     if *earlier != now {
-        let differs: Vec<&str> = ["model_sha256", "rules_sha256", "detect", "rules", "kg"]
-            .into_iter()
-            .filter(|k| earlier[*k] != now[*k])
-            .collect();
+        let mut differs = crate::settings::identity_differences(earlier, &now);
+        if differs.is_empty() {
+            // An identity of an older nsod: another form, not comparable.
+            differs.push("version of nsod".into());
+        }
         return Err(SinkError::Resume {
             path,
             message: format!(
@@ -873,6 +913,7 @@ impl Sink for RunDirSink {
             "model": model,
             "rules": rules,
             "config": serde_json::to_value(p.config()).unwrap_or_default(),
+            "config_sources": serde_json::to_value(&self.sources).unwrap_or_default(),
             "inputs": run.inputs,
             "identity": run_identity(p),
         });
@@ -926,15 +967,19 @@ impl Sink for RunDirSink {
                 let scaled: Vec<_> = o.detections.iter().map(|d| d.scaled(s)).collect();
                 nsod_detect::vis::draw_detections(&mut img, &scaled, 2);
             }
-            let path = self.in_subfolder("vis", rel)?;
+            let path = self.in_subfolder(nsod_types::layout::VIS, rel)?;
             save_vis(&img, &path)?;
         }
         if self.opts.labels {
             let stem = rel.with_extension("txt");
-            yolo::write_predictions(&self.in_subfolder("labels", &stem)?, &o.detections, o.size)?;
+            yolo::write_predictions(
+                &self.in_subfolder(nsod_types::layout::LABELS, &stem)?,
+                &o.detections,
+                o.size,
+            )?;
             if self.oriented {
                 yolo_obb::write_predictions(
-                    &self.in_subfolder("labels-obb", &stem)?,
+                    &self.in_subfolder(nsod_types::layout::LABELS_OBB, &stem)?,
                     &o.detections,
                     o.size,
                 )?;
@@ -973,6 +1018,7 @@ impl Sink for RunDirSink {
             return Ok(summary);
         }
         self.finish_complete(w)?;
+        summary.graph = self.graph;
         // Only a full `nsod infer` run owns the whole folder; `nsod symbolic` and `nsod kg` may write beside
         // another run's files.
         if !summary.interrupted && self.opts.coco {

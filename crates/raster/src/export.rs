@@ -21,8 +21,8 @@ use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 
-pub const GEOJSON: &str = "detections.geojson";
-pub const GPKG: &str = "detections.gpkg";
+pub const GEOJSON: &str = nsod_types::layout::GEOJSON;
+pub const GPKG: &str = nsod_types::layout::GPKG;
 /// The GeoPackage's layer.
 pub const LAYER: &str = "detections";
 

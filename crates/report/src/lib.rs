@@ -595,7 +595,7 @@ impl<'a> Sources<'a> {
                 candidates.push(input.clone());
             }
         }
-        candidates.push(self.opts.run_dir.join("vis").join(rel));
+        candidates.push(self.opts.run_dir.join(nsod_types::layout::VIS).join(rel));
         candidates.into_iter().find(|p| p.is_file())
     }
 

@@ -95,7 +95,7 @@ pub fn read(dir: &Path) -> RunData {
         dir: dir.to_path_buf(),
         ..Default::default()
     };
-    let manifest = dir.join("run.json");
+    let manifest = dir.join(nsod_types::layout::MANIFEST);
     match std::fs::read(&manifest) {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) if v.is_object() => {
@@ -127,9 +127,9 @@ pub fn read(dir: &Path) -> RunData {
             io_text(&e)
         )),
     }
-    let preds = dir.join("predictions.jsonl");
+    let preds = dir.join(nsod_types::layout::PREDICTIONS);
     d.records = records(&preds, &mut d.warnings, true);
-    let raw_path = dir.join("predictions_raw.jsonl");
+    let raw_path = dir.join(nsod_types::layout::PREDICTIONS_RAW);
     if raw_path.exists() {
         for r in records(&raw_path, &mut d.warnings, false) {
             d.raw.insert(
@@ -138,7 +138,7 @@ pub fn read(dir: &Path) -> RunData {
             );
         }
     }
-    d.changes = changes(&dir.join("report.jsonl"), &mut d.warnings);
+    d.changes = changes(&dir.join(nsod_types::layout::REPORT_JSONL), &mut d.warnings);
     let kg = dir.join("kg.json");
     if let Ok(bytes) = std::fs::read(&kg) {
         match serde_json::from_slice::<Value>(&bytes) {
@@ -148,7 +148,7 @@ pub fn read(dir: &Path) -> RunData {
                 .push(format!("{}: cannot be read ({e})", kg.display())),
         }
     }
-    if let Ok(entries) = std::fs::read_dir(dir.join("kg_svg")) {
+    if let Ok(entries) = std::fs::read_dir(dir.join(nsod_types::layout::KG_SVG)) {
         let mut pics: Vec<KgPicture> = entries
             .flatten()
             .map(|e| e.path())

@@ -783,7 +783,7 @@ fn known_keys<'a>(keys: impl Iterator<Item = &'a String>, also: &[&str]) -> Resu
 
 /// Settings from query or KServe parameters (see [`params::SETTINGS`]).
 fn overrides(s: &Shared, get: &dyn Fn(&str) -> Option<Value>) -> Result<Overrides, Fail> {
-    params::overrides(s.pipeline.config(), get).map_err(bad_request)
+    params::overrides(s.pipeline.config(), s.pipeline.rules().is_some(), get).map_err(bad_request)
 }
 
 /// The image in flight for `nsod_images_in_flight`: counted when admitted, settled once by whoever ends it (the
@@ -884,14 +884,9 @@ async fn run_job(
     let runs = s.pipeline.model_runs(w, h, &overrides).unwrap_or(1);
     let max = s.config.max_runs_per_request;
     if runs > max {
-        let full = s.pipeline.model_runs(
-            w,
-            h,
-            &Overrides {
-                full_pass: Some(false),
-                ..overrides.clone()
-            },
-        );
+        let full = s
+            .pipeline
+            .model_runs(w, h, &overrides.with("full_pass", "false"));
         let slices = full.unwrap_or(runs);
         let pass = if slices < runs {
             " and the full-image pass"

@@ -212,6 +212,7 @@ fn run(worker: &mut nsod_pipeline::Worker, job: &Job) -> JobResult {
         .map_err(|e| match e {
             e if e.is_interrupted() => JobError::Cancelled,
             PipelineError::Config(c) => JobError::Decode(error_chain(&c)),
+            PipelineError::Setting(c) => JobError::Decode(c.to_string()),
             // A raster body whose pixels cannot be read (a truncated or damaged file): the client's bytes, not a
             // failure of the server.
             e if e.is_unreadable_input() => JobError::Decode(error_chain(&e)),

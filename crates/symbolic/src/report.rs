@@ -104,8 +104,8 @@ fn partial(p: &Path) -> PathBuf {
 impl ReportWriter {
     /// Creates `dir/report.csv` and `dir/report.jsonl` (as `.partial` until [`ReportWriter::finish`]).
     pub fn create(dir: &Path) -> std::io::Result<Self> {
-        let csv_path = dir.join("report.csv");
-        let jsonl_path = dir.join("report.jsonl");
+        let csv_path = dir.join(nsod_types::layout::REPORT_CSV);
+        let jsonl_path = dir.join(nsod_types::layout::REPORT_JSONL);
         let mut csv = BufWriter::new(File::create(partial(&csv_path))?);
         writeln!(csv, "{CSV_HEADER}")?;
         let jsonl = BufWriter::new(File::create(partial(&jsonl_path))?);

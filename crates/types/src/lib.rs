@@ -14,6 +14,7 @@ pub mod formats;
 pub mod geo;
 pub mod geometry;
 pub mod index;
+pub mod layout;
 pub mod outcome;
 pub mod quote;
 pub mod relations;
