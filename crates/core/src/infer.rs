@@ -23,6 +23,8 @@ pub(crate) struct CliObserver {
     /// Detections the rules took below the confidence threshold.
     demoted: usize,
     conf: f32,
+    /// Rule applications.
+    changes: usize,
 }
 
 impl CliObserver {
@@ -35,11 +37,17 @@ impl CliObserver {
             images_changed: 0,
             demoted: 0,
             conf,
+            changes: 0,
         }
     }
 
     pub(crate) fn finish(&self) {
         self.progress.finish_and_clear();
+    }
+
+    /// Rule applications seen (each change of `report.csv`).
+    pub(crate) fn rule_changes(&self) -> usize {
+        self.changes
     }
 }
 
@@ -71,6 +79,7 @@ impl Observer for CliObserver {
         let mut changes = 0;
         if let Some(r) = &outcome.rules {
             changes = r.adjustment.changes.len();
+            self.changes += changes;
             for c in &r.adjustment.changes {
                 match c.action {
                     "BOOST" => self.boosts += 1 + usize::from(c.both),
@@ -305,15 +314,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = &metrics {
         s.set_ready();
     }
-    let mut observer = CliObserver {
-        progress: progress_bar(),
-        metrics: handles.clone(),
-        boosts: 0,
-        penalties: 0,
-        images_changed: 0,
-        demoted: 0,
-        conf: config.detect.conf,
-    };
+    let mut observer = CliObserver::new(handles.clone(), config.detect.conf);
     let result = nsod_pipeline::run(
         &mut worker,
         jobs,

@@ -5,13 +5,12 @@ use crate::cli::SymbolicArgs;
 use crate::session::{Needs, Session, config_error};
 use anyhow::Context;
 use nsod_pipeline::inputs::read_predictions;
-use nsod_pipeline::sink::{Failure, RunInfo, RunSummary};
-use nsod_pipeline::{Pipeline, RunDirOptions, RunDirSink, Sink, Stage, error_chain};
+use nsod_pipeline::sink::RunSummary;
+use nsod_pipeline::{Pipeline, RunDirOptions, RunDirSink, error_chain};
 use nsod_symbolic::{RuleBase, Sandbox, load_rules};
 use nsod_types::ClassNames;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// Rule bases run in a sandboxed child: this binary, `nsod rules-worker`.
 pub fn sandbox() -> anyhow::Result<Sandbox> {
@@ -130,7 +129,8 @@ pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Res
 }
 
 /// Runs the stages after detection (rules, or the knowledge graph) of `pipeline` over predictions read from
-/// `pred`, into `sink`. Returns the summary and the rule applications written.
+/// `pred`, into `sink`, through the runner (`nsod_pipeline::runner::refine`) with the terminal's observer.
+/// Returns the summary and the rule applications written.
 pub fn refine_predictions(
     pipeline: &Pipeline,
     pred: &Path,
@@ -139,61 +139,22 @@ pub fn refine_predictions(
 ) -> anyhow::Result<(RunSummary, usize)> {
     let records = read_predictions(pred, images, pipeline.names())
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    let start = Instant::now();
     let mut worker = pipeline
         .worker()
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    sink.begin(&RunInfo {
-        pipeline,
-        inputs: &[pred.to_path_buf()],
-        jobs: records.len(),
-    })
-    .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    let mut summary = RunSummary::default();
-    let mut changes = 0usize;
-    for r in records {
-        let record = match r {
-            Ok(r) => r,
-            Err(e) => {
-                let message = error_chain(&e);
-                crate::ui::error!("{message}");
-                let _ = sink.failed(&Failure {
-                    image: String::new(),
-                    path: pred.to_path_buf(),
-                    stage: Stage::Decode,
-                    error_type: "image",
-                    message,
-                });
-                summary.failed += 1;
-                continue;
-            }
-        };
-        let size = nsod_types::ImageSize::new(record.width, record.height);
-        let outcome = worker.process_detections(&record.image, size, record.detections);
-        if let Some((_, message)) = outcome
-            .rules
-            .as_ref()
-            .and_then(|r| r.scene.as_ref())
-            .and_then(|s| s.error.as_ref())
-        {
-            crate::ui::warning!(
-                "{}: scene rules skipped for this image: {message}",
-                outcome.image
-            );
-        }
-        changes += outcome
-            .rules
-            .as_ref()
-            .map_or(0, |r| r.adjustment.changes.len());
-        sink.image(&outcome, None)
-            .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-        summary.processed += 1;
-    }
-    summary.seconds = start.elapsed().as_secs_f64();
-    let summary = sink
-        .finish(summary)
-        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    Ok((summary, changes))
+    let interrupted = crate::metrics::install_signal_flag();
+    let mut observer = crate::infer::CliObserver::new(None, pipeline.config().detect.conf);
+    let summary = nsod_pipeline::runner::refine(
+        &mut worker,
+        records,
+        pred,
+        sink,
+        &mut observer,
+        &interrupted,
+    );
+    observer.finish();
+    let summary = summary.map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    Ok((summary, observer.rule_changes()))
 }
 
 /// `nsod symbolic`.

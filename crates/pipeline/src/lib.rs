@@ -70,6 +70,9 @@ pub enum PipelineError {
     /// An image could not be decoded.
     #[error(transparent)]
     Decode(nsod_detect::DetectError),
+    /// Predictions given as input could not be read (a record, the folder).
+    #[error(transparent)]
+    Predictions(#[from] inputs::PredictionsError),
     /// Detection failed on an image.
     #[error(transparent)]
     Detect(nsod_detect::DetectError),

@@ -14,6 +14,7 @@ use crate::sink::{Failure, ModelRun, RunInfo, RunSummary, Sink};
 use crate::source::{LoadedImage, Pixels};
 use crate::{PipelineError, error_chain};
 use nsod_detect::{StreamImage, StreamInput, StreamOutput, StreamPixels};
+use nsod_types::formats::jsonl::ImagePredictions;
 use nsod_types::outcome::{ImageOutcome, Stage};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -136,6 +137,69 @@ pub fn run(
             io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
         });
     }
+    observer.finishing();
+    sink.finish(summary).map_err(PipelineError::Sink)
+}
+
+/// Refines existing predictions (`nsod symbolic`, `nsod kg`): each record read from `source` through the stages
+/// after detection ([`Worker::process_detections`]: the rules, the relations) into `sink`, as [`run`] takes images:
+/// the same sink, observer and summary; a record that cannot be read is reported as a failure and the run goes on;
+/// `interrupt` is checked between records.
+pub fn refine(
+    worker: &mut Worker,
+    records: Vec<Result<ImagePredictions, crate::inputs::PredictionsError>>,
+    source: &std::path::Path,
+    sink: &mut dyn Sink,
+    observer: &mut dyn Observer,
+    interrupt: &AtomicBool,
+) -> Result<RunSummary, PipelineError> {
+    let pipeline = worker.pipeline().clone();
+    sink.begin(&RunInfo {
+        pipeline: &pipeline,
+        inputs: &[source.to_path_buf()],
+        jobs: records.len(),
+    })
+    .map_err(PipelineError::Sink)?;
+    observer.begin(records.len(), 0);
+    let start = Instant::now();
+    let mut d = Delivery {
+        sink,
+        observer,
+        summary: RunSummary::default(),
+        runs: (0, 0.0),
+    };
+    for record in records {
+        if interrupt.load(Ordering::SeqCst) {
+            d.interrupted();
+            break;
+        }
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let job = Job {
+                    path: source.to_path_buf(),
+                    name: String::new(),
+                };
+                d.failed(&job, Stage::Decode, "image", &PipelineError::Predictions(e))?;
+                continue;
+            }
+        };
+        let job = Job {
+            path: source.to_path_buf(),
+            name: record.image.clone(),
+        };
+        d.observer.started(&job);
+        let size = nsod_types::ImageSize::new(record.width, record.height);
+        let outcome = worker.process_detections(&record.image, size, record.detections);
+        d.deliver(&job, None, Ok(outcome))?;
+    }
+    let Delivery {
+        sink,
+        observer,
+        mut summary,
+        ..
+    } = d;
+    summary.seconds = start.elapsed().as_secs_f64();
     observer.finishing();
     sink.finish(summary).map_err(PipelineError::Sink)
 }
@@ -279,7 +343,7 @@ impl Delivery<'_> {
     fn deliver(
         &mut self,
         job: &Job,
-        img: &LoadedImage,
+        img: Option<&LoadedImage>,
         outcome: Result<ImageOutcome, PipelineError>,
     ) -> Result<(), PipelineError> {
         let outcome = match outcome {
@@ -300,12 +364,13 @@ impl Delivery<'_> {
             );
         }
         let t = Instant::now();
-        let preview = match &img.pixels {
-            Pixels::Memory(m) => Ok(Some(std::borrow::Cow::Borrowed(m))),
-            Pixels::Windowed(_) if self.sink.wants_image() => img
+        let preview = match img.map(|i| (i, &i.pixels)) {
+            None => Ok(None),
+            Some((_, Pixels::Memory(m))) => Ok(Some(std::borrow::Cow::Borrowed(m))),
+            Some((img, Pixels::Windowed(_))) if self.sink.wants_image() => img
                 .preview(PREVIEW_SIDE)
                 .map(|p| p.map(std::borrow::Cow::Owned)),
-            Pixels::Windowed(_) => Ok(None),
+            Some((_, Pixels::Windowed(_))) => Ok(None),
         };
         let preview = match preview {
             Ok(p) => p,
@@ -368,7 +433,7 @@ fn sequential_loop(
         };
         d.detected(&img);
         let outcome = worker.refine(&img, &job.name, decode_seconds, detected, true);
-        d.deliver(&job, &img, outcome)?;
+        d.deliver(&job, Some(&img), outcome)?;
     }
     Ok(None)
 }
@@ -426,7 +491,7 @@ fn pipelined_loop(
                         };
                         let outcome =
                             worker.refine(img, &job.name, *decode_seconds, detected, true);
-                        d.deliver(job, img, outcome)
+                        d.deliver(job, Some(img), outcome)
                     }
                 }
             }
