@@ -113,7 +113,17 @@ impl Telemetry {
                 .iter()
                 .map(|(n, k)| ((*n).to_owned(), (*k).to_owned())),
         );
+        // The batch result `nsod merge` pushes (its own exposition, not the registry's).
+        let batch = export::batch_exposition(&export::BatchResult::default());
+        out.extend(
+            batch
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split_once(' '))
+                .map(|(n, k)| (n.to_owned(), k.to_owned())),
+        );
         out.sort();
+        out.dedup();
         out
     }
 

@@ -317,6 +317,8 @@ mod families_tests {
                 .all(|(n, _)| n.starts_with("nsod_") || n.starts_with("process_"))
         );
         assert!(has("nsod_model_busy_ratio", "gauge"));
-        assert_eq!(f.len(), 64, "{f:#?}");
+        // The batch result nsod merge pushes (8 gauges).
+        assert!(has("nsod_batch_last_success_timestamp_seconds", "gauge"));
+        assert_eq!(f.len(), 72, "{f:#?}");
     }
 }
