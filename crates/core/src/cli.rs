@@ -65,6 +65,13 @@ pub enum Command {
     /// Rule base tools.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// List every setting: its TOML key, its flag, its kind (result, execution, output), its nsod serve request
+    /// parameter, its default and the commands that take it.
+    Settings {
+        /// As JSON, with every command's flags (the public interface, kept by a snapshot test).
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the knowledge graph of spatial relations from predictions.
     Kg(KgArgs),
     /// Write a run folder as a static web site to look through in a browser: summary, paged gallery, a viewer per

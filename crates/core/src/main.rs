@@ -100,6 +100,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             kg::suggest_rules(&facts, out.as_deref())
         }
         cli::Command::Kg(args) => kg::run(&cli.global, &args),
+        cli::Command::Settings { json } => {
+            print!("{}", settings::listing(json));
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Report(args) => report::run(&args),
         cli::Command::TrainMonitor(args) => train::run(&args),
         cli::Command::Eval(args) => eval::run(&args),

@@ -224,3 +224,100 @@ selection!(KgSet, "kg", [Names, GraphOptions, Out], defaults: |c| {
     c.kg.enabled = true;
 });
 selection!(MetricsSet, "train-monitor", [Metrics]);
+
+/// Whether a command offers a setting.
+type Offers = fn(&Setting) -> bool;
+
+/// The commands that take setting flags, with their selections.
+fn commands() -> Vec<(&'static str, Offers)> {
+    vec![
+        ("infer", InferSet::offers),
+        ("plan", InferSet::offers),
+        ("serve", ServeSet::offers),
+        ("symbolic", SymbolicSet::offers),
+        ("kg", KgSet::offers),
+        ("train-monitor", MetricsSet::offers),
+        ("eval", MetricsSet::offers),
+    ]
+}
+
+/// `nsod settings`: the table as text, or as JSON with every command's long flags (from clap's own definition).
+pub fn listing(json: bool) -> String {
+    let defaults = PipelineConfig::default();
+    let cmds = commands();
+    let taken_by = |s: &Setting| -> Vec<&'static str> {
+        cmds.iter()
+            .filter(|(_, offers)| offers(s))
+            .map(|(c, _)| *c)
+            .collect()
+    };
+    if json {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let mut flags = serde_json::Map::new();
+        let mut walk = vec![(String::new(), cli)];
+        while let Some((prefix, mut cmd)) = walk.pop() {
+            cmd.build();
+            for sub in cmd.get_subcommands() {
+                let name = format!("{prefix}{}", sub.get_name());
+                if sub.get_name() == "help" || sub.is_hide_set() {
+                    continue;
+                }
+                walk.push((format!("{name} "), sub.clone()));
+            }
+            if prefix.is_empty() {
+                continue;
+            }
+            let mut longs: Vec<String> = cmd
+                .get_arguments()
+                .filter(|a| !a.is_global_set())
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            longs.sort();
+            flags.insert(prefix.trim_end().to_owned(), serde_json::json!(longs));
+        }
+        let settings: Vec<serde_json::Value> = SETTINGS
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "key": s.key,
+                    "flag": s.flag.map(|f| format!("--{f}")),
+                    "kind": s.kind.as_str(),
+                    "request": s.request,
+                    "default": s.text(&defaults),
+                    "commands": taken_by(s),
+                })
+            })
+            .collect();
+        let environment: serde_json::Map<String, serde_json::Value> =
+            nsod_pipeline::settings::ENVIRONMENT
+                .iter()
+                .map(|(v, k)| ((*v).to_owned(), serde_json::json!(k)))
+                .collect();
+        let doc = serde_json::json!({
+            "settings": settings,
+            "environment": environment,
+            "commands": flags,
+        });
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
+    }
+    let mut out = String::new();
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "{:<32} {:<24} {:<10} {:<12} {:<24} {}\n",
+            s.key,
+            s.flag.map_or_else(|| "-".to_owned(), |f| format!("--{f}")),
+            s.kind.as_str(),
+            s.request.unwrap_or("-"),
+            {
+                let d = s.text(&defaults);
+                if d.is_empty() { "-".to_owned() } else { d }
+            },
+            taken_by(s).join(",")
+        ));
+    }
+    out
+}

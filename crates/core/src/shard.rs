@@ -297,13 +297,20 @@ pub fn merge(global: &GlobalArgs, a: &MergeArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return fail(BAD_CONFIG, e),
     };
-    let (config, pipeline) = (session.config, session.pipeline);
+    let (config, pipeline, sources) = (session.config, session.pipeline, session.sources);
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return fail(BAD_CONFIG, error_chain(&e)),
     };
     let mut observer = CliObserver::new(None, config.detect.conf);
-    let result = shard::merge(&mut worker, &plan, &plan_file, &a.out, &mut observer);
+    let result = shard::merge(
+        &mut worker,
+        &plan,
+        &plan_file,
+        &a.out,
+        sources,
+        &mut observer,
+    );
     observer.finish();
     let merged = match result {
         Ok(m) => m,

@@ -850,6 +850,7 @@ pub fn merge(
     plan: &Plan,
     plan_path: &Path,
     out: &Path,
+    sources: std::collections::BTreeMap<&'static str, crate::settings::Source>,
     observer: &mut dyn Observer,
 ) -> Result<MergeOutcome, PipelineError> {
     let t0 = Instant::now();
@@ -860,6 +861,7 @@ pub fn merge(
     let rules = worker.pipeline().rules().is_some();
     let mut sink =
         RunDirSink::open(out, opts.clone(), worker.pipeline()).map_err(PipelineError::Sink)?;
+    sink.set_sources(sources);
     let mut readers = Vec::with_capacity(plan.shards);
     let mut windows: HashMap<String, Vec<WindowRecord>> = HashMap::new();
     let mut window_failures: HashMap<String, Vec<UnitFailure>> = HashMap::new();
