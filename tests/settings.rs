@@ -816,3 +816,52 @@ fn one_layering_order_for_every_command_and_the_slurm_variables_change_nothing()
         "only the flags given and NSOD_METRICS_ADDR (set by the tests' harness)"
     );
 }
+
+/// The request layer is the top one: a server started with `--conf 0.6` answers a request's `conf=0.3` with the
+/// detections between 0.3 and 0.6 too, and without the parameter with none below 0.6.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn a_request_parameter_is_above_the_servers_flags() {
+    let image = std::fs::read(shared_data().join("P0006_crop1024_x0_y0.png")).unwrap();
+    let mut c = nsod();
+    c.args(["serve", "--addr", "127.0.0.1:0", "--threads", "2", "--no-symbolic", "--conf", "0.6", "--ort-lib"])
+        .arg(ort_lib())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(c.spawn().unwrap());
+    let addr = {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().unwrap();
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split("http://").nth(1).map(|r| r.split(' ').next().unwrap_or("").to_owned()))
+            .expect("the server's address")
+    };
+    let scores = |query: &str| -> Vec<f64> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .post(format!("http://{addr}/v1/detect{query}"))
+            .send(&image[..])
+            .unwrap();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        v["detections"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|d| d["score"].as_f64().unwrap())
+            .collect()
+    };
+    let flag = scores("");
+    let request = scores("?conf=0.3");
+    assert!(flag.iter().all(|s| *s >= 0.6 - 1e-6), "{flag:?}");
+    assert!(request.iter().any(|s| *s < 0.6), "the request's conf is applied: {request:?}");
+    assert!(request.len() > flag.len());
+    drop(child);
+}
