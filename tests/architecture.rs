@@ -268,3 +268,57 @@ fn crates_never_depend_on_what_the_code_map_forbids() {
     }
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// The binary's modules import each other without a circle: each command stands on the shared ones (`session`,
+/// `settings`, `observe`, `metrics`, `paths`, `ui`, `cli`), and none of those on a command.
+#[test]
+fn the_binarys_modules_form_no_import_circle() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        let Some(module) = p.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if module == "main" || p.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut deps = std::collections::BTreeSet::new();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("crate::") {
+            let tail = &rest[i + "crate::".len()..];
+            let name: String = tail
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if src.join(format!("{name}.rs")).is_file() && name != module && name != "main" {
+                deps.insert(name);
+            }
+            rest = tail;
+        }
+        graph.insert(module, deps);
+    }
+    fn visit(
+        n: &str,
+        g: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+    ) {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            panic!(
+                "import circle in crates/core: {}",
+                [&path[i..], &[n.to_owned()]].concat().join(" -> ")
+            );
+        }
+        path.push(n.to_owned());
+        for d in g.get(n).into_iter().flatten() {
+            visit(d, g, path);
+        }
+        path.pop();
+    }
+    for n in graph.keys() {
+        visit(n, &graph, &mut Vec::new());
+    }
+    assert!(graph["infer"].contains("session") && !graph["session"].contains("infer"));
+}

@@ -530,6 +530,7 @@ fn completions_and_man_pages_cover_every_command() {
         "plan",
         "merge",
         "report",
+        "settings",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let o = nsod().args(["completions", shell]).output().unwrap();
@@ -568,6 +569,7 @@ fn completions_and_man_pages_cover_every_command() {
             "nsod-rules-suggest.1",
             "nsod-rules.1",
             "nsod-serve.1",
+            "nsod-settings.1",
             "nsod-symbolic.1",
             "nsod-train-monitor.1",
             "nsod.1"

@@ -827,10 +827,20 @@ fn one_layering_order_for_every_command_and_the_slurm_variables_change_nothing()
 fn a_request_parameter_is_above_the_servers_flags() {
     let image = std::fs::read(shared_data().join("P0006_crop1024_x0_y0.png")).unwrap();
     let mut c = nsod();
-    c.args(["serve", "--addr", "127.0.0.1:0", "--threads", "2", "--no-symbolic", "--conf", "0.6", "--ort-lib"])
-        .arg(ort_lib())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    c.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--no-symbolic",
+        "--conf",
+        "0.6",
+        "--ort-lib",
+    ])
+    .arg(ort_lib())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut child = KillOnDrop(c.spawn().unwrap());
     let addr = {
         use std::io::BufRead;
@@ -838,7 +848,11 @@ fn a_request_parameter_is_above_the_servers_flags() {
         std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
-            .find_map(|l| l.split("http://").nth(1).map(|r| r.split(' ').next().unwrap_or("").to_owned()))
+            .find_map(|l| {
+                l.split("http://")
+                    .nth(1)
+                    .map(|r| r.split(' ').next().unwrap_or("").to_owned())
+            })
             .expect("the server's address")
     };
     let scores = |query: &str| -> Vec<f64> {
@@ -861,7 +875,10 @@ fn a_request_parameter_is_above_the_servers_flags() {
     let flag = scores("");
     let request = scores("?conf=0.3");
     assert!(flag.iter().all(|s| *s >= 0.6 - 1e-6), "{flag:?}");
-    assert!(request.iter().any(|s| *s < 0.6), "the request's conf is applied: {request:?}");
+    assert!(
+        request.iter().any(|s| *s < 0.6),
+        "the request's conf is applied: {request:?}"
+    );
     assert!(request.len() > flag.len());
     drop(child);
 }

@@ -83,7 +83,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         if rules_ok { "" } else { " (missing)" }
     );
     // The rules worker confines itself; say what this kernel lets it enforce, and try what it must block.
-    let probe = crate::symbolic::sandbox()
+    let probe = crate::session::sandbox()
         .map_err(|e| format!("{e:#}"))
         .and_then(|sb| {
             let scratch = std::env::temp_dir().join(format!("nsod-doctor-{}", std::process::id()));

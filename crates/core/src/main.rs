@@ -6,6 +6,7 @@ mod eval;
 mod infer;
 mod kg;
 mod metrics;
+mod observe;
 mod paths;
 mod report;
 mod serve;
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Doctor => doctor::run(&cli.global),
+        cli::Command::Infer(args) if args.plan.is_some() => shard::run_shard(&cli.global, &args),
         cli::Command::Infer(args) => infer::run(&cli.global, &args),
         cli::Command::Plan(args) => shard::plan(&cli.global, &args),
         cli::Command::Merge(args) => shard::merge(&cli.global, &args),
@@ -101,7 +103,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Kg(args) => kg::run(&cli.global, &args),
         cli::Command::Settings { json } => {
-            print!("{}", settings::listing(json));
+            print!("{}", settings::listing(json, cli::Cli::command()));
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Report(args) => report::run(&args),

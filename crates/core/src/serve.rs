@@ -30,7 +30,7 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         layers.config.threads = (cores / layers.config.serve.workers.max(1)).max(1);
     }
     if a.config.print_config {
-        return crate::infer::print_config(layers);
+        return crate::session::print_config(layers);
     }
     // More descriptors, more connections (the cap on open connections is taken from this limit).
     nsod_serve::conn::raise_nofile_limit();

@@ -86,7 +86,7 @@ impl Session {
         };
         let env = Environment {
             runtime,
-            sandbox: crate::symbolic::sandbox().map_err(|e| format!("{e:#}"))?,
+            sandbox: sandbox().map_err(|e| format!("{e:#}"))?,
             default_rules: needs.model.then(|| paths::default_rules().0),
         };
         let (pipeline, built) = match Pipeline::build(&config, &env, needs.names) {
@@ -140,4 +140,20 @@ pub fn default_model() -> Result<std::path::PathBuf, String> {
             p.display()
         ))
     }
+}
+
+/// Rule bases run in a sandboxed child: this binary, `nsod rules-worker`.
+pub fn sandbox() -> anyhow::Result<nsod_symbolic::Sandbox> {
+    use anyhow::Context;
+    nsod_symbolic::Sandbox::current_exe()
+        .context("cannot find the nsod executable to run the rules worker")
+}
+
+/// `--print-config`: the layers, with the model a run would use when none is set.
+pub fn print_config(mut layers: nsod_pipeline::settings::Layers) -> anyhow::Result<ExitCode> {
+    if layers.config.model.is_none() {
+        layers.config.model = Some(crate::paths::default_model().0);
+    }
+    print!("{}", crate::settings::print_config(&layers));
+    Ok(ExitCode::SUCCESS)
 }

@@ -241,8 +241,9 @@ fn commands() -> Vec<(&'static str, Offers)> {
     ]
 }
 
-/// `nsod settings`: the table as text, or as JSON with every command's long flags (from clap's own definition).
-pub fn listing(json: bool) -> String {
+/// `nsod settings`: the table as text, or as JSON with every command's long flags (from `cli`, clap's own
+/// definition of the command line).
+pub fn listing(json: bool, cli: clap::Command) -> String {
     let defaults = PipelineConfig::default();
     let cmds = commands();
     let taken_by = |s: &Setting| -> Vec<&'static str> {
@@ -252,8 +253,6 @@ pub fn listing(json: bool) -> String {
             .collect()
     };
     if json {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
         let mut flags = serde_json::Map::new();
         let mut walk = vec![(String::new(), cli)];
         while let Some((prefix, mut cmd)) = walk.pop() {

@@ -2,7 +2,7 @@
 //! is nsod_pipeline::shard). Exit codes of a shard follow what batch engines' retry policies need.
 
 use crate::cli::{GlobalArgs, InferArgs, MergeArgs, PlanArgs};
-use crate::infer::CliObserver;
+use crate::observe::CliObserver;
 use crate::session::{INTERRUPTED, Needs, Session, config_error, fail};
 use nsod_pipeline::settings::{Kind, Layers};
 
@@ -51,7 +51,7 @@ pub fn plan(global: &GlobalArgs, a: &PlanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return config_error(e),
     };
     if a.infer.config.print_config {
-        return crate::infer::print_config(layers);
+        return crate::session::print_config(layers);
     }
     let mut config = layers.config;
     if config.model.is_none() {
@@ -162,7 +162,7 @@ pub fn run_shard(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode>
         Err(e) => return fail(BAD_CONFIG, e),
     };
     if a.config.print_config {
-        return crate::infer::print_config(layers);
+        return crate::session::print_config(layers);
     }
     let session = match Session::open(
         global,

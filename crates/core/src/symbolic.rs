@@ -3,19 +3,13 @@
 use crate::cli::SymbolicArgs;
 
 use crate::session::{Needs, Session, config_error};
-use anyhow::Context;
 use nsod_pipeline::inputs::read_predictions;
 use nsod_pipeline::sink::RunSummary;
 use nsod_pipeline::{Pipeline, RunDirOptions, RunDirSink, error_chain};
-use nsod_symbolic::{RuleBase, Sandbox, load_rules};
+use nsod_symbolic::{RuleBase, load_rules};
 use nsod_types::ClassNames;
 use std::path::Path;
 use std::process::ExitCode;
-
-/// Rule bases run in a sandboxed child: this binary, `nsod rules-worker`.
-pub fn sandbox() -> anyhow::Result<Sandbox> {
-    Sandbox::current_exe().context("cannot find the nsod executable to run the rules worker")
-}
 
 /// A ground sample distance from the command line: positive and finite.
 pub fn check_gsd(gsd: Option<f64>) -> anyhow::Result<Option<f64>> {
@@ -39,7 +33,7 @@ pub fn read_names(file: Option<&Path>) -> anyhow::Result<ClassNames> {
 }
 
 fn load(path: &Path, names: &ClassNames) -> anyhow::Result<RuleBase> {
-    let rules = load_rules(path, Some(names), &sandbox()?)?;
+    let rules = load_rules(path, Some(names), &crate::session::sandbox()?)?;
     for w in &rules.table.warnings {
         crate::ui::warning!("rules {}: {w}", path.display());
     }
@@ -143,7 +137,7 @@ pub fn refine_predictions(
         .worker()
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let interrupted = crate::metrics::install_signal_flag();
-    let mut observer = crate::infer::CliObserver::new(None, pipeline.config().detect.conf);
+    let mut observer = crate::observe::CliObserver::new(None, pipeline.config().detect.conf);
     let summary = nsod_pipeline::runner::refine(
         &mut worker,
         records,
