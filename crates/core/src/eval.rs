@@ -371,7 +371,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 let id_names = if format == GtFormat::Coco {
                     None
                 } else {
-                    let map = file.with_file_name("coco_images.json");
+                    let map = file.with_file_name(nsod_pipeline::layout::COCO_IMAGES);
                     if !map.is_file() {
                         bail!(
                             "--pred {}: COCO results against label files need the image ids' file names: no {} beside it",

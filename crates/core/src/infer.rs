@@ -30,16 +30,16 @@ fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
         ));
     }
     if config.output.save_vis {
-        rows.push(("vis/", "the images with their detections drawn"));
+        rows.push((layout::VIS_DIR, "the images with their detections drawn"));
     }
     if config.kg.enabled {
         rows.push((
-            "kg.graphml",
+            layout::KG_GRAPHML,
             "knowledge graph of spatial relations (also kg.dot, kg.json, kg_facts.pl, kg_svg/)",
         ));
     }
     rows.push((
-        "labels/",
+        layout::LABELS_DIR,
         "YOLO label files; coco_results.json for COCO tools",
     ));
     rows.push((

@@ -800,16 +800,16 @@ impl RunDirSink {
         );
         let mut files: Vec<&str> = self.files.iter().copied().collect();
         if self.opts.labels {
-            files.push("labels/");
+            files.push(nsod_types::layout::LABELS_DIR);
             if self.oriented {
-                files.push("labels-obb/");
+                files.push(nsod_types::layout::LABELS_OBB_DIR);
             }
         }
         if self.opts.vis {
-            files.push("vis/");
+            files.push(nsod_types::layout::VIS_DIR);
         }
         if self.files.contains(nsod_types::layout::KG_FACTS) {
-            files.push("kg_svg/");
+            files.push(nsod_types::layout::KG_SVG_DIR);
         }
         m["files"] = json!(files);
         self.write_json(MANIFEST, &m)

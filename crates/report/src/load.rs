@@ -139,7 +139,7 @@ pub fn read(dir: &Path) -> RunData {
         }
     }
     d.changes = changes(&dir.join(nsod_types::layout::REPORT_JSONL), &mut d.warnings);
-    let kg = dir.join("kg.json");
+    let kg = dir.join(nsod_types::layout::KG_JSON);
     if let Ok(bytes) = std::fs::read(&kg) {
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => d.kg = Some(v),

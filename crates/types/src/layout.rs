@@ -35,6 +35,11 @@ pub const KG_JSON: &str = "kg.json";
 /// The knowledge graph's exports, facts first.
 pub const KG_FILES: [&str; 4] = [KG_FACTS, KG_GRAPHML, KG_DOT, KG_JSON];
 pub const KG_SVG: &str = "kg_svg";
+/// The folders as `run.json`'s `files` and the summary name them.
+pub const LABELS_DIR: &str = "labels/";
+pub const LABELS_OBB_DIR: &str = "labels-obb/";
+pub const VIS_DIR: &str = "vis/";
+pub const KG_SVG_DIR: &str = "kg_svg/";
 pub const GEOJSON: &str = "detections.geojson";
 pub const GPKG: &str = "detections.gpkg";
 /// A sharded run's plan, in its run folder.
@@ -53,4 +58,22 @@ pub const PARTIAL_SUFFIX: &str = ".partial";
 /// `name.partial`.
 pub fn partial(name: &str) -> String {
     format!("{name}{PARTIAL_SUFFIX}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_agree() {
+        for (dir, name) in [
+            (LABELS_DIR, LABELS),
+            (LABELS_OBB_DIR, LABELS_OBB),
+            (VIS_DIR, VIS),
+            (KG_SVG_DIR, KG_SVG),
+        ] {
+            assert_eq!(dir, format!("{name}/"));
+        }
+        assert_eq!(partial(PREDICTIONS), "predictions.jsonl.partial");
+    }
 }
