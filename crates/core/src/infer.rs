@@ -10,11 +10,10 @@ use nsod_pipeline::{PipelineConfig, RunDirOptions, RunDirSink, error_chain};
 use std::process::ExitCode;
 
 /// Where the outputs are, one line each (only those this run wrote).
-fn outputs_summary(out: &std::path::Path, config: &PipelineConfig) {
+fn outputs_summary(out: &std::path::Path, config: &PipelineConfig, rules: bool) {
     if crate::ui::is_quiet() {
         return;
     }
-    let rules = config.rules.enabled && out.join(layout::REPORT_CSV).exists();
     let mut rows: Vec<(&str, &str)> = vec![(
         layout::PREDICTIONS,
         if rules {
@@ -201,7 +200,7 @@ pub fn run(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    outputs_summary(&out, &config);
+    outputs_summary(&out, &config, pipeline.rules().is_some());
     if summary.interrupted && out.join(layout::partial(layout::PREDICTIONS)).exists() {
         eprintln!(
             "interrupted: {} already held a complete result, which is kept; this run's images are in its .partial files (resume with --skip-existing)",
