@@ -611,7 +611,7 @@ fn yolo_obb_labels_and_predictions_are_recognised_and_matched_rotated() {
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("IoU type obb"), "{stdout}");
     let j = read_json(&out.join("eval.json"));
-    assert_eq!(j["ground_truth"]["gt_format"], "yoloobb");
+    assert_eq!(j["ground_truth"]["gt_format"], "yolo-obb");
     // VOC (IoU > 0.5): the square takes the object, the diamond is a duplicate: AP 1.
     assert!((j["voc"]["mAP"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     // COCO: AP50 1 the same way; at 0.55..0.95 the square is a false positive ranked first: precision 1/2.

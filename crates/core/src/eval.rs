@@ -3,7 +3,7 @@
 use crate::metrics::{MetricsSession, install_signal_flag};
 use crate::settings::{MetricsSet, SettingFlags};
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use nsod_eval::load::{self, GtFormat, LabelOptions, Problem};
 use nsod_eval::report::{self, Meta, Run};
 use nsod_eval::voc::ApMethod;
@@ -17,12 +17,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum GtFormatArg {
-    Yolo,
-    YoloObb,
-    Dota,
-    Coco,
+/// `--gt-format`: the names nsod-eval's `GtFormat` reads, offered as clap's possible values.
+fn gt_format_parser() -> impl clap::builder::TypedValueParser<Value = GtFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(GtFormat::NAMES).try_map(|s| s.parse::<GtFormat>())
 }
 
 #[derive(Debug, Args)]
@@ -32,8 +30,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH")]
     pub gt: PathBuf,
     /// Format of --gt (default: guessed from the file or the first label file).
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub gt_format: Option<GtFormatArg>,
+    #[arg(long, value_name = "FORMAT", value_parser = gt_format_parser())]
+    pub gt_format: Option<GtFormat>,
     /// Predictions: an nsod predictions.jsonl, a folder of YOLO or YOLO-OBB txt predictions (`cls cx cy w h conf`,
     /// `cls x1 y1 ... x4 y4 conf`; needs --images) or a COCO results .json. Repeat to compare sets side by side (first = before, last = after).
     #[arg(long = "pred", value_name = "PATH")]
@@ -218,10 +216,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         bail!("--gt {}: no such file or folder", args.gt.display());
     }
     let format = match args.gt_format {
-        Some(GtFormatArg::Yolo) => GtFormat::Yolo,
-        Some(GtFormatArg::YoloObb) => GtFormat::YoloObb,
-        Some(GtFormatArg::Dota) => GtFormat::Dota,
-        Some(GtFormatArg::Coco) => GtFormat::Coco,
+        Some(f) => f,
         None => GtFormat::detect(&args.gt)?,
     };
     let given_names = args.names.as_deref().map(parse_names).transpose()?;
@@ -409,7 +404,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let meta = Meta {
         ground_truth: args.gt.display().to_string(),
-        gt_format: format!("{format:?}").to_lowercase(),
+        gt_format: format.name().to_owned(),
         iou_type: if data.is_oriented() { "obb" } else { "bbox" }.into(),
         images: data.images.len(),
         gt_objects: data.images.iter().map(|i| i.gts.len()).sum(),

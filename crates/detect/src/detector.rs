@@ -27,6 +27,64 @@ pub enum SliceMode {
     Size(u32),
 }
 
+/// In a configuration file: `"auto"`, `"off"` (or 0) or a size in pixels.
+impl serde::Serialize for SliceMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Off => s.serialize_str("off"),
+            Self::Size(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SliceMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Size(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) if t == "auto" => Ok(Self::Auto),
+            Raw::Text(t) if t == "off" => Ok(Self::Off),
+            Raw::Size(0) => Ok(Self::Off),
+            Raw::Size(n) if n > 0 && n <= i64::from(u32::MAX) => Ok(Self::Size(n as u32)),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "slice {t:?}: use \"auto\", \"off\" or a size in pixels"
+            ))),
+            Raw::Size(n) => Err(serde::de::Error::custom(format!(
+                "slice {n}: use \"auto\", \"off\" or a size in pixels"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for SliceMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" | "0" => Ok(Self::Off),
+            n => n
+                .parse::<u32>()
+                .map(Self::Size)
+                .map_err(|_| format!("{s:?}: use auto, off (or 0) or a size in pixels")),
+        }
+    }
+}
+
+impl std::fmt::Display for SliceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Off => f.write_str("off"),
+            Self::Size(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// Inference settings. [`Default`] matches Ultralytics' predictor (conf 0.25, IoU 0.7, 300 detections) and SAHI's
 /// sliced prediction (overlap 0.2, full-image pass, greedy NMM on IoS 0.5).
 #[derive(Debug, Clone, PartialEq)]

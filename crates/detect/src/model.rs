@@ -35,19 +35,45 @@ impl std::str::FromStr for Device {
     }
 }
 
-/// How a pipelined run ([`crate::Detector::detect_stream`]) hands its batches to the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a pipelined run ([`crate::Detector::detect_stream`]) hands its batches to the session. In a configuration
+/// file (`io_binding`) and on the command line: `auto`, `off` (plain) or `on` (bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum IoMode {
     /// Bound on a GPU, plain on the CPU.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
     /// `session.run` on a host buffer the session reads in place; the output copied out once.
+    #[serde(rename = "off")]
     Plain,
     /// ONNX Runtime IoBinding: each batch is letterboxed straight into a tensor of the session's host allocator
     /// (page-locked CUDA memory on a GPU, so the copy to the device is one DMA transfer), and the output is written
     /// into such a tensor and decoded where it lies. Every run takes the full batch (the last one is padded), so a
     /// GPU sees one input shape.
+    #[serde(rename = "on")]
     Bound,
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::Bound),
+            "off" => Ok(Self::Plain),
+            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
+        }
+    }
+}
+
+impl std::fmt::Display for IoMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Bound => "on",
+            Self::Plain => "off",
+        })
+    }
 }
 
 /// How to open a model.

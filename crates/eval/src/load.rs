@@ -39,6 +39,21 @@ impl std::fmt::Display for Problem {
     }
 }
 
+impl std::str::FromStr for GtFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::Yolo, Self::YoloObb, Self::Dota, Self::Coco]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown format {s:?}: use one of {}",
+                    Self::NAMES.join(", ")
+                )
+            })
+    }
+}
+
 /// Ground-truth formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GtFormat {
@@ -53,6 +68,18 @@ pub enum GtFormat {
 }
 
 impl GtFormat {
+    /// The names `--gt-format` takes.
+    pub const NAMES: [&'static str; 4] = ["yolo", "yolo-obb", "dota", "coco"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Yolo => "yolo",
+            Self::YoloObb => "yolo-obb",
+            Self::Dota => "dota",
+            Self::Coco => "coco",
+        }
+    }
+
     /// Guesses the format: a `.json` file is COCO; for a folder, the first data line of the first label file
     /// decides (5 columns YOLO, 9 YOLO-OBB, 10 with a class name DOTA).
     pub fn detect(path: &Path) -> Result<Self, EvalError> {

@@ -1,9 +1,9 @@
 //! The run configuration: one value, one documented file format (`nsod infer --config run.toml`, the served model's
 //! settings, a shard's), with today's Ultralytics/SAHI defaults. See `config/run.example.toml` for every key.
 
-use nsod_detect::{DetectorConfig, Device, SliceMode};
+use nsod_detect::{DetectorConfig, Device, IoMode, SliceMode};
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// A configuration that cannot be used, with the key and the reason.
@@ -29,70 +29,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
-    }
-}
-
-/// When to slice: `"auto"` (images larger than the model input, slices of the input size), `"off"` (or 0: the whole
-/// image letterboxed) or a slice size in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Slice(pub SliceMode);
-
-impl Serialize for Slice {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            SliceMode::Auto => s.serialize_str("auto"),
-            SliceMode::Off => s.serialize_str("off"),
-            SliceMode::Size(n) => s.serialize_u32(n),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Slice {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Size(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) if t == "auto" => Ok(Self(SliceMode::Auto)),
-            Raw::Text(t) if t == "off" => Ok(Self(SliceMode::Off)),
-            Raw::Size(0) => Ok(Self(SliceMode::Off)),
-            Raw::Size(n) if n > 0 && n <= i64::from(u32::MAX) => {
-                Ok(Self(SliceMode::Size(n as u32)))
-            }
-            Raw::Text(t) => Err(serde::de::Error::custom(format!(
-                "slice {t:?}: use \"auto\", \"off\" or a size in pixels"
-            ))),
-            Raw::Size(n) => Err(serde::de::Error::custom(format!(
-                "slice {n}: use \"auto\", \"off\" or a size in pixels"
-            ))),
-        }
-    }
-}
-
-impl std::str::FromStr for Slice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self(SliceMode::Auto)),
-            "off" | "0" => Ok(Self(SliceMode::Off)),
-            n => n
-                .parse::<u32>()
-                .map(|n| Self(SliceMode::Size(n)))
-                .map_err(|_| format!("{s:?}: use auto, off (or 0) or a size in pixels")),
-        }
-    }
-}
-
-impl std::fmt::Display for Slice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            SliceMode::Auto => f.write_str("auto"),
-            SliceMode::Off => f.write_str("off"),
-            SliceMode::Size(n) => write!(f, "{n}"),
-        }
     }
 }
 
@@ -135,49 +71,6 @@ impl std::fmt::Display for Schedule {
     }
 }
 
-/// ONNX Runtime IoBinding for pipelined runs (`io_binding`): see [`nsod_detect::IoMode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IoBinding {
-    /// On a GPU (page-locked host buffers), off on the CPU.
-    #[default]
-    Auto,
-    On,
-    Off,
-}
-
-impl IoBinding {
-    pub fn mode(self) -> nsod_detect::IoMode {
-        match self {
-            Self::Auto => nsod_detect::IoMode::Auto,
-            Self::On => nsod_detect::IoMode::Bound,
-            Self::Off => nsod_detect::IoMode::Plain,
-        }
-    }
-}
-
-impl std::str::FromStr for IoBinding {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
-        }
-    }
-}
-
-impl std::fmt::Display for IoBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::On => "on",
-            Self::Off => "off",
-        })
-    }
-}
-
 /// Detection: Ultralytics' predictor and SAHI's sliced prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -190,7 +83,7 @@ pub struct DetectSettings {
     pub max_det: usize,
     /// Merge and suppress across classes.
     pub class_agnostic: bool,
-    pub slice: Slice,
+    pub slice: SliceMode,
     /// Overlap ratio between slices.
     pub overlap: f32,
     /// SAHI's extra full-image pass when slicing.
@@ -212,7 +105,7 @@ impl Default for DetectSettings {
             iou: d.iou,
             max_det: d.max_det,
             class_agnostic: d.agnostic_nms,
-            slice: Slice(d.slice),
+            slice: d.slice,
             overlap: d.overlap,
             full_pass: d.full_pass,
             merge: d.merge.method,
@@ -232,7 +125,7 @@ impl DetectSettings {
             iou: self.iou,
             max_det: self.max_det,
             agnostic_nms: self.class_agnostic,
-            slice: self.slice.0,
+            slice: self.slice,
             overlap: self.overlap,
             full_pass: self.full_pass,
             merge: MergeConfig {
@@ -458,8 +351,8 @@ pub struct PipelineConfig {
     pub threads: usize,
     /// `auto`, `sequential` or `pipelined` (see [`Schedule`]).
     pub schedule: Schedule,
-    /// `auto`, `on` or `off` (see [`IoBinding`]).
-    pub io_binding: IoBinding,
+    /// `auto`, `on` or `off` (see [`nsod_detect::IoMode`]).
+    pub io_binding: IoMode,
     /// Threads decoding images ahead of the model (0: one in the sequential schedule, half the cores up to 8 in
     /// the pipelined one, where decoding must keep up with a GPU).
     pub decode_threads: usize,
@@ -483,7 +376,7 @@ impl Default for PipelineConfig {
             device: "cpu".into(),
             threads: 0,
             schedule: Schedule::Auto,
-            io_binding: IoBinding::Auto,
+            io_binding: IoMode::Auto,
             decode_threads: 0,
             detect: DetectSettings::default(),
             rules: RulesSettings::default(),
@@ -584,7 +477,7 @@ impl PipelineConfig {
                 format!("{} is outside 1..={MAX_BATCH}", d.batch),
             ));
         }
-        if let SliceMode::Size(n) = d.slice.0
+        if let SliceMode::Size(n) = d.slice
             && n < MIN_SLICE
         {
             return Err(invalid(
@@ -662,7 +555,7 @@ mod tests {
             (c.detect.conf, c.detect.iou, c.detect.max_det),
             (0.25, 0.7, 300)
         );
-        assert_eq!(c.detect.slice, Slice(SliceMode::Auto));
+        assert_eq!(c.detect.slice, SliceMode::Auto);
         assert_eq!(c.detect.merge, MergeMethod::GreedyNmm);
         assert_eq!(c.detect.match_metric, MatchMetric::Ios);
         assert_eq!(c.detect.detector(), DetectorConfig::default());
@@ -678,7 +571,7 @@ mod tests {
         assert_eq!(c.model.as_deref(), Some(Path::new("m.onnx")));
         assert_eq!(c.detect.conf, 0.4);
         assert_eq!(c.detect.iou, 0.7);
-        assert_eq!(c.detect.slice, Slice(SliceMode::Size(512)));
+        assert_eq!(c.detect.slice, SliceMode::Size(512));
         assert_eq!(c.detect.merge, MergeMethod::Nms);
         assert_eq!(c.rules.gsd, Some(0.3));
         let e = PipelineConfig::from_toml("[detect]\nconff = 0.4\n").unwrap_err();
@@ -698,7 +591,7 @@ mod tests {
             "detect.conf: 1.5 is outside [0, 1]"
         );
         let mut c = PipelineConfig::default();
-        c.detect.slice = Slice(SliceMode::Size(1));
+        c.detect.slice = SliceMode::Size(1);
         assert!(
             c.validate()
                 .unwrap_err()

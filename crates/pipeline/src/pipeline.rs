@@ -141,7 +141,7 @@ impl Pipeline {
                         device: config.device()?,
                         threads: config.threads,
                         names: given_names.clone(),
-                        io: config.io_binding.mode(),
+                        io: config.io_binding,
                     },
                 )
                 .map_err(PipelineError::Model)?;

@@ -11,7 +11,8 @@
 //! list [`ENVIRONMENT`]) < the configuration file < flags < per-request parameters.
 
 use crate::PipelineConfig;
-use crate::config::{IoBinding, Schedule, Slice};
+use crate::config::Schedule;
+use nsod_detect::{IoMode, SliceMode};
 use nsod_nms::{Geometry, MatchMetric, MergeMethod};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -217,15 +218,15 @@ macro_rules! named_value {
     )*};
 }
 
-named_value!(MergeMethod, MatchMetric, Geometry, Schedule, IoBinding);
+named_value!(MergeMethod, MatchMetric, Geometry, Schedule, IoMode);
 
-impl SettingValue for Slice {
+impl SettingValue for SliceMode {
     fn from_text(s: &str) -> Result<Self, String> {
         s.trim().parse()
     }
     fn to_toml(&self) -> Option<toml::Value> {
-        match self.0 {
-            nsod_detect::SliceMode::Size(n) => Some(toml::Value::Integer(i64::from(n))),
+        match self {
+            SliceMode::Size(n) => Some(toml::Value::Integer(i64::from(*n))),
             _ => Some(toml::Value::String(self.to_string())),
         }
     }
@@ -1183,7 +1184,7 @@ type Needs = (&'static str, fn(&PipelineConfig) -> bool, &'static str);
 const NEEDS: &[Needs] = &[
     (
         "io_binding",
-        |c| c.io_binding != IoBinding::On || c.pipelined(),
+        |c| c.io_binding != IoMode::Bound || c.pipelined(),
         "IoBinding applies to the pipelined schedule only (--schedule pipelined, or auto on a GPU)",
     ),
     (
