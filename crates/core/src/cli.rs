@@ -161,6 +161,10 @@ pub struct MergeArgs {
     /// ONNX Runtime intra-op threads (the merge runs no model on whole images; rasters' tiles are only merged).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+    /// Print the merge's configuration (the plan's, with these flags over it) with where each value came from, and
+    /// exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// `nsod serve`. Run settings come from `--config FILE` (as `nsod infer`'s, its `[serve]` table included) and

@@ -286,6 +286,9 @@ pub fn merge(global: &GlobalArgs, a: &MergeArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => return fail(BAD_CONFIG, e),
     };
+    if a.print_config {
+        return crate::session::print_config(layers);
+    }
     let session = match Session::open(
         global,
         layers,
