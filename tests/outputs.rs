@@ -127,7 +127,7 @@ fn an_interrupted_run_never_replaces_a_complete_result() {
     }
     assert!(
         rest.iter()
-            .any(|l| l.contains("already held a complete result, which is kept")),
+            .any(|l| l.contains("is unchanged (its complete result is kept)")),
         "{rest:?}"
     );
 }
@@ -365,7 +365,9 @@ fn sigterm_stops_within_two_seconds(schedule: &str) {
             .spawn()
             .unwrap(),
     );
-    let partial = out.join("predictions.jsonl.partial");
+    // The run writes into its staging folder beside the output folder until it commits.
+    let staging = dir.path().join(".out.nsod-staging");
+    let partial = staging.join("predictions.jsonl.partial");
     let t = Instant::now();
     while !std::fs::read_to_string(&partial).is_ok_and(|s| s.contains("\"a.png\"")) {
         assert!(
@@ -399,7 +401,13 @@ fn sigterm_stops_within_two_seconds(schedule: &str) {
         "{schedule}: stopped {took:?} after SIGTERM"
     );
     assert_eq!(status.code(), Some(130));
-    let records = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
+    // Nothing was committed: the output folder holds no result; the finished image waits in the staging folder
+    // for --skip-existing.
+    assert!(
+        !out.join("run.json").exists(),
+        "an interrupted run is not a result"
+    );
+    let records = std::fs::read_to_string(&partial).unwrap();
     let images: Vec<String> = records
         .lines()
         .map(|l| {
@@ -415,7 +423,7 @@ fn sigterm_stops_within_two_seconds(schedule: &str) {
         "the finished image's outputs, complete"
     );
     let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(staging.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["complete"], false);
     assert_eq!(run["interrupted"], true);
     assert_eq!(

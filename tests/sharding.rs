@@ -405,7 +405,7 @@ fn a_slurm_array_job_with_a_crashing_shard_equals_one_process() {
         marker.exists() && requeued,
         "task 1 crashed once and was requeued"
     );
-    let log = std::fs::read_to_string(out.join(format!("nsod-merge-{merge_job}.out")))
+    let log = std::fs::read_to_string(out.join(format!("logs/nsod-merge-{merge_job}.out")))
         .unwrap_or_default();
     assert!(log.contains("merged 3 shards: 3 images, 0 failed"), "{log}");
     assert_same_run(&single, &out, &["detections.geojson"]);

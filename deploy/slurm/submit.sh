@@ -19,7 +19,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$shards" ] && [ -n "$out" ] && [ $# -gt 0 ] || { sed -n '2,6p' "$0" >&2; exit 2; }
 nsod="${NSOD:-nsod}"
-mkdir -p "$out"
+# Slurm writes the tasks' logs into OUT/logs/ (kept when the merge commits the run folder).
+mkdir -p "$out/logs"
 out="$(cd "$out" && pwd)"
 "$nsod" plan "$@" --shards "$shards" --out "$out" >&2
 export NSOD NSOD_PLAN="$out/plan.json" NSOD_OUT="$out" NSOD_SHARDS="$shards"

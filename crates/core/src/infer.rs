@@ -200,12 +200,21 @@ pub fn run(global: &GlobalArgs, a: &InferArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    outputs_summary(&out, &config, pipeline.rules().is_some());
-    if summary.interrupted && out.join(layout::partial(layout::PREDICTIONS)).exists() {
-        eprintln!(
-            "interrupted: {} already held a complete result, which is kept; this run's images are in its .partial files (resume with --skip-existing)",
-            out.display()
+    if summary.interrupted {
+        // Nothing was committed: the folder is as it was.
+        crate::ui::info!(
+            "interrupted: {} is unchanged ({}); the {} images this run finished are kept in {} (resume with --skip-existing)",
+            out.display(),
+            if out.join(layout::MANIFEST).exists() {
+                "its complete result is kept"
+            } else {
+                "no result yet"
+            },
+            summary.processed + summary.kept,
+            nsod_pipeline::folder::staging_path(&out).display()
         );
+    } else {
+        outputs_summary(&out, &config, pipeline.rules().is_some());
     }
     if let Some(s) = metrics {
         s.finish(&interrupted);

@@ -16,6 +16,7 @@
 //! outcomes with nsod-telemetry's handles.
 
 pub mod config;
+pub mod folder;
 pub mod inputs;
 pub mod pipeline;
 pub mod runner;

@@ -539,6 +539,8 @@ pub fn run_shard(
     }
     let mut opts = RunDirOptions::infer(&plan.config);
     opts.skip_existing = false;
+    // The shard's hidden folder is its staging folder: committed by the rename below.
+    opts.staged = false;
     let mut sink = RunDirSink::open(&tmp, opts, worker.pipeline()).map_err(PipelineError::Sink)?;
     sink.set_sources(sources);
     let units: Vec<&Unit> = plan.units_of(shard.index).collect();
@@ -770,6 +772,39 @@ pub fn check_shards(
             count: plan.shards,
             missing,
         });
+    }
+    for m in &manifests {
+        let folder = shard_folder(
+            out,
+            ShardId {
+                index: m.index,
+                count: m.count,
+            },
+        );
+        // The shard's files hold what its manifest counts (a shard copied in part, or damaged, is refused before
+        // anything is replaced).
+        for (name, want, what) in [
+            (nsod_types::layout::PREDICTIONS, m.images, "images"),
+            (WINDOWS, m.windows, "tiles"),
+        ] {
+            let lines = match open_in_folder(&folder, name)? {
+                Some(f) => std::io::BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter(|l| !l.trim().is_empty())
+                    .count(),
+                None => 0,
+            };
+            if lines != want {
+                return Err(ShardError::Mismatch {
+                    path: folder.join(name),
+                    message: format!(
+                        "holds {lines} records, but the shard's {SHARD_MANIFEST} counts {want} {what}: the shard is \
+                             incomplete or damaged (rerun it)"
+                    ),
+                });
+            }
+        }
     }
     Ok(manifests)
 }
@@ -1063,27 +1098,20 @@ pub fn merge(
     let seconds = t0.elapsed().as_secs_f64();
     let shard_seconds: f64 = manifests.iter().map(|m| m.seconds).sum();
     summary.seconds = seconds;
-    let summary = sink.finish(summary).map_err(PipelineError::Sink)?;
     // The manifest says the run was sharded, and how.
-    let run_path = out.join(nsod_types::layout::MANIFEST);
-    if let Ok(text) = std::fs::read_to_string(&run_path)
-        && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text)
-    {
-        v["sharded"] = json!({
+    sink.annotate(
+        "sharded",
+        json!({
             "plan": std::path::absolute(plan_path).unwrap_or_else(|_| plan_path.to_path_buf()),
             "plan_sha256": sha256_file(plan_path),
-            nsod_types::layout::SHARDS: plan.shards,
+            "shards": plan.shards,
             "units": plan.units.len(),
             "merge_seconds": t0.elapsed().as_secs_f64(),
             "shard_seconds": manifests.iter().map(|m| m.seconds).collect::<Vec<_>>(),
             "shard_peak_rss_bytes": manifests.iter().map(|m| m.peak_rss_bytes).collect::<Vec<_>>(),
-        });
-        write_atomic(&run_path, |w: &mut dyn Write| {
-            serde_json::to_writer(&mut *w, &v)?;
-            w.write_all(b"\n")
-        })
-        .map_err(|e| PipelineError::Sink(e.into()))?;
-    }
+        }),
+    );
+    let summary = sink.finish(summary).map_err(PipelineError::Sink)?;
     Ok(MergeOutcome {
         summary,
         shards: manifests,
@@ -1262,7 +1290,7 @@ mod tests {
                 plan: plan_path.to_path_buf(),
                 plan_sha256: sha256_file(plan_path),
                 units: 1,
-                images: 1,
+                images: 0,
                 windows: 0,
                 failures: vec![],
                 detections: 0,

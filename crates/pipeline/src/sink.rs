@@ -16,14 +16,16 @@
 //! | `run.json` | the manifest: nsod version, model and rule base with their sha256, configuration, inputs, counts, failures, start and end, complete or not |
 //!
 //! Safety rules:
+//! * Everything is written into a staging folder beside the run folder and committed in one step at the end
+//!   ([`crate::folder`]): the run folder holds the previous complete result or the new one, never a mix, and a
+//!   complete run carries no stale file.
 //! * Streams are written to `<file>.partial`, each image's records flushed together, the predictions record last;
-//!   a complete run renames them into place. Whole files are written atomically.
-//! * An interrupted run never replaces a complete result: when the folder holds one, the new records stay in
-//!   their `.partial` files (for `skip_existing` to resume) and the complete files are untouched.
-//! * A complete run removes the outputs it did not produce (a `--no-symbolic` run into a folder that held a rules
-//!   run leaves no stale `predictions_raw.jsonl` or `report.*`).
+//!   they are renamed into place when the run completes. Whole files are written atomically.
+//! * An interrupted run leaves the run folder untouched; its finished images stay in the staging folder (their
+//!   streams in `.partial` files, `run.json` with `complete: false`) for `skip_existing` to resume.
 //! * Resuming (`skip_existing`) keeps every output of the finished images (raw records, report rows, scene
-//!   graphs), not only their predictions, and refuses a folder whose `run.json` shows another model or settings.
+//!   graphs, labels, annotated images), not only their predictions, and refuses a folder whose identity (its result
+//!   settings) differs.
 
 use crate::config::PipelineConfig;
 use crate::pipeline::Pipeline;
@@ -59,6 +61,13 @@ pub enum SinkError {
     /// The GeoJSON or GeoPackage output could not be written.
     #[error(transparent)]
     Geo(Box<nsod_raster::RasterError>),
+    /// Another process writes the folder.
+    #[error("{}: in use by {holder} (its lock: {}; remove it only if that process is gone)", path.display(), lock.display())]
+    Busy {
+        path: PathBuf,
+        holder: String,
+        lock: PathBuf,
+    },
     /// An image name (from a plan, a shard's records or predictions) that would put a file outside the folder.
     #[error("{}: {source}", out.display())]
     Name {
@@ -240,6 +249,9 @@ pub struct RunDirOptions {
     pub vis: bool,
     /// Keep the images an earlier run finished.
     pub skip_existing: bool,
+    /// Write into a staging folder and commit it in one step at the end ([`crate::folder`]); off for a shard,
+    /// whose hidden folder is committed by the shard itself.
+    pub staged: bool,
 }
 
 impl RunDirOptions {
@@ -251,6 +263,7 @@ impl RunDirOptions {
             coco: true,
             vis: config.output.save_vis,
             skip_existing: config.output.skip_existing,
+            staged: true,
         }
     }
 
@@ -262,6 +275,7 @@ impl RunDirOptions {
             coco: false,
             vis: false,
             skip_existing: false,
+            staged: true,
         }
     }
 
@@ -273,6 +287,7 @@ impl RunDirOptions {
             coco: false,
             vis: false,
             skip_existing: false,
+            staged: true,
         }
     }
 }
@@ -380,6 +395,36 @@ fn read_lines(path: &Path) -> Vec<String> {
     out
 }
 
+/// The per-image files (labels, annotated image) of `image` from `from` into `to`: moved from an earlier staging
+/// folder, hard-linked (or copied) from a complete result.
+fn carry_image_files(from: &Path, to: &Path, image: &str, moved: bool) -> Result<(), SinkError> {
+    use nsod_types::layout::{LABELS, LABELS_OBB, VIS};
+    let rel = Path::new(image);
+    let stem = rel.with_extension("txt");
+    let candidates = [
+        Path::new(LABELS).join(&stem),
+        Path::new(LABELS_OBB).join(&stem),
+        Path::new(VIS).join(rel),
+        Path::new(VIS).join(rel.with_extension("png")),
+    ];
+    for c in candidates {
+        let (src, dst) = (from.join(&c), to.join(&c));
+        if !src.is_file() || dst.exists() {
+            continue;
+        }
+        if let Some(p) = dst.parent() {
+            std::fs::create_dir_all(p).map_err(io(p))?;
+        }
+        let done = if moved {
+            std::fs::rename(&src, &dst)
+        } else {
+            std::fs::hard_link(&src, &dst).or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
+        };
+        done.map_err(io(&dst))?;
+    }
+    Ok(())
+}
+
 /// The sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Option<String> {
     use sha2::{Digest, Sha256};
@@ -399,7 +444,12 @@ struct Writers {
 
 /// Writes an `nsod infer` run folder (see the module docs).
 pub struct RunDirSink {
+    /// Where the run writes: the staging folder of `target` (or `target` itself for an unstaged sink).
     out: PathBuf,
+    /// The run folder the result is committed to.
+    target: PathBuf,
+    /// The run folder's lock, held until the sink is dropped.
+    _lock: Option<crate::folder::Lock>,
     opts: RunDirOptions,
     kept: Vec<(String, Kept)>,
     writers: Option<Writers>,
@@ -425,6 +475,8 @@ pub struct RunDirSink {
     sources: BTreeMap<&'static str, crate::settings::Source>,
     /// The knowledge graph written, for the summary.
     graph: Option<GraphCounts>,
+    /// Fields a front end adds to the manifest.
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for RunDirSink {
@@ -444,12 +496,34 @@ impl RunDirSink {
     /// Opens `out` (created if missing). With `skip_existing`, reads what an earlier run there finished: its
     /// predictions, raw records, report rows; an earlier run with another model or other settings (`run.json`) is
     /// an error, not a silent mix.
-    pub fn open(out: &Path, opts: RunDirOptions, pipeline: &Pipeline) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(out).map_err(io(out))?;
+    pub fn open(
+        target: &Path,
+        opts: RunDirOptions,
+        pipeline: &Pipeline,
+    ) -> Result<Self, SinkError> {
+        use crate::folder;
+        let lock = if opts.staged {
+            let lock = folder::Lock::take(target)?;
+            folder::recover_preserved(target)?;
+            folder::check_target(target)?;
+            Some(lock)
+        } else {
+            None
+        };
         let config = pipeline.config();
         let rules = pipeline.rules().is_some();
         let mut kept = Vec::new();
         let mut warnings = Vec::new();
+        // Where a resumed run finds what an earlier one finished: an interrupted run's staging folder (or the one a
+        // crash left half-renamed), else the complete result.
+        let staging = folder::staging_path(target);
+        let older = staging.with_extension("nsod-staging-old");
+        let from = [&staging, &older]
+            .into_iter()
+            .find(|p| opts.staged && folder::is_staging(p))
+            .cloned()
+            .unwrap_or_else(|| target.to_path_buf());
+        let out = &from;
         if opts.skip_existing {
             check_resumable(out, pipeline)?;
             let records = read_records(&out.join(PREDICTIONS), &mut warnings);
@@ -496,8 +570,36 @@ impl RunDirSink {
                 ));
             }
         }
+        let out = if opts.staged {
+            // The kept images' files are moved over from an earlier staging folder, or linked from the complete
+            // result; everything else starts anew, so a complete run leaves no stale file.
+            let earlier = if from == staging {
+                folder::remove_staging(&older)?;
+                std::fs::rename(&staging, &older).map_err(io(&staging))?;
+                Some(older.clone())
+            } else if from == older {
+                Some(older.clone())
+            } else {
+                None
+            };
+            let fresh = folder::fresh_staging(target)?;
+            let source = earlier.clone().unwrap_or_else(|| target.to_path_buf());
+            for (image, _) in &kept {
+                carry_image_files(&source, &fresh, image, earlier.is_some())?;
+            }
+            if let Some(e) = earlier {
+                folder::remove_staging(&e)?;
+            }
+            fresh
+        } else {
+            std::fs::create_dir_all(target).map_err(io(target))?;
+            target.to_path_buf()
+        };
+        let out = out.as_path();
         Ok(Self {
             out: out.to_path_buf(),
+            target: target.to_path_buf(),
+            _lock: lock,
             opts,
             kept,
             writers: None,
@@ -518,7 +620,19 @@ impl RunDirSink {
             warnings,
             sources: BTreeMap::new(),
             graph: None,
+            extra: serde_json::Map::new(),
         })
+    }
+
+    /// Adds `key` to the manifest this run writes (`nsod merge`: how the run was sharded).
+    pub fn annotate(&mut self, key: &str, value: serde_json::Value) {
+        self.extra.insert(key.to_owned(), value);
+    }
+
+    /// Where the run writes until it commits: the staging folder (the run folder itself once committed, and for an
+    /// unstaged sink).
+    pub fn writing_to(&self) -> &Path {
+        &self.out
     }
 
     /// Records where each setting's value came from ([`crate::settings::Layers::sources`]) in `run.json`.
@@ -552,6 +666,7 @@ impl RunDirSink {
                     size,
                 )?;
             }
+            crate::folder::fault("labels");
         }
         let edges = match (&self.relation, self.kg) {
             (Some((params, pairs)), true) => Some(crate::pipeline::relations(
@@ -562,7 +677,9 @@ impl RunDirSink {
             _ => None,
         };
         let report = self.rules.then_some(ReportRows::Lines(csv, jsonl));
-        self.emit(record, raw, report, edges.as_deref())
+        self.emit(record, raw, report, edges.as_deref())?;
+        crate::folder::fault("records");
+        Ok(())
     }
 
     /// `out/sub/rel`, with its parent folders created.
@@ -664,6 +781,7 @@ impl RunDirSink {
             std::fs::rename(&from, self.out.join(SCENES)).map_err(io(&from))?;
             self.files.insert(SCENES);
             self.write_kg()?;
+            crate::folder::fault("kg");
         }
         if let Some(coco) = w.coco {
             coco.finish()?;
@@ -672,6 +790,7 @@ impl RunDirSink {
                 &json!({"images": self.coco_images, "categories": self.categories()}),
             )?;
             self.files.extend([COCO_RESULTS, COCO_IMAGES]);
+            crate::folder::fault("coco");
         }
         Ok(())
     }
@@ -812,6 +931,9 @@ impl RunDirSink {
             files.push(nsod_types::layout::KG_SVG_DIR);
         }
         m["files"] = json!(files);
+        for (k, v) in &self.extra {
+            m[k.as_str()] = v.clone();
+        }
         self.write_json(MANIFEST, &m)
     }
 }
@@ -969,6 +1091,7 @@ impl Sink for RunDirSink {
             }
             let path = self.in_subfolder(nsod_types::layout::VIS, rel)?;
             save_vis(&img, &path)?;
+            crate::folder::fault("vis");
         }
         if self.opts.labels {
             let stem = rel.with_extension("txt");
@@ -984,6 +1107,7 @@ impl Sink for RunDirSink {
                     o.size,
                 )?;
             }
+            crate::folder::fault("labels");
         }
         let record = prediction_record(o);
         let raw = o.rules.as_ref().map(|r| ImagePredictions {
@@ -997,7 +1121,9 @@ impl Sink for RunDirSink {
             .rules
             .as_ref()
             .map(|r| ReportRows::Changes(&r.raw, &r.adjustment));
-        self.emit(&record, raw.as_ref(), rows, o.relations.as_deref())
+        self.emit(&record, raw.as_ref(), rows, o.relations.as_deref())?;
+        crate::folder::fault("records");
+        Ok(())
     }
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
@@ -1011,20 +1137,26 @@ impl Sink for RunDirSink {
         let Some(w) = self.writers.take() else {
             return Ok(summary);
         };
-        if summary.interrupted && self.opts.predictions && self.out.join(PREDICTIONS).exists() {
-            // A complete result is there: it stays; this run's records stay in their .partial files.
+        if summary.interrupted && self.opts.staged {
+            // The run folder is untouched; the finished images stay in the staging folder (their streams in
+            // `.partial` files, `run.json` incomplete) for `--skip-existing`.
             drop(w);
             let _ = std::fs::remove_file(partial(&self.out.join(COCO_RESULTS)));
+            self.write_manifest(&summary, false)?;
             return Ok(summary);
         }
         self.finish_complete(w)?;
         summary.graph = self.graph;
-        // Only a full `nsod infer` run owns the whole folder; `nsod symbolic` and `nsod kg` may write beside
-        // another run's files.
-        if !summary.interrupted && self.opts.coco {
+        if !self.opts.staged && !summary.interrupted && self.opts.coco {
+            // An unstaged folder (a shard's) may hold an earlier run's outputs.
             self.remove_stale();
         }
         self.write_manifest(&summary, !summary.interrupted)?;
+        crate::folder::fault("manifest");
+        if self.opts.staged {
+            crate::folder::commit(&self.out, &self.target)?;
+            self.out = self.target.clone();
+        }
         Ok(summary)
     }
 }

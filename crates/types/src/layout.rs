@@ -50,6 +50,8 @@ pub const SHARDS: &str = "shards";
 pub const SHARD_MANIFEST: &str = "shard.json";
 /// A shard's tiles: their unmerged detections.
 pub const WINDOWS: &str = "windows.jsonl";
+/// The logs a batch engine writes for the run's tasks (`deploy/slurm`: `logs/nsod-shard-*.out`).
+pub const LOGS: &str = "logs";
 /// Written last into a finished shard folder.
 pub const SUCCESS: &str = "_SUCCESS";
 /// The suffix of a stream being written.
