@@ -1,5 +1,5 @@
 //! The metric catalog: every family nsod exports, with its labels and buckets. Names are the contract with
-//! dashboards and alerts (see the README's table).
+//! dashboards and alerts (see the table in docs/metrics.md).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

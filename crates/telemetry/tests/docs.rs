@@ -1,12 +1,15 @@
-//! The metrics table of the README lists exactly the families nsod exposes (`Telemetry::families`): a metric added,
+//! The metrics table of docs/metrics.md lists exactly the families nsod exposes (`Telemetry::families`): a metric added,
 //! renamed or removed without its row fails here.
 
 use std::collections::BTreeSet;
 
-/// The `nsod_*` and `process_*` names in the nsod column (the second) of the README's metrics table.
+/// The `nsod_*` and `process_*` names in the nsod column (the second) of docs/metrics.md's table.
 fn documented() -> BTreeSet<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/metrics.md"
+    ))
+    .unwrap();
     let section = readme
         .split("\n## Metrics")
         .nth(1)
@@ -33,7 +36,7 @@ fn documented() -> BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_metrics_table_lists_every_family_and_nothing_else() {
+fn the_docs_metrics_table_lists_every_family_and_nothing_else() {
     let families: BTreeSet<String> = nsod_telemetry::Telemetry::families()
         .into_iter()
         .map(|(n, kind)| {
@@ -49,6 +52,6 @@ fn the_readme_metrics_table_lists_every_family_and_nothing_else() {
     let extra: Vec<_> = docs.difference(&families).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "not in the README's metrics table: {missing:?}\nin the table but not exposed: {extra:?}"
+        "not in docs/metrics.md's table: {missing:?}\nin the table but not exposed: {extra:?}"
     );
 }
