@@ -6,6 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${NSOD_FUZZ_TARGET:-$PWD/target}"
 cargo fuzz build
+# cargo-fuzz has no --locked: a lock file the build had to change is stale, and fails here instead.
+if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- Cargo.lock; then
+  echo "fuzz/Cargo.lock is stale (the build changed it): commit the updated fuzz/Cargo.lock" >&2
+  exit 1
+fi
 for t in $(cargo fuzz list); do
   mkdir -p "regressions/$t"
   cargo fuzz run "$t" "seeds/$t" "regressions/$t" -- -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=2048 >/dev/null 2>&1 \
