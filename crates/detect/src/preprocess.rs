@@ -97,7 +97,7 @@ pub fn letterbox_into(
         return lb;
     }
     let taps_x = linear_taps(new_w, region.width);
-    let taps_y = linear_taps(new_h, region.height);
+    let taps_y = row_taps(new_h, region.height);
     // OpenCV's vertical pass works on one interleaved row of `3 * new_w` values with vector instructions (the last,
     // partial vector is redone over the row's end); only rows shorter than 8 values take its scalar loop, which
     // rounds differently. (Checked bit for bit against cv2 4.13 and 5.0 by tests/parity.rs.)
@@ -124,9 +124,7 @@ pub fn letterbox_into(
             rows[y] = Some(out);
         }
     };
-    let height = region.height as usize;
-    for (oy, &(sy, b0, b1)) in taps_y.iter().enumerate() {
-        let y1 = (sy + 1).min(height - 1);
+    for (oy, &(sy, y1, b0, b1)) in taps_y.iter().enumerate() {
         hrow(sy, &mut rows);
         hrow(y1, &mut rows);
         let (Some(s0), Some(s1)) = (rows[sy].as_ref(), rows[y1].as_ref()) else {
@@ -182,6 +180,28 @@ fn linear_taps(dst: u32, src: u32) -> Vec<(usize, i16, i16)> {
         .collect()
 }
 
+/// The vertical taps: source rows and weights per output row. Unlike the horizontal ones, OpenCV does not clamp the
+/// weight at the borders: it clips the row indices (`ResizeInvoker`), so an upscaled first or last row blends a row
+/// with itself at the unclamped weights, which rounds differently from weight 1 (seen on every upscale).
+fn row_taps(dst: u32, src: u32) -> Vec<(usize, usize, i16, i16)> {
+    let scale = 1.0 / (f64::from(dst) / f64::from(src));
+    let last = i64::from(src) - 1;
+    (0..dst)
+        .map(|d| {
+            let mut f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
+            let s = f.floor() as i64;
+            f -= s as f32;
+            let w = |x: f32| (x * COEF_SCALE).round_ties_even() as i16;
+            (
+                s.clamp(0, last) as usize,
+                (s + 1).clamp(0, last) as usize,
+                w(1.0 - f),
+                w(f),
+            )
+        })
+        .collect()
+}
+
 /// OpenCV's vector vertical pass (`VResizeLinearVec_32s8u`): `((s0 >> 4) * b0 >> 16) + ((s1 >> 4) * b1 >> 16)`,
 /// rounded by `(v + 2) >> 2`.
 fn vertical_simd(s0: i32, s1: i32, b0: i16, b1: i16) -> u8 {
@@ -216,6 +236,22 @@ mod tests {
         // Ties go to even, as Python: 3 x 5 into 4 x 4 -> r = 0.8, new w = round(2.4) = 2, dw = 1.
         let (lb, w, _) = Letterbox::new(3, 5, 4, 4);
         assert_eq!((w, lb.pad_x), (2, 1.0));
+    }
+
+    #[test]
+    fn border_rows_of_an_upscale_clip_the_row_not_the_weight() {
+        // 480 rows up to 702: the first output row sits at source y = 0.5 * 480 / 702 - 0.5 = -0.158, so it blends
+        // row 0 with itself at weights 0.158 and 0.842 (as OpenCV does), not row 0 at weight 1; the last one likewise.
+        let taps = row_taps(702, 480);
+        let (r0, r1, b0, b1) = taps[0];
+        assert_eq!((r0, r1), (0, 0));
+        assert_eq!((b0, b1), (324, 1724));
+        let (r0, r1, _, b1) = taps[701];
+        assert_eq!((r0, r1), (479, 479));
+        assert_ne!(b1, 0);
+        // Inside, consecutive rows; the columns clamp the weight instead.
+        assert_eq!((taps[351].0 + 1, taps[351].1), (taps[351].1, taps[351].1));
+        assert_eq!(linear_taps(702, 480)[0], (0, 2048, 0));
     }
 
     #[test]
