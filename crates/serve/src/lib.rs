@@ -703,6 +703,9 @@ async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes
     use futures_util::StreamExt;
     let limit = s.config.max_body;
     let Ok(_upload) = s.uploads.clone().try_acquire_owned() else {
+        // Shed: the body is read and thrown away (nothing kept, bounded by DRAIN_CAP and the body deadline) so that
+        // a client sending it reads the 503 rather than a reset connection.
+        discard(s, body, headers).await;
         return Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -730,14 +733,8 @@ async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes
         // Refused from the header: nothing is kept. A client waiting for `100 Continue` never sends the body; one
         // that sends it at once is drained (up to DRAIN_CAP, within the body deadline) so that it reads the answer
         // rather than a reset connection.
-        if !headers.contains_key(header::EXPECT)
-            && n <= (limit as u64).saturating_add(DRAIN_CAP as u64)
-        {
-            let drain = async {
-                let mut stream = body.into_data_stream();
-                while let Some(Ok(_)) = stream.next().await {}
-            };
-            let _ = tokio::time::timeout(s.config.body_timeout, drain).await;
+        if n <= (limit as u64).saturating_add(DRAIN_CAP as u64) {
+            discard(s, body, headers).await;
         }
         return Err(too_large().closing());
     }
@@ -774,6 +771,26 @@ async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes
         )
         .closing()),
     }
+}
+
+/// Reads a body that will not be used and throws it away: at most DRAIN_CAP bytes, within the body deadline; not at
+/// all when the client waits for `100 Continue` (it then never sends it).
+async fn discard(s: &Shared, body: Body, headers: &HeaderMap) {
+    use futures_util::StreamExt;
+    if headers.contains_key(header::EXPECT) {
+        return;
+    }
+    let drain = async {
+        let mut stream = body.into_data_stream();
+        let mut total = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            total = total.saturating_add(chunk.len());
+            if total > DRAIN_CAP {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(s.config.body_timeout, drain).await;
 }
 
 /// Refuses a parameter that is neither a setting nor one of `also`.
