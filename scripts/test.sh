@@ -12,7 +12,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-scripts/setup.sh --tests --skip-build --skip-samples
+scripts/setup.sh --tests --skip-build
 # The sharding test submits a real Slurm array job: a one-node cluster on this machine (left running).
 if [ "$(id -u)" = 0 ]; then
   scripts/slurm-local.sh start

@@ -320,13 +320,8 @@ fn substitute(expr: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_data() {
     let lib = ort_lib();
-    let data = shared_data();
     tool("prometheus");
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Procs(Vec::new());
@@ -334,11 +329,7 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
     // nsod infer on a small folder with one broken file (so error metrics exist), sliced, with rules and the KG.
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
-    std::fs::copy(
-        data.join("P0006_crop1024_x0_y0.png"),
-        images.join("crop.png"),
-    )
-    .unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), images.join("crop.png")).unwrap();
     std::fs::write(images.join("broken.png"), b"not a png").unwrap();
     let mut cmd = infer(&lib, &images, &dir.path().join("out"));
     cmd.args([
@@ -435,7 +426,7 @@ fn prometheus_scrapes_nsod_and_every_dashboard_and_recording_expression_returns_
         .http_status_as_error(false)
         .build()
         .into();
-    let crop = std::fs::read(data.join("P0006_crop1024_x0_y0.png")).unwrap();
+    let crop = std::fs::read(sample("neon_soap_10cm.png")).unwrap();
     for body in [&crop[..], b"not an image"] {
         agent
             .post(&format!("http://{serve_addr}/v1/detect"))

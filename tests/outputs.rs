@@ -15,17 +15,12 @@ fn read(p: &Path) -> Vec<u8> {
 /// Resuming with rules and `--kg` keeps every output of the kept images (raw records, report rows, scene graphs,
 /// the dataset graph): the result equals a fresh run over all images.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn resume_keeps_every_output_of_the_kept_images() {
     let lib = ort_lib();
-    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), input.join("a.png")).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), input.join("a.png")).unwrap();
     let resumed = dir.path().join("resumed");
     let run = |out: &Path| {
         let o = infer(&lib, &input, out)
@@ -36,7 +31,7 @@ fn resume_keeps_every_output_of_the_kept_images() {
         text(&o).0
     };
     run(&resumed);
-    std::fs::copy(data.join("dota_P0006.png"), input.join("b.png")).unwrap();
+    std::fs::copy(sample("neon_yell_2019_10cm.png"), input.join("b.png")).unwrap();
     let stdout = run(&resumed);
     assert!(
         stdout.starts_with("1 images kept from earlier runs, 1 to process"),
@@ -66,17 +61,12 @@ fn resume_keeps_every_output_of_the_kept_images() {
 
 /// SIGINT before any image is done, in a folder that holds a complete result: the complete result stays as it was.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn an_interrupted_run_never_replaces_a_complete_result() {
     let lib = ort_lib();
-    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one");
     std::fs::create_dir(&one).unwrap();
-    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), one.join("a.png")).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), one.join("a.png")).unwrap();
     let out = dir.path().join("out");
     let o = infer(&lib, &one, &out)
         .args(["--no-metrics"])
@@ -95,7 +85,7 @@ fn an_interrupted_run_never_replaces_a_complete_result() {
     std::fs::create_dir(&many).unwrap();
     for i in 0..4 {
         std::fs::copy(
-            data.join("P0006_crop1024_x0_y0.png"),
+            sample("neon_yell_2019_10cm.png"),
             many.join(format!("{i}.png")),
         )
         .unwrap();
@@ -135,16 +125,11 @@ fn an_interrupted_run_never_replaces_a_complete_result() {
 /// A run without rules into a folder that held a rules run leaves no stale raw predictions or report behind, so
 /// `nsod eval --run` does not compare another run's files.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn a_run_without_rules_removes_the_stale_rules_outputs() {
     let lib = ort_lib();
-    let data = shared_data();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("a.png");
-    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), &input).unwrap();
     let out = dir.path().join("out");
     let o = infer(&lib, &input, &out)
         .args(["--no-metrics", "--kg"])
@@ -244,23 +229,18 @@ fn mode(p: &Path) -> u32 {
 /// Whole files written atomically get the mode of any new file (0666 less the umask), not 0600: another user or
 /// node_exporter's textfile collector can read them.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn atomically_written_files_follow_the_umask() {
     let lib = ort_lib();
-    let (models, data) = shared_assets();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("a.png");
-    std::fs::copy(data.join("P0006_crop1024_x0_y0.png"), &input).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), &input).unwrap();
     let out = dir.path().join("out");
     let prom = dir.path().join("nsod.prom");
     let cmd = format!(
         "umask 022; exec {} infer --threads 2 --no-metrics --ort-lib {} --model {} --out {} --metrics-textfile {} {}",
         env!("CARGO_BIN_EXE_nsod"),
         lib.display(),
-        models.join("yolov8n-obb_1024.onnx").display(),
+        default_model().display(),
         out.display(),
         prom.display(),
         input.display()
@@ -329,10 +309,6 @@ fn eval_plots_stay_inside_the_output_folder() {
 /// SIGTERM is seen between batches of slices, not only between images: a run in the middle of an image of
 /// hundreds of slices stops within 2 s, with the outputs of the images before it complete.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
     for schedule in ["sequential", "pipelined"] {
         sigterm_stops_within_two_seconds(schedule);
@@ -342,11 +318,11 @@ fn sigterm_in_the_middle_of_a_many_slice_image_stops_within_two_seconds() {
 fn sigterm_stops_within_two_seconds(schedule: &str) {
     use std::time::{Duration, Instant};
     let lib = ort_lib();
-    let dota = shared_data().join("dota_P0006.png");
+    let dota = sample("neon_yell_2019_10cm.png");
     let dir = tempfile::tempdir().unwrap();
     let imgs = dir.path().join("imgs");
     std::fs::create_dir_all(&imgs).unwrap();
-    // a.png: one slice; b.png: the DOTA image in slices of 64 px (580 slices, minutes of work).
+    // a.png: one slice; b.png: a 2299x2472 orthophoto in slices of 64 px (about 1,700 slices, minutes of work).
     let o = nsod_testkit::tool("gdal_translate")
         .args(["-q", "-of", "PNG", "-srcwin", "0", "0", "64", "64"])
         .arg(&dota)

@@ -1,6 +1,6 @@
 //! The pipelined schedule (`--schedule pipelined`: slices prepared, run and decoded on three threads, batches
-//! taken across images) writes exactly the run folder the sequential schedule writes, on the shared images with
-//! the dynamic-batch model at batch 1, 4 and 8 (with IoBinding too), including a raster read window by window, an
+//! taken across images) writes exactly the run folder the sequential schedule writes, on the sample images with
+//! the committed dynamic-batch model at batch 1, 4 and 8 (with IoBinding too), including a raster read window by window, an
 //! image that does not decode and the knowledge graph; and the images it holds at once stay bounded.
 
 mod common;
@@ -16,13 +16,13 @@ fn outputs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `nsod infer` on the dynamic-batch model.
-fn infer_dyn(lib: &Path, models: &Path, input: &Path, out: &Path) -> std::process::Command {
+fn infer_dyn(lib: &Path, input: &Path, out: &Path) -> std::process::Command {
     let mut c = nsod();
     c.args(["infer", "--threads", "2", "--ort-lib"])
         .arg(lib)
         .arg(input)
         .arg("--model")
-        .arg(models.join("yolov8n-obb_dyn.onnx"))
+        .arg(dynamic_model())
         .arg("--out")
         .arg(out);
     c
@@ -32,51 +32,38 @@ fn run_json(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
 }
 
-/// A folder of images of several sizes: the DOTA image (read window by window: `--window-above` below its size),
-/// its crop, smaller and odd-sized crops, and a file that is not an image.
+/// A folder of images of several sizes: the 2299x2472 sample (read window by window: `--window-above` below its
+/// size), the 400x400 one, smaller and odd-sized crops, and a file that is not an image.
 fn images(dir: &Path) -> PathBuf {
-    let data = shared_data();
     let imgs = dir.join("imgs");
     std::fs::create_dir_all(&imgs).unwrap();
-    std::fs::copy(data.join("dota_P0006.png"), imgs.join("a_dota.png")).unwrap();
-    std::fs::copy(
-        data.join("P0006_crop1024_x0_y0.png"),
-        imgs.join("b_crop.png"),
-    )
-    .unwrap();
-    let dota = image::open(data.join("dota_P0006.png")).unwrap().to_rgb8();
+    let big = sample("neon_yell_2019_10cm.png");
+    std::fs::copy(&big, imgs.join("a_big.png")).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), imgs.join("b_small.png")).unwrap();
+    let big_img = image::open(&big).unwrap().to_rgb8();
     for (name, x, y, w, h) in [
         ("c_small.png", 0, 0, 640, 480),
         ("d_tall.png", 100, 200, 900, 1300),
         ("e_tiny.png", 500, 700, 200, 150),
     ] {
-        image::imageops::crop_imm(&dota, x, y, w, h)
+        image::imageops::crop_imm(&big_img, x, y, w, h)
             .to_image()
             .save(imgs.join(name))
             .unwrap();
     }
     std::fs::write(imgs.join("f_broken.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
-    std::fs::copy(
-        data.join("P0006_crop1024_x0_y0.png"),
-        imgs.join("g_last.png"),
-    )
-    .unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), imgs.join("g_last.png")).unwrap();
     imgs
 }
 
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
     let lib = ort_lib();
-    let (models, _) = shared_assets();
     let dir = tempfile::tempdir().unwrap();
     let imgs = images(dir.path());
     let run = |schedule: &str, batch: usize, io: &str| {
         let out = dir.path().join(format!("{schedule}-{batch}-{io}"));
-        let o = infer_dyn(&lib, &models, &imgs, &out)
+        let o = infer_dyn(&lib, &imgs, &out)
             .args(["--batch", &batch.to_string(), "--schedule", schedule])
             .args(["--io-binding", io, "--window-above", "1000000"])
             .args(["--kg", "--save-vis", "--no-metrics"])
@@ -113,7 +100,7 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
                 );
             }
         }
-        // Slices: a_dota 5 (windowed), b 1, c 1, d 3, e 1, g 1 = 12, run in batches across images.
+        // Slices: a_big 10 (windowed), b 1, c 1, d 3, e 1, g 1 = 17, run in batches across images.
         let (s, p) = (run_json(&seq), run_json(&variants[0]));
         assert_eq!(s["counts"], p["counts"]);
         assert_eq!(s["failures"], p["failures"]);
@@ -121,11 +108,11 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
         assert_eq!(p["model_run"]["schedule"], "pipelined");
         assert_eq!(
             p["model_run"]["runs"].as_u64().unwrap(),
-            12u64.div_ceil(batch as u64),
+            17u64.div_ceil(batch as u64),
             "batch {batch}"
         );
-        // Sequential batches hold one image's slices: 5, 1, 1, 3, 1, 1.
-        let per_image: u64 = [5u64, 1, 1, 3, 1, 1]
+        // Sequential batches hold one image's slices: 10, 1, 1, 3, 1, 1.
+        let per_image: u64 = [10u64, 1, 1, 3, 1, 1]
             .iter()
             .map(|n| n.div_ceil(batch as u64))
             .sum();
@@ -149,25 +136,22 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
 /// The images a pipelined run holds at once are bounded by its queues, not by the folder: 40 images at batch 2
 /// never have more than `nsod_detect::stream::max_images_in_flight(2)` (12) in flight.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn a_pipelined_run_holds_a_bounded_number_of_images() {
     let lib = ort_lib();
-    let (models, data) = shared_assets();
     let dir = tempfile::tempdir().unwrap();
     let imgs = dir.path().join("imgs");
     std::fs::create_dir_all(&imgs).unwrap();
-    let dota = image::open(data.join("dota_P0006.png")).unwrap().to_rgb8();
+    let big = image::open(sample("neon_yell_2019_10cm.png"))
+        .unwrap()
+        .to_rgb8();
     for i in 0..40u32 {
-        image::imageops::crop_imm(&dota, 10 * i, 20 * i, 96, 96)
+        image::imageops::crop_imm(&big, 10 * i, 20 * i, 96, 96)
             .to_image()
             .save(imgs.join(format!("{i:03}.png")))
             .unwrap();
     }
     let out = dir.path().join("out");
-    let o = infer_dyn(&lib, &models, &imgs, &out)
+    let o = infer_dyn(&lib, &imgs, &out)
         .args([
             "--batch",
             "2",

@@ -1,5 +1,5 @@
 //! Large rasters and geospatial outputs, end to end with the real binary and GDAL's own tools as the peer:
-//! a 12000 x 12000 tiled deflate GeoTIFF (EPSG:32633) mirror-tiled from the DOTA image, windowed reads equal to the
+//! a 12000 x 12000 tiled deflate GeoTIFF (EPSG:32633) mirror-tiled from a sample aerial image, windowed reads equal to the
 //! in-memory path, every vertex against `gdaltransform`, the GeoPackage through `ogrinfo`, the GeoJSON through
 //! `geojson-validator`, 16-bit multi-band input, GSD against pyproj's geodesics, and absurd declared sizes.
 
@@ -139,17 +139,14 @@ fn check_vertices_with_gdaltransform(raster: &Path, r: &Value) -> usize {
 }
 
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn a_12000_pixel_geotiff_is_read_window_by_window_and_lands_on_the_map() {
-    let dota = shared_data().join("dota_P0006.png");
+    // The 2299x2472 sample mirrored into a 12000x12000 mosaic.
+    let src = sample("neon_yell_2019_10cm.png");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let big = d.join("mosaic.tif");
     run(Command::new(repo_root().join("scripts/mirror-raster.sh"))
-        .arg(&dota)
+        .arg(&src)
         .arg("12000")
         .arg(&big));
     let info = String::from_utf8(gdal("gdalinfo", &[big.to_str().unwrap()]).stdout).unwrap();
@@ -171,9 +168,10 @@ fn a_12000_pixel_geotiff_is_read_window_by_window_and_lands_on_the_map() {
         (Some(12000), Some(12000))
     );
     let n = rec["detections"].as_array().unwrap().len();
+    // 584 with the default model and settings: about 25 mirrored copies of the sample's 21, and those on the seams.
     assert!(
-        n > 5000,
-        "a parking-lot mosaic has thousands of vehicles, found {n}"
+        n > 400,
+        "the mosaic gives hundreds of detections, found {n}"
     );
     assert_eq!(rec["geo"]["crs"], "EPSG:32633");
     assert_eq!(
@@ -372,15 +370,11 @@ print(len(feats))
 }
 
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn gsd_of_a_geographic_raster_is_geodesic() {
-    let crop = shared_data().join("P0006_crop1024_x0_y0.png");
+    let crop = sample("neon_soap_10cm.png");
     let dir = tempfile::tempdir().unwrap();
     let tif = dir.path().join("wgs84.tif");
-    // 1024 pixels over 0.004 degrees of longitude and 0.003 of latitude at 60 N: pixels of about 0.22 x 0.33 m.
+    // 400 pixels over 0.004 degrees of longitude and 0.003 of latitude at 60 N: pixels of about 0.56 x 0.83 m.
     gdal(
         "gdal_translate",
         &[
@@ -406,8 +400,8 @@ fn gsd_of_a_geographic_raster_is_geodesic() {
         "-c",
         "from pyproj import Geod\n\
          g = Geod(ellps='WGS84')\n\
-         dx = g.inv(10.0, 60.0015, 10.004, 60.0015)[2] / 1024\n\
-         dy = g.inv(10.002, 60.003, 10.002, 60.0)[2] / 1024\n\
+         dx = g.inv(10.0, 60.0015, 10.004, 60.0015)[2] / 400\n\
+         dy = g.inv(10.002, 60.003, 10.002, 60.0)[2] / 400\n\
          print((dx * dy) ** 0.5)",
     ]));
     let theirs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();

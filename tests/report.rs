@@ -1,5 +1,5 @@
 //! `nsod report` in a real browser: Debian's Chromium, headless, driven by playwright-core
-//! (tests/browser/check.mjs) over the report of a real run on the shared DOTA image; a 2,000-image run folder
+//! (tests/browser/check.mjs) over the report of a real run on a sample aerial image; a 2,000-image run folder
 //! paged; a damaged run folder reported with a visible warning. Screenshots are kept in `$NSOD_ARTIFACTS/report`
 //! (CI sets it) or the test's temporary folder.
 
@@ -72,15 +72,12 @@ fn jsonl(path: &Path) -> Vec<Value> {
 }
 
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn the_report_of_a_real_run_shows_its_counts_rules_and_classes_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = infer(&ort_lib(), &shared_data().join("dota_P0006.png"), &run)
-        .args(["--no-metrics", "-q"])
+    // The 2299x2472 sample at its 0.1 m per pixel: planes and harbors the size rules demote.
+    let o = infer(&ort_lib(), &sample("neon_yell_2019_10cm.png"), &run)
+        .args(["--no-metrics", "-q", "--gsd", "0.1"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o).1);
@@ -98,12 +95,10 @@ fn the_report_of_a_real_run_shows_its_counts_rules_and_classes_in_chromium() {
             .entry(d["class_name"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
-    assert!(
-        !changes.is_empty(),
-        "the DOTA image has rule changes to show"
-    );
+    assert!(!changes.is_empty(), "the sample has rule changes to show");
+    assert!(per_class.len() >= 2, "classes to toggle: {per_class:?}");
 
-    let v = browse(&site, Some(0), &shots_dir(dir.path(), "dota"));
+    let v = browse(&site, Some(0), &shots_dir(dir.path(), "sample"));
     let index = &v["pages"]["index"];
     assert_eq!(index["images"], 1);
     assert_eq!(index["detections"], dets.len());
@@ -150,7 +145,7 @@ fn the_report_of_a_real_run_shows_its_counts_rules_and_classes_in_chromium() {
     assert_eq!(rules["sorted_desc"], true);
     assert_eq!(rules["filtered_match"], true);
 
-    let shots = shots_dir(dir.path(), "dota");
+    let shots = shots_dir(dir.path(), "sample");
     for shot in ["index.png", "gallery.png", "viewer.png", "viewer-hover.png"] {
         let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
         assert!(len > 10_000, "screenshot {shot}: {len} bytes");

@@ -820,12 +820,8 @@ fn one_layering_order_for_every_command_and_the_slurm_variables_change_nothing()
 /// The request layer is the top one: a server started with `--conf 0.6` answers a request's `conf=0.3` with the
 /// detections between 0.3 and 0.6 too, and without the parameter with none below 0.6.
 #[test]
-#[cfg_attr(
-    not(nsod_shared_assets),
-    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
-)]
 fn a_request_parameter_is_above_the_servers_flags() {
-    let image = std::fs::read(shared_data().join("P0006_crop1024_x0_y0.png")).unwrap();
+    let image = std::fs::read(common::sample("neon_yell_2019_10cm.png")).unwrap();
     let mut c = nsod();
     c.args([
         "serve",

@@ -16,7 +16,7 @@ pub fn nsod() -> Command {
 }
 
 #[allow(unused_imports)]
-pub use nsod_testkit::{default_model, python, repo_root, tool};
+pub use nsod_testkit::{default_model, dynamic_model, python, repo_root, sample, tool};
 
 /// `$NSOD_TEST_DATA` alone (the DOTA image and its crop; the default model is committed).
 pub fn shared_data() -> PathBuf {

@@ -70,6 +70,33 @@ pub fn default_model() -> PathBuf {
     p
 }
 
+/// The dynamic-batch export of the same weights, committed as `models/yolov8n-obb_dyn.onnx` (the same file as the
+/// shared `yolov8n-obb_dyn.onnx`): for the tests of batching and of the pipelined schedule.
+pub fn dynamic_model() -> PathBuf {
+    let p = repo_root().join("models/yolov8n-obb_dyn.onnx");
+    if !p.exists() {
+        missing(
+            &format!("the dynamic-batch model ({})", p.display()),
+            "git checkout -- models/yolov8n-obb_dyn.onnx",
+        );
+    }
+    p
+}
+
+/// A sample image `scripts/setup.sh` fetches into `samples/` (NEON orthophotos from the deepforest wheel:
+/// `neon_soap_10cm.png`, 400x400; `neon_yell_2019_10cm.png`, 2299x2472): real aerial images for the tests of
+/// mechanics (resume, interruption, schedules, shards, serving) that need no DOTA content.
+pub fn sample(name: &str) -> PathBuf {
+    let p = repo_root().join("samples").join(name);
+    if !p.is_file() {
+        missing(
+            &format!("the sample image {}", p.display()),
+            "scripts/fetch-samples.sh (scripts/test.sh and scripts/demo.sh fetch them)",
+        );
+    }
+    p
+}
+
 fn shared(var: &str) -> PathBuf {
     match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(p) if Path::new(&p).is_dir() => PathBuf::from(p),
