@@ -12,7 +12,8 @@
 #      otherwise the command to run is printed; Slurm, munge, the Pushgateway, kubectl, Node.js, Chromium,
 #      prlimit), the CRD schema validators of tests/k8s and playwright-core of tests/browser (npm ci) and the Python
 #      references (pycocotools, the DOTA devkit, OpenCV, onnxruntime, geojson-validator, pyproj;
-#      scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/.
+#      scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/, and the tracking references in two
+#      more beside it, $NSOD_VENV-track (TrackEval, trackers) and $NSOD_VENV-motmetrics (py-motmetrics, numpy < 2).
 #
 # Usage: scripts/setup.sh [--gpu] [--tests] [--skip-build] [--skip-samples]
 # Needs: python3 with pip (and venv for --tests), cargo.
@@ -146,20 +147,30 @@ if [ "$tests" = 1 ]; then
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
   apt_install "the tests" "${missing[@]}"
   venv="${NSOD_VENV:-$root/.venv}"
-  stamp="$venv/.nsod-test-requirements"
-  want="$(sha256sum scripts/test-requirements.txt | cut -d' ' -f1)"
-  if [ -x "$venv/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    say "Python test references already in $venv"
-  else
-    say "installing the Python test references (scripts/test-requirements.txt) into $venv"
-    [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
-    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
-    # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
-    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
-    "$venv/bin/python3" -c "import pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj, tritonclient.http, openapi_spec_validator, kubernetes_validate, yaml" \
-      || die "the Python test references do not import in $venv"
+  # install_venv DIR REQUIREMENTS IMPORTS [EXTRA...]: a virtualenv with REQUIREMENTS, redone when the file changes.
+  install_venv() {
+    local dir="$1" req="$2" imports="$3" stamp want
+    stamp="$dir/.nsod-test-requirements"
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    if [ -x "$dir/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+      say "Python test references already in $dir"
+      return
+    fi
+    say "installing the Python test references ($req) into $dir"
+    [ -x "$dir/bin/python3" ] || python3 -m venv "$dir"
+    "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$req"
+    if [ "$req" = scripts/test-requirements.txt ]; then
+      # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
+      "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
+    fi
+    "$dir/bin/python3" -c "import $imports" || die "the Python test references do not import in $dir"
     echo "$want" > "$stamp"
-  fi
+  }
+  install_venv "$venv" scripts/test-requirements.txt \
+    "pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj, tritonclient.http, openapi_spec_validator, kubernetes_validate, yaml"
+  # The tracking references need numpy >= 2.3 (TrackEval) and numpy < 2 (py-motmetrics): two more virtualenvs.
+  install_venv "$venv-track" scripts/test-requirements-track.txt "trackeval, trackers, supervision, shapely"
+  install_venv "$venv-motmetrics" scripts/test-requirements-motmetrics.txt "motmetrics"
   # The npm packages of the tests (registry, versions in each lock file): the Prometheus Operator's CRD schemas for
   # the manifests' test (tests/k8s) and playwright-core, which drives the system Chromium (tests/browser).
   for pkg in tests/k8s tests/browser; do

@@ -837,3 +837,517 @@ fn an_absurd_class_id_in_data_yaml_is_refused_not_allocated() {
         )]
     );
 }
+
+// ---- Tracking metrics (`nsod eval --mot`) ----
+
+/// TrackEval 1.3.0 (HOTA, CLEAR, Identity), in the tracking virtualenv.
+fn trackeval() -> String {
+    nsod_testkit::python_track(&["trackeval", "shapely"])
+}
+
+/// py-motmetrics 1.4.0, in its own virtualenv (numpy < 2).
+fn motmetrics() -> String {
+    nsod_testkit::python_motmetrics(&["motmetrics"])
+}
+
+/// One sequence for the tracking tests: its name, ground truth, tracker output and length.
+struct MotSeq {
+    name: String,
+    gt: String,
+    tracker: String,
+    length: u32,
+}
+
+/// A MOTChallenge split in `dir`: `gt/<seq>/gt/gt.txt` + `seqinfo.ini`, and `trackers/<seq>.txt`; returns the two
+/// folders and the `SEQ GT TRACKER LENGTH` arguments of scripts/trackeval_reference.py.
+fn write_mot_split(
+    dir: &Path,
+    seqs: &[MotSeq],
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<String>) {
+    let gt_root = dir.join("gt");
+    let tr_root = dir.join("trackers");
+    std::fs::create_dir_all(&tr_root).unwrap();
+    let mut args = Vec::new();
+    for s in seqs {
+        let d = gt_root.join(&s.name);
+        std::fs::create_dir_all(d.join("gt")).unwrap();
+        std::fs::write(d.join("gt/gt.txt"), &s.gt).unwrap();
+        std::fs::write(
+            d.join("seqinfo.ini"),
+            format!(
+                "[Sequence]\nname={}\nframeRate=25\nseqLength={}\n",
+                s.name, s.length
+            ),
+        )
+        .unwrap();
+        std::fs::write(tr_root.join(format!("{}.txt", s.name)), &s.tracker).unwrap();
+        args.extend([
+            s.name.clone(),
+            d.join("gt/gt.txt").to_string_lossy().into_owned(),
+            tr_root
+                .join(format!("{}.txt", s.name))
+                .to_string_lossy()
+                .into_owned(),
+            s.length.to_string(),
+        ]);
+    }
+    (gt_root, tr_root, args)
+}
+
+/// `nsod eval --mot GT --pred PRED --mot-benchmark B --out OUT`: its `mot_eval.json`, by sequence.
+fn nsod_mot(gt: &Path, pred: &Path, benchmark: &str, out: &Path) -> serde_json::Map<String, Value> {
+    let (o, stdout, stderr) = eval(&[
+        os("--mot"),
+        gt.as_os_str(),
+        os("--pred"),
+        pred.as_os_str(),
+        os("--mot-benchmark"),
+        os(benchmark),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("| COMBINED |"), "{stdout}");
+    let list = read_json(&out.join("mot_eval.json"));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["sequence"].as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+/// Runs scripts/trackeval_reference.py with `args` and returns its JSON.
+fn trackeval_reference(args: &[String], dir: &Path) -> Value {
+    let out = dir.join("trackeval.json");
+    let mut cmd = Command::new(trackeval());
+    cmd.arg(repo_root().join("scripts/trackeval_reference.py"));
+    match args[0].as_str() {
+        "oriented" => cmd.arg("oriented").arg(&out).args(&args[1..]),
+        benchmark => cmd.arg("axis").arg(benchmark).arg(&out).args(&args[1..]),
+    };
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    read_json(&out)
+}
+
+/// Every number TrackEval reports for every sequence and the combination equals nsod's to 1e-6 (HOTA's arrays at
+/// all 19 thresholds); returns how many numbers were compared.
+fn assert_trackeval_parity(ours: &serde_json::Map<String, Value>, reference: &Value) -> usize {
+    let reference = reference.as_object().unwrap();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "the same sequences"
+    );
+    let mut compared = 0;
+    for (seq, r) in reference {
+        for (family, key) in [
+            ("HOTA", "hota"),
+            ("CLEAR", "clear"),
+            ("Identity", "identity"),
+        ] {
+            for (field, want) in r[family].as_object().unwrap() {
+                let got = &ours[seq][key][field];
+                let pairs: Vec<(f64, f64)> = match want {
+                    Value::Array(w) => {
+                        let g = got
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing"));
+                        assert_eq!(g.len(), w.len());
+                        g.iter()
+                            .zip(w)
+                            .map(|(a, b)| (a.as_f64().unwrap(), b.as_f64().unwrap()))
+                            .collect()
+                    }
+                    w => vec![(
+                        got.as_f64()
+                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing in nsod")),
+                        w.as_f64().unwrap(),
+                    )],
+                };
+                for (i, (a, b)) in pairs.into_iter().enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6,
+                        "{seq} {family} {field}[{i}]: nsod {a}, TrackEval {b}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    compared
+}
+
+#[test]
+fn mot_metrics_equal_trackeval_and_motmetrics_on_the_tud_sequences() {
+    // The ground truth and tracker output py-motmetrics ships (unpacked from its wheel, not committed).
+    let mm = motmetrics();
+    let o = Command::new(&mm)
+        .arg(repo_root().join("scripts/motmetrics_reference.py"))
+        .arg("--data-dir")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let data = std::path::PathBuf::from(text(&o).0.trim());
+    let dir = tempfile::tempdir().unwrap();
+    let seqs: Vec<MotSeq> = ["TUD-Campus", "TUD-Stadtmitte"]
+        .iter()
+        .map(|name| {
+            let gt = std::fs::read_to_string(data.join(name).join("gt.txt")).unwrap();
+            let tracker = std::fs::read_to_string(data.join(name).join("test.txt")).unwrap();
+            let length = gt
+                .lines()
+                .chain(tracker.lines())
+                .filter_map(|l| l.split(',').next()?.parse::<u32>().ok())
+                .max()
+                .unwrap();
+            MotSeq {
+                name: name.to_string(),
+                gt,
+                tracker,
+                length,
+            }
+        })
+        .collect();
+    let (gt_root, tr_root, args) = write_mot_split(dir.path(), &seqs);
+    let ours = nsod_mot(&gt_root, &tr_root, "mot15", &dir.path().join("out"));
+    let mut te_args = vec!["MOT15".to_string()];
+    te_args.extend(args);
+    let compared = assert_trackeval_parity(&ours, &trackeval_reference(&te_args, dir.path()));
+    assert_eq!(
+        compared,
+        3 * (12 * 19 + 3 + 22 + 6),
+        "every TrackEval number of 2 sequences + COMBINED"
+    );
+    // The headline numbers, as TrackEval prints them (rounded here to 3 decimals in percent).
+    let c = &ours["COMBINED"];
+    assert_eq!(
+        format!("{:.3}", 100.0 * c["clear"]["MOTA"].as_f64().unwrap()),
+        "55.512"
+    );
+    assert_eq!(
+        format!("{:.3}", 100.0 * c["identity"]["IDF1"].as_f64().unwrap()),
+        "62.430"
+    );
+    assert_eq!(c["clear"]["IDSW"].as_f64(), Some(14.0));
+
+    // py-motmetrics on the same files: MOTA, MOTP (its MOTP is the mean distance 1 - IoU), IDF1/IDP/IDR and the
+    // counts.
+    let mm_out = dir.path().join("motmetrics.json");
+    let o = Command::new(&mm)
+        .arg(repo_root().join("scripts/motmetrics_reference.py"))
+        .arg(&mm_out)
+        .args(seqs.iter().flat_map(|s| {
+            [
+                s.name.clone(),
+                gt_root
+                    .join(&s.name)
+                    .join("gt/gt.txt")
+                    .to_string_lossy()
+                    .into_owned(),
+                tr_root
+                    .join(format!("{}.txt", s.name))
+                    .to_string_lossy()
+                    .into_owned(),
+            ]
+        }))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let reference = read_json(&mm_out);
+    for (seq, mm_seq) in [
+        ("TUD-Campus", "TUD-Campus"),
+        ("TUD-Stadtmitte", "TUD-Stadtmitte"),
+        ("COMBINED", "OVERALL"),
+    ] {
+        let (r, n) = (&reference[mm_seq], &ours[seq]);
+        let pairs = [
+            ("mota", n["clear"]["MOTA"].as_f64().unwrap()),
+            ("motp", 1.0 - n["clear"]["MOTP"].as_f64().unwrap()),
+            ("idf1", n["identity"]["IDF1"].as_f64().unwrap()),
+            ("idp", n["identity"]["IDP"].as_f64().unwrap()),
+            ("idr", n["identity"]["IDR"].as_f64().unwrap()),
+            ("recall", n["clear"]["CLR_Re"].as_f64().unwrap()),
+            ("precision", n["clear"]["CLR_Pr"].as_f64().unwrap()),
+            ("num_switches", n["clear"]["IDSW"].as_f64().unwrap()),
+            (
+                "num_false_positives",
+                n["clear"]["CLR_FP"].as_f64().unwrap(),
+            ),
+            ("num_misses", n["clear"]["CLR_FN"].as_f64().unwrap()),
+            ("mostly_tracked", n["clear"]["MT"].as_f64().unwrap()),
+            ("mostly_lost", n["clear"]["ML"].as_f64().unwrap()),
+        ];
+        for (k, got) in pairs {
+            let want = r[k].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-6,
+                "{seq} {k}: nsod {got}, py-motmetrics {want}"
+            );
+        }
+    }
+}
+
+/// xorshift64*: the seeded generator of the synthetic sequences.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// A synthetic sequence: objects moving (and, oriented, turning) through `length` frames, entering and leaving; the
+/// tracker sees them jittered (so no assignment has exact ties), misses some, adds false positives, swaps two ids
+/// mid-way, fragments tracks, and both are empty for a few frames. With `mot17`, ground truth has distractor and
+/// zero-marked rows and the tracker reports some distractors.
+fn synthetic_sequence(seed: u64, name: &str, length: u32, oriented: bool, mot17: bool) -> MotSeq {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let n = 9;
+    struct Obj {
+        start: u32,
+        end: u32,
+        x: f64,
+        y: f64,
+        vx: f64,
+        vy: f64,
+        w: f64,
+        h: f64,
+        a: f64,
+        va: f64,
+        class: i64,
+        zero: bool,
+    }
+    let objs: Vec<Obj> = (0..n)
+        .map(|i| {
+            let start = if i < 5 {
+                1
+            } else {
+                1 + (rng.next() * f64::from(length) * 0.5) as u32
+            };
+            // Objects 0-2 (the swap and the fragment) live through the whole sequence.
+            let end = if i < 3 {
+                length
+            } else {
+                (start + 8 + (rng.next() * f64::from(length)) as u32).min(length)
+            };
+            Obj {
+                start,
+                end,
+                x: rng.range(0.0, 600.0),
+                y: rng.range(0.0, 400.0),
+                vx: rng.range(-6.0, 6.0),
+                vy: rng.range(-4.0, 4.0),
+                w: rng.range(20.0, 60.0),
+                h: rng.range(30.0, 90.0),
+                a: rng.range(-1.5, 1.5),
+                va: rng.range(-0.08, 0.08),
+                class: if mot17 && i == 7 {
+                    7
+                } else if mot17 && i == 8 {
+                    12
+                } else {
+                    1
+                },
+                zero: mot17 && i == 6,
+            }
+        })
+        .collect();
+    let empty = length / 2..length / 2 + 3;
+    let swap_at = length / 3;
+    let mut gt = String::new();
+    let mut tracker = String::new();
+    let fmt_box = |x: f64, y: f64, w: f64, h: f64, a: f64| -> String {
+        if oriented {
+            let (s, c) = a.sin_cos();
+            let corners: Vec<String> = [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
+                .iter()
+                .flat_map(|(u, v)| {
+                    let (dx, dy) = (u * w, v * h);
+                    [
+                        format!("{:.4}", x + dx * c - dy * s),
+                        format!("{:.4}", y + dx * s + dy * c),
+                    ]
+                })
+                .collect();
+            corners.join(",")
+        } else {
+            format!("{:.4},{:.4},{:.4},{:.4}", x - w / 2.0, y - h / 2.0, w, h)
+        }
+    };
+    for f in 1..=length {
+        if empty.contains(&f) {
+            continue;
+        }
+        for (i, o) in objs.iter().enumerate() {
+            if f < o.start || f > o.end {
+                continue;
+            }
+            let t = f64::from(f - o.start);
+            let (x, y, a) = (o.x + o.vx * t, o.y + o.vy * t, o.a + o.va * t);
+            let conf = if o.zero { 0 } else { 1 };
+            let gt_id = i + 1;
+            if oriented {
+                gt.push_str(&format!(
+                    "{f},{gt_id},{},{conf},0\n",
+                    fmt_box(x, y, o.w, o.h, a)
+                ));
+            } else {
+                gt.push_str(&format!(
+                    "{f},{gt_id},{},{conf},{},1\n",
+                    fmt_box(x, y, o.w, o.h, a),
+                    o.class
+                ));
+            }
+            if rng.next() < 0.12 {
+                continue; // missed
+            }
+            // Ids: objects 0 and 1 swap at `swap_at`; object 2's track fragments (a new id) after 2/3 of the run.
+            let mut id = 100 + i;
+            if f >= swap_at && i < 2 {
+                id = 101 - i;
+            }
+            if i == 2 && f > 2 * length / 3 {
+                id = 200;
+            }
+            let jitter = |r: &mut Rng, s: f64| r.range(-s, s);
+            let b = fmt_box(
+                x + jitter(&mut rng, 4.0),
+                y + jitter(&mut rng, 4.0),
+                o.w * (1.0 + jitter(&mut rng, 0.1)),
+                o.h * (1.0 + jitter(&mut rng, 0.1)),
+                a + jitter(&mut rng, 0.05),
+            );
+            let score = rng.range(0.3, 1.0);
+            if oriented {
+                tracker.push_str(&format!("{f},{id},{b},{score:.4},0\n"));
+            } else {
+                tracker.push_str(&format!("{f},{id},{b},{score:.4},-1,-1,-1\n"));
+            }
+        }
+        // False positives, with ids of their own.
+        if rng.next() < 0.3 {
+            let b = fmt_box(
+                rng.range(0.0, 600.0),
+                rng.range(0.0, 400.0),
+                rng.range(20.0, 50.0),
+                rng.range(20.0, 50.0),
+                rng.range(-1.0, 1.0),
+            );
+            let id = 300 + (f % 4);
+            if oriented {
+                tracker.push_str(&format!("{f},{id},{b},0.3000,0\n"));
+            } else {
+                tracker.push_str(&format!("{f},{id},{b},0.3000,-1,-1,-1\n"));
+            }
+        }
+    }
+    MotSeq {
+        name: name.into(),
+        gt,
+        tracker,
+        length,
+    }
+}
+
+#[test]
+fn mot_metrics_equal_trackeval_on_synthetic_sequences_with_swaps_fragments_and_empty_frames() {
+    for (benchmark, mot17) in [("mot15", false), ("mot17", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seqs: Vec<MotSeq> = (1..=3)
+            .map(|s| synthetic_sequence(s, &format!("synth-{s}"), 40 + 10 * s as u32, false, mot17))
+            .collect();
+        // A sequence the tracker never saw (TrackEval's early return), and a one-frame one.
+        let mut silent = synthetic_sequence(9, "silent", 12, false, mot17);
+        silent.tracker.clear();
+        seqs.push(silent);
+        seqs.push(synthetic_sequence(10, "single", 1, false, mot17));
+        let (gt_root, tr_root, args) = write_mot_split(dir.path(), &seqs);
+        let ours = nsod_mot(&gt_root, &tr_root, benchmark, &dir.path().join("out"));
+        let mut te_args = vec![benchmark.to_uppercase()];
+        te_args.extend(args);
+        let compared = assert_trackeval_parity(&ours, &trackeval_reference(&te_args, dir.path()));
+        assert_eq!(compared, 6 * (12 * 19 + 3 + 22 + 6), "{benchmark}");
+        let c = &ours["COMBINED"];
+        // The scripted errors are there: a swap (2 switches) and a fragment (1) in each of the 3 long sequences.
+        assert!(
+            c["clear"]["IDSW"].as_f64().unwrap() >= 9.0,
+            "{benchmark}: {}",
+            c["clear"]
+        );
+        assert!(
+            c["identity"]["IDF1"].as_f64().unwrap() < 0.95,
+            "{benchmark}"
+        );
+    }
+}
+
+#[test]
+fn oriented_mot_metrics_equal_trackevals_metric_classes_on_polygon_iou() {
+    let dir = tempfile::tempdir().unwrap();
+    let seqs: Vec<MotSeq> = (1..=3)
+        .map(|s| synthetic_sequence(20 + s, &format!("obb-{s}"), 30 + 10 * s as u32, true, false))
+        .collect();
+    let (gt_root, tr_root, args) = write_mot_split(dir.path(), &seqs);
+    let ours = nsod_mot(&gt_root, &tr_root, "mot15", &dir.path().join("out"));
+    let mut te_args = vec!["oriented".to_string()];
+    te_args.extend(args);
+    let compared = assert_trackeval_parity(&ours, &trackeval_reference(&te_args, dir.path()));
+    assert_eq!(compared, 4 * (12 * 19 + 3 + 22 + 6));
+}
+
+#[test]
+fn bad_mot_files_are_named_with_the_line_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("gt.txt");
+    std::fs::write(&gt, "1,1,10,10,20,20,1,1,1\n2,1,12,10,20,20,1,1,1\n").unwrap();
+    let cases: [(&str, &str); 4] = [
+        (
+            "1,5,10,10,20,20,0.9,-1,-1,-1\n2,5,10,ten,20,20,0.9,-1,-1,-1\n",
+            "t.txt:2: \"ten\" is not a number",
+        ),
+        (
+            "1,5,10,10\n",
+            "t.txt:1: 4 columns; a MOTChallenge tracker row has at least 7",
+        ),
+        (
+            "1,5,10,10,20,20,0.9\n1,5,30,10,20,20,0.9\n",
+            "t.txt: frame 1: id 5 appears twice",
+        ),
+        (
+            "0,5,10,10,20,20,0.9\n",
+            "t.txt:1: frame 0: frames count from 1",
+        ),
+    ];
+    for (tracker, want) in cases {
+        let t = dir.path().join("t.txt");
+        std::fs::write(&t, tracker).unwrap();
+        let (o, _, stderr) = eval(&[os("--mot"), gt.as_os_str(), os("--pred"), t.as_os_str()]);
+        assert!(!o.status.success());
+        let lines = error_lines(&stderr);
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains(want), "{stderr}\nwant: {want}");
+        assert!(lines[0].contains(&*t.to_string_lossy()), "{stderr}");
+    }
+    // Detection-only flags are refused, not ignored.
+    let t = dir.path().join("t.txt");
+    std::fs::write(&t, "1,5,10,10,20,20,0.9\n").unwrap();
+    let (o, _, stderr) = eval(&[
+        os("--mot"),
+        gt.as_os_str(),
+        os("--pred"),
+        t.as_os_str(),
+        os("--voc07"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("--voc07") && stderr.contains("--mot"),
+        "{stderr}"
+    );
+}

@@ -23,12 +23,28 @@ fn gt_format_parser() -> impl clap::builder::TypedValueParser<Value = GtFormat> 
     clap::builder::PossibleValuesParser::new(GtFormat::NAMES).try_map(|s| s.parse::<GtFormat>())
 }
 
+/// `--mot-benchmark`: the names nsod-eval's `Benchmark` reads.
+fn benchmark_parser() -> impl clap::builder::TypedValueParser<Value = nsod_eval::mot::Benchmark> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(nsod_eval::mot::Benchmark::NAMES)
+        .try_map(|s| s.parse::<nsod_eval::mot::Benchmark>())
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Ground truth: a COCO annotations .json, or a folder of YOLO / YOLO-OBB / DOTA label files named after the
     /// images.
-    #[arg(long, value_name = "PATH")]
-    pub gt: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "mot")]
+    pub gt: Option<PathBuf>,
+    /// Tracking evaluation (HOTA, CLEAR MOT, Identity, as TrackEval): MOTChallenge ground truth, a gt.txt, a
+    /// sequence folder (gt/gt.txt, seqinfo.ini) or a folder of sequence folders; --pred is the tracker's file or a
+    /// folder of <sequence>.txt. Rows with 12 columns are nsod's oriented layout, matched by polygon IoU.
+    #[arg(long, value_name = "GT", conflicts_with_all = ["gt", "gt_format", "run", "images", "names", "voc07", "plots", "task1"])]
+    pub mot: Option<PathBuf>,
+    /// TrackEval's preprocessing for --mot: mot15 (class-agnostic; ground-truth rows with conf 0 ignored), mot17
+    /// (pedestrians only, tracker boxes on distractors removed) or mot20.
+    #[arg(long, value_name = "BENCHMARK", requires = "mot", default_value = "mot15", value_parser = benchmark_parser())]
+    pub mot_benchmark: nsod_eval::mot::Benchmark,
     /// Format of --gt (default: guessed from the file or the first label file).
     #[arg(long, value_name = "FORMAT", value_parser = gt_format_parser())]
     pub gt_format: Option<GtFormat>,
@@ -172,7 +188,50 @@ fn default_label(path: &Path) -> String {
     }
 }
 
+/// `nsod eval --mot`: tracking metrics per sequence and combined.
+fn run_mot(args: &EvalArgs, gt: &Path) -> anyhow::Result<ExitCode> {
+    use nsod_eval::mot;
+    if !args.metrics.given.is_empty() {
+        bail!(
+            "--mot: the metrics flags export detection results (mAP); they are not applied to tracking metrics"
+        );
+    }
+    if args.voc_iou != 0.5 {
+        bail!(
+            "--voc-iou applies to detection AP; tracking metrics match at IoU 0.5 (CLEAR, Identity) and 0.05-0.95 (HOTA)"
+        );
+    }
+    let [pred] = args.pred.as_slice() else {
+        bail!(
+            "--mot needs exactly one --pred: the tracker's file or folder of <sequence>.txt files"
+        );
+    };
+    let seqs = mot::discover(gt, pred).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let results =
+        mot::evaluate(&seqs, args.mot_benchmark).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let md = mot::markdown_table(&results);
+    print!("{md}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let json = serde_json::to_string_pretty(&results)?;
+        nsod_types::formats::write_atomic(&out.join("mot_eval.json"), |w| {
+            w.write_all(json.as_bytes())
+        })?;
+        nsod_types::formats::write_atomic(&out.join("mot_eval.md"), |w| {
+            w.write_all(md.as_bytes())
+        })?;
+        crate::ui::info!("wrote {}", out.join("mot_eval.json").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    if let Some(gt) = &args.mot {
+        return run_mot(args, gt);
+    }
+    let Some(gt) = args.gt.as_deref() else {
+        bail!("--gt is required (or --mot for tracking)");
+    };
     // The prediction sets, in order.
     let mut preds: Vec<(String, PathBuf)> = Vec::new();
     if let Some(dir) = &args.run {
@@ -212,12 +271,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             bail!("--pred {}: no such file or folder", p.display());
         }
     }
-    if !args.gt.exists() {
-        bail!("--gt {}: no such file or folder", args.gt.display());
+    if !gt.exists() {
+        bail!("--gt {}: no such file or folder", gt.display());
     }
     let format = match args.gt_format {
         Some(f) => f,
-        None => GtFormat::detect(&args.gt)?,
+        None => GtFormat::detect(gt)?,
     };
     let given_names = args.names.as_deref().map(parse_names).transpose()?;
     let mut problems: Vec<Problem> = Vec::new();
@@ -312,7 +371,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (mut data, gt_problems) = match format {
-        GtFormat::Coco => load::load_coco_gt(&args.gt)?,
+        GtFormat::Coco => load::load_coco_gt(gt)?,
         _ => {
             let label_names = if format == GtFormat::Dota || given_names.is_some() {
                 names.clone()
@@ -325,7 +384,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 images: sizes.clone(),
                 background: background.clone(),
             };
-            let (mut d, p) = load::load_label_dir(&args.gt, format, &opts)?;
+            let (mut d, p) = load::load_label_dir(gt, format, &opts)?;
             for c in &mut d.categories {
                 if let Some(n) = names.get(c.id) {
                     c.name = n.to_owned();
@@ -333,13 +392,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             }
             let unlabelled = background
                 .iter()
-                .filter(|s| !args.gt.join(format!("{s}.txt")).is_file())
+                .filter(|s| !gt.join(format!("{s}.txt")).is_file())
                 .count();
             if unlabelled > 0 {
                 crate::ui::info!(
                     "info: {unlabelled} images in {} have no label file in {}: evaluated as background (no objects)",
                     args.images.as_deref().unwrap_or(Path::new("")).display(),
-                    args.gt.display()
+                    gt.display()
                 );
             }
             (d, p)
@@ -347,7 +406,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     };
     problems.extend(gt_problems);
     if data.images.is_empty() {
-        bail!("--gt {}: no images with ground truth", args.gt.display());
+        bail!("--gt {}: no images with ground truth", gt.display());
     }
 
     // Detections of every set, matched to the ground truth.
@@ -403,7 +462,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let meta = Meta {
-        ground_truth: args.gt.display().to_string(),
+        ground_truth: gt.display().to_string(),
         gt_format: format.name().to_owned(),
         iou_type: if data.is_oriented() { "obb" } else { "bbox" }.into(),
         images: data.images.len(),

@@ -11,12 +11,15 @@
 //! - [`voc`]: VOC/DOTA-style AP at one IoU threshold (all-point or VOC07 11-point), as the DOTA devkit computes it.
 //! - [`load`]: ground truth and predictions from COCO JSON, YOLO / YOLO-OBB / DOTA label folders and nsod's
 //!   `predictions.jsonl`, with per-file errors collected instead of aborting.
+//! - [`mot`]: tracking metrics (HOTA, CLEAR MOT, Identity) equal to TrackEval's, on MOTChallenge text and nsod's
+//!   oriented variant.
 //! - [`report`]: `eval.json`, the markdown report and the terminal table, including before/after deltas.
 //!
 //! The crate does no image decoding and no printing: the binary passes image sizes in and prints what it gets back.
 
 pub mod coco;
 pub mod load;
+pub mod mot;
 pub mod report;
 pub mod voc;
 

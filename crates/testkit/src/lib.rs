@@ -173,11 +173,42 @@ pub fn python(imports: &[&str]) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .or_else(|| {
-            let venv = from_var_or("NSOD_VENV", repo_root().join(".venv"));
-            let p = venv.join("bin/python3");
+            let p = main_venv().join("bin/python3");
             p.is_file().then(|| p.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "python3".into());
+    check_imports(py, imports, "scripts/test-requirements.txt")
+}
+
+fn main_venv() -> PathBuf {
+    from_var_or("NSOD_VENV", repo_root().join(".venv"))
+}
+
+/// The tracking references (TrackEval, `trackers`, supervision; numpy >= 2.3), in their own virtualenv:
+/// `$NSOD_VENV-track` (`.venv-track/`), made by `scripts/setup.sh --tests` from
+/// scripts/test-requirements-track.txt.
+pub fn python_track(imports: &[&str]) -> String {
+    side_venv("track", imports)
+}
+
+/// py-motmetrics 1.4.0 (numpy < 2), in its own virtualenv: `$NSOD_VENV-motmetrics` (`.venv-motmetrics/`), made by
+/// `scripts/setup.sh --tests` from scripts/test-requirements-motmetrics.txt.
+pub fn python_motmetrics(imports: &[&str]) -> String {
+    side_venv("motmetrics", imports)
+}
+
+fn side_venv(suffix: &str, imports: &[&str]) -> String {
+    let mut dir = main_venv().into_os_string();
+    dir.push(format!("-{suffix}"));
+    let py = PathBuf::from(dir).join("bin/python3");
+    check_imports(
+        py.to_string_lossy().into_owned(),
+        imports,
+        &format!("scripts/test-requirements-{suffix}.txt"),
+    )
+}
+
+fn check_imports(py: String, imports: &[&str], requirements: &str) -> String {
     let code = format!("import {}", imports.join(", "));
     let ok = Command::new(&py)
         .args(["-c", &code])
@@ -186,7 +217,7 @@ pub fn python(imports: &[&str]) -> String {
         .unwrap_or(false);
     if !ok {
         missing(
-            &format!("`{py} -c '{code}'` fails (Python references, scripts/test-requirements.txt)"),
+            &format!("`{py} -c '{code}'` fails (Python references, {requirements})"),
             SETUP,
         );
     }
