@@ -152,6 +152,21 @@ const RULES: &[(&str, &[&str])] = &[
             "nsod-serve",
         ],
     ),
+    // The tracker is pure data in and out: detections and frame times in, tracks out.
+    (
+        "nsod-track",
+        &[
+            "ort",
+            "image",
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "nsod-detect",
+            "nsod-pipeline",
+            "clap",
+            "anyhow",
+        ],
+    ),
     // The server is a library front end: no CLI, no terminal, no anyhow.
     ("nsod-serve", &["clap", "anyhow", "indicatif"]),
     // The report is files on disk (it decodes images through the pipeline's decode stage, and runs nothing else):
