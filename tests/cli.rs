@@ -526,6 +526,7 @@ fn completions_and_man_pages_cover_every_command() {
         "infer",
         "serve",
         "symbolic",
+        "track",
         "rules",
         "kg",
         "train-monitor",
@@ -576,6 +577,7 @@ fn completions_and_man_pages_cover_every_command() {
             "nsod-serve.1",
             "nsod-settings.1",
             "nsod-symbolic.1",
+            "nsod-track.1",
             "nsod-train-monitor.1",
             "nsod.1"
         ]

@@ -1,7 +1,7 @@
 //! Command-line definition.
 
 use crate::settings::{
-    ConfigArgs, InferSet, KgSet, MetricsSet, ServeSet, SettingFlags, SymbolicSet,
+    ConfigArgs, InferSet, KgSet, MetricsSet, ServeSet, SettingFlags, SymbolicSet, TrackSet,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -60,6 +60,10 @@ pub enum Command {
     Merge(Box<MergeArgs>),
     /// Serve the pipeline over HTTP: the Open Inference Protocol (KServe v2) and POST /v1/detect, with /metrics.
     Serve(Box<ServeArgs>),
+    /// Track objects through a sequence of frames: each frame through the pipeline as `nsod infer` runs it
+    /// (slicing, merge, rules), then an oriented multi-object tracker; tracks as JSON lines, MOTChallenge text and a
+    /// per-track summary.
+    Track(Box<TrackArgs>),
     /// Refine existing predictions with Prolog rules and explain every change.
     Symbolic(SymbolicArgs),
     /// Rule base tools.
@@ -123,6 +127,19 @@ pub struct InferArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub settings: SettingFlags<InferSet>,
+}
+
+/// `nsod track`. Settings as for `nsod infer` (flags, `--config FILE`, the environment), plus the tracker's.
+#[derive(Debug, Args)]
+pub struct TrackArgs {
+    /// The sequence: a folder of frames (natural order), a MOTChallenge sequence folder (img1/ and seqinfo.ini) or
+    /// a list file (one frame per line, `PATH [SECONDS]`, paths relative to the list).
+    #[arg(required_unless_present = "print_config", value_name = "SEQUENCE")]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub settings: SettingFlags<TrackSet>,
 }
 
 /// `nsod plan`: the inputs and every setting of `nsod infer`, and how to split them.

@@ -14,6 +14,7 @@ mod session;
 mod settings;
 mod shard;
 mod symbolic;
+mod track;
 mod train;
 mod ui;
 
@@ -94,6 +95,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Plan(args) => shard::plan(&cli.global, &args),
         cli::Command::Merge(args) => shard::merge(&cli.global, &args),
         cli::Command::Serve(args) => serve::run(&cli.global, &args),
+        cli::Command::Track(args) => track::run(&cli.global, &args),
         cli::Command::Symbolic(args) => symbolic::run(&cli.global, &args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
             symbolic::check(&file, names.as_deref(), gsd)

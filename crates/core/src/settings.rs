@@ -224,6 +224,14 @@ selection!(KgSet, "kg", [Names, GraphOptions, Out], defaults: |c| {
     c.kg.enabled = true;
 });
 selection!(MetricsSet, "train-monitor", [Metrics]);
+selection!(
+    TrackSet,
+    "track",
+    [Model, Names, Detect, Batch, RuleBase, Rules, Out, Raster, Metrics, Track],
+    defaults: |c| {
+        c.output.out = "runs/track".into();
+    }
+);
 
 /// Whether a command offers a setting.
 type Offers = fn(&Setting) -> bool;
@@ -238,6 +246,7 @@ fn commands() -> Vec<(&'static str, Offers)> {
         ("kg", KgSet::offers),
         ("train-monitor", MetricsSet::offers),
         ("eval", MetricsSet::offers),
+        ("track", TrackSet::offers),
     ]
 }
 

@@ -204,6 +204,88 @@ impl Default for OutputSettings {
     }
 }
 
+/// Which scores the tracker's thresholds apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackOn {
+    /// After the rules (the default: the rules act before association).
+    #[default]
+    Refined,
+    /// The detector's own scores.
+    Raw,
+}
+
+impl std::fmt::Display for TrackOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Refined => "refined",
+            Self::Raw => "raw",
+        })
+    }
+}
+
+impl std::str::FromStr for TrackOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refined" => Ok(Self::Refined),
+            "raw" => Ok(Self::Raw),
+            _ => Err(format!("{s:?} is not refined or raw")),
+        }
+    }
+}
+
+/// `nsod track`'s tracker (`[track]`); the values map onto `nsod_track::TrackerConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackSettings {
+    /// Frames per second of a folder of frames without times (a MOTChallenge `seqinfo.ini`'s `frameRate` is used
+    /// when this is not set).
+    pub fps: Option<f64>,
+    pub on: TrackOn,
+    pub geometry: nsod_track::Geometry,
+    pub high_score: f32,
+    pub low_score: f32,
+    pub new_track_score: f32,
+    pub match_iou: f64,
+    pub min_hits: usize,
+    #[serde(with = "duration_text")]
+    pub max_lost: std::time::Duration,
+}
+
+impl Default for TrackSettings {
+    fn default() -> Self {
+        let t = nsod_track::TrackerConfig::default();
+        Self {
+            fps: None,
+            on: TrackOn::Refined,
+            geometry: t.geometry,
+            high_score: t.high_score,
+            low_score: t.low_score,
+            new_track_score: t.new_track_score,
+            match_iou: t.match_iou,
+            min_hits: t.min_hits as usize,
+            max_lost: std::time::Duration::from_secs_f64(t.max_lost_seconds),
+        }
+    }
+}
+
+impl TrackSettings {
+    /// The tracker's configuration.
+    pub fn tracker(&self) -> nsod_track::TrackerConfig {
+        nsod_track::TrackerConfig {
+            geometry: self.geometry,
+            high_score: self.high_score,
+            low_score: self.low_score,
+            new_track_score: self.new_track_score,
+            match_iou: self.match_iou,
+            min_hits: u32::try_from(self.min_hits).unwrap_or(u32::MAX),
+            max_lost_seconds: self.max_lost.as_secs_f64(),
+            ..nsod_track::TrackerConfig::default()
+        }
+    }
+}
+
 /// Durations in TOML as humantime text (`"15s"`, `"5m"`, `"250ms"`).
 mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -366,6 +448,8 @@ pub struct PipelineConfig {
     pub metrics: MetricsSettings,
     /// `nsod serve`'s own settings (`[serve]`).
     pub serve: ServeSettings,
+    /// `nsod track`'s tracker (`[track]`).
+    pub track: TrackSettings,
 }
 
 impl Default for PipelineConfig {
@@ -381,6 +465,7 @@ impl Default for PipelineConfig {
             detect: DetectSettings::default(),
             rules: RulesSettings::default(),
             kg: KgSettings::default(),
+            track: TrackSettings::default(),
             output: OutputSettings::default(),
             raster: nsod_raster::RasterOptions::default(),
             metrics: MetricsSettings::default(),
@@ -456,6 +541,21 @@ impl PipelineConfig {
             }
         };
         self.raster.validate().map_err(|m| invalid("raster", m))?;
+        if let Some(fps) = self.track.fps
+            && !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0)
+        {
+            return Err(invalid("track.fps", format!("{fps} is outside (0, 10000]")));
+        }
+        if self.track.min_hits > 1_000 {
+            return Err(invalid(
+                "track.min_hits",
+                format!("{} is above 1000", self.track.min_hits),
+            ));
+        }
+        self.track
+            .tracker()
+            .validate()
+            .map_err(|e| invalid("track", e.to_string()))?;
         unit("detect.conf", d.conf)?;
         unit("detect.iou", d.iou)?;
         unit("detect.merge_threshold", d.merge_threshold)?;

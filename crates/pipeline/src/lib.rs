@@ -24,6 +24,7 @@ pub mod settings;
 pub mod shard;
 pub mod sink;
 pub mod source;
+pub mod track;
 
 pub use config::{ConfigError, PipelineConfig};
 pub use inputs::{InputError, Job};

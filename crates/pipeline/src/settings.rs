@@ -71,6 +71,8 @@ pub enum Group {
     Metrics,
     /// `nsod serve`'s HTTP service.
     Serve,
+    /// `nsod track`'s tracker.
+    Track,
 }
 
 /// How a flag takes its value.
@@ -218,7 +220,15 @@ macro_rules! named_value {
     )*};
 }
 
-named_value!(MergeMethod, MatchMetric, Geometry, Schedule, IoMode);
+named_value!(
+    MergeMethod,
+    MatchMetric,
+    Geometry,
+    Schedule,
+    IoMode,
+    crate::config::TrackOn,
+    nsod_track::Geometry
+);
 
 impl SettingValue for SliceMode {
     fn from_text(s: &str) -> Result<Self, String> {
@@ -930,6 +940,105 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.serve.metrics_token_file,
         "File holding a bearer token required on /metrics (open when absent)."
     ),
+    setting!(
+        "track.fps",
+        Result,
+        Track,
+        Some("fps"),
+        None,
+        Value,
+        "FPS",
+        |c| c.track.fps,
+        "Frames per second of a folder of frames (default: a MOTChallenge seqinfo.ini's frameRate, else 30); a list file's times win."
+    ),
+    setting!(
+        "track.on",
+        Result,
+        Track,
+        Some("track-on"),
+        None,
+        Value,
+        "refined|raw",
+        |c| c.track.on,
+        "Scores the tracker's thresholds apply to: refined (after the rules, the default) or raw (the detector's)."
+    ),
+    setting!(
+        "track.geometry",
+        Result,
+        Track,
+        Some("track-geometry"),
+        None,
+        Value,
+        "oriented|axis",
+        |c| c.track.geometry,
+        "Tracked state: oriented (centre, size, angle; the default) or axis (the axis-aligned hull, as other trackers)."
+    ),
+    setting!(
+        "track.high_score",
+        Result,
+        Track,
+        Some("track-high"),
+        None,
+        Value,
+        "SCORE",
+        |c| c.track.high_score,
+        "Detections at or above this score are associated first (ByteTrack's track_thresh)."
+    ),
+    setting!(
+        "track.low_score",
+        Result,
+        Track,
+        Some("track-low"),
+        None,
+        Value,
+        "SCORE",
+        |c| c.track.low_score,
+        "Detections below this score are ignored by the tracker; those up to --track-high only keep tracks alive."
+    ),
+    setting!(
+        "track.new_track_score",
+        Result,
+        Track,
+        Some("track-new"),
+        None,
+        Value,
+        "SCORE",
+        |c| c.track.new_track_score,
+        "An unmatched detection at or above this score starts a track."
+    ),
+    setting!(
+        "track.match_iou",
+        Result,
+        Track,
+        Some("track-iou"),
+        None,
+        Value,
+        "IOU",
+        |c| c.track.match_iou,
+        "Minimum buffered rotated IoU of a first-stage match between a track's prediction and a detection."
+    ),
+    setting!(
+        "track.min_hits",
+        Result,
+        Track,
+        Some("min-hits"),
+        None,
+        Value,
+        "N",
+        |c| c.track.min_hits,
+        "Frames a track must be matched before it is confirmed and written (every track of the first frame is confirmed at once)."
+    ),
+    setting!(
+        "track.max_lost",
+        Result,
+        Track,
+        Some("max-lost"),
+        None,
+        Value,
+        "DURATION",
+        |c| c.track.max_lost,
+        "How long a track may go unmatched before it ends (e.g. 1s, 500ms)."
+    ),
 ];
 
 /// The setting with this TOML key.
@@ -1455,6 +1564,15 @@ mod tests {
             "raster.bands" => "4,3,2",
             "raster.scale" => "0,4095",
             "raster.window_above_pixels" => "1000",
+            "track.fps" => "25",
+            "track.on" => "raw",
+            "track.geometry" => "axis",
+            "track.high_score" => "0.6",
+            "track.low_score" => "0.2",
+            "track.new_track_score" => "0.7",
+            "track.match_iou" => "0.3",
+            "track.min_hits" => "3",
+            "track.max_lost" => "2s",
             other => panic!("no other value for the result setting {other}: add one"),
         }
     }

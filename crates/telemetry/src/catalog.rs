@@ -307,9 +307,24 @@ pub struct TrainingMetrics {
     pub process_memory: Family<ModelLabel, GaugeF64>,
 }
 
+/// The reasons of `nsod_tracks_ended_total`, created at 0 (nsod-track's `EndReason`s).
+pub const TRACK_END_REASONS: [&str; 2] = ["lost", "finished"];
+
+/// `nsod track`.
+#[derive(Debug, Clone)]
+pub struct TrackingMetrics {
+    pub frames: Counter,
+    pub frame_duration: Histogram,
+    pub active: Gauge,
+    pub started: Counter,
+    pub ended: Family<ReasonLabel, Counter>,
+    pub update: Histogram,
+}
+
 /// All families, registered in `registry`.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    pub tracking: TrackingMetrics,
     pub build_info: Family<BuildLabels, Gauge>,
     pub inference: InferenceMetrics,
     pub pipeline: PipelineMetrics,
@@ -358,12 +373,21 @@ impl Catalog {
         let _ = v.requests.get_or_create(&Default::default());
         let _ = v.duration.get_or_create(&Default::default());
         let _ = v.rejected.get_or_create(&Default::default());
+        let _ = self.tracking.ended.get_or_create(&Default::default());
         let _ = self.build_info.get_or_create(&Default::default());
         let _ = self.errors.get_or_create(&Default::default());
     }
 
     pub fn register(r: &mut Registry) -> Self {
         let c = Self {
+            tracking: TrackingMetrics {
+                frames: Counter::default(),
+                frame_duration: Histogram::new(IMAGE_SECONDS.iter().copied()),
+                active: Gauge::default(),
+                started: Counter::default(),
+                ended: Family::default(),
+                update: fast_seconds(),
+            },
             build_info: Family::default(),
             inference: InferenceMetrics {
                 duration: Family::new_with_constructor(image_seconds),
@@ -657,6 +681,33 @@ impl Catalog {
             "nsod_requests_rejected",
             "Requests refused, by reason (queue_full, timeout, body_too_large, unauthorized, bad_request, not_found, over_budget, client_gone, header_timeout, body_timeout, uploads_full, header_too_large)",
             v.rejected.clone(),
+        );
+        let k = &c.tracking;
+        r.register(
+            "nsod_frames",
+            "Frames of a sequence tracked by nsod track (failed frames included)",
+            k.frames.clone(),
+        );
+        r.register(
+            "nsod_frame_duration_seconds",
+            "Time between two consecutive frames leaving the tracker (the sequence's processing pace)",
+            k.frame_duration.clone(),
+        );
+        r.register(
+            "nsod_tracks_active",
+            "Confirmed tracks alive after the last frame (matched or lost)",
+            k.active.clone(),
+        );
+        r.register("nsod_tracks_started", "Tracks confirmed", k.started.clone());
+        r.register(
+            "nsod_tracks_ended",
+            "Tracks ended, by reason (lost: unmatched longer than --max-lost; finished: the sequence ended)",
+            k.ended.clone(),
+        );
+        r.register(
+            "nsod_track_update_duration_seconds",
+            "Time of one tracker update (association and filters for one frame)",
+            k.update.clone(),
         );
         r.register(
             "nsod_worker_busy_ratio",

@@ -134,6 +134,15 @@ pub struct InferMetrics {
     graph_edges: Histogram,
     relations: Vec<Counter>,
     facts: Counter,
+    // Tracking.
+    frames: Counter,
+    frame_duration: Histogram,
+    tracks_active: Gauge,
+    tracks_started: Counter,
+    /// In `TRACK_END_REASONS` order.
+    tracks_ended: Vec<Counter>,
+    track_update: Histogram,
+    last_frame: Arc<Mutex<Option<Instant>>>,
 }
 
 impl InferMetrics {
@@ -225,6 +234,58 @@ impl InferMetrics {
                 })
                 .collect(),
             facts: g.prolog_facts.clone(),
+            frames: m.tracking.frames.clone(),
+            frame_duration: m.tracking.frame_duration.clone(),
+            tracks_active: m.tracking.active.clone(),
+            tracks_started: m.tracking.started.clone(),
+            tracks_ended: crate::catalog::TRACK_END_REASONS
+                .iter()
+                .map(|r| {
+                    m.tracking
+                        .ended
+                        .get_or_create(&ReasonLabel {
+                            reason: (*r).into(),
+                        })
+                        .clone()
+                })
+                .collect(),
+            track_update: m.tracking.update.clone(),
+            last_frame: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// One frame of `nsod track` left the tracker: `update_seconds` of tracker work, `active` confirmed tracks,
+    /// `started` confirmed in it, `ended` by reason name (`TRACK_END_REASONS`); a failed frame counts as a frame.
+    pub fn tracked_frame(
+        &self,
+        failed: bool,
+        update_seconds: f64,
+        active: usize,
+        started: usize,
+        ended: &[(&str, usize)],
+    ) {
+        self.frames.inc();
+        if let Ok(mut last) = self.last_frame.lock() {
+            let now = Instant::now();
+            if let Some(t) = *last {
+                self.frame_duration.observe((now - t).as_secs_f64());
+            }
+            *last = Some(now);
+        }
+        if failed {
+            return;
+        }
+        self.track_update.observe(update_seconds);
+        self.tracks_active
+            .set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.tracks_started.inc_by(started as u64);
+        for (reason, n) in ended {
+            if let Some(i) = crate::catalog::TRACK_END_REASONS
+                .iter()
+                .position(|r| r == reason)
+            {
+                self.tracks_ended[i].inc_by(*n as u64);
+            }
         }
     }
 

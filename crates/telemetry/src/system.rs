@@ -319,6 +319,7 @@ mod families_tests {
         assert!(has("nsod_model_busy_ratio", "gauge"));
         // The batch result nsod merge pushes (8 gauges).
         assert!(has("nsod_batch_last_success_timestamp_seconds", "gauge"));
-        assert_eq!(f.len(), 72, "{f:#?}");
+        assert!(has("nsod_tracks_ended_total", "counter"));
+        assert_eq!(f.len(), 78, "{f:#?}");
     }
 }

@@ -35,13 +35,34 @@ impl CameraMotion {
 }
 
 /// Which geometry the tracker keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Geometry {
     /// Centre, size and angle (the default).
     #[default]
     Oriented,
     /// The axis-aligned hull of each detection, angle fixed at 0: the usual trackers' state, for comparison.
     Axis,
+}
+
+impl std::fmt::Display for Geometry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Oriented => "oriented",
+            Self::Axis => "axis",
+        })
+    }
+}
+
+impl std::str::FromStr for Geometry {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "oriented" => Ok(Self::Oriented),
+            "axis" => Ok(Self::Axis),
+            _ => Err(format!("{s:?} is not oriented or axis")),
+        }
+    }
 }
 
 /// Tracker parameters, with their defaults (ByteTrack's and OC-SORT's published settings where they have one).

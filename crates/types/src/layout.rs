@@ -41,6 +41,14 @@ pub const LABELS_OBB_DIR: &str = "labels-obb/";
 pub const VIS_DIR: &str = "vis/";
 pub const KG_SVG_DIR: &str = "kg_svg/";
 pub const GEOJSON: &str = "detections.geojson";
+/// `nsod track`: per frame, the tracks (`tracks.jsonl`).
+pub const TRACKS: &str = "tracks.jsonl";
+/// `nsod track`: MOTChallenge text, the axis-aligned hull of each tracked box.
+pub const MOT: &str = "mot.txt";
+/// `nsod track`: the oriented variant, `frame,id,x1,y1,...,x4,y4,conf,class`.
+pub const MOT_OBB: &str = "mot_obb.txt";
+/// `nsod track`: one row per track.
+pub const TRACK_SUMMARY: &str = "track_summary.csv";
 pub const GPKG: &str = "detections.gpkg";
 /// A sharded run's plan, in its run folder.
 pub const PLAN: &str = "plan.json";

@@ -1,0 +1,707 @@
+//! `nsod track`'s side of the pipeline: the frames of a sequence in time order, and the sink that tracks the
+//! frames' detections (in frame order, whatever order the runner finishes them in) and writes the tracks beside the
+//! run folder's own outputs.
+
+use crate::config::TrackOn;
+use crate::inputs::Job;
+use crate::sink::{Failure, RunDirSink, RunInfo, RunSummary, Sink, SinkError};
+use image::RgbImage;
+use nsod_track::{EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker};
+use nsod_types::layout;
+use nsod_types::outcome::ImageOutcome;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Why a sequence cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SequenceError {
+    #[error("{}: cannot read", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    List {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// One frame: the image and its time in seconds from the sequence's start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub job: Job,
+    pub time: f64,
+}
+
+/// A sequence of frames in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub frames: Vec<Frame>,
+    /// The frame rate used for frames without times (`None` for a list file with times).
+    pub fps: Option<f64>,
+    /// Where the times come from: `list`, `seqinfo.ini`, `--fps` or `default`.
+    pub times_from: &'static str,
+}
+
+/// Frames per second when nothing says.
+pub const DEFAULT_FPS: f64 = 30.0;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SequenceError + '_ {
+    move |source| SequenceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a sequence: a folder of frames (natural order: `frame2` before `frame10`), a MOTChallenge sequence folder
+/// (`img1/` and `seqinfo.ini`, whose `frameRate` gives the times unless `fps` is set) or a list file (one frame per
+/// line: `PATH [SECONDS]`, paths relative to the file; with times on every line they are the frames' times and
+/// must not decrease).
+pub fn sequence(
+    input: &Path,
+    fps: Option<f64>,
+    is_image: impl Fn(&Path) -> bool,
+) -> Result<Sequence, SequenceError> {
+    let meta = std::fs::metadata(input).map_err(io(input))?;
+    if meta.is_file() {
+        return list_file(input, fps);
+    }
+    let (dir, info_fps) = if input.join("img1").is_dir() && input.join("seqinfo.ini").is_file() {
+        let info = input.join("seqinfo.ini");
+        let text = std::fs::read_to_string(&info).map_err(io(&info))?;
+        let rate = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == "frameRate")
+            .map(|(_, v)| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .ok_or_else(|| SequenceError::Invalid {
+                        path: info.clone(),
+                        message: format!("frameRate={:?} is not a positive number", v.trim()),
+                    })
+            })
+            .transpose()?;
+        (input.join("img1"), rate)
+    } else {
+        (input.to_path_buf(), None)
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    if files.is_empty() {
+        return Err(SequenceError::Invalid {
+            path: dir,
+            message: "no image frames".into(),
+        });
+    }
+    files.sort_by(|a, b| {
+        natord::compare(
+            &a.file_name().unwrap_or_default().to_string_lossy(),
+            &b.file_name().unwrap_or_default().to_string_lossy(),
+        )
+    });
+    let (rate, times_from) = match (fps, info_fps) {
+        (Some(f), _) => (f, "--fps"),
+        (None, Some(r)) => (r, "seqinfo.ini"),
+        (None, None) => (DEFAULT_FPS, "default"),
+    };
+    let frames = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| Frame {
+            job: Job {
+                name: path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                path,
+            },
+            time: i as f64 / rate,
+        })
+        .collect();
+    Ok(Sequence {
+        frames,
+        fps: Some(rate),
+        times_from,
+    })
+}
+
+fn list_file(path: &Path, fps: Option<f64>) -> Result<Sequence, SequenceError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut entries: Vec<(PathBuf, Option<f64>, usize)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| SequenceError::List {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let (file, time) = match l.rsplit_once(char::is_whitespace) {
+            Some((f, t)) if t.parse::<f64>().is_ok() => {
+                let t: f64 = t.parse().unwrap_or_default();
+                if !t.is_finite() {
+                    return Err(err(format!("time {t} is not finite")));
+                }
+                (f.trim(), Some(t))
+            }
+            _ => (l, None),
+        };
+        let p = Path::new(file);
+        if p.is_absolute()
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(err(format!(
+                "{file:?}: frames are named relative to the list's folder, without `..`"
+            )));
+        }
+        entries.push((base.join(p), time, i + 1));
+    }
+    if entries.is_empty() {
+        return Err(SequenceError::Invalid {
+            path: path.to_path_buf(),
+            message: "no frames listed".into(),
+        });
+    }
+    let timed = entries.iter().filter(|e| e.1.is_some()).count();
+    if timed != 0 && timed != entries.len() {
+        let line = entries.iter().find(|e| e.1.is_none()).map_or(0, |e| e.2);
+        return Err(SequenceError::List {
+            path: path.to_path_buf(),
+            line,
+            message: "no time: give a time on every line or on none".into(),
+        });
+    }
+    let rate = fps.unwrap_or(DEFAULT_FPS);
+    let first = entries[0].1.unwrap_or(0.0);
+    let mut frames = Vec::with_capacity(entries.len());
+    let mut names = HashMap::new();
+    let mut previous = f64::NEG_INFINITY;
+    for (k, (p, t, line)) in entries.into_iter().enumerate() {
+        let time = t.map_or(k as f64 / rate, |t| t - first);
+        if time < previous {
+            return Err(SequenceError::List {
+                path: path.to_path_buf(),
+                line,
+                message: format!("time {} s is before the previous frame's", time + first),
+            });
+        }
+        previous = time;
+        let name = p
+            .strip_prefix(base)
+            .unwrap_or(&p)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if let Some(other) = names.insert(name.clone(), line) {
+            return Err(SequenceError::List {
+                path: path.to_path_buf(),
+                line,
+                message: format!("{name} is listed twice (line {other})"),
+            });
+        }
+        frames.push(Frame {
+            job: Job { path: p, name },
+            time,
+        });
+    }
+    Ok(Sequence {
+        frames,
+        fps: (timed == 0).then_some(rate),
+        times_from: if timed == 0 {
+            if fps.is_some() { "--fps" } else { "default" }
+        } else {
+            "list"
+        },
+    })
+}
+
+/// What one tracked frame did, for the front end's metrics and progress.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameReport {
+    /// Seconds the tracker's update took.
+    pub update_seconds: f64,
+    /// Confirmed tracks alive after the frame (matched or lost).
+    pub active: usize,
+    pub started: usize,
+    /// Tracks ended in this frame, by reason.
+    pub ended: [(&'static str, usize); 2],
+    /// The frame failed (decode or inference) and was left out of the tracks.
+    pub failed: bool,
+}
+
+/// Totals of a tracked run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrackTotals {
+    pub frames: usize,
+    pub failed_frames: usize,
+    pub tracks: usize,
+    pub ended: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Life {
+    class_votes: BTreeMap<u32, f64>,
+    first_time: f64,
+    last_time: f64,
+    frames: usize,
+    path: f64,
+    first_centre: (f64, f64),
+    last_centre: Option<(f64, f64, f64)>,
+}
+
+/// Tracks the frames' detections and writes `tracks.jsonl`, `mot.txt`, `mot_obb.txt` and `track_summary.csv`
+/// into the run folder, around a [`RunDirSink`] that writes everything `nsod infer` writes.
+pub struct TrackSink {
+    inner: RunDirSink,
+    tracker: Tracker,
+    on: TrackOn,
+    index: HashMap<String, usize>,
+    times: Vec<f64>,
+    pending: BTreeMap<usize, Option<(String, Vec<Observation>)>>,
+    next: usize,
+    class_names: BTreeMap<u32, String>,
+    writers: Option<[BufWriter<std::fs::File>; 3]>,
+    lives: BTreeMap<u64, Life>,
+    ended: Vec<EndedTrack>,
+    totals: TrackTotals,
+    report: Box<dyn FnMut(&FrameReport)>,
+}
+
+fn write_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> SinkError {
+    move |source| SinkError::Io { path, source }
+}
+
+impl std::fmt::Debug for TrackSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackSink")
+            .field("next", &self.next)
+            .field("pending", &self.pending.len())
+            .field("totals", &self.totals)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrackSink {
+    /// `frames` in time order (their job names are the run's image names); `report` sees every frame.
+    pub fn new(
+        inner: RunDirSink,
+        tracker: Tracker,
+        on: TrackOn,
+        frames: &[Frame],
+        report: Box<dyn FnMut(&FrameReport)>,
+    ) -> Self {
+        Self {
+            inner,
+            tracker,
+            on,
+            index: frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.job.name.clone(), i))
+                .collect(),
+            times: frames.iter().map(|f| f.time).collect(),
+            pending: BTreeMap::new(),
+            next: 0,
+            class_names: BTreeMap::new(),
+            writers: None,
+            lives: BTreeMap::new(),
+            ended: Vec::new(),
+            totals: TrackTotals::default(),
+            report,
+        }
+    }
+
+    pub fn totals(&self) -> &TrackTotals {
+        &self.totals
+    }
+
+    /// The run folder's sink (its warnings, where it writes).
+    pub fn run_dir(&mut self) -> &mut RunDirSink {
+        &mut self.inner
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.inner.writing_to().join(name)
+    }
+
+    /// Tracks every frame that is next in order.
+    fn drain(&mut self) -> Result<(), SinkError> {
+        while let Some(entry) = self.pending.remove(&self.next) {
+            let frame = self.next;
+            self.next += 1;
+            let Some((image, obs)) = entry else {
+                self.totals.failed_frames += 1;
+                (self.report)(&FrameReport {
+                    update_seconds: 0.0,
+                    active: 0,
+                    started: 0,
+                    ended: EndReason::ALL.map(|r| (r.as_str(), 0)),
+                    failed: true,
+                });
+                continue;
+            };
+            let time = self.times[frame];
+            let start = Instant::now();
+            let out = self
+                .tracker
+                .update(time, &obs, None)
+                .map_err(|e| SinkError::Io {
+                    path: self.file(layout::TRACKS),
+                    source: std::io::Error::other(e),
+                })?;
+            let update_seconds = start.elapsed().as_secs_f64();
+            self.write_frame(frame, time, &image, &obs, &out)?;
+            let mut ended = EndReason::ALL.map(|r| (r.as_str(), 0usize));
+            for e in &out.ended {
+                if let Some(slot) = ended.iter_mut().find(|s| s.0 == e.reason.as_str()) {
+                    slot.1 += 1;
+                }
+            }
+            self.ended.extend(out.ended.iter().cloned());
+            self.totals.frames += 1;
+            self.totals.tracks += out.started.len();
+            (self.report)(&FrameReport {
+                update_seconds,
+                active: out.tracks.len(),
+                started: out.started.len(),
+                ended,
+                failed: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn write_frame(
+        &mut self,
+        frame: usize,
+        time: f64,
+        image: &str,
+        obs: &[Observation],
+        out: &FrameTracks,
+    ) -> Result<(), SinkError> {
+        let names = self.class_names.clone();
+        let class_name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
+        let mut rows = Vec::new();
+        let mut mot = String::new();
+        let mut mot_obb = String::new();
+        for t in &out.tracks {
+            let c = t.obb.corners();
+            rows.push(json!({
+                "id": t.id,
+                "class_id": t.class_id,
+                "class": class_name(t.class_id),
+                "obb": [t.obb.cx, t.obb.cy, t.obb.w, t.obb.h, t.obb.angle],
+                "poly": c.iter().flat_map(|p| [p.x, p.y]).collect::<Vec<_>>(),
+                "score": t.score,
+                "state": t.state,
+                "detection": t.detection,
+                "age": t.age,
+                "hits": t.hits,
+                "velocity": [t.velocity.0, t.velocity.1],
+                "heading": t.heading,
+            }));
+            if t.state != TrackState::Tracked {
+                continue;
+            }
+            // The detection itself, as MOTChallenge files hold detections, not filtered states.
+            let b = t.detection.map_or(t.obb, |d| obs[d].obb);
+            let a = b.aabb();
+            mot.push_str(&format!(
+                "{},{},{:.2},{:.2},{:.2},{:.2},{:.4},-1,-1,-1\n",
+                frame + 1,
+                t.id,
+                a.x1,
+                a.y1,
+                a.width(),
+                a.height(),
+                t.score
+            ));
+            let p = b.corners();
+            mot_obb.push_str(&format!(
+                "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.4},{}\n",
+                frame + 1,
+                t.id,
+                p[0].x,
+                p[0].y,
+                p[1].x,
+                p[1].y,
+                p[2].x,
+                p[2].y,
+                p[3].x,
+                p[3].y,
+                t.score,
+                t.class_id
+            ));
+            let life = self.lives.entry(t.id).or_insert_with(|| Life {
+                class_votes: BTreeMap::new(),
+                first_time: time,
+                last_time: time,
+                frames: 0,
+                path: 0.0,
+                first_centre: (f64::from(b.cx), f64::from(b.cy)),
+                last_centre: None,
+            });
+            *life.class_votes.entry(t.class_id).or_default() += f64::from(t.score);
+            let (cx, cy) = (f64::from(b.cx), f64::from(b.cy));
+            if let Some((x, y, _)) = life.last_centre {
+                life.path += (cx - x).hypot(cy - y);
+            }
+            life.last_centre = Some((cx, cy, time));
+            life.last_time = time;
+            life.frames += 1;
+        }
+        let record = json!({
+            "frame": frame + 1,
+            "time": time,
+            "image": image,
+            "tracks": rows,
+        });
+        let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
+        let w = self.writers.as_mut().expect("begin opened the writers");
+        let mut line = serde_json::to_string(&record).unwrap_or_default();
+        line.push('\n');
+        for ((w, text), path) in w.iter_mut().zip([line, mot, mot_obb]).zip(paths) {
+            w.write_all(text.as_bytes()).map_err(write_err(path))?;
+        }
+        Ok(())
+    }
+
+    fn write_summary(&mut self) -> Result<(), SinkError> {
+        let path = self.file(layout::TRACK_SUMMARY);
+        let mut reasons: HashMap<u64, &'static str> = HashMap::new();
+        for e in &self.ended {
+            reasons.insert(e.id, e.reason.as_str());
+        }
+        let mut s = String::from(
+            "id,class_id,class,first_time,last_time,duration_s,frames,mean_speed_px_s,heading_deg,end\n",
+        );
+        for (id, l) in &self.lives {
+            let class = l
+                .class_votes
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+                .map_or(0, |(c, _)| *c);
+            let duration = l.last_time - l.first_time;
+            let speed = if duration > 0.0 {
+                l.path / duration
+            } else {
+                0.0
+            };
+            // The heading of the net displacement, when it is more than a pixel.
+            let (dx, dy) = l.last_centre.map_or((0.0, 0.0), |(x, y, _)| {
+                (x - l.first_centre.0, y - l.first_centre.1)
+            });
+            let heading = if dx.hypot(dy) > 1.0 {
+                format!("{:.1}", dy.atan2(dx).to_degrees())
+            } else {
+                String::new()
+            };
+            let name = self
+                .class_names
+                .get(&class)
+                .cloned()
+                .unwrap_or_else(|| class.to_string());
+            s.push_str(&format!(
+                "{id},{class},{},{:.6},{:.6},{duration:.6},{},{speed:.3},{heading},{}\n",
+                csv_field(&name),
+                l.first_time,
+                l.last_time,
+                l.frames,
+                reasons.get(id).copied().unwrap_or("finished"),
+            ));
+        }
+        nsod_types::formats::write_atomic(&path, |w| w.write_all(s.as_bytes())).map_err(|e| {
+            SinkError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            }
+        })
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+impl Sink for TrackSink {
+    fn begin(&mut self, run: &RunInfo) -> Result<(), SinkError> {
+        self.inner.begin(run)?;
+        let open = |name: &str| {
+            let path = self.file(name);
+            std::fs::File::create(&path)
+                .map(BufWriter::new)
+                .map_err(write_err(path))
+        };
+        self.writers = Some([
+            open(layout::TRACKS)?,
+            open(layout::MOT)?,
+            open(layout::MOT_OBB)?,
+        ]);
+        Ok(())
+    }
+
+    fn image(&mut self, outcome: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError> {
+        self.inner.image(outcome, image)?;
+        let dets = match (self.on, &outcome.rules) {
+            (TrackOn::Raw, Some(r)) => &r.raw,
+            _ => &outcome.detections,
+        };
+        for d in dets {
+            self.class_names
+                .entry(d.class_id)
+                .or_insert_with(|| d.class_name.clone());
+        }
+        let obs = dets
+            .iter()
+            .map(|d| Observation {
+                obb: d.obb.unwrap_or_else(|| d.bbox.to_oriented()),
+                score: d.score,
+                class_id: d.class_id,
+            })
+            .collect();
+        if let Some(&i) = self.index.get(&outcome.image) {
+            self.pending.insert(i, Some((outcome.image.clone(), obs)));
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn wants_image(&self) -> bool {
+        self.inner.wants_image()
+    }
+
+    fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
+        self.inner.failed(failure)?;
+        if let Some(&i) = self.index.get(&failure.image) {
+            self.pending.insert(i, None);
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, summary: RunSummary) -> Result<RunSummary, SinkError> {
+        if !summary.interrupted {
+            self.drain()?;
+            self.ended.extend(self.tracker.finish());
+            let mut ended: BTreeMap<&'static str, usize> =
+                EndReason::ALL.iter().map(|r| (r.as_str(), 0)).collect();
+            for e in &self.ended {
+                *ended.entry(e.reason.as_str()).or_default() += 1;
+            }
+            self.totals.ended = ended;
+        }
+        if let Some(ws) = self.writers.take() {
+            let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
+            for (w, path) in ws.into_iter().zip(paths) {
+                w.into_inner()
+                    .map_err(|e| SinkError::Io {
+                        path: path.clone(),
+                        source: e.into_error(),
+                    })?
+                    .sync_all()
+                    .map_err(write_err(path))?;
+            }
+        }
+        if !summary.interrupted {
+            self.write_summary()?;
+        }
+        let cfg = self.tracker.config();
+        self.inner.annotate(
+            "tracking",
+            json!({
+                "frames": self.totals.frames,
+                "failed_frames": self.totals.failed_frames,
+                "tracks": self.totals.tracks,
+                "ended": self.totals.ended,
+                "geometry": cfg.geometry.to_string(),
+                "outputs": [layout::TRACKS, layout::MOT, layout::MOT_OBB, layout::TRACK_SUMMARY],
+            }),
+        );
+        self.inner.finish(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_sort_naturally_and_times_come_from_seqinfo_or_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let seq = dir.path().join("SEQ");
+        std::fs::create_dir_all(seq.join("img1")).unwrap();
+        for n in ["frame10.png", "frame2.png", "frame1.png", "notes.txt"] {
+            std::fs::write(seq.join("img1").join(n), b"x").unwrap();
+        }
+        std::fs::write(
+            seq.join("seqinfo.ini"),
+            "[Sequence]\nframeRate=25\nseqLength=3\n",
+        )
+        .unwrap();
+        let is_png = |p: &Path| p.extension().is_some_and(|e| e == "png");
+        let s = sequence(&seq, None, is_png).unwrap();
+        let names: Vec<&str> = s.frames.iter().map(|f| f.job.name.as_str()).collect();
+        assert_eq!(names, ["frame1.png", "frame2.png", "frame10.png"]);
+        assert_eq!(s.frames[2].time, 2.0 / 25.0);
+        assert_eq!(s.times_from, "seqinfo.ini");
+        assert_eq!(
+            sequence(&seq, Some(10.0), is_png).unwrap().frames[1].time,
+            0.1
+        );
+        // A list with times: relative to its folder, times from the first.
+        let list = seq.join("frames.txt");
+        std::fs::write(
+            &list,
+            "# t\nimg1/frame1.png 100.0\nimg1/frame2.png 100.25\n",
+        )
+        .unwrap();
+        let s = sequence(&list, None, is_png).unwrap();
+        assert_eq!(s.frames[1].time, 0.25);
+        assert_eq!(s.frames[1].job.name, "img1/frame2.png");
+        assert_eq!(s.times_from, "list");
+        for (text, want) in [
+            (
+                "a.png 2\nb.png 1\n",
+                ":2: time 1 s is before the previous frame's",
+            ),
+            (
+                "a.png 2\nb.png\n",
+                ":2: no time: give a time on every line or on none",
+            ),
+            (
+                "../x.png\n",
+                ":1: \"../x.png\": frames are named relative to the list's folder, without `..`",
+            ),
+            ("a.png\na.png\n", ":2: a.png is listed twice (line 1)"),
+        ] {
+            std::fs::write(&list, text).unwrap();
+            let e = sequence(&list, None, is_png).unwrap_err().to_string();
+            assert!(e.ends_with(want), "{e}");
+        }
+    }
+}
