@@ -52,7 +52,17 @@ fn tracks_on_a_panning_camera_move_with_the_scene() {
     let frames = dir.path().join("frames");
     pan_frames(&frames, 12);
     let out = dir.path().join("out");
-    let o = track(&frames, &out, &["--fps", "10"]);
+    let textfile = dir.path().join("nsod.prom");
+    let o = track(
+        &frames,
+        &out,
+        &[
+            "--fps",
+            "10",
+            "--metrics-textfile",
+            textfile.to_str().unwrap(),
+        ],
+    );
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("12 frames tracked (0 failed)"), "{stdout}");

@@ -115,6 +115,10 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let totals = sink.totals().clone();
+    if let (Some(h), false) = (&handles, summary.interrupted) {
+        // The tracks the sequence's end finished (the others were counted frame by frame).
+        h.tracking_finished(totals.ended.get("finished").copied().unwrap_or(0));
+    }
     let secs = summary.seconds;
     crate::ui::summary!(
         "{} frames tracked ({} failed) in {secs:.2} s ({:.2} frames/s): {} tracks ({})",

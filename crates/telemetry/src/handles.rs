@@ -254,6 +254,18 @@ impl InferMetrics {
         }
     }
 
+    /// The sequence is over: its `finished` remaining tracks end, and no track is active any more (what tells a
+    /// finished run from a stalled one).
+    pub fn tracking_finished(&self, finished: usize) {
+        if let Some(i) = crate::catalog::TRACK_END_REASONS
+            .iter()
+            .position(|r| *r == "finished")
+        {
+            self.tracks_ended[i].inc_by(finished as u64);
+        }
+        self.tracks_active.set(0);
+    }
+
     /// One frame of `nsod track` left the tracker: `update_seconds` of tracker work, `active` confirmed tracks,
     /// `started` confirmed in it, `ended` by reason name (`TRACK_END_REASONS`); a failed frame counts as a frame.
     pub fn tracked_frame(
