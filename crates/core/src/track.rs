@@ -83,7 +83,8 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let on = config.track.on;
-    let mut sink = TrackSink::new(run_dir, tracker, on, &seq.frames, report);
+    let cmc = config.track.cmc == nsod_pipeline::config::Cmc::On;
+    let mut sink = TrackSink::new(run_dir, tracker, on, cmc, &seq.frames, report);
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return config_error(error_chain(&e)),

@@ -235,6 +235,36 @@ impl std::str::FromStr for TrackOn {
     }
 }
 
+/// Camera-motion compensation of `nsod track`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cmc {
+    /// Estimate each frame's camera motion and apply it to the predictions (the default).
+    #[default]
+    On,
+    Off,
+}
+
+impl std::fmt::Display for Cmc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
+impl std::str::FromStr for Cmc {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("{s:?} is not on or off")),
+        }
+    }
+}
+
 /// `nsod track`'s tracker (`[track]`); the values map onto `nsod_track::TrackerConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,6 +273,7 @@ pub struct TrackSettings {
     /// when this is not set).
     pub fps: Option<f64>,
     pub on: TrackOn,
+    pub cmc: Cmc,
     pub geometry: nsod_track::Geometry,
     pub high_score: f32,
     pub low_score: f32,
@@ -259,6 +290,7 @@ impl Default for TrackSettings {
         Self {
             fps: None,
             on: TrackOn::Refined,
+            cmc: Cmc::On,
             geometry: t.geometry,
             high_score: t.high_score,
             low_score: t.low_score,

@@ -15,6 +15,7 @@
 //! The crate never prints and never touches metrics: front ends observe the run ([`runner::Observer`]) and record
 //! outcomes with nsod-telemetry's handles.
 
+pub mod cmc;
 pub mod config;
 pub mod folder;
 pub mod inputs;

@@ -227,6 +227,7 @@ named_value!(
     Schedule,
     IoMode,
     crate::config::TrackOn,
+    crate::config::Cmc,
     nsod_track::Geometry
 );
 
@@ -963,6 +964,17 @@ pub static SETTINGS: &[Setting] = &[
         "Scores the tracker's thresholds apply to: refined (after the rules, the default) or raw (the detector's)."
     ),
     setting!(
+        "track.cmc",
+        Result,
+        Track,
+        Some("cmc"),
+        None,
+        Value,
+        "on|off",
+        |c| c.track.cmc,
+        "Camera-motion compensation: each frame's global motion (translation, rotation, scale; Fourier-Mellin phase correlation) applied to the tracks' predictions."
+    ),
+    setting!(
         "track.geometry",
         Result,
         Track,
@@ -1566,6 +1578,7 @@ mod tests {
             "raster.window_above_pixels" => "1000",
             "track.fps" => "25",
             "track.on" => "raw",
+            "track.cmc" => "off",
             "track.geometry" => "axis",
             "track.high_score" => "0.6",
             "track.low_score" => "0.2",

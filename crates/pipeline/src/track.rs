@@ -2,11 +2,14 @@
 //! frames' detections (in frame order, whatever order the runner finishes them in) and writes the tracks beside the
 //! run folder's own outputs.
 
+use crate::cmc::{self, Prepared};
 use crate::config::TrackOn;
 use crate::inputs::Job;
 use crate::sink::{Failure, RunDirSink, RunInfo, RunSummary, Sink, SinkError};
 use image::RgbImage;
-use nsod_track::{EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker};
+use nsod_track::{
+    CameraMotion, EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker,
+};
 use nsod_types::layout;
 use nsod_types::outcome::ImageOutcome;
 use serde_json::json;
@@ -270,6 +273,17 @@ struct Life {
     last_centre: Option<(f64, f64, f64)>,
 }
 
+/// A frame waiting for its turn.
+struct Pending {
+    image: String,
+    observations: Vec<Observation>,
+    /// For camera-motion compensation: the frame prepared, and detection pixels per prepared-frame pixel.
+    pixels: Option<(Prepared, f64)>,
+}
+
+/// The camera motion below this peak of the translation's correlation is not trusted (no compensation).
+pub const MIN_CMC_CONFIDENCE: f32 = 0.05;
+
 /// Tracks the frames' detections and writes `tracks.jsonl`, `mot.txt`, `mot_obb.txt` and `track_summary.csv`
 /// into the run folder, around a [`RunDirSink`] that writes everything `nsod infer` writes.
 pub struct TrackSink {
@@ -278,7 +292,11 @@ pub struct TrackSink {
     on: TrackOn,
     index: HashMap<String, usize>,
     times: Vec<f64>,
-    pending: BTreeMap<usize, Option<(String, Vec<Observation>)>>,
+    pending: BTreeMap<usize, Option<Pending>>,
+    /// Camera-motion compensation on.
+    cmc: bool,
+    /// The last tracked frame's prepared pixels and the factor from them to the detections' pixels.
+    previous: Option<(Prepared, f64)>,
     next: usize,
     class_names: BTreeMap<u32, String>,
     writers: Option<[BufWriter<std::fs::File>; 3]>,
@@ -308,6 +326,7 @@ impl TrackSink {
         inner: RunDirSink,
         tracker: Tracker,
         on: TrackOn,
+        cmc: bool,
         frames: &[Frame],
         report: Box<dyn FnMut(&FrameReport)>,
     ) -> Self {
@@ -315,6 +334,8 @@ impl TrackSink {
             inner,
             tracker,
             on,
+            cmc,
+            previous: None,
             index: frames
                 .iter()
                 .enumerate()
@@ -350,7 +371,12 @@ impl TrackSink {
         while let Some(entry) = self.pending.remove(&self.next) {
             let frame = self.next;
             self.next += 1;
-            let Some((image, obs)) = entry else {
+            let Some(Pending {
+                image,
+                observations: obs,
+                pixels,
+            }) = entry
+            else {
                 self.totals.failed_frames += 1;
                 (self.report)(&FrameReport {
                     update_seconds: 0.0,
@@ -362,16 +388,42 @@ impl TrackSink {
                 continue;
             };
             let time = self.times[frame];
+            let camera = match (&self.previous, &pixels) {
+                (Some((prev, _)), Some((cur, factor))) => {
+                    cmc::estimate(prev, cur).map(|e| (e, *factor))
+                }
+                _ => None,
+            };
+            let motion = camera.and_then(|(e, factor)| {
+                (e.confidence >= MIN_CMC_CONFIDENCE).then_some(CameraMotion {
+                    tx: e.motion.tx * factor,
+                    ty: e.motion.ty * factor,
+                    ..e.motion
+                })
+            });
+            if pixels.is_some() {
+                self.previous = pixels;
+            }
             let start = Instant::now();
             let out = self
                 .tracker
-                .update(time, &obs, None)
+                .update(time, &obs, motion.as_ref())
                 .map_err(|e| SinkError::Io {
                     path: self.file(layout::TRACKS),
                     source: std::io::Error::other(e),
                 })?;
             let update_seconds = start.elapsed().as_secs_f64();
-            self.write_frame(frame, time, &image, &obs, &out)?;
+            let camera_json = camera.map(|(e, _)| {
+                json!({
+                    "applied": motion.is_some(),
+                    "confidence": e.confidence,
+                    "scale": e.motion.scale,
+                    "rotation": e.motion.rotation,
+                    "tx": motion.map_or(e.motion.tx, |m| m.tx),
+                    "ty": motion.map_or(e.motion.ty, |m| m.ty),
+                })
+            });
+            self.write_frame(frame, time, &image, &obs, &out, camera_json)?;
             let mut ended = EndReason::ALL.map(|r| (r.as_str(), 0usize));
             for e in &out.ended {
                 if let Some(slot) = ended.iter_mut().find(|s| s.0 == e.reason.as_str()) {
@@ -399,6 +451,7 @@ impl TrackSink {
         image: &str,
         obs: &[Observation],
         out: &FrameTracks,
+        camera: Option<serde_json::Value>,
     ) -> Result<(), SinkError> {
         let names = self.class_names.clone();
         let class_name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
@@ -475,6 +528,7 @@ impl TrackSink {
             "frame": frame + 1,
             "time": time,
             "image": image,
+            "camera": camera,
             "tracks": rows,
         });
         let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
@@ -585,14 +639,28 @@ impl Sink for TrackSink {
             })
             .collect();
         if let Some(&i) = self.index.get(&outcome.image) {
-            self.pending.insert(i, Some((outcome.image.clone(), obs)));
+            // The image may be a decimated preview (rasters): its pixels are scaled to the detections'.
+            let pixels = image.filter(|_| self.cmc).map(|img| {
+                (
+                    cmc::prepare(img),
+                    f64::from(outcome.size.width) / f64::from(img.width().max(1)),
+                )
+            });
+            self.pending.insert(
+                i,
+                Some(Pending {
+                    image: outcome.image.clone(),
+                    observations: obs,
+                    pixels,
+                }),
+            );
             self.drain()?;
         }
         Ok(())
     }
 
     fn wants_image(&self) -> bool {
-        self.inner.wants_image()
+        self.cmc || self.inner.wants_image()
     }
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
@@ -639,6 +707,7 @@ impl Sink for TrackSink {
                 "tracks": self.totals.tracks,
                 "ended": self.totals.ended,
                 "geometry": cfg.geometry.to_string(),
+                "cmc": self.cmc,
                 "outputs": [layout::TRACKS, layout::MOT, layout::MOT_OBB, layout::TRACK_SUMMARY],
             }),
         );

@@ -93,8 +93,6 @@ pub struct TrackerConfig {
     /// Cost of a class change in an association (class-agnostic matching; the track's class is the score-weighted
     /// vote of its detections).
     pub class_change_cost: f64,
-    /// Gating: a detection is a candidate for a track only inside `gate` box sizes around the prediction.
-    pub gate: f64,
     pub noise: Noise,
 }
 
@@ -113,7 +111,6 @@ impl Default for TrackerConfig {
             max_lost_seconds: 1.0,
             momentum: 0.2,
             class_change_cost: 0.1,
-            gate: 2.0,
             noise: Noise::default(),
         }
     }
@@ -138,7 +135,7 @@ pub enum TrackError {
 
 impl TrackerConfig {
     pub fn validate(&self) -> Result<(), TrackError> {
-        let checks: [(&'static str, f64, f64, f64); 11] = [
+        let checks: [(&'static str, f64, f64, f64); 10] = [
             ("high score", f64::from(self.high_score), 0.0, 1.0),
             ("low score", f64::from(self.low_score), 0.0, 1.0),
             ("new track score", f64::from(self.new_track_score), 0.0, 1.0),
@@ -149,7 +146,6 @@ impl TrackerConfig {
             ("max lost seconds", self.max_lost_seconds, 0.0, 86_400.0),
             ("momentum", self.momentum, 0.0, 1.0),
             ("class change cost", self.class_change_cost, 0.0, 1.0),
-            ("gate", self.gate, 0.1, 100.0),
         ];
         for (name, value, lo, hi) in checks {
             if !(value >= lo && value <= hi) {
@@ -346,10 +342,6 @@ fn buffered(m: &Measure, b: f64) -> Measure {
     }
 }
 
-fn iou(a: &Measure, b: &Measure) -> f64 {
-    f64::from(rotated_iou(&to_obb(a), &to_obb(b)))
-}
-
 /// The multi-object tracker. Feed it frames in time order with [`Tracker::update`]; [`Tracker::finish`] ends the
 /// remaining tracks.
 #[derive(Debug, Clone)]
@@ -493,37 +485,37 @@ impl Tracker {
         if rows.is_empty() || cols.is_empty() {
             return Vec::new();
         }
-        let gate = self.cfg.gate;
-        let gate_box = |m: &Measure| {
-            let r = 0.5 * (m.w.hypot(m.h)) * (1.0 + 2.0 * buffer) * gate.max(1.0);
-            BBox::new(
-                (m.cx - r) as f32,
-                (m.cy - r) as f32,
-                (m.cx + r) as f32,
-                (m.cy + r) as f32,
-            )
+        // Boxes as the stage compares them (buffered or not), once each; a pair is a candidate only when their
+        // axis-aligned hulls overlap (the grid finds those), the necessary condition for a positive IoU.
+        let as_obb = |m: &Measure| {
+            if buffer > 0.0 {
+                to_obb(&buffered(m, buffer))
+            } else {
+                to_obb(m)
+            }
         };
-        let det_boxes: Vec<BBox> = cols.iter().map(|&c| gate_box(&dets[c])).collect();
+        let det_obbs: Vec<OrientedBox> = cols.iter().map(|&c| as_obb(&dets[c])).collect();
+        let det_boxes: Vec<BBox> = det_obbs.iter().map(OrientedBox::aabb).collect();
         let mut grid = Grid::new(&det_boxes);
         let mut edges = Vec::new();
         for (i, &r) in rows.iter().enumerate() {
             let t = &self.tracks[r];
-            let tb = box_of(t);
-            let q = gate_box(&tb);
+            let tb = as_obb(&box_of(t));
+            let q = tb.aabb();
             let dir = if momentum { t.direction() } else { None };
             let last = t.last().z;
             let class = t.class_id();
             grid.for_each_near(&q, |j| {
-                let d = &dets[cols[j]];
-                let z = nearest_equivalent(*d, &tb);
-                let sim = if buffer > 0.0 {
-                    iou(&buffered(&tb, buffer), &buffered(&z, buffer))
-                } else {
-                    iou(&tb, &z)
-                };
+                let b = &det_boxes[j];
+                if b.x1 >= q.x2 || q.x1 >= b.x2 || b.y1 >= q.y2 || q.y1 >= b.y2 {
+                    return;
+                }
+                // IoU does not depend on how the rectangle is expressed (sides, angle).
+                let sim = f64::from(rotated_iou(&tb, &det_obbs[j]));
                 if sim < threshold || sim <= 0.0 {
                     return;
                 }
+                let d = &dets[cols[j]];
                 let o = &obs[cols[j]];
                 let mut score = sim;
                 if let Some((ux, uy)) = dir {
