@@ -1,0 +1,79 @@
+"""The Python stack nsod track replaces, on the same frames and ONNX model, for a frames-per-second ratio:
+supervision's InferenceSlicer (slices of the model's size, overlap 20 %, NMS across slices) with a callback that
+runs the model through onnxruntime (Ultralytics' letterbox, the OBB output decoded to axis-aligned boxes, NMS per
+slice), then Roboflow trackers' ByteTrackTracker.
+
+Run by benches/track.sh in the tracking virtualenv (trackers 2.6.1, supervision, onnxruntime 1.31.1).
+
+    track_compare.py MODEL FRAMES_DIR CONF THREADS
+
+Prints `python <seconds> s, <frames> frames, <fps> frames/s, <ids> track ids`.
+"""
+
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import supervision as sv
+from trackers import ByteTrackTracker
+
+model_path, frames_dir, conf, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = threads
+sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+inp = sess.get_inputs()[0]
+size = inp.shape[2]
+
+
+def letterbox(im):
+    h, w = im.shape[:2]
+    r = min(size / h, size / w)
+    new = (int(round(w * r)), int(round(h * r)))
+    dw, dh = (size - new[0]) / 2, (size - new[1]) / 2
+    if (w, h) != new:
+        im = cv2.resize(im, new, interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    im = cv2.copyMakeBorder(im, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    return im, r, left, top
+
+
+def callback(image):
+    im, r, left, top = letterbox(image)
+    x = np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255.0
+    out = sess.run(None, {inp.name: x})[0][0]
+    nc = out.shape[0] - 5
+    scores = out[4 : 4 + nc]
+    cls = scores.argmax(0)
+    best = scores.max(0)
+    keep = best >= conf
+    cx, cy, w, h, a = out[0][keep], out[1][keep], out[2][keep], out[3][keep], out[4 + nc][keep]
+    # The rotated box's axis-aligned hull, in the slice's pixels.
+    hw = (np.abs(w * np.cos(a)) + np.abs(h * np.sin(a))) / 2
+    hh = (np.abs(w * np.sin(a)) + np.abs(h * np.cos(a))) / 2
+    xyxy = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
+    xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - left) / r
+    xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - top) / r
+    det = sv.Detections(xyxy=xyxy.astype(np.float32), confidence=best[keep].astype(np.float32),
+                        class_id=cls[keep].astype(int))
+    return det.with_nms(threshold=0.7, class_agnostic=False)
+
+
+slicer = sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
+                            iou_threshold=0.5)
+tracker = ByteTrackTracker()
+frames = sorted((f for f in os.listdir(frames_dir) if f.endswith(".png")), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
+images = [cv2.imread(os.path.join(frames_dir, f)) for f in frames[:1]]
+slicer(images[0])  # warm-up
+ids = set()
+t = time.perf_counter()
+for f in frames:
+    image = cv2.imread(os.path.join(frames_dir, f))
+    det = slicer(image)
+    res = tracker.update(det)
+    ids.update(int(i) for i in res.tracker_id if i >= 0)
+wall = time.perf_counter() - t
+print(f"python {wall:.3f} s, {len(frames)} frames, {len(frames) / wall:.3f} frames/s, {len(ids)} track ids")
