@@ -877,9 +877,9 @@ fn slow_and_oversized_requests_are_cut_off_by_the_servers_own_limits() {
         "server busy: 2 request bodies are being received (--max-uploads); retry later"
     );
     assert!(started.elapsed() < body_timeout, "shed without waiting");
-    drop(held);
-    // A declared Content-Length above --max-body is refused from the header: a client that waits for 100 Continue
-    // never has to send the body.
+    // A declared Content-Length above --max-body is refused from the header, even while the uploads are full (its
+    // final answer is 413, never a 503 that says to retry): a client that waits for 100 Continue never has to send
+    // the body.
     let mut c = raw_request(
         &s.base,
         "POST /v1/detect HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 1000000000\r\n\r\n",
@@ -896,6 +896,7 @@ fn slow_and_oversized_requests_are_cut_off_by_the_servers_own_limits() {
         took < body_timeout.as_secs_f64(),
         "refused before any body byte: {took} s"
     );
+    drop(held);
     // The HTTP layer's own answers: a request line too long (414), headers too large (431), a malformed head (400).
     for (head, want) in [
         (

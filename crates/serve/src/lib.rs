@@ -696,26 +696,12 @@ async fn model_ready_v(
 /// the answer rather than a reset connection (beyond this the connection is closed).
 const DRAIN_CAP: usize = 64 << 20;
 
-/// Reads the body: at most `max_uploads` bodies at once (503 above), a declared `Content-Length` above the limit
-/// refused before anything is kept (413), the whole body within `body_timeout` (408: a total deadline, which a slow
+/// Reads the body: a declared `Content-Length` above the limit refused before anything is kept (413), at most
+/// `max_uploads` bodies at once (503 above), the whole body within `body_timeout` (408: a total deadline, which a slow
 /// drip cannot stretch), never more than `max_body` bytes kept (413).
 async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes, Fail> {
     use futures_util::StreamExt;
     let limit = s.config.max_body;
-    let Ok(_upload) = s.uploads.clone().try_acquire_owned() else {
-        // Shed: the body is read and thrown away (nothing kept, bounded by DRAIN_CAP and the body deadline) so that
-        // a client sending it reads the 503 rather than a reset connection.
-        discard(s, body, headers).await;
-        return Err(fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "server busy: {} request bodies are being received (--max-uploads); retry later",
-                s.config.uploads()
-            ),
-            Some("uploads_full"),
-        )
-        .closing());
-    };
     let too_large = || {
         fail(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -738,6 +724,22 @@ async fn body_bytes(s: &Shared, body: Body, headers: &HeaderMap) -> Result<Bytes
         }
         return Err(too_large().closing());
     }
+    // After the declared size: a body that will be refused anyway gets its final answer (413), never a 503 that
+    // tells the client to retry.
+    let Ok(_upload) = s.uploads.clone().try_acquire_owned() else {
+        // Shed: the body is read and thrown away (nothing kept, bounded by DRAIN_CAP and the body deadline) so that
+        // a client sending it reads the 503 rather than a reset connection.
+        discard(s, body, headers).await;
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "server busy: {} request bodies are being received (--max-uploads); retry later",
+                s.config.uploads()
+            ),
+            Some("uploads_full"),
+        )
+        .closing());
+    };
     let read = async {
         let mut stream = body.into_data_stream();
         let mut buf: Vec<u8> = Vec::new();
