@@ -61,6 +61,7 @@ fn tracks_on_a_panning_camera_move_with_the_scene() {
             "10",
             "--metrics-textfile",
             textfile.to_str().unwrap(),
+            "--save-vis",
         ],
     );
     let (stdout, stderr) = text(&o);
@@ -106,6 +107,23 @@ fn tracks_on_a_panning_camera_move_with_the_scene() {
         );
     }
     assert!(long >= 3, "long tracks: {long}");
+    // --save-vis: every frame drawn with its tracks (boxes, ids, trails), the same size as the frame.
+    for k in 1..=12 {
+        let drawn = image::open(out.join(format!("vis/frame{k}.png")))
+            .unwrap()
+            .to_rgb8();
+        let frame = image::open(frames.join(format!("frame{k}.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(drawn.dimensions(), frame.dimensions());
+        let changed = drawn
+            .pixels()
+            .zip(frame.pixels())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(changed > 500, "frame {k}: {changed} pixels drawn");
+    }
+
     // Camera-motion compensation (on by default) finds the pan in every frame after the first, and the tracks'
     // velocities are then the trees' own: still.
     for r in &records[1..] {

@@ -53,8 +53,14 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         ..
     } = session;
     let out = config.output.out.clone();
+    if config.output.skip_existing {
+        return config_error(
+            "--skip-existing: nsod track does not resume yet (a sequence is tracked whole); run it again without it",
+        );
+    }
+    // The run folder's own vis/ is replaced by the tracks drawn by the tracking sink.
     let options = RunDirOptions {
-        skip_existing: false,
+        vis: false,
         ..RunDirOptions::infer(&config)
     };
     let mut run_dir = match RunDirSink::open(&out, options, &pipeline) {
@@ -84,7 +90,15 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     };
     let on = config.track.on;
     let cmc = config.track.cmc == nsod_pipeline::config::Cmc::On;
-    let mut sink = TrackSink::new(run_dir, tracker, on, cmc, &seq.frames, report);
+    let mut sink = TrackSink::new(
+        run_dir,
+        tracker,
+        on,
+        cmc,
+        config.output.save_vis,
+        &seq.frames,
+        report,
+    );
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return config_error(error_chain(&e)),

@@ -36,6 +36,18 @@ pub fn class_color(class_id: u32) -> Rgb<u8> {
     Rgb(PALETTE[class_id as usize % PALETTE.len()])
 }
 
+/// Draws a polyline (a track's trail) onto `img`; points that are not finite are skipped.
+pub fn draw_polyline(img: &mut RgbImage, points: &[(f32, f32)], color: Rgb<u8>) {
+    for w in points.windows(2) {
+        if [w[0].0, w[0].1, w[1].0, w[1].1]
+            .iter()
+            .all(|v| v.is_finite())
+        {
+            draw_line_segment_mut(img, w[0], w[1], color);
+        }
+    }
+}
+
 /// Draws every detection onto `img`; lines are `thickness` pixels wide (at least 1).
 pub fn draw_detections(img: &mut RgbImage, detections: &[Detection], thickness: u32) {
     if img.width() == 0 || img.height() == 0 {

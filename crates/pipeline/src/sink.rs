@@ -683,6 +683,12 @@ impl RunDirSink {
     }
 
     /// `out/sub/rel`, with its parent folders created.
+    /// Writes an annotated image of `name` into `vis/` (a front end that draws its own, e.g. tracks).
+    pub fn write_vis(&self, name: &str, img: &RgbImage) -> Result<(), SinkError> {
+        let path = self.in_subfolder(nsod_types::layout::VIS, Path::new(name))?;
+        save_vis(img, &path)
+    }
+
     fn in_subfolder(&self, sub: &str, rel: &Path) -> Result<PathBuf, SinkError> {
         // Every file named after an image goes through here: the name must stay inside the folder.
         nsod_types::quote::relative_name(&rel.to_string_lossy()).map_err(|source| {

@@ -279,7 +279,12 @@ struct Pending {
     observations: Vec<Observation>,
     /// For camera-motion compensation: the frame prepared, and detection pixels per prepared-frame pixel.
     pixels: Option<(Prepared, f64)>,
+    /// For `vis/`: the frame itself (at the detections' size).
+    picture: Option<RgbImage>,
 }
+
+/// Centres kept per track for the trails drawn in `vis/`.
+const TRAIL: usize = 30;
 
 /// The camera motion below this peak of the translation's correlation is not trusted (no compensation).
 pub const MIN_CMC_CONFIDENCE: f32 = 0.05;
@@ -295,6 +300,9 @@ pub struct TrackSink {
     pending: BTreeMap<usize, Option<Pending>>,
     /// Camera-motion compensation on.
     cmc: bool,
+    /// Annotated frames in `vis/`: tracks with their ids and trails.
+    vis: bool,
+    trails: HashMap<u64, std::collections::VecDeque<(f64, f64)>>,
     /// The last tracked frame's prepared pixels and the factor from them to the detections' pixels.
     previous: Option<(Prepared, f64)>,
     next: usize,
@@ -327,6 +335,7 @@ impl TrackSink {
         tracker: Tracker,
         on: TrackOn,
         cmc: bool,
+        vis: bool,
         frames: &[Frame],
         report: Box<dyn FnMut(&FrameReport)>,
     ) -> Self {
@@ -335,6 +344,8 @@ impl TrackSink {
             tracker,
             on,
             cmc,
+            vis,
+            trails: HashMap::new(),
             previous: None,
             index: frames
                 .iter()
@@ -375,6 +386,7 @@ impl TrackSink {
                 image,
                 observations: obs,
                 pixels,
+                picture,
             }) = entry
             else {
                 self.totals.failed_frames += 1;
@@ -424,6 +436,9 @@ impl TrackSink {
                 })
             });
             self.write_frame(frame, time, &image, &obs, &out, camera_json)?;
+            if self.vis {
+                self.draw(&image, picture, &out, motion.as_ref())?;
+            }
             let mut ended = EndReason::ALL.map(|r| (r.as_str(), 0usize));
             for e in &out.ended {
                 if let Some(slot) = ended.iter_mut().find(|s| s.0 == e.reason.as_str()) {
@@ -541,6 +556,63 @@ impl TrackSink {
         Ok(())
     }
 
+    /// `vis/`: the frame with every matched track's box, `#id class score`, and its trail (the centres of its last
+    /// frames, moved with the camera when its motion was compensated).
+    fn draw(
+        &mut self,
+        image: &str,
+        picture: Option<RgbImage>,
+        out: &FrameTracks,
+        motion: Option<&CameraMotion>,
+    ) -> Result<(), SinkError> {
+        if let Some(m) = motion {
+            let (sn, cs) = m.rotation.sin_cos();
+            for trail in self.trails.values_mut() {
+                for p in trail.iter_mut() {
+                    *p = (
+                        m.scale * (cs * p.0 - sn * p.1) + m.tx,
+                        m.scale * (sn * p.0 + cs * p.1) + m.ty,
+                    );
+                }
+            }
+        }
+        for e in &out.ended {
+            self.trails.remove(&e.id);
+        }
+        let names = &self.class_names;
+        let mut boxes = Vec::new();
+        for t in out.tracks.iter().filter(|t| t.state == TrackState::Tracked) {
+            let trail = self.trails.entry(t.id).or_default();
+            trail.push_back((f64::from(t.obb.cx), f64::from(t.obb.cy)));
+            while trail.len() > TRAIL {
+                trail.pop_front();
+            }
+            let class = names
+                .get(&t.class_id)
+                .cloned()
+                .unwrap_or_else(|| t.class_id.to_string());
+            boxes.push(nsod_types::Detection::oriented(
+                t.class_id,
+                format!("#{} {class}", t.id),
+                t.score,
+                t.obb,
+            ));
+        }
+        let Some(mut img) = picture else {
+            return Ok(());
+        };
+        for t in out.tracks.iter().filter(|t| t.state == TrackState::Tracked) {
+            let color = nsod_detect::vis::class_color(t.class_id);
+            if let Some(trail) = self.trails.get(&t.id) {
+                let points: Vec<(f32, f32)> =
+                    trail.iter().map(|p| (p.0 as f32, p.1 as f32)).collect();
+                nsod_detect::vis::draw_polyline(&mut img, &points, color);
+            }
+        }
+        nsod_detect::vis::draw_detections(&mut img, &boxes, 2);
+        self.inner.write_vis(image, &img)
+    }
+
     fn write_summary(&mut self) -> Result<(), SinkError> {
         let path = self.file(layout::TRACK_SUMMARY);
         let mut reasons: HashMap<u64, &'static str> = HashMap::new();
@@ -646,12 +718,18 @@ impl Sink for TrackSink {
                     f64::from(outcome.size.width) / f64::from(img.width().max(1)),
                 )
             });
+            let picture = image
+                .filter(|img| {
+                    self.vis && img.dimensions() == (outcome.size.width, outcome.size.height)
+                })
+                .cloned();
             self.pending.insert(
                 i,
                 Some(Pending {
                     image: outcome.image.clone(),
                     observations: obs,
                     pixels,
+                    picture,
                 }),
             );
             self.drain()?;
@@ -660,7 +738,7 @@ impl Sink for TrackSink {
     }
 
     fn wants_image(&self) -> bool {
-        self.cmc || self.inner.wants_image()
+        self.cmc || self.vis || self.inner.wants_image()
     }
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
@@ -699,6 +777,15 @@ impl Sink for TrackSink {
             self.write_summary()?;
         }
         let cfg = self.tracker.config();
+        let outputs: Vec<&str> = [
+            layout::TRACKS,
+            layout::MOT,
+            layout::MOT_OBB,
+            layout::TRACK_SUMMARY,
+        ]
+        .into_iter()
+        .chain(self.vis.then_some(layout::VIS_DIR))
+        .collect();
         self.inner.annotate(
             "tracking",
             json!({
@@ -708,7 +795,7 @@ impl Sink for TrackSink {
                 "ended": self.totals.ended,
                 "geometry": cfg.geometry.to_string(),
                 "cmc": self.cmc,
-                "outputs": [layout::TRACKS, layout::MOT, layout::MOT_OBB, layout::TRACK_SUMMARY],
+                "outputs": outputs,
             }),
         );
         self.inner.finish(summary)
