@@ -24,6 +24,12 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             "give the sequence: a folder of frames, a MOTChallenge sequence folder or a list file",
         );
     };
+    // Refused before the model is loaded.
+    if layers.config.output.skip_existing {
+        return config_error(
+            "--skip-existing: nsod track does not resume yet (a sequence is tracked whole); run it again without it",
+        );
+    }
     let seq = match sequence(&input, layers.config.track.fps, nsod_detect::is_image_path) {
         Ok(s) => s,
         Err(e) => return config_error(error_chain(&e)),
@@ -53,11 +59,6 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         ..
     } = session;
     let out = config.output.out.clone();
-    if config.output.skip_existing {
-        return config_error(
-            "--skip-existing: nsod track does not resume yet (a sequence is tracked whole); run it again without it",
-        );
-    }
     // The run folder's own vis/ is replaced by the tracks drawn by the tracking sink.
     let options = RunDirOptions {
         vis: false,

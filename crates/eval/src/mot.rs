@@ -545,6 +545,21 @@ pub fn prepare(
     })
 }
 
+impl SeqData {
+    /// Detections per ground-truth id and per tracker id over the sequence.
+    fn id_counts(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut gt = vec![0.0f64; self.num_gt_ids];
+        let mut tr = vec![0.0f64; self.num_tracker_ids];
+        for &i in self.gt_ids.iter().flatten() {
+            gt[i] += 1.0;
+        }
+        for &j in self.tracker_ids.iter().flatten() {
+            tr[j] += 1.0;
+        }
+        (gt, tr)
+    }
+}
+
 /// HOTA at the 19 thresholds of [`hota_alphas`] (TrackEval's `HOTA` fields).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[allow(non_snake_case)]
@@ -642,8 +657,7 @@ impl Hota {
         }
         let (ng, nt) = (data.num_gt_ids, data.num_tracker_ids);
         let mut potential = vec![0.0f64; ng * nt];
-        let mut gt_count = vec![0.0f64; ng];
-        let mut tr_count = vec![0.0f64; nt];
+        let (gt_count, tr_count) = data.id_counts();
         for ((g, tr), sim) in data
             .gt_ids
             .iter()
@@ -663,12 +677,6 @@ impl Hota {
                     let v = if denom > EPS { s / denom } else { 0.0 };
                     potential[g[r] * nt + tr[c]] += v;
                 }
-            }
-            for &i in g {
-                gt_count[i] += 1.0;
-            }
-            for &j in tr {
-                tr_count[j] += 1.0;
             }
         }
         let global: Vec<f64> = (0..ng * nt)
@@ -968,8 +976,7 @@ impl Identity {
         }
         let (ng, nt) = (data.num_gt_ids, data.num_tracker_ids);
         let mut potential = vec![0.0f64; ng * nt];
-        let mut gt_count = vec![0.0f64; ng];
-        let mut tr_count = vec![0.0f64; nt];
+        let (gt_count, tr_count) = data.id_counts();
         for ((g, tr), sim) in data
             .gt_ids
             .iter()
@@ -982,12 +989,6 @@ impl Identity {
                         potential[g[r] * nt + tr[c]] += 1.0;
                     }
                 }
-            }
-            for &i in g {
-                gt_count[i] += 1.0;
-            }
-            for &j in tr {
-                tr_count[j] += 1.0;
             }
         }
         let n = ng + nt;

@@ -547,7 +547,12 @@ impl TrackSink {
             "tracks": rows,
         });
         let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
-        let w = self.writers.as_mut().expect("begin opened the writers");
+        let Some(w) = self.writers.as_mut() else {
+            return Err(SinkError::Io {
+                path: paths[0].clone(),
+                source: std::io::Error::other("the run has not begun"),
+            });
+        };
         let mut line = serde_json::to_string(&record).unwrap_or_default();
         line.push('\n');
         for ((w, text), path) in w.iter_mut().zip([line, mot, mot_obb]).zip(paths) {
