@@ -24,12 +24,6 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             "give the sequence: a folder of frames, a MOTChallenge sequence folder or a list file",
         );
     };
-    // Refused before the model is loaded.
-    if layers.config.output.skip_existing {
-        return config_error(
-            "--skip-existing: nsod track does not resume yet (a sequence is tracked whole); run it again without it",
-        );
-    }
     let seq = match sequence(&input, layers.config.track.fps, nsod_detect::is_image_path) {
         Ok(s) => s,
         Err(e) => return config_error(error_chain(&e)),
@@ -100,6 +94,18 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         &seq.frames,
         report,
     );
+    if config.output.skip_existing {
+        let kept = nsod_pipeline::Sink::completed(&sink);
+        let todo = seq
+            .frames
+            .iter()
+            .filter(|f| !kept.contains(&f.job.name))
+            .count();
+        println!(
+            "{} frames kept from the interrupted run (their detections replayed through the tracker), {todo} to process",
+            kept.len()
+        );
+    }
     let mut worker = match pipeline.worker() {
         Ok(w) => w,
         Err(e) => return config_error(error_chain(&e)),
@@ -137,10 +143,15 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     }
     let secs = summary.seconds;
     crate::ui::summary!(
-        "{} frames tracked ({} failed) in {secs:.2} s ({:.2} frames/s): {} tracks ({})",
+        "{} frames tracked ({} failed{}) in {secs:.2} s ({:.2} frames/s): {} tracks ({})",
         totals.frames,
         totals.failed_frames,
-        totals.frames as f64 / secs.max(1e-9),
+        if totals.replayed > 0 {
+            format!(", {} replayed", totals.replayed)
+        } else {
+            String::new()
+        },
+        (totals.frames - totals.replayed) as f64 / secs.max(1e-9),
         totals.tracks,
         totals
             .ended
@@ -151,7 +162,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     );
     if summary.interrupted {
         crate::ui::info!(
-            "interrupted: {} is unchanged; tracks are written only for a complete sequence",
+            "interrupted: {} is unchanged; tracks are written only for a complete sequence (--skip-existing resumes, replaying the finished frames' detections)",
             out.display()
         );
     } else if !crate::ui::is_quiet() {

@@ -162,14 +162,36 @@ pub fn remove_staging(s: &Path) -> Result<(), SinkError> {
 
 /// Stops the process here when the test harness asks for it (`NSOD_FAULT=<phase>`, debug builds only): how the tests
 /// interrupt a run at each write phase deterministically, as `kill -9` would. `NSOD_FAULT=<phase>:hold` waits there
-/// instead (until killed), for tests of what another process sees meanwhile.
+/// instead (until killed), for tests of what another process sees meanwhile. `NSOD_FAULT=<phase>@<n>` stops at the
+/// phase's `n`th passage (`records@6`: after the sixth image's records).
 pub fn fault(phase: &str) {
     if !cfg!(debug_assertions) {
         return;
     }
-    let Ok(asked) = std::env::var("NSOD_FAULT") else {
+    let Ok(mut asked) = std::env::var("NSOD_FAULT") else {
         return;
     };
+    if let Some((p, n)) = asked.split_once('@') {
+        static PASSED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+        let Ok(n) = n.parse::<usize>() else { return };
+        let mut passed = PASSED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = match passed.iter_mut().find(|(q, _)| q == phase) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                passed.push((phase.to_owned(), 1));
+                1
+            }
+        };
+        if p != phase || count != n {
+            return;
+        }
+        asked = p.to_owned();
+    }
     if asked == phase {
         eprintln!("nsod: NSOD_FAULT={phase}: stopping here");
         std::process::abort();

@@ -624,6 +624,16 @@ impl RunDirSink {
         })
     }
 
+    /// The records of the images kept from an earlier run (resume), each with its detector record when the rules
+    /// ran: what `nsod track` replays through its tracker.
+    pub fn kept_records(
+        &self,
+    ) -> impl Iterator<Item = (&ImagePredictions, Option<&ImagePredictions>)> {
+        self.kept
+            .iter()
+            .filter_map(|(_, k)| k.record.as_ref().map(|r| (r, k.raw.as_ref())))
+    }
+
     /// Adds `key` to the manifest this run writes (`nsod merge`: how the run was sharded).
     pub fn annotate(&mut self, key: &str, value: serde_json::Value) {
         self.extra.insert(key.to_owned(), value);

@@ -10,6 +10,7 @@ use image::RgbImage;
 use nsod_track::{
     CameraMotion, EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker,
 };
+use nsod_types::formats::jsonl::ImagePredictions;
 use nsod_types::layout;
 use nsod_types::outcome::ImageOutcome;
 use serde_json::json;
@@ -260,6 +261,8 @@ pub struct TrackTotals {
     pub failed_frames: usize,
     pub tracks: usize,
     pub ended: BTreeMap<&'static str, usize>,
+    /// Frames an earlier, interrupted run finished: their stored detections replayed through the tracker.
+    pub replayed: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +300,8 @@ pub struct TrackSink {
     on: TrackOn,
     index: HashMap<String, usize>,
     times: Vec<f64>,
+    /// The frames' files, read again for the pixels of a replayed frame (camera motion, `vis/`).
+    paths: Vec<PathBuf>,
     pending: BTreeMap<usize, Option<Pending>>,
     /// Camera-motion compensation on.
     cmc: bool,
@@ -353,6 +358,7 @@ impl TrackSink {
                 .map(|(i, f)| (f.job.name.clone(), i))
                 .collect(),
             times: frames.iter().map(|f| f.time).collect(),
+            paths: frames.iter().map(|f| f.job.path.clone()).collect(),
             pending: BTreeMap::new(),
             next: 0,
             class_names: BTreeMap::new(),
@@ -375,6 +381,104 @@ impl TrackSink {
 
     fn file(&self, name: &str) -> PathBuf {
         self.inner.writing_to().join(name)
+    }
+
+    /// Queues frame `i`'s detections (`size`: the detections' image size) with what camera-motion compensation
+    /// and `vis/` need of its pixels.
+    fn queue(
+        &mut self,
+        i: usize,
+        name: &str,
+        dets: &[nsod_types::Detection],
+        (width, height): (u32, u32),
+        image: Option<&RgbImage>,
+    ) {
+        for d in dets {
+            self.class_names
+                .entry(d.class_id)
+                .or_insert_with(|| d.class_name.clone());
+        }
+        let observations = dets
+            .iter()
+            .map(|d| Observation {
+                obb: d.obb.unwrap_or_else(|| d.bbox.to_oriented()),
+                score: d.score,
+                class_id: d.class_id,
+            })
+            .collect();
+        // The image may be a decimated preview (rasters): its pixels are scaled to the detections'.
+        let pixels = image.filter(|_| self.cmc).map(|img| {
+            (
+                cmc::prepare(img),
+                f64::from(width) / f64::from(img.width().max(1)),
+            )
+        });
+        let picture = image
+            .filter(|img| self.vis && img.dimensions() == (width, height))
+            .cloned();
+        self.pending.insert(
+            i,
+            Some(Pending {
+                image: name.to_owned(),
+                observations,
+                pixels,
+                picture,
+            }),
+        );
+    }
+
+    /// Replays the frames an earlier, interrupted run finished (`skip_existing`): their stored detections (the
+    /// detector's own with `--track-on raw` and rules) go through the tracker in frame order as if just detected,
+    /// their pixels read again when camera-motion compensation or `vis/` needs them, so the resumed run's tracks
+    /// equal an uninterrupted run's.
+    fn replay(&mut self, raster: &nsod_raster::RasterOptions) -> Result<(), SinkError> {
+        let kept: Vec<(usize, ImagePredictions)> = self
+            .inner
+            .kept_records()
+            .filter_map(|(record, raw)| {
+                let i = *self.index.get(&record.image)?;
+                let r = match (self.on, raw) {
+                    (TrackOn::Raw, Some(raw)) => raw,
+                    _ => record,
+                };
+                Some((i, r.clone()))
+            })
+            .collect();
+        for (i, record) in kept {
+            let picture = if self.cmc || self.vis {
+                let path = &self.paths[i];
+                let loaded = crate::source::load(path, raster).map_err(|e| SinkError::Resume {
+                    path: path.clone(),
+                    message: format!(
+                        "cannot read the frame again to replay it: {}",
+                        crate::error_chain(&e)
+                    ),
+                })?;
+                match &loaded.pixels {
+                    crate::source::Pixels::Memory(m) => Some(m.clone()),
+                    crate::source::Pixels::Windowed(_) => loaded
+                        .preview(crate::runner::PREVIEW_SIDE)
+                        .map_err(|e| SinkError::Resume {
+                            path: path.clone(),
+                            message: format!(
+                                "cannot read the frame again to replay it: {}",
+                                crate::error_chain(&e)
+                            ),
+                        })?,
+                }
+            } else {
+                None
+            };
+            self.queue(
+                i,
+                &record.image,
+                &record.detections,
+                (record.width, record.height),
+                picture.as_ref(),
+            );
+            self.totals.replayed += 1;
+        }
+        self.drain()
     }
 
     /// Tracks every frame that is next in order.
@@ -680,6 +784,10 @@ fn csv_field(s: &str) -> String {
 }
 
 impl Sink for TrackSink {
+    fn completed(&self) -> std::collections::BTreeSet<String> {
+        self.inner.completed()
+    }
+
     fn begin(&mut self, run: &RunInfo) -> Result<(), SinkError> {
         self.inner.begin(run)?;
         let open = |name: &str| {
@@ -693,7 +801,7 @@ impl Sink for TrackSink {
             open(layout::MOT)?,
             open(layout::MOT_OBB)?,
         ]);
-        Ok(())
+        self.replay(&run.pipeline.config().raster)
     }
 
     fn image(&mut self, outcome: &ImageOutcome, image: Option<&RgbImage>) -> Result<(), SinkError> {
@@ -702,40 +810,13 @@ impl Sink for TrackSink {
             (TrackOn::Raw, Some(r)) => &r.raw,
             _ => &outcome.detections,
         };
-        for d in dets {
-            self.class_names
-                .entry(d.class_id)
-                .or_insert_with(|| d.class_name.clone());
-        }
-        let obs = dets
-            .iter()
-            .map(|d| Observation {
-                obb: d.obb.unwrap_or_else(|| d.bbox.to_oriented()),
-                score: d.score,
-                class_id: d.class_id,
-            })
-            .collect();
         if let Some(&i) = self.index.get(&outcome.image) {
-            // The image may be a decimated preview (rasters): its pixels are scaled to the detections'.
-            let pixels = image.filter(|_| self.cmc).map(|img| {
-                (
-                    cmc::prepare(img),
-                    f64::from(outcome.size.width) / f64::from(img.width().max(1)),
-                )
-            });
-            let picture = image
-                .filter(|img| {
-                    self.vis && img.dimensions() == (outcome.size.width, outcome.size.height)
-                })
-                .cloned();
-            self.pending.insert(
+            self.queue(
                 i,
-                Some(Pending {
-                    image: outcome.image.clone(),
-                    observations: obs,
-                    pixels,
-                    picture,
-                }),
+                &outcome.image,
+                dets,
+                (outcome.size.width, outcome.size.height),
+                image,
             );
             self.drain()?;
         }
@@ -796,6 +877,7 @@ impl Sink for TrackSink {
             json!({
                 "frames": self.totals.frames,
                 "failed_frames": self.totals.failed_frames,
+                "replayed": self.totals.replayed,
                 "tracks": self.totals.tracks,
                 "ended": self.totals.ended,
                 "geometry": cfg.geometry.to_string(),
