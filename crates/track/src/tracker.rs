@@ -81,6 +81,11 @@ pub struct TrackerConfig {
     pub low_match_iou: f64,
     /// Minimum IoU of an observation-centric recovery (a lost track's last observation against a detection).
     pub recovery_iou: f64,
+    /// The centre-distance fallback for what the IoU stages left (a small fast object, a thin one whose box no
+    /// longer overlaps its prediction after a turn or an occlusion): a track and a high-score detection are a
+    /// candidate when the detection's centre is within this fraction of the longer side (of the track's prediction
+    /// or the detection, whichever is longer) from the predicted centre; the nearest win. 0 turns it off.
+    pub distance_gate: f64,
     /// C-BIoU's buffer: each box's sides are enlarged by `2 · buffer` times themselves before the first stage's IoU,
     /// so small fast objects that no longer overlap their prediction are still matched.
     pub buffer: f64,
@@ -106,6 +111,7 @@ impl Default for TrackerConfig {
             match_iou: 0.2,
             low_match_iou: 0.5,
             recovery_iou: 0.3,
+            distance_gate: 0.5,
             buffer: 0.3,
             min_hits: 2,
             max_lost_seconds: 1.0,
@@ -135,7 +141,7 @@ pub enum TrackError {
 
 impl TrackerConfig {
     pub fn validate(&self) -> Result<(), TrackError> {
-        let checks: [(&'static str, f64, f64, f64); 10] = [
+        let checks: [(&'static str, f64, f64, f64); 11] = [
             ("high score", f64::from(self.high_score), 0.0, 1.0),
             ("low score", f64::from(self.low_score), 0.0, 1.0),
             ("new track score", f64::from(self.new_track_score), 0.0, 1.0),
@@ -143,6 +149,7 @@ impl TrackerConfig {
             ("low match IoU", self.low_match_iou, 0.0, 1.0),
             ("recovery IoU", self.recovery_iou, 0.0, 1.0),
             ("buffer", self.buffer, 0.0, 2.0),
+            ("distance gate", self.distance_gate, 0.0, 4.0),
             ("max lost seconds", self.max_lost_seconds, 0.0, 86_400.0),
             ("momentum", self.momentum, 0.0, 1.0),
             ("class change cost", self.class_change_cost, 0.0, 1.0),
@@ -459,6 +466,59 @@ impl Tracker {
         self.tracks.len()
     }
 
+    /// The centre-distance fallback's edges: similarity `1 - d / gate`, `d` the distance from the track's predicted
+    /// centre to the detection's, `gate` [`TrackerConfig::distance_gate`] times the longer side of the two boxes.
+    fn distance_edges(
+        &self,
+        rows: &[usize],
+        cols: &[usize],
+        dets: &[Measure],
+        obs: &[Observation],
+    ) -> Vec<(usize, usize, f64, f64)> {
+        if rows.is_empty() || cols.is_empty() {
+            return Vec::new();
+        }
+        let det_boxes: Vec<BBox> = cols.iter().map(|&c| to_obb(&dets[c]).aabb()).collect();
+        let mut grid = Grid::new(&det_boxes);
+        let mut edges = Vec::new();
+        let longest = cols
+            .iter()
+            .map(|&c| dets[c].w.max(dets[c].h))
+            .fold(0.0f64, f64::max);
+        for (i, &r) in rows.iter().enumerate() {
+            let t = &self.tracks[r];
+            let p = t.filter.box_now();
+            // A lost track's prediction drifts with the time it has been unseen: the gate grows by half the distance
+            // it was predicted to travel meanwhile.
+            let (vx, vy) = t.filter.velocity();
+            let drift =
+                0.5 * vx.hypot(vy) * (self.last_time.unwrap_or(0.0) - t.last().time).max(0.0);
+            let reach = self.cfg.distance_gate * p.w.max(p.h).max(longest) + drift;
+            let q = BBox::new(
+                (p.cx - reach) as f32,
+                (p.cy - reach) as f32,
+                (p.cx + reach) as f32,
+                (p.cy + reach) as f32,
+            );
+            let class = t.class_id();
+            grid.for_each_near(&q, |j| {
+                let d = &dets[cols[j]];
+                let gate = self.cfg.distance_gate * p.w.max(p.h).max(d.w.max(d.h)) + drift;
+                let dist = (d.cx - p.cx).hypot(d.cy - p.cy);
+                if dist.is_nan() || dist >= gate {
+                    return;
+                }
+                let sim = 1.0 - dist / gate;
+                let mut score = sim;
+                if obs[cols[j]].class_id != class {
+                    score -= self.cfg.class_change_cost;
+                }
+                edges.push((i, j, sim, score));
+            });
+        }
+        edges
+    }
+
     /// Builds the edges between `rows` (tracks) and `cols` (detections) whose gated similarity reaches
     /// `threshold`. `box_of` gives a track's box for this stage (prediction or last observation).
     fn edges(
@@ -693,6 +753,26 @@ impl Tracker {
             track_used[rest_tracks[r]] = true;
             det_used[rest_high[c]] = true;
             matched.push((rest_tracks[r], rest_high[c]));
+        }
+
+        // Stage 4: the centre-distance fallback for confirmed tracks and high-score detections still left.
+        if self.cfg.distance_gate > 0.0 {
+            let rest_tracks: Vec<usize> = (0..self.tracks.len())
+                .filter(|&r| !track_used[r] && self.tracks[r].id != 0)
+                .collect();
+            let rest_high: Vec<usize> = high.iter().copied().filter(|&c| !det_used[c]).collect();
+            let e = self.distance_edges(&rest_tracks, &rest_high, &dets, observations);
+            for (r, c) in (Stage {
+                rows: &rest_tracks,
+                cols: &rest_high,
+                edges: e,
+            })
+            .solve()
+            {
+                track_used[rest_tracks[r]] = true;
+                det_used[rest_high[c]] = true;
+                matched.push((rest_tracks[r], rest_high[c]));
+            }
         }
 
         let mut out = FrameTracks::default();

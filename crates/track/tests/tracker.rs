@@ -133,24 +133,29 @@ fn crossing_vehicles_keep_their_ids_with_oriented_boxes_and_swap_with_axis_align
     assert!(axis_aligned > oriented, "axis-aligned {axis_aligned}");
 }
 
-/// Two vehicles in neighbouring lanes (22 px apart, 14 px wide) that drive right, turn 90° together over 12 frames
-/// and drive down, as an Ultralytics OBB model reports them (angle regularised into [0, π/2), sides swapped when it
-/// passes π/2), the outer one hidden for three frames mid-turn. During the turn their axis-aligned hulls become
-/// large squares that overlap each other.
-fn turn(seed: u64) -> Scene {
+/// Vehicles in neighbouring lanes (`lanes`: offsets to the right of the first, px; 48 × 12 px boxes) that drive
+/// right at `speed` px per frame, turn 90° together over `turn_frames` frames from frame 25 and drive down, as an
+/// Ultralytics OBB model reports them (angle regularised into [0, π/2), sides swapped when it passes π/2), the first
+/// one hidden in frames `hide`. During the turn their axis-aligned hulls become large squares that overlap each
+/// other.
+fn turn_with(
+    seed: u64,
+    lanes: &[f32],
+    turn_frames: usize,
+    hide: std::ops::Range<usize>,
+    speed: f32,
+) -> Scene {
     let mut rng = Rng(seed | 1);
     let mut pos = (100.0f32, 200.0f32);
     let mut heading = 0.0f32;
-    let speed = 4.0;
     (0..70)
         .map(|f| {
-            if (25..37).contains(&f) {
-                heading += FRAC_PI_2 / 12.0;
+            if (25..25 + turn_frames).contains(&f) {
+                heading += FRAC_PI_2 / turn_frames as f32;
             }
             pos = (pos.0 + speed * heading.cos(), pos.1 + speed * heading.sin());
-            // The second lane is to the vehicle's right.
             let normal = (-heading.sin(), heading.cos());
-            [0.0f32, 22.0]
+            lanes
                 .iter()
                 .enumerate()
                 .map(|(k, &off)| {
@@ -158,15 +163,21 @@ fn turn(seed: u64) -> Scene {
                         pos.0 + off * normal.0 + rng.noise(1.0),
                         pos.1 + off * normal.1 + rng.noise(1.0),
                         48.0 + rng.noise(2.0),
-                        14.0 + rng.noise(1.0),
+                        12.0 + rng.noise(1.0),
                         heading + rng.noise(0.03),
                     )
                     .regularized();
-                    (k == 1 || !(30..33).contains(&f)).then_some(b)
+                    (k != 0 || !hide.contains(&f)).then_some(b)
                 })
                 .collect()
         })
         .collect()
+}
+
+/// Two lanes 22 px apart, a gentle turn (12 frames at 4 px per frame), the first vehicle hidden for three frames
+/// mid-turn.
+fn turn(seed: u64) -> Scene {
+    turn_with(seed, &[0.0, 22.0], 12, 30..33, 4.0)
 }
 
 #[test]
@@ -190,11 +201,76 @@ fn a_vehicle_turning_through_90_degrees_keeps_its_identity() {
         oriented += id_switches(&o);
         axis_aligned += id_switches(&a);
     }
-    println!("90° turn, 10 seeds: ID switches oriented {oriented}, axis-aligned {axis_aligned}");
-    // Measured: 0 and 0. The axis-aligned state survives this turn too (OC-SORT's recovery re-finds the hidden
-    // vehicle); the crossing above is where it fails.
+    println!(
+        "gentle 90° turn, 10 seeds: ID switches oriented {oriented}, axis-aligned {axis_aligned}"
+    );
+    // Measured: 0 and 0: a gentle turn is easy for both.
+    assert_eq!((oriented, axis_aligned), (0, 0));
+
+    // An abrupt turn (4 frames) of three vehicles in lanes 16 px apart (4 px gaps), the first hidden for three
+    // frames as the turn ends: the axis-aligned hulls swap identities, the oriented boxes do not.
+    let (mut oriented, mut axis_aligned) = (0, 0);
+    for seed in 1..=10 {
+        let scene = turn_with(seed, &[0.0, 16.0, 32.0], 4, 27..30, 4.0);
+        let t = times(scene.len(), 30.0);
+        oriented += id_switches(&run(TrackerConfig::default(), &scene, &t, &[]));
+        axis_aligned += id_switches(&run(axis(), &scene, &t, &[]));
+    }
+    println!(
+        "abrupt 90° turn, 10 seeds: ID switches oriented {oriented}, axis-aligned {axis_aligned}"
+    );
+    // Measured: 0 and 28.
     assert_eq!(oriented, 0);
-    assert!(axis_aligned >= oriented);
+    assert!(axis_aligned >= 20, "axis-aligned {axis_aligned}");
+}
+
+/// 90° turns over a grid of scenes: 2 or 3 lanes 16 or 22 px apart, turns over 4, 8 or 12 frames, no occlusion or
+/// the first vehicle hidden for 3 or 5 frames as the turn ends, 4 or 8 px per frame (at 30 fps, up to a sixth of
+/// the vehicle's length per frame), 5 seeds each.
+#[test]
+fn ninety_degree_turns_over_a_grid_of_scenes() {
+    let (mut oriented, mut axis_aligned, mut worse) = (0, 0, Vec::new());
+    for lanes in [
+        &[0.0f32, 22.0][..],
+        &[0.0, 16.0],
+        &[0.0, 16.0, 32.0],
+        &[-16.0, 0.0, 16.0],
+    ] {
+        for turn_frames in [4, 8, 12] {
+            for hide in [0..0, 27..30, 27..32] {
+                for speed in [4.0, 8.0] {
+                    let (mut o, mut a) = (0, 0);
+                    for seed in 1..=5 {
+                        let scene = turn_with(seed, lanes, turn_frames, hide.clone(), speed);
+                        let t = times(scene.len(), 30.0);
+                        o += id_switches(&run(TrackerConfig::default(), &scene, &t, &[]));
+                        a += id_switches(&run(axis(), &scene, &t, &[]));
+                    }
+                    if o > a {
+                        worse.push(format!(
+                            "lanes {lanes:?}, turn over {turn_frames} frames, hidden {hide:?}, {speed} px/frame: {o} > {a}"
+                        ));
+                    }
+                    oriented += o;
+                    axis_aligned += a;
+                }
+            }
+        }
+    }
+    println!(
+        "90° turns, 72 scenes × 5 seeds: ID switches oriented {oriented}, axis-aligned {axis_aligned}"
+    );
+    println!("scenes where oriented is worse: {worse:#?}");
+    // Measured: 26 and 264, oriented worse in no scene. Its switches are in the hardest scenes (a vehicle hidden for
+    // 5 frames while turning 22.5° per frame beside others 4 px away), where the constant-velocity prediction lags
+    // the turn by more than the gap between the thin boxes. (Before the centre-distance fallback and the noise
+    // retuned for turning vehicles it was 253 against 242.)
+    assert!(oriented <= 30, "oriented {oriented}");
+    assert!(
+        axis_aligned >= 8 * oriented,
+        "axis-aligned {axis_aligned}, oriented {oriented}"
+    );
+    assert!(worse.is_empty(), "{worse:#?}");
 }
 
 #[test]
@@ -215,7 +291,7 @@ fn the_state_follows_the_turn_and_heading_comes_from_the_velocity() {
     let h = t.heading.expect("moving");
     assert!((h - std::f64::consts::FRAC_PI_2).abs() < 0.1, "heading {h}");
     assert!((t.velocity.1 - 120.0).abs() < 10.0, "{:?}", t.velocity);
-    // The box is the 48x14 vehicle along the heading, whatever side order the detector used.
+    // The box is the 48x12 vehicle along the heading, whatever side order the detector used.
     let b = t.obb;
     let along = if b.w > b.h {
         b.angle
@@ -225,7 +301,7 @@ fn the_state_follows_the_turn_and_heading_comes_from_the_velocity() {
     let d = nsod_track::kalman::wrap_half_turn(f64::from(along) - std::f64::consts::FRAC_PI_2);
     assert!(d.abs() < 0.1, "{b:?}");
     assert!(
-        (b.w.max(b.h) - 48.0).abs() < 3.0 && (b.w.min(b.h) - 14.0).abs() < 2.0,
+        (b.w.max(b.h) - 48.0).abs() < 3.0 && (b.w.min(b.h) - 12.0).abs() < 2.0,
         "{b:?}"
     );
 }
