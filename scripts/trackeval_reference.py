@@ -96,17 +96,27 @@ def oriented(seqs):
         data = {"gt_ids": [], "tracker_ids": [], "similarity_scores": [], "num_timesteps": length,
                 "num_gt_ids": len(gt_ids_all), "num_tracker_ids": len(tr_ids_all),
                 "num_gt_dets": len(gt), "num_tracker_dets": len(tr), "seq": name}
+        gt_by_t, tr_by_t = {}, {}
+        for r in gt:
+            gt_by_t.setdefault(int(r[0]), []).append(r)
+        for r in tr:
+            tr_by_t.setdefault(int(r[0]), []).append(r)
         for t in range(1, length + 1):
-            g = [r for r in gt if int(r[0]) == t]
-            k = [r for r in tr if int(r[0]) == t]
+            g = gt_by_t.get(t, [])
+            k = tr_by_t.get(t, [])
             gp = [Polygon(np.array(r[2:10]).reshape(4, 2)) for r in g]
             kp = [Polygon(np.array(r[2:10]).reshape(4, 2)) for r in k]
             sim = np.zeros((len(g), len(k)))
-            for i, a in enumerate(gp):
-                for j, b in enumerate(kp):
-                    inter = a.intersection(b).area
-                    union = a.area + b.area - inter
-                    sim[i, j] = inter / union if union > 0 and inter > 0 else 0.0
+            # Only pairs whose bounds overlap can intersect (the others' IoU is 0).
+            gb = np.array([p.bounds for p in gp]).reshape(-1, 4)
+            kb = np.array([p.bounds for p in kp]).reshape(-1, 4)
+            near = ((gb[:, None, 0] < kb[None, :, 2]) & (kb[None, :, 0] < gb[:, None, 2])
+                    & (gb[:, None, 1] < kb[None, :, 3]) & (kb[None, :, 1] < gb[:, None, 3]))
+            for i, j in zip(*np.nonzero(near)):
+                a, b = gp[i], kp[j]
+                inter = a.intersection(b).area
+                union = a.area + b.area - inter
+                sim[i, j] = inter / union if union > 0 and inter > 0 else 0.0
             data["gt_ids"].append(np.array([gmap[int(r[1])] for r in g], dtype=int))
             data["tracker_ids"].append(np.array([tmap[int(r[1])] for r in k], dtype=int))
             data["similarity_scores"].append(sim)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{error_lines, nsod, repo_root, text};
+use common::{assert_trackeval_parity, error_lines, nsod, repo_root, text, trackeval_reference};
 use nsod_types::formats::jsonl::{ImagePredictions, JsonlWriter};
 use nsod_types::{BBox, Detection, GroundTruth, OrientedBox};
 use serde_json::Value;
@@ -840,11 +840,6 @@ fn an_absurd_class_id_in_data_yaml_is_refused_not_allocated() {
 
 // ---- Tracking metrics (`nsod eval --mot`) ----
 
-/// TrackEval 1.3.0 (HOTA, CLEAR, Identity), in the tracking virtualenv.
-fn trackeval() -> String {
-    nsod_testkit::python_track(&["trackeval", "shapely"])
-}
-
 /// py-motmetrics 1.4.0, in its own virtualenv (numpy < 2).
 fn motmetrics() -> String {
     nsod_testkit::python_motmetrics(&["motmetrics"])
@@ -914,68 +909,6 @@ fn nsod_mot(gt: &Path, pred: &Path, benchmark: &str, out: &Path) -> serde_json::
         .iter()
         .map(|r| (r["sequence"].as_str().unwrap().to_owned(), r.clone()))
         .collect()
-}
-
-/// Runs scripts/trackeval_reference.py with `args` and returns its JSON.
-fn trackeval_reference(args: &[String], dir: &Path) -> Value {
-    let out = dir.join("trackeval.json");
-    let mut cmd = Command::new(trackeval());
-    cmd.arg(repo_root().join("scripts/trackeval_reference.py"));
-    match args[0].as_str() {
-        "oriented" => cmd.arg("oriented").arg(&out).args(&args[1..]),
-        benchmark => cmd.arg("axis").arg(benchmark).arg(&out).args(&args[1..]),
-    };
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
-    read_json(&out)
-}
-
-/// Every number TrackEval reports for every sequence and the combination equals nsod's to 1e-6 (HOTA's arrays at
-/// all 19 thresholds); returns how many numbers were compared.
-fn assert_trackeval_parity(ours: &serde_json::Map<String, Value>, reference: &Value) -> usize {
-    let reference = reference.as_object().unwrap();
-    assert_eq!(
-        ours.keys().collect::<Vec<_>>(),
-        reference.keys().collect::<Vec<_>>(),
-        "the same sequences"
-    );
-    let mut compared = 0;
-    for (seq, r) in reference {
-        for (family, key) in [
-            ("HOTA", "hota"),
-            ("CLEAR", "clear"),
-            ("Identity", "identity"),
-        ] {
-            for (field, want) in r[family].as_object().unwrap() {
-                let got = &ours[seq][key][field];
-                let pairs: Vec<(f64, f64)> = match want {
-                    Value::Array(w) => {
-                        let g = got
-                            .as_array()
-                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing"));
-                        assert_eq!(g.len(), w.len());
-                        g.iter()
-                            .zip(w)
-                            .map(|(a, b)| (a.as_f64().unwrap(), b.as_f64().unwrap()))
-                            .collect()
-                    }
-                    w => vec![(
-                        got.as_f64()
-                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing in nsod")),
-                        w.as_f64().unwrap(),
-                    )],
-                };
-                for (i, (a, b)) in pairs.into_iter().enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-6,
-                        "{seq} {family} {field}[{i}]: nsod {a}, TrackEval {b}"
-                    );
-                    compared += 1;
-                }
-            }
-        }
-    }
-    compared
 }
 
 #[test]

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{error_lines, nsod, ort_lib, sample, text};
+use common::{
+    assert_trackeval_parity, error_lines, nsod, ort_lib, repo_root, sample, text, trackeval,
+    trackeval_reference,
+};
 use serde_json::Value;
 use std::path::Path;
 
@@ -252,7 +255,7 @@ fn tracks_on_a_panning_camera_move_with_the_scene() {
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(
-        stdout.contains("6 frames kept from the interrupted run")
+        stdout.contains("6 frames kept from the earlier run")
             && stdout.contains("12 frames tracked (0 failed, 6 replayed)"),
         "{stdout}"
     );
@@ -320,4 +323,233 @@ fn bad_frames_and_lists_are_named_and_the_sequence_goes_on() {
         .as_str()]
     );
     assert!(!out2.exists());
+}
+
+/// `nsod eval --mot GT --pred PRED --out OUT`: its `mot_eval.json` by sequence.
+fn mot_eval(gt: &Path, pred: &Path, out: &Path) -> serde_json::Map<String, Value> {
+    let o = nsod()
+        .args(["eval", "--mot"])
+        .arg(gt)
+        .arg("--pred")
+        .arg(pred)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(out.join("mot_eval.json")).unwrap()).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["sequence"].as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+/// The synthetic flight of issue 32: scripts/flight.py pastes the shared DOTA image (a bus depot: rows of long
+/// vehicles parked at an angle, whose axis-aligned hulls overlap) into the NEON sample and flies a 1280x720 camera
+/// over it for 150 frames at 30 fps, moving 700 px, turning through 100° and zooming in by 10 %. The ground truth
+/// is the still mosaic's detections (`nsod infer`, the same model) moved by the known transforms, kept where the
+/// whole box is in the frame. `nsod track` runs once (oriented, camera-motion compensation); the other three modes
+/// re-track its stored detections (`--skip-existing` with other tracker settings), and every result is evaluated
+/// with rotated IoU by `nsod eval --mot` and by TrackEval's metric classes on the same files.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn a_synthetic_flight_is_tracked_and_evaluated_like_motchallenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = std::process::Command::new(trackeval())
+        .arg(repo_root().join("scripts/flight.py"))
+        .arg(common::shared_data().join("dota_P0006.png"))
+        .arg(sample("neon_yell_2019_10cm.png"))
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let transforms: Value =
+        serde_json::from_slice(&std::fs::read(d.join("transforms.json")).unwrap()).unwrap();
+    let m: Vec<[f64; 6]> = transforms["transforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let v: Vec<f64> = t
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            [v[0], v[1], v[2], v[3], v[4], v[5]]
+        })
+        .collect();
+    assert_eq!(m.len(), 150);
+
+    // The ground truth: the still image's detections, moved into each frame.
+    let model = common::default_model();
+    let still = d.join("still");
+    let o = common::infer(&ort_lib(), &d.join("mosaic.png"), &still)
+        .args(["--no-metrics", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let record: Value = serde_json::from_str(
+        std::fs::read_to_string(still.join("predictions.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let objects = record["detections"].as_array().unwrap();
+    assert!(objects.len() >= 150, "{} still detections", objects.len());
+    let mut gt = String::new();
+    let mut gt_rows = 0;
+    for (k, t) in m.iter().enumerate() {
+        for (i, det) in objects.iter().enumerate() {
+            let p: Vec<f64> = det["polygon"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let corners: Vec<(f64, f64)> = (0..4)
+                .map(|j| {
+                    let (x, y) = (p[2 * j], p[2 * j + 1]);
+                    (t[0] * x + t[1] * y + t[2], t[3] * x + t[4] * y + t[5])
+                })
+                .collect();
+            if corners
+                .iter()
+                .all(|&(x, y)| (0.0..=1280.0).contains(&x) && (0.0..=720.0).contains(&y))
+            {
+                let xy: Vec<String> = corners
+                    .iter()
+                    .flat_map(|(x, y)| [format!("{x:.3}"), format!("{y:.3}")])
+                    .collect();
+                gt.push_str(&format!("{},{},{},1,1\n", k + 1, i + 1, xy.join(",")));
+                gt_rows += 1;
+            }
+        }
+    }
+    assert!(gt_rows > 10_000, "{gt_rows} ground-truth boxes");
+    let gt_path = d.join("gt_obb.txt");
+    std::fs::write(&gt_path, gt).unwrap();
+
+    // Tracked once with the defaults (oriented, compensation on), then re-tracked from the stored detections.
+    let run = d.join("run");
+    let modes = [
+        ("oriented", "on"),
+        ("axis", "on"),
+        ("oriented", "off"),
+        ("axis", "off"),
+    ];
+    let mut results = Vec::new();
+    for (k, (geometry, cmc)) in modes.iter().enumerate() {
+        let mut c = nsod();
+        c.args(["track", "--threads", "2", "--no-metrics", "--ort-lib"])
+            .arg(ort_lib())
+            .arg("--model")
+            .arg(&model)
+            .arg(d.join("frames"))
+            .args([
+                "--fps",
+                "30",
+                "--track-geometry",
+                geometry,
+                "--cmc",
+                cmc,
+                "--out",
+            ])
+            .arg(&run);
+        if k > 0 {
+            c.arg("--skip-existing");
+        }
+        let o = c.output().unwrap();
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stderr}");
+        assert!(stdout.contains("150 frames tracked (0 failed"), "{stdout}");
+        if k > 0 {
+            assert!(stdout.contains("150 replayed"), "{stdout}");
+        } else {
+            // Camera-motion compensation against the known transforms: every frame after the first, rotation
+            // within 0.002 rad (measured 0.0007), scale within 0.002 (0.0009), translation within 2 px (1.26).
+            let records: Vec<Value> = std::fs::read_to_string(run.join("tracks.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            for f in 1..150 {
+                let c = &records[f]["camera"];
+                assert_eq!(c["applied"], true, "frame {}: {c}", f + 1);
+                // The true motion from frame f-1 to f: M_f · M_{f-1}^-1.
+                let (a, b) = (m[f - 1], m[f]);
+                let det = a[0] * a[4] - a[1] * a[3];
+                let inv = [
+                    a[4] / det,
+                    -a[1] / det,
+                    (a[1] * a[5] - a[4] * a[2]) / det,
+                    -a[3] / det,
+                    a[0] / det,
+                    (a[3] * a[2] - a[0] * a[5]) / det,
+                ];
+                let r = [
+                    b[0] * inv[0] + b[1] * inv[3],
+                    b[0] * inv[1] + b[1] * inv[4],
+                    b[0] * inv[2] + b[1] * inv[5] + b[2],
+                    b[3] * inv[0] + b[4] * inv[3],
+                    b[3] * inv[1] + b[4] * inv[4],
+                    b[3] * inv[2] + b[4] * inv[5] + b[5],
+                ];
+                let rotation = r[3].atan2(r[0]);
+                let scale = r[0].hypot(r[3]);
+                let g = |k: &str| c[k].as_f64().unwrap();
+                assert!(
+                    (g("rotation") - rotation).abs() < 0.002
+                        && (g("scale") - scale).abs() < 0.002
+                        && (g("tx") - r[2]).hypot(g("ty") - r[5]) < 2.0,
+                    "frame {}: estimated {c}, true rotation {rotation} scale {scale} translation ({}, {})",
+                    f + 1,
+                    r[2],
+                    r[5]
+                );
+            }
+        }
+        let pred = d.join(format!("{geometry}-{cmc}.txt"));
+        std::fs::copy(run.join("mot_obb.txt"), &pred).unwrap();
+        let ours = mot_eval(&gt_path, &pred, &d.join(format!("eval-{geometry}-{cmc}")));
+        let reference = trackeval_reference(
+            &[
+                "oriented".into(),
+                "gt_obb".into(),
+                gt_path.to_string_lossy().into_owned(),
+                pred.to_string_lossy().into_owned(),
+                "150".into(),
+            ],
+            d,
+        );
+        let compared = assert_trackeval_parity(&ours, &reference);
+        assert!(compared > 100, "{compared} numbers compared");
+        let c = &ours["COMBINED"];
+        let hota = c["hota"]["HOTA"].as_array().unwrap();
+        let hota = hota.iter().map(|v| v.as_f64().unwrap()).sum::<f64>() / hota.len() as f64;
+        let idf1 = c["identity"]["IDF1"].as_f64().unwrap();
+        let idsw = c["clear"]["IDSW"].as_f64().unwrap();
+        println!(
+            "flight, {geometry} boxes, camera-motion compensation {cmc}: HOTA {hota:.4}, IDF1 {idf1:.4}, ID switches {idsw}"
+        );
+        results.push((hota, idf1, idsw));
+    }
+    // Measured (2-core machine, yolov8n-obb): oriented + CMC HOTA 0.8403, IDF1 0.9406, 13 ID switches; axis + CMC
+    // 0.8400, 0.9404, 13; oriented without CMC 0.8374, 0.9387, 16; axis without 0.8372, 0.9385, 16. The vehicles
+    // are parked, so every mode follows them; the floors leave room for ONNX Runtime's arithmetic on other CPUs.
+    let [oc, ac, on, an] = [results[0], results[1], results[2], results[3]];
+    assert!(oc.0 >= 0.82 && oc.1 >= 0.92 && oc.2 <= 20.0, "{oc:?}");
+    assert!(
+        oc.2 <= ac.2 && on.2 <= an.2,
+        "oriented {oc:?} {on:?}, axis {ac:?} {an:?}"
+    );
+    assert!(oc.0 >= on.0 - 1e-9, "compensation on {oc:?}, off {on:?}");
 }

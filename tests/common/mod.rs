@@ -103,3 +103,73 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// TrackEval 1.3.0 (HOTA, CLEAR, Identity), in the tracking virtualenv.
+pub fn trackeval() -> String {
+    nsod_testkit::python_track(&["trackeval", "shapely"])
+}
+
+/// Runs scripts/trackeval_reference.py with `args` and returns its JSON.
+pub fn trackeval_reference(args: &[String], dir: &Path) -> serde_json::Value {
+    let out = dir.join("trackeval.json");
+    let mut cmd = std::process::Command::new(trackeval());
+    cmd.arg(repo_root().join("scripts/trackeval_reference.py"));
+    match args[0].as_str() {
+        "oriented" => cmd.arg("oriented").arg(&out).args(&args[1..]),
+        benchmark => cmd.arg("axis").arg(benchmark).arg(&out).args(&args[1..]),
+    };
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
+/// Every number TrackEval reports for every sequence and the combination equals nsod's to 1e-6 (HOTA's arrays at
+/// all 19 thresholds); returns how many numbers were compared.
+pub fn assert_trackeval_parity(
+    ours: &serde_json::Map<String, serde_json::Value>,
+    reference: &serde_json::Value,
+) -> usize {
+    let reference = reference.as_object().unwrap();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "the same sequences"
+    );
+    let mut compared = 0;
+    for (seq, r) in reference {
+        for (family, key) in [
+            ("HOTA", "hota"),
+            ("CLEAR", "clear"),
+            ("Identity", "identity"),
+        ] {
+            for (field, want) in r[family].as_object().unwrap() {
+                let got = &ours[seq][key][field];
+                let pairs: Vec<(f64, f64)> = match want {
+                    serde_json::Value::Array(w) => {
+                        let g = got
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing"));
+                        assert_eq!(g.len(), w.len());
+                        g.iter()
+                            .zip(w)
+                            .map(|(a, b)| (a.as_f64().unwrap(), b.as_f64().unwrap()))
+                            .collect()
+                    }
+                    w => vec![(
+                        got.as_f64()
+                            .unwrap_or_else(|| panic!("{seq} {family} {field}: missing in nsod")),
+                        w.as_f64().unwrap(),
+                    )],
+                };
+                for (i, (a, b)) in pairs.into_iter().enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6,
+                        "{seq} {family} {field}[{i}]: nsod {a}, TrackEval {b}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    compared
+}

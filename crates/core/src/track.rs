@@ -102,7 +102,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             .filter(|f| !kept.contains(&f.job.name))
             .count();
         println!(
-            "{} frames kept from the interrupted run (their detections replayed through the tracker), {todo} to process",
+            "{} frames kept from the earlier run (their detections replayed through the tracker), {todo} to process",
             kept.len()
         );
     }

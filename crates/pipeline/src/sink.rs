@@ -977,10 +977,21 @@ fn check_resumable(out: &Path, pipeline: &Pipeline) -> Result<(), SinkError> {
     }
     let now = run_identity(pipeline);
     if *earlier != now {
-        let mut differs = crate::settings::identity_differences(earlier, &now);
-        if differs.is_empty() {
+        let all = crate::settings::identity_differences(earlier, &now);
+        // The tracker's settings change no detection: a run tracked with others is replayed through the new ones.
+        let mut differs: Vec<String> = all
+            .iter()
+            .filter(|k| {
+                crate::settings::by_key(k).is_none_or(|s| s.group != crate::settings::Group::Track)
+            })
+            .cloned()
+            .collect();
+        if all.is_empty() {
             // An identity of an older nsod: another form, not comparable.
             differs.push("version of nsod".into());
+        }
+        if differs.is_empty() {
+            return Ok(());
         }
         return Err(SinkError::Resume {
             path,
