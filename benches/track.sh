@@ -3,8 +3,9 @@
 #   1. one `Tracker::update` with 100 / 1,000 / 10,000 objects already tracked (target: <= 1 ms at 1,000), next to
 #      the trackers-compatible axis-aligned ByteTrack on the same scenes; then criterion's figures;
 #   2. frames per second of `nsod track` (release build) against the Python stack it replaces, supervision's
-#      InferenceSlicer + onnxruntime + trackers' ByteTrack (benches/track_compare.py), on the same 30 frames
-#      (1280x720, a camera panning over the NEON sample) and the same model, 2 ONNX Runtime threads each (target:
+#      InferenceSlicer + onnxruntime + trackers' ByteTrack (benches/track_compare.py), on the same frames (the
+#      flight of the tracking tests, scripts/flight.py: 150 frames 1280x720, FRAMES=n for fewer; needs the shared
+#      DOTA image, $NSOD_TEST_DATA) and the same model, 2 ONNX Runtime threads each (target:
 #      >= 2x): once with the same work (two slices per frame, no full-image pass, no camera-motion estimation),
 #      once with nsod's defaults (the full-image pass adds a third model run per frame; compensation on).
 #      Measured on the 2-core machine: 1.10x with the same work (8.66 s vs 9.52 s; nsod's time includes process
@@ -19,25 +20,21 @@ cargo bench --quiet -p nsod-benches --bench track -- --noplot 2>&1 | grep -v '^\
 venv="${NSOD_VENV:-$root/.venv}-track"
 [ -x "$venv/bin/python3" ] || { echo "track.sh: no $venv (run scripts/setup.sh --tests)" >&2; exit 1; }
 work="$(mktemp -d)"
+frames=${FRAMES:-150}
 trap 'rm -rf "$work"' EXIT
 cargo build --quiet --release -p nsod
 bin="${CARGO_TARGET_DIR:-$root/target}/release/nsod"
 model="$root/models/yolov8n-obb.onnx"
-"$venv/bin/python3" - "$root/samples/neon_yell_2019_10cm.png" "$work/frames" <<'PY'
-import os, sys
-import cv2
-im = cv2.imread(sys.argv[1])
-os.makedirs(sys.argv[2])
-for k in range(30):
-    x, y = 100 + 12 * k, 200 + 6 * k
-    cv2.imwrite(os.path.join(sys.argv[2], f"frame{k + 1}.png"), im[y:y + 720, x:x + 1280])
-PY
-conf=0.05
+# The flight of the tracking tests (scripts/flight.py): the shared DOTA image in the NEON sample, 1280x720.
+dota="${NSOD_TEST_DATA:-$root/../shared/data}/dota_P0006.png"
+[ -f "$dota" ] || { echo "track.sh: no $dota (set NSOD_TEST_DATA)" >&2; exit 1; }
+"$venv/bin/python3" scripts/flight.py "$dota" "$root/samples/neon_yell_2019_10cm.png" "$work" "$frames"
+conf=0.25
 run_nsod() { # prints the seconds of one nsod track run over the frames with extra flags
   local start end
   start=$(date +%s.%N)
   "$bin" track "$work/frames" --model "$model" --out "$work/out" --threads 2 --conf "$conf" --no-symbolic \
-    --slice 1024 --overlap 0.2 --track-high 0.1 --track-new 0.1 --track-low 0.05 --no-metrics -q "$@"
+    --slice 1024 --overlap 0.2 --no-metrics -q "$@"
   end=$(date +%s.%N)
   python3 -c "print($end - $start)"
 }
@@ -48,11 +45,12 @@ ids=$(($(wc -l < "$work/out/track_summary.csv") - 1))
 full=$(run_nsod)
 theirs_line=$("$venv/bin/python3" -W ignore benches/track_compare.py "$model" "$work/frames" "$conf" 2)
 theirs=$(echo "$theirs_line" | awk '{print $2}')
-python3 - "$same" "$full" "$theirs" "$ids" "$theirs_line" <<'PY'
+python3 - "$same" "$full" "$theirs" "$ids" "$theirs_line" "$frames" <<'PY'
 import sys
 same, full, theirs, ids, line = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
-print(f"nsod track, same work       {same:.2f} s for 30 frames ({30 / same:.2f} frames/s, {ids} tracks; process start and model load included)")
-print(f"nsod track, full pass + CMC {full:.2f} s ({30 / full:.2f} frames/s)")
+n = int(sys.argv[6])
+print(f"nsod track, same work       {same:.2f} s for {n} frames ({n / same:.2f} frames/s, {ids} tracks; process start and model load included)")
+print(f"nsod track, full pass + CMC {full:.2f} s ({n / full:.2f} frames/s)")
 print(line)
 print(f"ratio (same work): nsod has {theirs / same:.2f}x the Python stack's frames per second (target >= 2x)")
 PY

@@ -65,7 +65,7 @@ def callback(image):
 slicer = sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
                             iou_threshold=0.5)
 tracker = ByteTrackTracker()
-frames = sorted((f for f in os.listdir(frames_dir) if f.endswith(".png")), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
+frames = sorted((f for f in os.listdir(frames_dir) if f.endswith((".png", ".jpg"))), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
 images = [cv2.imread(os.path.join(frames_dir, f)) for f in frames[:1]]
 slicer(images[0])  # warm-up
 ids = set()

@@ -143,6 +143,7 @@ fn package_of(tool: &str) -> Option<&'static str> {
         "sbatch" | "scontrol" | "squeue" => Some("slurm-wlm"),
         "prometheus-pushgateway" => Some("prometheus-pushgateway"),
         "kubectl" => Some("kubectl"),
+        "ffmpeg" | "ffprobe" => Some("ffmpeg"),
         _ => None,
     }
 }
