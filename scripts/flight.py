@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """A synthetic drone flight for the tracking tests and benchmark (run in the tracking virtualenv, which has OpenCV).
 
-    flight.py DOTA.png NEON.png OUT_DIR [FRAMES]
+    flight.py DOTA.png NEON.png OUT_DIR [FRAMES [jpg|png]]
 
 Builds a mosaic, the DOTA image (aerial, dense vehicles) pasted in the middle of the NEON sample (forest), and
 flies a 1280x720 camera over it at 30 fps: the camera's centre moves 700 px down the DOTA image, it turns through
 100 degrees and zooms in by 10 % over the flight (150 frames by default). Writes
 
     OUT_DIR/mosaic.png             the still image (its detections are the ground truth, moved by the transforms)
-    OUT_DIR/frames/frameNNNN.jpg   the frames (JPEG quality 95, as a camera would store them)
+    OUT_DIR/frames/frameNNNN.jpg   the frames (JPEG quality 95, as a camera would store them; or lossless PNG)
     OUT_DIR/transforms.json        per frame the 2x3 affine matrix from mosaic pixels to frame pixels
 
 Frames are rendered with OpenCV's warpAffine (bilinear) from the mosaic, pixel centres at integer coordinates.
@@ -27,6 +27,9 @@ WIDTH, HEIGHT = 1280, 720
 def main():
     dota_path, neon_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
     frames = int(sys.argv[4]) if len(sys.argv) > 4 else 150
+    ext = sys.argv[5] if len(sys.argv) > 5 else "jpg"
+    if ext not in ("jpg", "png"):
+        sys.exit(f"flight.py: frame format {ext}: jpg or png")
     dota = cv2.imread(dota_path)
     mosaic = cv2.imread(neon_path)
     if dota is None or mosaic is None:
@@ -55,9 +58,9 @@ def main():
             mosaic, m, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
         cv2.imwrite(
-            os.path.join(out, "frames", f"frame{k + 1:04d}.jpg"),
+            os.path.join(out, "frames", f"frame{k + 1:04d}.{ext}"),
             frame,
-            [cv2.IMWRITE_JPEG_QUALITY, 95],
+            [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == "jpg" else [],
         )
         transforms.append([float(v) for v in m.ravel()])
     with open(os.path.join(out, "transforms.json"), "w") as f:

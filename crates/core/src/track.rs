@@ -5,7 +5,9 @@
 use crate::cli::{GlobalArgs, TrackArgs};
 use crate::observe::CliObserver;
 use crate::session::{INTERRUPTED, Needs, Session, config_error};
-use nsod_pipeline::track::{TrackSink, sequence};
+use nsod_pipeline::config::TrackSettings;
+use nsod_pipeline::settings::Source;
+use nsod_pipeline::track::{Frame, FrameClock, Sequence, TrackSink, sequence};
 use nsod_pipeline::{RunDirOptions, RunDirSink, error_chain, layout};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,9 +26,27 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             "give the sequence: a folder of frames, a MOTChallenge sequence folder or a list file",
         );
     };
-    let seq = match sequence(&input, layers.config.track.fps, nsod_detect::is_image_path) {
-        Ok(s) => s,
-        Err(e) => return config_error(error_chain(&e)),
+    let input_text = input.to_string_lossy().into_owned();
+    let video = is_video(&input);
+    if video && layers.config.output.skip_existing {
+        return config_error(
+            "--skip-existing: a video is tracked whole (its frames cannot be read again one by one); run it again without it",
+        );
+    }
+    if !video && layers.source("track.every") != Source::Default {
+        return config_error("--every: only a video's frames are subsampled");
+    }
+    // The frames: a folder or list known up front, or a video decoded on its own thread as the run goes.
+    let (frames, feed) = if video {
+        match open_video(&input_text, &layers.config.track) {
+            Ok((info, feed, clock)) => (Frames::Video(info, clock), Some(feed)),
+            Err(e) => return config_error(e),
+        }
+    } else {
+        match sequence(&input, layers.config.track.fps, nsod_detect::is_image_path) {
+            Ok(s) => (Frames::Sequence(s), None),
+            Err(e) => return config_error(error_chain(&e)),
+        }
     };
     let tracker = match nsod_track::Tracker::new(layers.config.track.tracker()) {
         Ok(t) => t,
@@ -66,15 +86,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     for w in &run_dir.warnings {
         crate::ui::warning!("{w}");
     }
-    run_dir.annotate(
-        "sequence",
-        serde_json::json!({
-            "input": input.display().to_string(),
-            "frames": seq.frames.len(),
-            "fps": seq.fps,
-            "times_from": seq.times_from,
-        }),
-    );
+    run_dir.annotate("sequence", frames.describe(&input_text, &config.track));
     let report = {
         let handles = handles.clone();
         Box::new(move |r: &nsod_pipeline::track::FrameReport| {
@@ -88,16 +100,19 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     let mut sink = TrackSink::new(
         run_dir,
         tracker,
-        on,
-        cmc,
-        config.output.save_vis,
-        &seq.frames,
+        nsod_pipeline::track::TrackOptions {
+            on,
+            cmc,
+            vis: config.output.save_vis,
+        },
+        frames.list(),
+        frames.clock(),
         report,
     );
     if config.output.skip_existing {
         let kept = nsod_pipeline::Sink::completed(&sink);
-        let todo = seq
-            .frames
+        let todo = frames
+            .list()
             .iter()
             .filter(|f| !kept.contains(&f.job.name))
             .count();
@@ -114,17 +129,30 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = &metrics {
         s.set_ready();
     }
-    let jobs: Vec<nsod_pipeline::Job> = seq.frames.iter().map(|f| f.job.clone()).collect();
     let inputs: Vec<PathBuf> = vec![input.clone()];
     let mut observer = CliObserver::new(handles.clone(), config.detect.conf);
-    let result = nsod_pipeline::run(
-        &mut worker,
-        jobs,
-        &inputs,
-        &mut sink,
-        &mut observer,
-        &interrupted,
-    );
+    let result = match feed {
+        Some(feed) => nsod_pipeline::run_feed(
+            &mut worker,
+            feed,
+            &inputs,
+            &mut sink,
+            &mut observer,
+            &interrupted,
+        ),
+        None => {
+            let jobs: Vec<nsod_pipeline::Job> =
+                frames.list().iter().map(|f| f.job.clone()).collect();
+            nsod_pipeline::run(
+                &mut worker,
+                jobs,
+                &inputs,
+                &mut sink,
+                &mut observer,
+                &interrupted,
+            )
+        }
+    };
     observer.finish();
     let summary = match result {
         Ok(s) => s,
@@ -207,4 +235,113 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// True when `input` is a video: a URL, or a file with a video extension.
+fn is_video(input: &std::path::Path) -> bool {
+    let text = input.to_string_lossy();
+    (text.contains("://") && !input.exists())
+        || (input.is_file()
+            && input
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| VIDEO_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e))))
+}
+
+/// File name extensions read as video (the same list as nsod-video's, known without FFmpeg too).
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "m2ts", "mts", "mpg", "mpeg", "flv", "h264",
+    "264", "hevc", "265",
+];
+
+/// What the container says about a video, as written to run.json.
+#[derive(Debug, Clone, serde::Serialize)]
+struct VideoSummary {
+    format: String,
+    codec: String,
+    width: u32,
+    height: u32,
+    time_base: [i32; 2],
+    frame_rate: Option<f64>,
+    frames: Option<u64>,
+    network: bool,
+}
+
+/// The frames of a run.
+enum Frames {
+    Sequence(Sequence),
+    Video(VideoSummary, FrameClock),
+}
+
+impl Frames {
+    fn list(&self) -> &[Frame] {
+        match self {
+            Frames::Sequence(s) => &s.frames,
+            Frames::Video(..) => &[],
+        }
+    }
+
+    fn clock(&self) -> Option<FrameClock> {
+        match self {
+            Frames::Sequence(_) => None,
+            Frames::Video(_, c) => Some(c.clone()),
+        }
+    }
+
+    /// run.json's `sequence`.
+    fn describe(&self, input: &str, t: &TrackSettings) -> serde_json::Value {
+        match self {
+            Frames::Sequence(s) => serde_json::json!({
+                "input": input,
+                "frames": s.frames.len(),
+                "fps": s.fps,
+                "times_from": s.times_from,
+            }),
+            Frames::Video(info, _) => serde_json::json!({
+                "input": input,
+                "video": info,
+                "every": t.every,
+                "fps": t.fps,
+                "times_from": "container",
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "video")]
+fn open_video(
+    input: &str,
+    t: &TrackSettings,
+) -> Result<(VideoSummary, nsod_pipeline::Feed, FrameClock), String> {
+    let opts = nsod_pipeline::video::Options {
+        every: u32::try_from(t.every).unwrap_or(u32::MAX),
+        fps: t.fps,
+        ..Default::default()
+    };
+    let (info, feed, clock) =
+        nsod_pipeline::video::open(input, opts).map_err(|e| error_chain(&e))?;
+    Ok((
+        VideoSummary {
+            format: info.format,
+            codec: info.codec,
+            width: info.width,
+            height: info.height,
+            time_base: [info.time_base.0, info.time_base.1],
+            frame_rate: info.frame_rate,
+            frames: info.frames,
+            network: info.network,
+        },
+        feed,
+        clock,
+    ))
+}
+
+#[cfg(not(feature = "video"))]
+fn open_video(
+    input: &str,
+    _t: &TrackSettings,
+) -> Result<(VideoSummary, nsod_pipeline::Feed, FrameClock), String> {
+    Err(format!(
+        "{input}: this nsod was built without video support (cargo feature `video`, FFmpeg's libraries); track a folder of frames, or rebuild with scripts/setup.sh"
+    ))
 }

@@ -272,6 +272,8 @@ pub struct TrackSettings {
     /// Frames per second of a folder of frames without times (a MOTChallenge `seqinfo.ini`'s `frameRate` is used
     /// when this is not set).
     pub fps: Option<f64>,
+    /// Of a video, keep every `every`-th decoded frame (1: all).
+    pub every: usize,
     pub on: TrackOn,
     pub cmc: Cmc,
     pub geometry: nsod_track::Geometry,
@@ -289,6 +291,7 @@ impl Default for TrackSettings {
         let t = nsod_track::TrackerConfig::default();
         Self {
             fps: None,
+            every: 1,
             on: TrackOn::Refined,
             cmc: Cmc::On,
             geometry: t.geometry,
@@ -577,6 +580,12 @@ impl PipelineConfig {
             && !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0)
         {
             return Err(invalid("track.fps", format!("{fps} is outside (0, 10000]")));
+        }
+        if !(1..=10_000).contains(&self.track.every) {
+            return Err(invalid(
+                "track.every",
+                format!("{} is outside [1, 10000]", self.track.every),
+            ));
         }
         if self.track.min_hits > 1_000 {
             return Err(invalid(

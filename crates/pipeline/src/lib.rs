@@ -26,6 +26,8 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod track;
+#[cfg(feature = "video")]
+pub mod video;
 
 pub use config::{ConfigError, PipelineConfig};
 pub use inputs::{InputError, Job};
@@ -33,7 +35,7 @@ pub use inputs::{InputError, Job};
 pub use nsod_types::layout;
 pub use nsod_types::outcome::{ImageOutcome, Stage};
 pub use pipeline::{BuildReport, Environment, Overrides, Pipeline, Worker};
-pub use runner::{Observer, run};
+pub use runner::{Decode, Feed, Observer, run, run_feed};
 pub use sink::{RunDirOptions, RunDirSink, RunSummary, Sink, SinkError};
 pub use source::{LoadedImage, Pixels};
 
@@ -79,6 +81,10 @@ pub enum PipelineError {
     /// Detection failed on an image.
     #[error(transparent)]
     Detect(nsod_detect::DetectError),
+    /// A video could not be read.
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Video(nsod_video::VideoError),
     /// A sink could not write.
     #[error(transparent)]
     Sink(SinkError),

@@ -83,17 +83,70 @@ pub fn run(
         .filter(|j| !done.contains(&j.name))
         .collect();
     let pipeline = worker.pipeline().clone();
+    let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
+    let decode_threads = pipeline.config().decode_threads_for(pipelined);
+    let expected = jobs.len();
+    let feed = spawn_decoders(jobs, decode_threads, pipeline.config().raster.clone())?;
+    run_feed(
+        worker,
+        Feed {
+            frames: feed.0,
+            thread: feed.1,
+            expected,
+            kept: done.len(),
+            decode_threads,
+        },
+        inputs,
+        sink,
+        observer,
+        interrupt,
+    )
+}
+
+/// One decoded image (or why it could not be decoded) and the seconds it took: what a [`Feed`] delivers.
+pub type Decode = (Job, Result<LoadedImage, PipelineError>, f64);
+
+/// Images decoded elsewhere (a video's frames), in order, for [`run_feed`].
+#[derive(Debug)]
+pub struct Feed {
+    /// The images; the run ends when the channel closes.
+    pub frames: mpsc::Receiver<Decode>,
+    /// The thread that decodes them (joined at the end, after the receiver is dropped).
+    pub thread: std::thread::JoinHandle<()>,
+    /// How many images the feed expects to deliver (for progress; 0 when unknown).
+    pub expected: usize,
+    /// Images the sink already has (resume).
+    pub kept: usize,
+    /// Threads decoding (for the run's summary).
+    pub decode_threads: usize,
+}
+
+/// Runs the images of `feed` through `worker` into `sink`, as [`run`] does with files.
+pub fn run_feed(
+    worker: &mut Worker,
+    feed: Feed,
+    inputs: &[PathBuf],
+    sink: &mut dyn Sink,
+    observer: &mut dyn Observer,
+    interrupt: &AtomicBool,
+) -> Result<RunSummary, PipelineError> {
+    let pipeline = worker.pipeline().clone();
+    let Feed {
+        frames: rx,
+        thread: decoder,
+        expected,
+        kept,
+        decode_threads,
+    } = feed;
     sink.begin(&RunInfo {
         pipeline: &pipeline,
         inputs,
-        jobs: jobs.len(),
+        jobs: expected,
     })
     .map_err(PipelineError::Sink)?;
-    observer.begin(jobs.len(), done.len());
+    observer.begin(expected, kept);
     let start = Instant::now();
     let pipelined = pipeline.config().pipelined() && pipeline.model().is_some();
-    let decode_threads = pipeline.config().decode_threads_for(pipelined);
-    let (rx, decoder) = spawn_decoders(jobs, decode_threads, pipeline.config().raster.clone())?;
     let mut d = Delivery {
         sink,
         observer,
@@ -203,9 +256,6 @@ pub fn refine(
     observer.finishing();
     sink.finish(summary).map_err(PipelineError::Sink)
 }
-
-/// One decoded job, or why it could not be decoded, and the time it took.
-type Decode = (Job, Result<LoadedImage, PipelineError>, f64);
 
 /// Decodes `jobs` on `threads` threads (job `i` on thread `i mod threads`, each at most one image ahead) and hands
 /// them on in order, at most [`DECODE_AHEAD`] waiting: memory holds `2 x threads + DECODE_AHEAD` decoded images

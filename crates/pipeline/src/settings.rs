@@ -950,7 +950,18 @@ pub static SETTINGS: &[Setting] = &[
         Value,
         "FPS",
         |c| c.track.fps,
-        "Frames per second of a folder of frames (default: a MOTChallenge seqinfo.ini's frameRate, else 30); a list file's times win."
+        "Frames per second of a folder of frames (default: a MOTChallenge seqinfo.ini's frameRate, else 30); a list file's times win. Of a video (its own timestamps are used): the most frames per second kept (subsampling)."
+    ),
+    setting!(
+        "track.every",
+        Result,
+        Track,
+        Some("every"),
+        None,
+        Value,
+        "N",
+        |c| c.track.every,
+        "Of a video: keep every N-th decoded frame (1: all)."
     ),
     setting!(
         "track.on",
@@ -1577,6 +1588,7 @@ mod tests {
             "raster.scale" => "0,4095",
             "raster.window_above_pixels" => "1000",
             "track.fps" => "25",
+            "track.every" => "2",
             "track.on" => "raw",
             "track.cmc" => "off",
             "track.geometry" => "axis",

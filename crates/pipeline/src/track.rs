@@ -240,6 +240,60 @@ fn list_file(path: &Path, fps: Option<f64>) -> Result<Sequence, SequenceError> {
     })
 }
 
+/// Each frame's place and time, by its name in the run: known up front for a folder or a list, filled in by the
+/// decoding thread as a video's frames are decoded (shared with the [`TrackSink`]).
+#[derive(Debug, Clone, Default)]
+pub struct FrameClock(std::sync::Arc<std::sync::Mutex<ClockInner>>);
+
+#[derive(Debug, Default)]
+struct ClockInner {
+    index: HashMap<String, usize>,
+    /// Per frame: seconds from the start, and the container timestamp (in the stream's time base) for a video.
+    stamps: Vec<(f64, Option<i64>)>,
+}
+
+impl FrameClock {
+    /// The clock of a sequence known up front.
+    pub fn of(frames: &[Frame]) -> Self {
+        let c = Self::default();
+        for f in frames {
+            c.push(&f.job.name, f.time, None);
+        }
+        c
+    }
+
+    /// Adds the next frame.
+    pub fn push(&self, name: &str, time: f64, pts: Option<i64>) {
+        let mut c = self.lock();
+        let i = c.stamps.len();
+        c.stamps.push((time, pts));
+        c.index.insert(name.to_owned(), i);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.lock().index.get(name).copied()
+    }
+
+    fn stamp(&self, i: usize) -> (f64, Option<i64>) {
+        self.lock().stamps.get(i).copied().unwrap_or((0.0, None))
+    }
+
+    /// Frames on the clock.
+    pub fn len(&self) -> usize {
+        self.lock().stamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What one tracked frame did, for the front end's metrics and progress.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameReport {
@@ -292,15 +346,25 @@ const TRAIL: usize = 30;
 /// The camera motion below this peak of the translation's correlation is not trusted (no compensation).
 pub const MIN_CMC_CONFIDENCE: f32 = 0.05;
 
+/// How a [`TrackSink`] tracks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackOptions {
+    /// The scores the tracker sees: refined by the rules, or the detector's.
+    pub on: TrackOn,
+    /// Camera-motion compensation.
+    pub cmc: bool,
+    /// Annotated frames in `vis/`.
+    pub vis: bool,
+}
+
 /// Tracks the frames' detections and writes `tracks.jsonl`, `mot.txt`, `mot_obb.txt` and `track_summary.csv`
 /// into the run folder, around a [`RunDirSink`] that writes everything `nsod infer` writes.
 pub struct TrackSink {
     inner: RunDirSink,
     tracker: Tracker,
     on: TrackOn,
-    index: HashMap<String, usize>,
-    times: Vec<f64>,
-    /// The frames' files, read again for the pixels of a replayed frame (camera motion, `vis/`).
+    clock: FrameClock,
+    /// The frames' files, read again for the pixels of a replayed frame (camera motion, `vis/`); empty for a video.
     paths: Vec<PathBuf>,
     pending: BTreeMap<usize, Option<Pending>>,
     /// Camera-motion compensation on.
@@ -334,14 +398,14 @@ impl std::fmt::Debug for TrackSink {
 }
 
 impl TrackSink {
-    /// `frames` in time order (their job names are the run's image names); `report` sees every frame.
+    /// `frames` in time order (their job names are the run's image names), or for a video an empty list and the
+    /// clock its decoding thread fills; `report` sees every frame.
     pub fn new(
         inner: RunDirSink,
         tracker: Tracker,
-        on: TrackOn,
-        cmc: bool,
-        vis: bool,
+        TrackOptions { on, cmc, vis }: TrackOptions,
         frames: &[Frame],
+        clock: Option<FrameClock>,
         report: Box<dyn FnMut(&FrameReport)>,
     ) -> Self {
         Self {
@@ -352,12 +416,7 @@ impl TrackSink {
             vis,
             trails: HashMap::new(),
             previous: None,
-            index: frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.job.name.clone(), i))
-                .collect(),
-            times: frames.iter().map(|f| f.time).collect(),
+            clock: clock.unwrap_or_else(|| FrameClock::of(frames)),
             paths: frames.iter().map(|f| f.job.path.clone()).collect(),
             pending: BTreeMap::new(),
             next: 0,
@@ -436,7 +495,8 @@ impl TrackSink {
             .inner
             .kept_records()
             .filter_map(|(record, raw)| {
-                let i = *self.index.get(&record.image)?;
+                let i = self.clock.find(&record.image)?;
+                self.paths.get(i)?;
                 let r = match (self.on, raw) {
                     (TrackOn::Raw, Some(raw)) => raw,
                     _ => record,
@@ -503,7 +563,7 @@ impl TrackSink {
                 });
                 continue;
             };
-            let time = self.times[frame];
+            let (time, pts) = self.clock.stamp(frame);
             let camera = match (&self.previous, &pixels) {
                 (Some((prev, _)), Some((cur, factor))) => {
                     cmc::estimate(prev, cur).map(|e| (e, *factor))
@@ -539,7 +599,7 @@ impl TrackSink {
                     "ty": motion.map_or(e.motion.ty, |m| m.ty),
                 })
             });
-            self.write_frame(frame, time, &image, &obs, &out, camera_json)?;
+            self.write_frame(frame, (time, pts), &image, &obs, &out, camera_json)?;
             if self.vis {
                 self.draw(&image, picture, &out, motion.as_ref())?;
             }
@@ -566,7 +626,7 @@ impl TrackSink {
     fn write_frame(
         &mut self,
         frame: usize,
-        time: f64,
+        (time, pts): (f64, Option<i64>),
         image: &str,
         obs: &[Observation],
         out: &FrameTracks,
@@ -643,13 +703,16 @@ impl TrackSink {
             life.last_time = time;
             life.frames += 1;
         }
-        let record = json!({
+        let mut record = json!({
             "frame": frame + 1,
             "time": time,
             "image": image,
             "camera": camera,
             "tracks": rows,
         });
+        if let Some(pts) = pts {
+            record["pts"] = json!(pts);
+        }
         let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
         let Some(w) = self.writers.as_mut() else {
             return Err(SinkError::Io {
@@ -810,7 +873,7 @@ impl Sink for TrackSink {
             (TrackOn::Raw, Some(r)) => &r.raw,
             _ => &outcome.detections,
         };
-        if let Some(&i) = self.index.get(&outcome.image) {
+        if let Some(i) = self.clock.find(&outcome.image) {
             self.queue(
                 i,
                 &outcome.image,
@@ -829,7 +892,7 @@ impl Sink for TrackSink {
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
         self.inner.failed(failure)?;
-        if let Some(&i) = self.index.get(&failure.image) {
+        if let Some(i) = self.clock.find(&failure.image) {
             self.pending.insert(i, None);
             self.drain()?;
         }

@@ -66,6 +66,15 @@ pub enum VideoError {
         #[source]
         source: ffmpeg::Error,
     },
+    #[error(
+        "{input}: damaged: {packets} packet(s) could not be decoded, the frames around them skipped"
+    )]
+    Damaged {
+        input: String,
+        packets: u64,
+        #[source]
+        source: ffmpeg::Error,
+    },
     #[error("{input}: FFmpeg: {source}")]
     Ffmpeg {
         input: String,
@@ -207,6 +216,8 @@ pub struct Reader {
     next_due: f64,
     eof_sent: bool,
     done: bool,
+    /// Packets the demuxer marked corrupt or the decoder refused, and the first error.
+    damaged: (u64, Option<ffmpeg::Error>),
 }
 
 impl std::fmt::Debug for Reader {
@@ -300,6 +311,7 @@ impl Reader {
             next_due: 0.0,
             eof_sent: false,
             done: false,
+            damaged: (0, None),
         })
     }
 
@@ -313,11 +325,20 @@ impl Reader {
         ticks as f64 * f64::from(num) / f64::from(den.max(1))
     }
 
-    /// The next frame kept by the subsampling, or `None` at the end of the stream.
+    /// The next frame kept by the subsampling, or `None` at the end of the stream. A stream with damaged packets
+    /// (a truncated file, a corrupt frame) gives every frame that could be decoded, then
+    /// [`VideoError::Damaged`] once, at its end.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, VideoError> {
         let start = Instant::now();
         loop {
             let Some(raw) = self.next_decoded()? else {
+                if let (n, Some(source)) = (self.damaged.0, self.damaged.1.take()) {
+                    return Err(VideoError::Damaged {
+                        input: self.input.clone(),
+                        packets: n,
+                        source,
+                    });
+                }
                 return Ok(None);
             };
             let decoded = self.decoded;
@@ -421,13 +442,18 @@ impl Reader {
                     if packet.stream() != self.stream {
                         continue;
                     }
+                    if packet.is_corrupt() {
+                        self.damage(ffmpeg::Error::InvalidData);
+                    }
                     if let Err(source) = self.decoder.send_packet(&packet) {
-                        // A damaged packet: the decoder skips it (as FFmpeg's own tools do) unless it cannot go on.
+                        // A damaged packet: the decoder skips it (as FFmpeg's own tools do), and it is reported
+                        // at the end of the stream.
                         if matches!(source, ffmpeg::Error::Other { errno } if errno == ffmpeg::util::error::EAGAIN)
                         {
                             continue;
                         }
                         if matches!(source, ffmpeg::Error::InvalidData) {
+                            self.damage(source);
                             continue;
                         }
                         return Err(VideoError::Read {
@@ -451,6 +477,11 @@ impl Reader {
                 }
             }
         }
+    }
+
+    fn damage(&mut self, e: ffmpeg::Error) {
+        self.damaged.0 += 1;
+        self.damaged.1.get_or_insert(e);
     }
 
     /// The frame as RGB24 at its own size.

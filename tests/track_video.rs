@@ -1,0 +1,334 @@
+//! `nsod track` on video (issue 33): a video made with the `ffmpeg` command-line tool from the flight's frames gives
+//! exactly the frame folder's tracks when lossless (FFV1, planar RGB) and nearly them when H.264; every frame's
+//! timestamp is the container's, as `ffprobe` reads it; bad videos are one clear error each.
+#![cfg(feature = "video")]
+
+mod common;
+
+use common::{error_lines, nsod, ort_lib, repo_root, sample, text, trackeval};
+use nsod_testkit::tool;
+use serde_json::Value;
+use std::path::Path;
+
+fn ffmpeg(args: &[&str]) {
+    let o = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
+/// `ffprobe`'s integer pts of every video frame, in presentation order.
+fn ffprobe_pts(video: &Path) -> Vec<i64> {
+    let o = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(video)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let mut pts: Vec<i64> = text(&o)
+        .0
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_end_matches(',').parse().unwrap())
+        .collect();
+    pts.sort_unstable();
+    pts
+}
+
+fn track(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    nsod()
+        .args(["track", "--threads", "2", "--no-metrics", "--ort-lib"])
+        .arg(ort_lib())
+        .arg("--model")
+        .arg(common::default_model())
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn records(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("tracks.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Tracks of at least 10 frames in a run's track_summary.csv.
+fn long_tracks(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("track_summary.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|r| r.split(',').nth(6).unwrap().parse::<usize>().unwrap() >= 10)
+        .count()
+}
+
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn a_video_of_the_flight_tracks_as_its_frames_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The first 30 frames of the flight, lossless.
+    let o = std::process::Command::new(trackeval())
+        .arg(repo_root().join("scripts/flight.py"))
+        .arg(common::shared_data().join("dota_P0006.png"))
+        .arg(sample("neon_yell_2019_10cm.png"))
+        .arg(d)
+        .args(["30", "png"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let pattern = d.join("frames/frame%04d.png");
+    let pattern = pattern.to_str().unwrap();
+    let folder = d.join("folder");
+    let o = track(&d.join("frames"), &folder, &["--fps", "30"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    // FFV1 in planar RGB (AVI: time base 1/30, so the times are the folder's too): the same tracks, byte for byte.
+    let avi = d.join("flight.avi");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        pattern,
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        "gbrp",
+        avi.to_str().unwrap(),
+    ]);
+    let lossless = d.join("lossless");
+    let o = track(&avi, &lossless, &[]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("30 frames tracked (0 failed)"), "{stdout}");
+    for f in ["mot.txt", "mot_obb.txt", "track_summary.csv"] {
+        assert!(
+            std::fs::read(lossless.join(f)).unwrap() == std::fs::read(folder.join(f)).unwrap(),
+            "{f}: the video's tracks differ from the frames'"
+        );
+    }
+    let (v, f) = (records(&lossless), records(&folder));
+    assert_eq!(v.len(), 30);
+    let pts = ffprobe_pts(&avi);
+    for (k, (a, b)) in v.iter().zip(&f).enumerate() {
+        assert_eq!(a["pts"], pts[k], "frame {}", k + 1);
+        assert_eq!(a["image"], format!("frame{:06}.png", k + 1));
+        for key in ["time", "camera", "tracks"] {
+            assert_eq!(a[key], b[key], "frame {}: {key}", k + 1);
+        }
+    }
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(lossless.join("run.json")).unwrap()).unwrap();
+    let seq = &run["sequence"];
+    assert_eq!(seq["times_from"], "container");
+    assert_eq!(seq["video"]["codec"], "ffv1");
+    assert_eq!(seq["video"]["time_base"], serde_json::json!([1, 30]));
+
+    // H.264 at high quality (MP4, time base 1/15360): as many tracks of 10 frames or more, HOTA against the frames'
+    // tracks at least 0.98 (measured 0.9947), every frame at ffprobe's timestamp.
+    let mp4 = d.join("flight.mp4");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        pattern,
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        mp4.to_str().unwrap(),
+    ]);
+    let h264 = d.join("h264");
+    let o = track(&mp4, &h264, &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(long_tracks(&h264), long_tracks(&folder));
+    let pts = ffprobe_pts(&mp4);
+    let v = records(&h264);
+    assert_eq!(
+        v.iter()
+            .map(|r| r["pts"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        pts
+    );
+    // The frames' tracks as ground truth (conf 1).
+    let gt = d.join("gt_obb.txt");
+    let rows: String = std::fs::read_to_string(folder.join("mot_obb.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f[10] = "1";
+            format!("{}\n", f.join(","))
+        })
+        .collect();
+    std::fs::write(&gt, rows).unwrap();
+    let o = nsod()
+        .args(["eval", "--mot"])
+        .arg(&gt)
+        .arg("--pred")
+        .arg(h264.join("mot_obb.txt"))
+        .arg("--out")
+        .arg(d.join("eval"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let ev: Value =
+        serde_json::from_slice(&std::fs::read(d.join("eval/mot_eval.json")).unwrap()).unwrap();
+    let hota = ev[1]["hota"]["HOTA"].as_array().unwrap();
+    let hota = hota.iter().map(|v| v.as_f64().unwrap()).sum::<f64>() / hota.len() as f64;
+    println!("H.264 (crf 12) against the frames' tracks: HOTA {hota:.4}");
+    assert!(hota >= 0.98, "HOTA {hota}");
+
+    // --every 3: frames 1, 4, 7, ... at their own timestamps.
+    let every = d.join("every");
+    let o = track(&avi, &every, &["--every", "3"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let v = records(&every);
+    assert_eq!(
+        v.iter()
+            .map(|r| r["pts"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        (0..30).step_by(3).collect::<Vec<i64>>()
+    );
+}
+
+/// Small frames of the NEON sample, panning: quick to detect.
+fn small_frames(dir: &Path, n: u32) {
+    let img = image::open(sample("neon_soap_10cm.png")).unwrap().to_rgb8();
+    std::fs::create_dir_all(dir).unwrap();
+    for k in 0..n {
+        image::imageops::crop_imm(&img, 4 * k, 2 * k, 256, 192)
+            .to_image()
+            .save(dir.join(format!("f{:03}.png", k + 1)))
+            .unwrap();
+    }
+}
+
+#[test]
+fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_frames(&d.join("frames"), 40);
+    let pattern = d.join("frames/f%03d.png");
+    let mp4 = d.join("pan.mp4");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        pattern.to_str().unwrap(),
+        "-c:v",
+        "libx264",
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        mp4.to_str().unwrap(),
+    ]);
+    // Truncated: the frames before the cut (as many as ffprobe decodes) are tracked and written; the damage is one
+    // error naming the file, the run's exit code 1.
+    let bytes = std::fs::read(&mp4).unwrap();
+    let cut = d.join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let o = tool("ffprobe")
+        .args(["-v", "quiet", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    let decodable: usize = text(&o).0.trim().trim_end_matches(',').parse().unwrap();
+    let out = d.join("cut");
+    let o = track(&cut, &out, &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with(&format!("error: {}: damaged: ", cut.display())),
+        "{stderr}"
+    );
+    assert_eq!(records(&out).len(), decodable, "{stdout}");
+    assert!((1..40).contains(&decodable), "{decodable}");
+    assert!(
+        stdout.contains(&format!("{} frames tracked (1 failed)", decodable)),
+        "{stdout}"
+    );
+
+    // No video stream, a text file named .mp4, a URL scheme that is not supported: refused before anything runs.
+    let audio = d.join("tone.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=0.5",
+        "-c:a",
+        "flac",
+        audio.to_str().unwrap(),
+    ]);
+    let text_mp4 = d.join("notes.mp4");
+    std::fs::write(&text_mp4, "not a video").unwrap();
+    for (input, want) in [
+        (
+            audio.to_str().unwrap().to_owned(),
+            format!("error: {}: no video stream", audio.display()),
+        ),
+        (
+            text_mp4.to_str().unwrap().to_owned(),
+            format!("error: {}: cannot open", text_mp4.display()),
+        ),
+        (
+            "gopher://127.0.0.1/x".to_owned(),
+            "error: gopher://127.0.0.1/x: URL scheme gopher:// is not supported".to_owned(),
+        ),
+    ] {
+        let out = d.join("refused");
+        let o = track(Path::new(&input), &out, &[]);
+        let (_, stderr) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        let errors = error_lines(&stderr);
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].starts_with(&want), "{stderr}");
+        assert!(!out.exists());
+    }
+    // Flags a video run cannot honour are refused.
+    let o = track(&mp4, &d.join("r2"), &["--skip-existing"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("--skip-existing: a video is tracked whole"),
+        "{}",
+        text(&o).1
+    );
+    let o = track(&d.join("frames"), &d.join("r3"), &["--every", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("--every: only a video's frames are subsampled"),
+        "{}",
+        text(&o).1
+    );
+}
