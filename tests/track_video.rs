@@ -218,7 +218,7 @@ fn small_frames(dir: &Path, n: u32) {
     let img = image::open(sample("neon_soap_10cm.png")).unwrap().to_rgb8();
     std::fs::create_dir_all(dir).unwrap();
     for k in 0..n {
-        image::imageops::crop_imm(&img, 4 * k, 2 * k, 256, 192)
+        image::imageops::crop_imm(&img, k, k / 2, 256, 192)
             .to_image()
             .save(dir.join(format!("f{:03}.png", k + 1)))
             .unwrap();
@@ -331,4 +331,176 @@ fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
         "{}",
         text(&o).1
     );
+}
+
+/// A free loopback port (a moment's race with other tests is acceptable: the server fails loudly).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ffmpeg -re` serving frames `first..first+count` of `pattern` at `fps` as MPEG-TS over HTTP on `port`, once.
+fn serve(pattern: &Path, first: u32, count: u32, fps: f64, port: u16) -> common::KillOnDrop {
+    common::KillOnDrop(
+        tool("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-framerate", &format!("{fps:.3}")])
+            .args(["-start_number", &first.to_string()])
+            .arg("-i")
+            .arg(pattern)
+            .args(["-frames:v", &count.to_string()])
+            .args(["-c:v", "mpeg4", "-q:v", "3", "-f", "mpegts", "-listen", "1"])
+            .arg(format!("http://127.0.0.1:{port}/live.ts"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A metric's value in a Prometheus text file.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_live_stream_drops_frames_when_behind_and_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_frames(&d.join("frames"), 120);
+    let pattern = d.join("frames/f%03d.png");
+    // nsod's own rate on these frames, as a file.
+    let ts = d.join("first40.ts");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        pattern.to_str().unwrap(),
+        "-frames:v",
+        "40",
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "3",
+        ts.to_str().unwrap(),
+    ]);
+    let o = track(&ts, &d.join("file"), &[]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let rate: f64 = stdout
+        .split(" frames/s)")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rate > 0.5, "{stdout}");
+
+    // Served live at twice that rate, in two parts (the stream is cut after 60 frames and served again).
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/live.ts");
+    let fps = 2.0 * rate;
+    let first = serve(&pattern, 1, 60, fps, port);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let textfile = d.join("live.prom");
+    let out = d.join("live");
+    let child = nsod()
+        .args(["track", "--threads", "2", "--ort-lib"])
+        .arg(ort_lib())
+        .arg("--model")
+        .arg(common::default_model())
+        .arg(&url)
+        .arg("--out")
+        .arg(&out)
+        .arg("--metrics-textfile")
+        .arg(&textfile)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second part starts as soon as the first has been sent.
+    let mut first = first;
+    assert!(first.0.wait().unwrap().success());
+    let _second = serve(&pattern, 61, 60, fps, port);
+    let o = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    let processed = records(&out).len();
+    let dropped = metric(&prom, "nsod_frames_dropped_total") as usize;
+    let reconnects = metric(&prom, "nsod_stream_reconnects_total");
+    let lag = metric(&prom, "nsod_stream_lag_seconds");
+    println!(
+        "live at {fps:.1} frames/s (nsod: {rate:.2}): {processed} processed, {dropped} dropped, {reconnects} reconnections, lag {lag:.3} s"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "video: 120 frames decoded, {dropped} dropped, 1 reconnections (live)"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(processed + dropped, 120, "decoded = processed + dropped");
+    assert_eq!(metric(&prom, "nsod_frames_total") as usize, processed);
+    assert!(dropped >= 20, "{dropped} dropped at twice the rate");
+    assert_eq!(reconnects, 1.0);
+    // Lag of the last frame: within two of nsod's frame times and the first back-off.
+    assert!(lag <= 2.0 / rate + 0.5, "lag {lag} s at {rate} frames/s");
+    let run: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["sequence"]["live"], true);
+    assert!(
+        stdout.contains(&format!("{processed} frames tracked (0 failed)")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sigterm_ends_a_live_stream_with_complete_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_frames(&d.join("frames"), 120);
+    let port = free_port();
+    let _server = serve(&d.join("frames/f%03d.png"), 1, 120, 10.0, port);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = d.join("live");
+    let child = nsod()
+        .args(["track", "--threads", "2", "--no-metrics", "--ort-lib"])
+        .arg(ort_lib())
+        .arg("--model")
+        .arg(common::default_model())
+        .arg(format!("http://127.0.0.1:{port}/live.ts"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let start = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let n = records(&out).len();
+    assert!((3..120).contains(&n), "{n} frames");
+    assert!(stdout.contains(&format!("{n} frames tracked")), "{stdout}");
+    let run: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["complete"], true, "{run}");
+    assert_eq!(run["tracking"]["frames"], n);
 }

@@ -36,10 +36,19 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     if !video && layers.source("track.every") != Source::Default {
         return config_error("--every: only a video's frames are subsampled");
     }
+    if !video && layers.source("track.live") != Source::Default {
+        return config_error("--live: only a video is read live");
+    }
+    let live = video
+        && layers
+            .config
+            .track
+            .live
+            .for_input(input_text.contains("://"));
     // The frames: a folder or list known up front, or a video decoded on its own thread as the run goes.
     let (frames, feed) = if video {
-        match open_video(&input_text, &layers.config.track) {
-            Ok((info, feed, clock)) => (Frames::Video(info, clock), Some(feed)),
+        match open_video(&input_text, &layers.config.track, live, &interrupted) {
+            Ok((info, feed, clock, stats)) => (Frames::Video(info, clock, stats), Some(feed)),
             Err(e) => return config_error(e),
         }
     } else {
@@ -89,9 +98,13 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     run_dir.annotate("sequence", frames.describe(&input_text, &config.track));
     let report = {
         let handles = handles.clone();
+        let stats = frames.stats();
         Box::new(move |r: &nsod_pipeline::track::FrameReport| {
             if let Some(h) = &handles {
                 h.tracked_frame(r.failed, r.update_seconds, r.active, r.started, &r.ended);
+                if let Some(s) = &stats {
+                    h.stream(s.dropped(), s.reconnects(), r.lag_seconds);
+                }
             }
         })
     };
@@ -125,7 +138,14 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         Ok(w) => w,
         Err(e) => return config_error(error_chain(&e)),
     };
-    worker.set_interrupt(interrupted.clone());
+    // A live stream ends on a signal like at its end (the video thread stops reading; the frames taken are
+    // finished and every output written): the runner and the worker do not see the signal.
+    let run_flag = if live {
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+    } else {
+        interrupted.clone()
+    };
+    worker.set_interrupt(run_flag.clone());
     if let Some(s) = &metrics {
         s.set_ready();
     }
@@ -138,7 +158,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             &inputs,
             &mut sink,
             &mut observer,
-            &interrupted,
+            &run_flag,
         ),
         None => {
             let jobs: Vec<nsod_pipeline::Job> =
@@ -149,7 +169,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
                 &inputs,
                 &mut sink,
                 &mut observer,
-                &interrupted,
+                &run_flag,
             )
         }
     };
@@ -188,6 +208,15 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    if let Some(s) = frames.stats() {
+        crate::ui::info!(
+            "video: {} frames decoded, {} dropped, {} reconnections{}",
+            s.decoded(),
+            s.dropped(),
+            s.reconnects(),
+            if live { " (live)" } else { "" }
+        );
+    }
     if summary.interrupted {
         crate::ui::info!(
             "interrupted: {} is unchanged; tracks are written only for a complete sequence (--skip-existing resumes, replaying the finished frames' detections)",
@@ -270,7 +299,7 @@ struct VideoSummary {
 /// The frames of a run.
 enum Frames {
     Sequence(Sequence),
-    Video(VideoSummary, FrameClock),
+    Video(VideoSummary, FrameClock, Stream),
 }
 
 impl Frames {
@@ -281,10 +310,17 @@ impl Frames {
         }
     }
 
+    fn stats(&self) -> Option<Stream> {
+        match self {
+            Frames::Sequence(_) => None,
+            Frames::Video(_, _, s) => Some(s.clone()),
+        }
+    }
+
     fn clock(&self) -> Option<FrameClock> {
         match self {
             Frames::Sequence(_) => None,
-            Frames::Video(_, c) => Some(c.clone()),
+            Frames::Video(_, c, _) => Some(c.clone()),
         }
     }
 
@@ -297,29 +333,80 @@ impl Frames {
                 "fps": s.fps,
                 "times_from": s.times_from,
             }),
-            Frames::Video(info, _) => serde_json::json!({
+            Frames::Video(info, _, stream) => serde_json::json!({
                 "input": input,
                 "video": info,
                 "every": t.every,
                 "fps": t.fps,
                 "times_from": "container",
+                "live": stream.live,
             }),
         }
     }
 }
 
+/// A video's counts (decoded, dropped, reconnections), read as the run goes.
+#[derive(Clone)]
+struct Stream {
+    live: bool,
+    #[cfg(feature = "video")]
+    stats: std::sync::Arc<nsod_pipeline::video::StreamStats>,
+}
+
+impl Stream {
+    #[cfg(feature = "video")]
+    fn get(
+        &self,
+        f: impl Fn(&nsod_pipeline::video::StreamStats) -> &std::sync::atomic::AtomicU64,
+    ) -> u64 {
+        f(&self.stats).load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(feature = "video")]
+    fn decoded(&self) -> u64 {
+        self.get(|s| &s.decoded)
+    }
+    #[cfg(feature = "video")]
+    fn dropped(&self) -> u64 {
+        self.get(|s| &s.dropped)
+    }
+    #[cfg(feature = "video")]
+    fn reconnects(&self) -> u64 {
+        self.get(|s| &s.reconnects)
+    }
+    #[cfg(not(feature = "video"))]
+    fn decoded(&self) -> u64 {
+        0
+    }
+    #[cfg(not(feature = "video"))]
+    fn dropped(&self) -> u64 {
+        0
+    }
+    #[cfg(not(feature = "video"))]
+    fn reconnects(&self) -> u64 {
+        0
+    }
+}
+
+type OpenedVideo = (VideoSummary, nsod_pipeline::Feed, FrameClock, Stream);
+
 #[cfg(feature = "video")]
 fn open_video(
     input: &str,
     t: &TrackSettings,
-) -> Result<(VideoSummary, nsod_pipeline::Feed, FrameClock), String> {
+    live: bool,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<OpenedVideo, String> {
     let opts = nsod_pipeline::video::Options {
         every: u32::try_from(t.every).unwrap_or(u32::MAX),
         fps: t.fps,
         ..Default::default()
     };
-    let (info, feed, clock) =
-        nsod_pipeline::video::open(input, opts).map_err(|e| error_chain(&e))?;
+    let mode = nsod_pipeline::video::Mode {
+        live,
+        stop: stop.clone(),
+    };
+    let (info, feed, clock, stats) =
+        nsod_pipeline::video::open(input, opts, mode).map_err(|e| error_chain(&e))?;
     Ok((
         VideoSummary {
             format: info.format,
@@ -333,6 +420,7 @@ fn open_video(
         },
         feed,
         clock,
+        Stream { live, stats },
     ))
 }
 
@@ -340,7 +428,9 @@ fn open_video(
 fn open_video(
     input: &str,
     _t: &TrackSettings,
-) -> Result<(VideoSummary, nsod_pipeline::Feed, FrameClock), String> {
+    _live: bool,
+    _stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<OpenedVideo, String> {
     Err(format!(
         "{input}: this nsod was built without video support (cargo feature `video`, FFmpeg's libraries); track a folder of frames, or rebuild with scripts/setup.sh"
     ))

@@ -265,6 +265,51 @@ impl std::str::FromStr for Cmc {
     }
 }
 
+/// Live mode of `nsod track` on a video: frames dropped when the pipeline is behind (the newest wins), the stream
+/// reconnected when it ends, a signal ending the run with complete outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Live {
+    /// Live for a network URL, not for a file (the default).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Live {
+    /// Whether a video from `input` is read live.
+    pub fn for_input(self, network: bool) -> bool {
+        match self {
+            Self::Auto => network,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
+impl std::str::FromStr for Live {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("{s:?} is not auto, on or off")),
+        }
+    }
+}
+
 /// `nsod track`'s tracker (`[track]`); the values map onto `nsod_track::TrackerConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -274,6 +319,8 @@ pub struct TrackSettings {
     pub fps: Option<f64>,
     /// Of a video, keep every `every`-th decoded frame (1: all).
     pub every: usize,
+    /// Of a video: live mode.
+    pub live: Live,
     pub on: TrackOn,
     pub cmc: Cmc,
     pub geometry: nsod_track::Geometry,
@@ -292,6 +339,7 @@ impl Default for TrackSettings {
         Self {
             fps: None,
             every: 1,
+            live: Live::Auto,
             on: TrackOn::Refined,
             cmc: Cmc::On,
             geometry: t.geometry,

@@ -228,6 +228,7 @@ named_value!(
     IoMode,
     crate::config::TrackOn,
     crate::config::Cmc,
+    crate::config::Live,
     nsod_track::Geometry
 );
 
@@ -964,6 +965,17 @@ pub static SETTINGS: &[Setting] = &[
         "Of a video: keep every N-th decoded frame (1: all)."
     ),
     setting!(
+        "track.live",
+        Result,
+        Track,
+        Some("live"),
+        None,
+        Value,
+        "auto|on|off",
+        |c| c.track.live,
+        "Of a video: live mode (auto: for network URLs). Frames are dropped when the pipeline is behind (the newest wins), the stream is reconnected when it ends, and a signal ends the run with complete outputs."
+    ),
+    setting!(
         "track.on",
         Result,
         Track,
@@ -1589,6 +1601,7 @@ mod tests {
             "raster.window_above_pixels" => "1000",
             "track.fps" => "25",
             "track.every" => "2",
+            "track.live" => "on",
             "track.on" => "raw",
             "track.cmc" => "off",
             "track.geometry" => "axis",

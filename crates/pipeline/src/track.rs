@@ -248,8 +248,9 @@ pub struct FrameClock(std::sync::Arc<std::sync::Mutex<ClockInner>>);
 #[derive(Debug, Default)]
 struct ClockInner {
     index: HashMap<String, usize>,
-    /// Per frame: seconds from the start, and the container timestamp (in the stream's time base) for a video.
-    stamps: Vec<(f64, Option<i64>)>,
+    /// Per frame: seconds from the start, the container timestamp (in the stream's time base) for a video, and when
+    /// a live stream's frame was decoded.
+    stamps: Vec<(f64, Option<i64>, Option<std::time::Instant>)>,
 }
 
 impl FrameClock {
@@ -264,9 +265,18 @@ impl FrameClock {
 
     /// Adds the next frame.
     pub fn push(&self, name: &str, time: f64, pts: Option<i64>) {
+        self.add(name, (time, pts, None));
+    }
+
+    /// Adds the next frame with the moment it was decoded (its lag is measured from it).
+    pub fn push_decoded(&self, name: &str, time: f64, pts: Option<i64>, at: std::time::Instant) {
+        self.add(name, (time, pts, Some(at)));
+    }
+
+    fn add(&self, name: &str, stamp: (f64, Option<i64>, Option<std::time::Instant>)) {
         let mut c = self.lock();
         let i = c.stamps.len();
-        c.stamps.push((time, pts));
+        c.stamps.push(stamp);
         c.index.insert(name.to_owned(), i);
     }
 
@@ -280,8 +290,12 @@ impl FrameClock {
         self.lock().index.get(name).copied()
     }
 
-    fn stamp(&self, i: usize) -> (f64, Option<i64>) {
-        self.lock().stamps.get(i).copied().unwrap_or((0.0, None))
+    fn stamp(&self, i: usize) -> (f64, Option<i64>, Option<std::time::Instant>) {
+        self.lock()
+            .stamps
+            .get(i)
+            .copied()
+            .unwrap_or((0.0, None, None))
     }
 
     /// Frames on the clock.
@@ -306,6 +320,8 @@ pub struct FrameReport {
     pub ended: [(&'static str, usize); 2],
     /// The frame failed (decode or inference) and was left out of the tracks.
     pub failed: bool,
+    /// A live stream's frame: seconds from its decoding to the end of its tracking.
+    pub lag_seconds: Option<f64>,
 }
 
 /// Totals of a tracked run.
@@ -560,10 +576,11 @@ impl TrackSink {
                     started: 0,
                     ended: EndReason::ALL.map(|r| (r.as_str(), 0)),
                     failed: true,
+                    lag_seconds: None,
                 });
                 continue;
             };
-            let (time, pts) = self.clock.stamp(frame);
+            let (time, pts, decoded_at) = self.clock.stamp(frame);
             let camera = match (&self.previous, &pixels) {
                 (Some((prev, _)), Some((cur, factor))) => {
                     cmc::estimate(prev, cur).map(|e| (e, *factor))
@@ -618,6 +635,7 @@ impl TrackSink {
                 started: out.started.len(),
                 ended,
                 failed: false,
+                lag_seconds: decoded_at.map(|at| at.elapsed().as_secs_f64()),
             });
         }
         Ok(())

@@ -319,6 +319,10 @@ pub struct TrackingMetrics {
     pub started: Counter,
     pub ended: Family<ReasonLabel, Counter>,
     pub update: Histogram,
+    /// Live streams.
+    pub dropped: Counter,
+    pub lag: GaugeF64,
+    pub reconnects: Counter,
 }
 
 /// All families, registered in `registry`.
@@ -387,6 +391,9 @@ impl Catalog {
                 started: Counter::default(),
                 ended: Family::default(),
                 update: fast_seconds(),
+                dropped: Counter::default(),
+                lag: GaugeF64::default(),
+                reconnects: Counter::default(),
             },
             build_info: Family::default(),
             inference: InferenceMetrics {
@@ -708,6 +715,21 @@ impl Catalog {
             "nsod_track_update_duration_seconds",
             "Time of one tracker update (association and filters for one frame)",
             k.update.clone(),
+        );
+        r.register(
+            "nsod_frames_dropped",
+            "Frames of a live stream decoded but not processed (the pipeline was behind; the newest frame wins)",
+            k.dropped.clone(),
+        );
+        r.register(
+            "nsod_stream_lag_seconds",
+            "Live stream: time from a frame's decoding to the end of its tracking, for the last frame",
+            k.lag.clone(),
+        );
+        r.register(
+            "nsod_stream_reconnects",
+            "Live stream: reconnections after the stream ended or failed",
+            k.reconnects.clone(),
         );
         r.register(
             "nsod_worker_busy_ratio",

@@ -143,6 +143,9 @@ pub struct InferMetrics {
     tracks_ended: Vec<Counter>,
     track_update: Histogram,
     last_frame: Arc<Mutex<Option<Instant>>>,
+    frames_dropped: Counter,
+    stream_lag: GaugeF64,
+    stream_reconnects: Counter,
 }
 
 impl InferMetrics {
@@ -251,6 +254,9 @@ impl InferMetrics {
                 .collect(),
             track_update: m.tracking.update.clone(),
             last_frame: Arc::new(Mutex::new(None)),
+            frames_dropped: m.tracking.dropped.clone(),
+            stream_lag: m.tracking.lag.clone(),
+            stream_reconnects: m.tracking.reconnects.clone(),
         }
     }
 
@@ -264,6 +270,22 @@ impl InferMetrics {
             self.tracks_ended[i].inc_by(finished as u64);
         }
         self.tracks_active.set(0);
+    }
+
+    /// A live stream's state after a frame: totals so far of frames dropped and reconnections (the counters move
+    /// by the difference), and the frame's lag from its decoding.
+    pub fn stream(&self, dropped_total: u64, reconnects_total: u64, lag_seconds: Option<f64>) {
+        let inc = |c: &Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        inc(&self.frames_dropped, dropped_total);
+        inc(&self.stream_reconnects, reconnects_total);
+        if let Some(l) = lag_seconds {
+            self.stream_lag.set(l);
+        }
     }
 
     /// One frame of `nsod track` left the tracker: `update_seconds` of tracker work, `active` confirmed tracks,

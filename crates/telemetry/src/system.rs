@@ -320,6 +320,7 @@ mod families_tests {
         // The batch result nsod merge pushes (8 gauges).
         assert!(has("nsod_batch_last_success_timestamp_seconds", "gauge"));
         assert!(has("nsod_tracks_ended_total", "counter"));
-        assert_eq!(f.len(), 78, "{f:#?}");
+        assert!(has("nsod_frames_dropped_total", "counter"));
+        assert_eq!(f.len(), 81, "{f:#?}");
     }
 }

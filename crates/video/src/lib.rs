@@ -84,7 +84,7 @@ pub enum VideoError {
 }
 
 /// How a [`Reader`] reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Keep every `every`-th decoded frame (1: all).
     pub every: u32,
@@ -92,6 +92,9 @@ pub struct Options {
     pub fps: Option<f64>,
     /// A network read that waits longer than this fails (files are not limited).
     pub timeout: Duration,
+    /// When set, every blocking read gives up at once (FFmpeg's interrupt callback): a signal ends a live stream
+    /// without waiting for its next packet.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             every: 1,
             fps: None,
             timeout: Duration::from_secs(10),
+            stop: None,
         }
     }
 }
@@ -248,7 +252,16 @@ impl Reader {
             input: input.to_owned(),
             source,
         };
-        let ictx = ffmpeg::format::input_with_dictionary(&input, dict).map_err(err)?;
+        let stop = opts.stop.clone();
+        let ictx = ffmpeg::format::input_with_interrupt_and_dictionary(
+            &input,
+            move || {
+                stop.as_ref()
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            },
+            dict,
+        )
+        .map_err(err)?;
         let stream = ictx
             .streams()
             .best(ffmpeg::media::Type::Video)
