@@ -35,6 +35,18 @@ fn doctor_reports_onnxruntime_version_and_providers() {
             .any(|l| l.starts_with("gpus: ") || l.starts_with("gpus (NVML")),
         "{stdout}"
     );
+    // FFmpeg's libraries as linked, and the decoders the tests' videos need (Debian 12: FFmpeg 5.1).
+    let video = stdout
+        .lines()
+        .find(|l| l.starts_with("video: "))
+        .expect("a video line");
+    assert!(
+        video.starts_with("video: FFmpeg libavformat 59.")
+            && video.contains("decoders: h264, ")
+            && video.contains("ffv1")
+            && video.contains("URL schemes allowed: http, https, rtsp"),
+        "{video}"
+    );
     assert!(
         stdout.contains("default model: ") && stdout.contains("default rules: "),
         "{stdout}"

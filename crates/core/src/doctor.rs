@@ -76,6 +76,10 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             drivers.join(", ")
         }
     );
+    #[cfg(feature = "video")]
+    println!("video: FFmpeg {}", nsod_pipeline::video::describe());
+    #[cfg(not(feature = "video"))]
+    println!("video: not built (cargo feature `video`: FFmpeg's libraries)");
     let (rules, rules_ok) = paths::default_rules();
     println!(
         "default rules: {}{}",

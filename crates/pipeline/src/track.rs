@@ -333,6 +333,9 @@ pub struct TrackTotals {
     pub ended: BTreeMap<&'static str, usize>,
     /// Frames an earlier, interrupted run finished: their stored detections replayed through the tracker.
     pub replayed: usize,
+    /// Seconds in the tracker's updates, and in camera-motion estimation (preparing the frames included).
+    pub update_seconds: f64,
+    pub cmc_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -482,12 +485,14 @@ impl TrackSink {
             })
             .collect();
         // The image may be a decimated preview (rasters): its pixels are scaled to the detections'.
+        let prepare_start = Instant::now();
         let pixels = image.filter(|_| self.cmc).map(|img| {
             (
                 cmc::prepare(img),
                 f64::from(width) / f64::from(img.width().max(1)),
             )
         });
+        self.totals.cmc_seconds += prepare_start.elapsed().as_secs_f64();
         let picture = image
             .filter(|img| self.vis && img.dimensions() == (width, height))
             .cloned();
@@ -581,12 +586,14 @@ impl TrackSink {
                 continue;
             };
             let (time, pts, decoded_at) = self.clock.stamp(frame);
+            let cmc_start = Instant::now();
             let camera = match (&self.previous, &pixels) {
                 (Some((prev, _)), Some((cur, factor))) => {
                     cmc::estimate(prev, cur).map(|e| (e, *factor))
                 }
                 _ => None,
             };
+            self.totals.cmc_seconds += cmc_start.elapsed().as_secs_f64();
             let motion = camera.and_then(|(e, factor)| {
                 (e.confidence >= MIN_CMC_CONFIDENCE).then_some(CameraMotion {
                     tx: e.motion.tx * factor,
@@ -606,6 +613,7 @@ impl TrackSink {
                     source: std::io::Error::other(e),
                 })?;
             let update_seconds = start.elapsed().as_secs_f64();
+            self.totals.update_seconds += update_seconds;
             let camera_json = camera.map(|(e, _)| {
                 json!({
                     "applied": motion.is_some(),
@@ -959,6 +967,8 @@ impl Sink for TrackSink {
                 "frames": self.totals.frames,
                 "failed_frames": self.totals.failed_frames,
                 "replayed": self.totals.replayed,
+                "update_seconds": self.totals.update_seconds,
+                "cmc_seconds": self.totals.cmc_seconds,
                 "tracks": self.totals.tracks,
                 "ended": self.totals.ended,
                 "geometry": cfg.geometry.to_string(),

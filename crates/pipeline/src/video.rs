@@ -17,7 +17,7 @@ use crate::inputs::Job;
 use crate::runner::{DECODE_AHEAD, Decode, Feed};
 use crate::source::LoadedImage;
 use crate::track::FrameClock;
-pub use nsod_video::{Options, VideoError, VideoInfo, is_url, is_video_path};
+pub use nsod_video::{Options, VideoError, VideoInfo, describe, is_url, is_video_path};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};

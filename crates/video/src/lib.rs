@@ -171,6 +171,38 @@ pub fn versions() -> String {
     )
 }
 
+/// The video decoders this FFmpeg has among the codecs aerial video comes in.
+pub fn decoders() -> Vec<&'static str> {
+    init();
+    use ffmpeg::codec::Id;
+    [
+        (Id::H264, "h264"),
+        (Id::HEVC, "hevc"),
+        (Id::AV1, "av1"),
+        (Id::VP9, "vp9"),
+        (Id::VP8, "vp8"),
+        (Id::MPEG4, "mpeg4"),
+        (Id::MPEG2VIDEO, "mpeg2video"),
+        (Id::MJPEG, "mjpeg"),
+        (Id::FFV1, "ffv1"),
+        (Id::PRORES, "prores"),
+    ]
+    .into_iter()
+    .filter(|(id, _)| ffmpeg::decoder::find(*id).is_some())
+    .map(|(_, n)| n)
+    .collect()
+}
+
+/// One line for `nsod doctor`: the libraries, the decoders, and the URL schemes a stream may use.
+pub fn describe() -> String {
+    format!(
+        "{}; decoders: {}; URL schemes allowed: {}",
+        versions(),
+        decoders().join(", "),
+        SCHEMES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+    )
+}
+
 fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
