@@ -227,7 +227,12 @@ def inference():
             panel("timeseries", "Frame pace and tracker update p95", [
                 (f"histogram_quantile(0.95, sum by (le) (rate(nsod_frame_duration_seconds_bucket{{{S}}}[$__rate_interval])))", "frame to frame"),
                 (f"histogram_quantile(0.95, sum by (le) (rate(nsod_track_update_duration_seconds_bucket{{{S}}}[$__rate_interval])))", "tracker update"),
-            ], unit="s", w=24, desc="Time between consecutive frames leaving the tracker (the pace of the whole pipeline), and the tracker's own share."),
+            ], unit="s", w=12, desc="Time between consecutive frames leaving the tracker (the pace of the whole pipeline), and the tracker's own share."),
+            panel("timeseries", "Live stream: dropped frames, lag, reconnections", [
+                (f"sum by (instance) (rate(nsod_frames_dropped_total{{{S}}}[$__rate_interval]))", "dropped/s {{instance}}"),
+                (f"max by (instance) (nsod_stream_lag_seconds{{{S}}})", "lag s {{instance}}"),
+                (f"sum by (instance) (increase(nsod_stream_reconnects_total{{{S}}}[$__rate_interval]))", "reconnections {{instance}}"),
+            ], w=12, desc="nsod track --live: frames decoded but not processed (the pipeline was behind; the newest wins), the last frame's lag from its decoding to the end of its tracking, and reconnections of the stream."),
             row("Errors and build"),
             panel("timeseries", "Errors by stage and type", [(f"sum by (stage, error_type) (nsod:errors:rate5m{{{S}}})", "{{stage}} {{error_type}}")], unit="suffix: /s", w=12),
             panel("table", "Build", [(f"nsod_build_info{{{S}}}",)], w=12),
