@@ -44,6 +44,7 @@ fn doctor_reports_onnxruntime_version_and_providers() {
         video.starts_with("video: FFmpeg libavformat 59.")
             && video.contains("decoders: h264, ")
             && video.contains("ffv1")
+            && video.contains("--save-video encoder: libx264")
             && video.contains("URL schemes allowed: http, https, rtsp"),
         "{video}"
     );

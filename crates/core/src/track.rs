@@ -57,6 +57,13 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return config_error(error_chain(&e)),
         }
     };
+    let video_out = match &layers.config.track.save_video {
+        None => None,
+        Some(path) => match video_output(path, &frames) {
+            Ok(w) => Some(w),
+            Err(e) => return config_error(e),
+        },
+    };
     let tracker = match nsod_track::Tracker::new(layers.config.track.tracker()) {
         Ok(t) => t,
         Err(e) => return config_error(format!("[track]: {e}")),
@@ -122,6 +129,9 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         frames.clock(),
         report,
     );
+    if let Some(w) = video_out {
+        sink.set_video_output(w);
+    }
     if config.output.skip_existing {
         let kept = nsod_pipeline::Sink::completed(&sink);
         let todo = frames
@@ -385,6 +395,29 @@ impl Stream {
     fn reconnects(&self) -> u64 {
         0
     }
+}
+
+/// `--save-video`'s writer: frames at the input video's timestamps, or at their times in seconds.
+#[cfg(feature = "video")]
+fn video_output(
+    path: &std::path::Path,
+    frames: &Frames,
+) -> Result<Box<dyn nsod_pipeline::track::FrameWriter>, String> {
+    let time_base = match frames {
+        Frames::Video(info, ..) => Some((info.time_base[0], info.time_base[1])),
+        Frames::Sequence(_) => None,
+    };
+    Ok(Box::new(nsod_pipeline::video::VideoOutput::new(
+        path, time_base,
+    )?))
+}
+
+#[cfg(not(feature = "video"))]
+fn video_output(
+    _path: &std::path::Path,
+    _frames: &Frames,
+) -> Result<Box<dyn nsod_pipeline::track::FrameWriter>, String> {
+    Err("--save-video: this nsod was built without video support (cargo feature `video`)".into())
 }
 
 type OpenedVideo = (VideoSummary, nsod_pipeline::Feed, FrameClock, Stream);

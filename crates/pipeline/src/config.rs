@@ -321,6 +321,8 @@ pub struct TrackSettings {
     pub every: usize,
     /// Of a video: live mode.
     pub live: Live,
+    /// The annotated frames (tracks, ids, trails) encoded as a video (`.mp4`, `.m4v`, `.mov`, `.mkv`, `.avi`).
+    pub save_video: Option<PathBuf>,
     pub on: TrackOn,
     pub cmc: Cmc,
     pub geometry: nsod_track::Geometry,
@@ -340,6 +342,7 @@ impl Default for TrackSettings {
             fps: None,
             every: 1,
             live: Live::Auto,
+            save_video: None,
             on: TrackOn::Refined,
             cmc: Cmc::On,
             geometry: t.geometry,

@@ -976,6 +976,17 @@ pub static SETTINGS: &[Setting] = &[
         "Of a video: live mode (auto: for network URLs). Frames are dropped when the pipeline is behind (the newest wins), the stream is reconnected when it ends, and a signal ends the run with complete outputs."
     ),
     setting!(
+        "track.save_video",
+        Execution,
+        Track,
+        Some("save-video"),
+        None,
+        Value,
+        "FILE",
+        |c| c.track.save_video,
+        "Also encode the annotated frames (oriented boxes, ids, trails, class colours) as a video at the input's timestamps: H.264 (libx264) where FFmpeg has it, else MPEG-4 Part 2; .mp4, .m4v, .mov, .mkv or .avi."
+    ),
+    setting!(
         "track.on",
         Result,
         Track,
@@ -1618,6 +1629,7 @@ mod tests {
     fn sample(key: &str) -> Option<&'static str> {
         Some(match key {
             "threads" => "3",
+            "track.save_video" => "tracks.mp4",
             "schedule" => "pipelined",
             "io_binding" => "on",
             "decode_threads" => "2",

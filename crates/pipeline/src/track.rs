@@ -365,6 +365,16 @@ const TRAIL: usize = 30;
 /// The camera motion below this peak of the translation's correlation is not trusted (no compensation).
 pub const MIN_CMC_CONFIDENCE: f32 = 0.05;
 
+/// Where `--save-video` sends the annotated frames (the `video` feature's encoder): each frame with its time in
+/// seconds and, for a video input, its container timestamp.
+pub trait FrameWriter {
+    fn write(&mut self, image: &RgbImage, time: f64, pts: Option<i64>) -> Result<(), SinkError>;
+    /// The run is complete: the video is finished and put in place.
+    fn finish(self: Box<Self>) -> Result<(), SinkError>;
+    /// The run stopped: nothing is put in place.
+    fn abandon(self: Box<Self>);
+}
+
 /// How a [`TrackSink`] tracks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackOptions {
@@ -390,6 +400,8 @@ pub struct TrackSink {
     cmc: bool,
     /// Annotated frames in `vis/`: tracks with their ids and trails.
     vis: bool,
+    /// Annotated frames into a video (`--save-video`).
+    video_out: Option<Box<dyn FrameWriter>>,
     trails: HashMap<u64, std::collections::VecDeque<(f64, f64)>>,
     /// The last tracked frame's prepared pixels and the factor from them to the detections' pixels.
     previous: Option<(Prepared, f64)>,
@@ -433,6 +445,7 @@ impl TrackSink {
             on,
             cmc,
             vis,
+            video_out: None,
             trails: HashMap::new(),
             previous: None,
             clock: clock.unwrap_or_else(|| FrameClock::of(frames)),
@@ -446,6 +459,16 @@ impl TrackSink {
             totals: TrackTotals::default(),
             report,
         }
+    }
+
+    /// Sends every tracked frame, annotated, to `writer` too (`--save-video`).
+    pub fn set_video_output(&mut self, writer: Box<dyn FrameWriter>) {
+        self.video_out = Some(writer);
+    }
+
+    /// Whether annotated frames are drawn (`vis/` or a video).
+    fn draws(&self) -> bool {
+        self.vis || self.video_out.is_some()
     }
 
     pub fn totals(&self) -> &TrackTotals {
@@ -494,7 +517,7 @@ impl TrackSink {
         });
         self.totals.cmc_seconds += prepare_start.elapsed().as_secs_f64();
         let picture = image
-            .filter(|img| self.vis && img.dimensions() == (width, height))
+            .filter(|img| self.draws() && img.dimensions() == (width, height))
             .cloned();
         self.pending.insert(
             i,
@@ -526,7 +549,7 @@ impl TrackSink {
             })
             .collect();
         for (i, record) in kept {
-            let picture = if self.cmc || self.vis {
+            let picture = if self.cmc || self.draws() {
                 let path = &self.paths[i];
                 let loaded = crate::source::load(path, raster).map_err(|e| SinkError::Resume {
                     path: path.clone(),
@@ -625,8 +648,8 @@ impl TrackSink {
                 })
             });
             self.write_frame(frame, (time, pts), &image, &obs, &out, camera_json)?;
-            if self.vis {
-                self.draw(&image, picture, &out, motion.as_ref())?;
+            if self.draws() {
+                self.draw(&image, picture, &out, motion.as_ref(), (time, pts))?;
             }
             let mut ended = EndReason::ALL.map(|r| (r.as_str(), 0usize));
             for e in &out.ended {
@@ -762,6 +785,7 @@ impl TrackSink {
         picture: Option<RgbImage>,
         out: &FrameTracks,
         motion: Option<&CameraMotion>,
+        (time, pts): (f64, Option<i64>),
     ) -> Result<(), SinkError> {
         if let Some(m) = motion {
             let (sn, cs) = m.rotation.sin_cos();
@@ -808,7 +832,13 @@ impl TrackSink {
             }
         }
         nsod_detect::vis::draw_detections(&mut img, &boxes, 2);
-        self.inner.write_vis(image, &img)
+        if let Some(w) = self.video_out.as_mut() {
+            w.write(&img, time, pts)?;
+        }
+        if self.vis {
+            self.inner.write_vis(image, &img)?;
+        }
+        Ok(())
     }
 
     fn write_summary(&mut self) -> Result<(), SinkError> {
@@ -913,7 +943,7 @@ impl Sink for TrackSink {
     }
 
     fn wants_image(&self) -> bool {
-        self.cmc || self.vis || self.inner.wants_image()
+        self.cmc || self.draws() || self.inner.wants_image()
     }
 
     fn failed(&mut self, failure: &Failure) -> Result<(), SinkError> {
@@ -950,6 +980,13 @@ impl Sink for TrackSink {
         }
         if !summary.interrupted {
             self.write_summary()?;
+        }
+        if let Some(w) = self.video_out.take() {
+            if summary.interrupted {
+                w.abandon();
+            } else {
+                w.finish()?;
+            }
         }
         let cfg = self.tracker.config();
         let outputs: Vec<&str> = [

@@ -355,3 +355,106 @@ fn decode(
         }
     }
 }
+
+/// The container of `--save-video`, from the file's extension.
+pub fn output_format(path: &std::path::Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp4" | "m4v" => "mp4",
+        "mov" => "mov",
+        "mkv" => "matroska",
+        "avi" => "avi",
+        _ => return None,
+    })
+}
+
+/// `--save-video`: the annotated frames encoded into `target`, written to `<target>.partial` and renamed into place
+/// when the run completes (an interrupted run leaves the earlier file, if any, as it was).
+#[derive(Debug)]
+pub struct VideoOutput {
+    target: PathBuf,
+    partial: PathBuf,
+    format: &'static str,
+    /// The input video's time base, whose timestamps the frames carry; `None` for frames timed in seconds.
+    time_base: Option<(i32, i32)>,
+    writer: Option<nsod_video::Writer>,
+}
+
+/// The time base of frames timed in seconds (a folder, a list): 1/90000 s, MPEG's clock.
+pub const SECONDS_TIME_BASE: (i32, i32) = (1, 90_000);
+
+impl VideoOutput {
+    /// Refuses a target whose container is not known (the message names the extensions that are).
+    pub fn new(target: &std::path::Path, time_base: Option<(i32, i32)>) -> Result<Self, String> {
+        let format = output_format(target).ok_or_else(|| {
+            format!(
+                "--save-video {}: the file name must end in .mp4, .m4v, .mov, .mkv or .avi",
+                target.display()
+            )
+        })?;
+        if nsod_video::output_encoder().is_none() {
+            return Err(
+                "--save-video: this FFmpeg has neither an H.264 nor an MPEG-4 encoder".into(),
+            );
+        }
+        let mut partial = target.as_os_str().to_owned();
+        partial.push(".partial");
+        Ok(Self {
+            target: target.to_path_buf(),
+            partial: PathBuf::from(partial),
+            format,
+            time_base,
+            writer: None,
+        })
+    }
+
+    fn sink_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> crate::SinkError {
+        crate::SinkError::Io {
+            path: self.target.clone(),
+            source: std::io::Error::other(e),
+        }
+    }
+}
+
+impl crate::track::FrameWriter for VideoOutput {
+    fn write(
+        &mut self,
+        image: &image::RgbImage,
+        time: f64,
+        pts: Option<i64>,
+    ) -> Result<(), crate::SinkError> {
+        let (tb, pts) = match (self.time_base, pts) {
+            (Some(tb), Some(pts)) => (tb, pts),
+            _ => (
+                SECONDS_TIME_BASE,
+                (time * f64::from(SECONDS_TIME_BASE.1)).round() as i64,
+            ),
+        };
+        if self.writer.is_none() {
+            let w = nsod_video::Writer::create(&self.partial, self.format, image.dimensions(), tb)
+                .map_err(|e| self.sink_error(e))?;
+            self.writer = Some(w);
+        }
+        let r = self.writer.as_mut().map(|w| w.write(image, pts));
+        match r {
+            Some(Err(e)) => Err(self.sink_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), crate::SinkError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        w.finish().map_err(|e| self.sink_error(e))?;
+        std::fs::rename(&self.partial, &self.target).map_err(|source| crate::SinkError::Io {
+            path: self.target.clone(),
+            source,
+        })
+    }
+
+    fn abandon(mut self: Box<Self>) {
+        drop(self.writer.take());
+        let _ = std::fs::remove_file(&self.partial);
+    }
+}

@@ -196,10 +196,15 @@ pub fn decoders() -> Vec<&'static str> {
 /// One line for `nsod doctor`: the libraries, the decoders, and the URL schemes a stream may use.
 pub fn describe() -> String {
     format!(
-        "{}; decoders: {}; URL schemes allowed: {}",
+        "{}; decoders: {}; --save-video encoder: {}; URL schemes allowed: {}",
         versions(),
         decoders().join(", "),
-        SCHEMES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+        output_encoder().unwrap_or("none"),
+        SCHEMES
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -568,6 +573,196 @@ impl Reader {
             out.extend_from_slice(&data[y * stride..y * stride + row]);
         }
         Ok(RgbImage::from_raw(w, h, out).expect("w · h · 3 bytes"))
+    }
+}
+
+/// Writes annotated frames as a video (`nsod track --save-video`): H.264 through libavcodec's libx264 where this
+/// FFmpeg has it, else MPEG-4 Part 2; each frame at the timestamp it is given, in the time base given (the input
+/// video's, so the output plays at the input's times, variable frame rate included). The container follows the
+/// name the caller gives [`Writer::create`] (`mp4`, `mkv`, ...), whatever the file's own name (a temporary one).
+pub struct Writer {
+    path: String,
+    octx: ffmpeg::format::context::Output,
+    encoder: ffmpeg::encoder::Video,
+    scaler: Option<(ffmpeg::software::scaling::Context, u32, u32)>,
+    time_base: ffmpeg::Rational,
+    stream_time_base: ffmpeg::Rational,
+    size: (u32, u32),
+    last_pts: Option<i64>,
+    /// The encoder's name (`libx264`, `mpeg4`).
+    pub codec: &'static str,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The encoder `--save-video` uses in this FFmpeg: `libx264` (H.264) when available, else `mpeg4`.
+pub fn output_encoder() -> Option<&'static str> {
+    init();
+    if ffmpeg::encoder::find_by_name("libx264").is_some() {
+        Some("libx264")
+    } else if ffmpeg::encoder::find(ffmpeg::codec::Id::MPEG4).is_some() {
+        Some("mpeg4")
+    } else {
+        None
+    }
+}
+
+impl Writer {
+    /// Creates `path` as a `format` container (`mp4`, `matroska`, ...) for `width × height` frames whose timestamps
+    /// are in `time_base` (`(num, den)`); odd sizes are scaled to the even size the encoders need.
+    pub fn create(
+        path: &Path,
+        format: &str,
+        (width, height): (u32, u32),
+        time_base: (i32, i32),
+    ) -> Result<Self, VideoError> {
+        init();
+        let shown = path.display().to_string();
+        let err = |source| VideoError::Ffmpeg {
+            input: shown.clone(),
+            source,
+        };
+        let codec_name = output_encoder().ok_or_else(|| VideoError::Unsupported {
+            input: shown.clone(),
+            codec: "h264 or mpeg4 (no encoder)".into(),
+        })?;
+        let codec = if codec_name == "libx264" {
+            ffmpeg::encoder::find_by_name("libx264")
+        } else {
+            ffmpeg::encoder::find(ffmpeg::codec::Id::MPEG4)
+        }
+        .ok_or(ffmpeg::Error::EncoderNotFound)
+        .map_err(err)?;
+        let mut octx =
+            ffmpeg::format::output_as(path, format).map_err(|source| VideoError::Open {
+                input: shown.clone(),
+                source,
+            })?;
+        let global_header = octx
+            .format()
+            .flags()
+            .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+        let size = ((width & !1).max(2), (height & !1).max(2));
+        let tb = ffmpeg::Rational::new(time_base.0.max(1), time_base.1.max(1));
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(err)?;
+        enc.set_width(size.0);
+        enc.set_height(size.1);
+        enc.set_format(ffmpeg::format::Pixel::YUV420P);
+        enc.set_time_base(tb);
+        if global_header {
+            enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        }
+        let mut opts = ffmpeg::Dictionary::new();
+        if codec_name == "libx264" {
+            opts.set("preset", "veryfast");
+            opts.set("crf", "20");
+        } else {
+            opts.set("qscale", "3");
+        }
+        let encoder = enc.open_with(opts).map_err(err)?;
+        {
+            let mut ost = octx.add_stream(codec).map_err(err)?;
+            ost.set_parameters(&encoder);
+            ost.set_time_base(tb);
+        }
+        octx.write_header().map_err(err)?;
+        let stream_time_base = octx.stream(0).map_or(tb, |s| s.time_base());
+        Ok(Self {
+            path: shown,
+            octx,
+            encoder,
+            scaler: None,
+            time_base: tb,
+            stream_time_base,
+            size,
+            last_pts: None,
+            codec: codec_name,
+        })
+    }
+
+    /// Encodes one RGB frame at `pts` (in the time base given to [`Writer::create`]; kept increasing).
+    pub fn write(&mut self, image: &RgbImage, pts: i64) -> Result<(), VideoError> {
+        let shown = self.path.clone();
+        let err = |source| VideoError::Ffmpeg {
+            input: shown.clone(),
+            source,
+        };
+        let (w, h) = image.dimensions();
+        let stale = !matches!(&self.scaler, Some((_, sw, sh)) if *sw == w && *sh == h);
+        if stale {
+            let ctx = ffmpeg::software::scaling::Context::get(
+                ffmpeg::format::Pixel::RGB24,
+                w,
+                h,
+                ffmpeg::format::Pixel::YUV420P,
+                self.size.0,
+                self.size.1,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            )
+            .map_err(err)?;
+            self.scaler = Some((ctx, w, h));
+        }
+        let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
+        let stride = rgb.stride(0);
+        let row = 3 * w as usize;
+        let src = image.as_raw();
+        let data = rgb.data_mut(0);
+        for y in 0..h as usize {
+            data[y * stride..y * stride + row].copy_from_slice(&src[y * row..(y + 1) * row]);
+        }
+        let mut yuv = ffmpeg::frame::Video::empty();
+        let (scaler, ..) = self.scaler.as_mut().expect("scaler set above");
+        scaler.run(&rgb, &mut yuv).map_err(err)?;
+        let pts = match self.last_pts {
+            Some(last) if pts <= last => last + 1,
+            _ => pts,
+        };
+        self.last_pts = Some(pts);
+        yuv.set_pts(Some(pts));
+        self.encoder.send_frame(&yuv).map_err(err)?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<(), VideoError> {
+        let mut packet = ffmpeg::Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            packet.set_stream(0);
+            packet.rescale_ts(self.time_base, self.stream_time_base);
+            packet
+                .write_interleaved(&mut self.octx)
+                .map_err(|source| VideoError::Ffmpeg {
+                    input: self.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the encoder and writes the container's trailer.
+    pub fn finish(mut self) -> Result<(), VideoError> {
+        let err = |source| VideoError::Ffmpeg {
+            input: self.path.clone(),
+            source,
+        };
+        self.encoder.send_eof().map_err(err)?;
+        self.drain()?;
+        let path = self.path.clone();
+        self.octx
+            .write_trailer()
+            .map_err(|source| VideoError::Ffmpeg {
+                input: path,
+                source,
+            })
     }
 }
 
