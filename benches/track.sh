@@ -8,9 +8,10 @@
 #      DOTA image, $NSOD_TEST_DATA) and the same model, 2 ONNX Runtime threads each (target:
 #      >= 2x): once with the same work (two slices per frame, no full-image pass, no camera-motion estimation),
 #      once with nsod's defaults (the full-image pass adds a third model run per frame; compensation on).
-#      Measured on the 2-core machine: 1.10x with the same work (8.66 s vs 9.52 s; nsod's time includes process
-#      start and model load, Python's excludes its warm-up); 13.55 s with the defaults. The model's runs dominate
-#      both; the 2x target is not reached on this CPU.
+#      Measured on the 2-core machine, FRAMES=60: update 0.085 / 0.957 / 15.0 ms for 100 / 1,000 / 10,000 objects
+#      (trackers-compatible: 0.154 / 13.3 / 2,507 ms); 1.36x the Python stack's frames per second with the same work
+#      (16.17 s vs 22.03 s for 60 frames; nsod's time includes process start and model load, Python's excludes its
+#      warm-up); 26.56 s with the defaults. The model's runs dominate both; the 2x target is not reached on this CPU.
 # Needs scripts/setup.sh --tests (the tracking virtualenv, $NSOD_VENV-track).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

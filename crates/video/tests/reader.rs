@@ -185,6 +185,44 @@ fn variable_frame_rate_timestamps_are_kept() {
 }
 
 #[test]
+fn mpeg_ts_timestamps_that_wrap_at_33_bits_keep_increasing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    frames(d, 30);
+    // Offset so that the 90 kHz timestamps pass 2^33 (95443.7 s; the muxer adds 1.4 s) a third of the way in.
+    let video = d.join("wrap.ts");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        d.join("frame%03d.png").to_str().unwrap(),
+        "-c:v",
+        "mpeg4",
+        "-output_ts_offset",
+        "95441.984",
+        "-f",
+        "mpegts",
+        video.to_str().unwrap(),
+    ]);
+    let (r, got) = read_all(&video, Options::default());
+    assert_eq!(r.info().time_base, (1, 90_000));
+    assert_eq!(got.len(), 30);
+    let pts: Vec<i64> = got.iter().map(|f| f.pts).collect();
+    // libavformat itself corrects a wrap it sees in a file (the frames before it get negative timestamps, as
+    // ffprobe shows); nsod's timestamps are the same, and go on by 3000 ticks a frame across it.
+    assert_eq!(pts, ffprobe_pts(&video));
+    assert!(pts[0] < 0 && pts[29] > 0, "{pts:?}");
+    for w in pts.windows(2) {
+        assert_eq!(w[1] - w[0], 3000, "{pts:?}");
+    }
+    assert!(
+        (got[29].time - 29.0 / 30.0).abs() < 1e-9,
+        "{}",
+        got[29].time
+    );
+}
+
+#[test]
 fn bad_input_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
