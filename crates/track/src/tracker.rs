@@ -382,6 +382,21 @@ struct Stage<'a> {
 }
 
 impl Stage<'_> {
+    /// Solves the stage and records its matches: the tracks and detections used, the (track, detection) pairs.
+    fn assign(
+        self,
+        track_used: &mut [bool],
+        det_used: &mut [bool],
+        matched: &mut Vec<(usize, usize)>,
+    ) {
+        for (r, c) in self.solve() {
+            let (t, d) = (self.rows[r], self.cols[c]);
+            track_used[t] = true;
+            det_used[d] = true;
+            matched.push((t, d));
+        }
+    }
+
     /// Optimal matches: the assignment maximising the number of valid pairs, then their total score.
     fn solve(&self) -> Vec<(usize, usize)> {
         let (nr, nc) = (self.rows.len(), self.cols.len());
@@ -684,19 +699,14 @@ impl Tracker {
                 from_last_observation: false,
             },
         );
-        let stage = Stage {
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut det_used = vec![false; observations.len()];
+        Stage {
             rows: &all_tracks,
             cols: &high,
             edges: e,
-        };
-        let m1 = stage.solve();
-        let mut track_used = vec![false; self.tracks.len()];
-        let mut det_used = vec![false; observations.len()];
-        for (r, c) in m1 {
-            track_used[all_tracks[r]] = true;
-            det_used[high[c]] = true;
-            matched.push((all_tracks[r], high[c]));
         }
+        .assign(&mut track_used, &mut det_used, &mut matched);
 
         // Stage 2: low-score detections keep tracks that were matched in the previous frame (ByteTrack).
         let recent: Vec<usize> = (0..self.tracks.len())
@@ -716,17 +726,12 @@ impl Tracker {
                 from_last_observation: false,
             },
         );
-        for (r, c) in (Stage {
+        Stage {
             rows: &recent,
             cols: &low,
             edges: e,
-        })
-        .solve()
-        {
-            track_used[recent[r]] = true;
-            det_used[low[c]] = true;
-            matched.push((recent[r], low[c]));
         }
+        .assign(&mut track_used, &mut det_used, &mut matched);
 
         // Stage 3: OC-SORT's recovery: tracks left against high-score detections left, by last observation.
         let rest_tracks: Vec<usize> = (0..self.tracks.len()).filter(|&r| !track_used[r]).collect();
@@ -743,17 +748,12 @@ impl Tracker {
                 from_last_observation: true,
             },
         );
-        for (r, c) in (Stage {
+        Stage {
             rows: &rest_tracks,
             cols: &rest_high,
             edges: e,
-        })
-        .solve()
-        {
-            track_used[rest_tracks[r]] = true;
-            det_used[rest_high[c]] = true;
-            matched.push((rest_tracks[r], rest_high[c]));
         }
+        .assign(&mut track_used, &mut det_used, &mut matched);
 
         // Stage 4: the centre-distance fallback for confirmed tracks and high-score detections still left.
         if self.cfg.distance_gate > 0.0 {
@@ -762,17 +762,12 @@ impl Tracker {
                 .collect();
             let rest_high: Vec<usize> = high.iter().copied().filter(|&c| !det_used[c]).collect();
             let e = self.distance_edges(&rest_tracks, &rest_high, &dets, observations);
-            for (r, c) in (Stage {
+            Stage {
                 rows: &rest_tracks,
                 cols: &rest_high,
                 edges: e,
-            })
-            .solve()
-            {
-                track_used[rest_tracks[r]] = true;
-                det_used[rest_high[c]] = true;
-                matched.push((rest_tracks[r], rest_high[c]));
             }
+            .assign(&mut track_used, &mut det_used, &mut matched);
         }
 
         let mut out = FrameTracks::default();

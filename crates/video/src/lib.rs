@@ -233,18 +233,46 @@ fn protocols(input: &str) -> Result<&'static str, VideoError> {
         })
 }
 
+/// A swscale context kept while the frames' format and size stay the same (they may change mid-stream).
+#[derive(Default)]
+struct Scaler(
+    Option<(
+        ffmpeg::software::scaling::Context,
+        ffmpeg::format::Pixel,
+        u32,
+        u32,
+    )>,
+);
+
+impl Scaler {
+    /// The context from `fmt` `w × h` to `to` at `size`, made anew when the source changed.
+    fn get(
+        &mut self,
+        (fmt, w, h): (ffmpeg::format::Pixel, u32, u32),
+        to: ffmpeg::format::Pixel,
+        size: (u32, u32),
+        flags: ffmpeg::software::scaling::Flags,
+    ) -> Result<&mut ffmpeg::software::scaling::Context, ffmpeg::Error> {
+        let fresh = match self.0.take() {
+            Some(kept) if kept.1 == fmt && kept.2 == w && kept.3 == h => kept,
+            _ => (
+                ffmpeg::software::scaling::Context::get(fmt, w, h, to, size.0, size.1, flags)?,
+                fmt,
+                w,
+                h,
+            ),
+        };
+        Ok(&mut self.0.insert(fresh).0)
+    }
+}
+
 /// Reads the frames of one video, in order.
 pub struct Reader {
     input: String,
     ictx: ffmpeg::format::context::Input,
     stream: usize,
     decoder: ffmpeg::decoder::Video,
-    scaler: Option<(
-        ffmpeg::software::scaling::Context,
-        ffmpeg::format::Pixel,
-        u32,
-        u32,
-    )>,
+    scaler: Scaler,
     info: VideoInfo,
     opts: Options,
     wrap_bits: u32,
@@ -349,7 +377,7 @@ impl Reader {
             ictx,
             stream: index,
             decoder,
-            scaler: None,
+            scaler: Scaler::default(),
             info,
             opts,
             wrap_bits,
@@ -541,23 +569,16 @@ impl Reader {
             input: self.input.clone(),
             source,
         };
-        let stale =
-            !matches!(&self.scaler, Some((_, f, sw, sh)) if *f == fmt && *sw == w && *sh == h);
-        if stale {
-            use ffmpeg::software::scaling::Flags;
-            let ctx = ffmpeg::software::scaling::Context::get(
-                fmt,
-                w,
-                h,
+        use ffmpeg::software::scaling::Flags;
+        let scaler = self
+            .scaler
+            .get(
+                (fmt, w, h),
                 ffmpeg::format::Pixel::RGB24,
-                w,
-                h,
+                (w, h),
                 Flags::POINT | Flags::ACCURATE_RND | Flags::FULL_CHR_H_INT | Flags::FULL_CHR_H_INP,
             )
             .map_err(ffmpeg_err)?;
-            self.scaler = Some((ctx, fmt, w, h));
-        }
-        let (scaler, ..) = self.scaler.as_mut().expect("scaler set above");
         let mut rgb = ffmpeg::frame::Video::empty();
         scaler
             .run(frame, &mut rgb)
@@ -572,7 +593,10 @@ impl Reader {
         for y in 0..h as usize {
             out.extend_from_slice(&data[y * stride..y * stride + row]);
         }
-        Ok(RgbImage::from_raw(w, h, out).expect("w · h · 3 bytes"))
+        RgbImage::from_raw(w, h, out).ok_or_else(|| VideoError::Ffmpeg {
+            input: self.input.clone(),
+            source: ffmpeg::Error::InvalidData,
+        })
     }
 }
 
@@ -584,7 +608,7 @@ pub struct Writer {
     path: String,
     octx: ffmpeg::format::context::Output,
     encoder: ffmpeg::encoder::Video,
-    scaler: Option<(ffmpeg::software::scaling::Context, u32, u32)>,
+    scaler: Scaler,
     time_base: ffmpeg::Rational,
     stream_time_base: ffmpeg::Rational,
     size: (u32, u32),
@@ -681,7 +705,7 @@ impl Writer {
             path: shown,
             octx,
             encoder,
-            scaler: None,
+            scaler: Scaler::default(),
             time_base: tb,
             stream_time_base,
             size,
@@ -698,20 +722,6 @@ impl Writer {
             source,
         };
         let (w, h) = image.dimensions();
-        let stale = !matches!(&self.scaler, Some((_, sw, sh)) if *sw == w && *sh == h);
-        if stale {
-            let ctx = ffmpeg::software::scaling::Context::get(
-                ffmpeg::format::Pixel::RGB24,
-                w,
-                h,
-                ffmpeg::format::Pixel::YUV420P,
-                self.size.0,
-                self.size.1,
-                ffmpeg::software::scaling::Flags::BILINEAR,
-            )
-            .map_err(err)?;
-            self.scaler = Some((ctx, w, h));
-        }
         let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
         let stride = rgb.stride(0);
         let row = 3 * w as usize;
@@ -721,8 +731,15 @@ impl Writer {
             data[y * stride..y * stride + row].copy_from_slice(&src[y * row..(y + 1) * row]);
         }
         let mut yuv = ffmpeg::frame::Video::empty();
-        let (scaler, ..) = self.scaler.as_mut().expect("scaler set above");
-        scaler.run(&rgb, &mut yuv).map_err(err)?;
+        self.scaler
+            .get(
+                (ffmpeg::format::Pixel::RGB24, w, h),
+                ffmpeg::format::Pixel::YUV420P,
+                self.size,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            )
+            .and_then(|s| s.run(&rgb, &mut yuv))
+            .map_err(err)?;
         let pts = match self.last_pts {
             Some(last) if pts <= last => last + 1,
             _ => pts,
