@@ -6,45 +6,9 @@
 mod common;
 
 use common::{error_lines, nsod, ort_lib, repo_root, sample, text, trackeval};
-use nsod_testkit::tool;
+use nsod_testkit::{ffmpeg, ffprobe_frames, ffprobe_pts, tool};
 use serde_json::Value;
 use std::path::Path;
-
-fn ffmpeg(args: &[&str]) {
-    let o = tool("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
-}
-
-/// `ffprobe`'s integer pts of every video frame, in presentation order.
-fn ffprobe_pts(video: &Path) -> Vec<i64> {
-    let o = tool("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(video)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
-    let mut pts: Vec<i64> = text(&o)
-        .0
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.trim_end_matches(',').parse().unwrap())
-        .collect();
-    pts.sort_unstable();
-    pts
-}
 
 fn track(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     nsod()
@@ -325,18 +289,7 @@ fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
     let bytes = std::fs::read(&mp4).unwrap();
     let cut = d.join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
-    let o = tool("ffprobe")
-        .args(["-v", "quiet", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(&cut)
-        .output()
-        .unwrap();
-    let probed = text(&o).0;
-    let decodable: usize = probed
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or_else(|e| panic!("ffprobe's frame count {probed:?}: {e}"));
+    let decodable = ffprobe_frames(&cut);
     let out = d.join("cut");
     let o = track(&cut, &out, &[]);
     let (stdout, stderr) = text(&o);

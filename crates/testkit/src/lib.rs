@@ -243,6 +243,55 @@ pub fn emit_shared_assets_cfg() {
     }
 }
 
+/// Runs the `ffmpeg` tool (quiet, overwriting) with `args`; a failure fails the test with its message.
+pub fn ffmpeg(args: &[&str]) {
+    let o = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `ffprobe`'s integer pts of every frame of the first video stream, in presentation order.
+pub fn ffprobe_pts(video: &Path) -> Vec<i64> {
+    let o = tool("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=pts", "-of", "csv=p=0"])
+        .arg(video)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut pts: Vec<i64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let field = l.split(',').next().unwrap_or_default();
+            field
+                .parse()
+                .unwrap_or_else(|e| panic!("ffprobe's pts {l:?}: {e}"))
+        })
+        .collect();
+    pts.sort_unstable();
+    pts
+}
+
+/// How many frames of the first video stream `ffprobe` decodes.
+pub fn ffprobe_frames(video: &Path) -> usize {
+    let o = tool("ffprobe")
+        .args(["-v", "quiet", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(video)
+        .output()
+        .unwrap();
+    let probed = String::from_utf8_lossy(&o.stdout);
+    probed
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|e| panic!("ffprobe's frame count {probed:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

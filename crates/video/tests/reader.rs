@@ -2,7 +2,7 @@
 //! `ffprobe`'s, pixels against the images the video was made from; subsampling; bad input.
 
 use image::RgbImage;
-use nsod_testkit::tool;
+use nsod_testkit::{ffmpeg, ffprobe_frames, ffprobe_pts};
 use nsod_video::{Options, Reader, VideoError};
 use std::path::Path;
 use std::time::Duration;
@@ -20,58 +20,6 @@ fn frames(dir: &Path, n: u32) {
         .save(dir.join(format!("frame{:03}.png", k + 1)))
         .unwrap();
     }
-}
-
-fn ffmpeg(args: &[&str]) {
-    let o = tool("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// `ffprobe`'s integer pts of every video frame, in presentation order.
-fn ffprobe_pts(video: &Path) -> Vec<i64> {
-    let o = tool("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts,best_effort_timestamp",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(video)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut pts: Vec<i64> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect();
-    pts.sort_unstable();
-    pts
-}
-
-/// The frames ffprobe decodes.
-fn ffprobe_count(video: &Path) -> usize {
-    let o = tool("ffprobe")
-        .args(["-v", "quiet", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(video)
-        .output()
-        .unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap()
 }
 
 fn read_all(video: &Path, opts: Options) -> (Reader, Vec<nsod_video::Frame>) {
@@ -286,7 +234,7 @@ fn bad_input_is_one_clear_error() {
         }
     }
     assert!((1..30).contains(&n), "{n} frames before the cut");
-    assert_eq!(n, ffprobe_count(&cut));
+    assert_eq!(n, ffprobe_frames(&cut));
     // A playlist or concat list cannot reach other files: the protocols are the input's own.
     let e = open(&format!("concat:{}|{}", full.display(), full.display())).unwrap_err();
     assert!(matches!(e, VideoError::Open { .. }), "{e}");
