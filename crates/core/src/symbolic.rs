@@ -104,7 +104,7 @@ pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Res
     for r in &table.size_ranges {
         println!("  {:<8} {}", "penalty", r.head());
     }
-    match &rules.scene {
+    match rules.scene.as_ref().filter(|s| s.per_image) {
         Some(s) => println!(
             "adjust/3: scene rules, queried once per image; relations they use: {}",
             match &s.relations_used {
@@ -114,6 +114,21 @@ pub fn check(file: &Path, names: Option<&Path>, gsd: Option<f64>) -> anyhow::Res
             }
         ),
         None => println!("adjust/3: not defined (no Prolog query per image)"),
+    }
+    println!(
+        "speed_range/3: {} classes, speed_penalty {} (nsod track, with a GSD)",
+        table.speed_ranges.len(),
+        table.speed_penalty
+    );
+    for r in &table.speed_ranges {
+        println!("  {:<8} {}", "penalty", r.head());
+    }
+    if rules.scene.as_ref().is_some_and(|s| s.per_track) {
+        println!(
+            "adjust_track/3: rules over tracks, queried by nsod track when tracks end (and every --track-rules-every)"
+        );
+    } else {
+        println!("adjust_track/3: not defined");
     }
     if let Some(sb) = &rules.sandbox {
         println!("sandbox: {}", nsod_symbolic::sandbox::describe(sb));

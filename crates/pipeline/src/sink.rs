@@ -1054,7 +1054,7 @@ impl Sink for RunDirSink {
             json!({"path": m.path, "sha256": sha256_file(&m.path), "task": m.metadata.task.map(|t| format!("{t:?}").to_lowercase()), "classes": m.names.len()})
         });
         let rules = p.rules().map(|r| {
-            json!({"path": r.table.path, "sha256": sha256_file(&r.table.path), "scene_rules": r.scene.is_some()})
+            json!({"path": r.table.path, "sha256": sha256_file(&r.table.path), "scene_rules": r.scene.as_ref().is_some_and(|s| s.per_image), "track_rules": r.has_track_rules()})
         });
         self.manifest = json!({
             "nsod": env!("CARGO_PKG_VERSION"),

@@ -135,13 +135,21 @@ pub const BUILTINS: &[(&str, usize)] = &[
     ("assoc_to_values", 2),
 ];
 
-/// Scene facts nsod provides per image (see the crate docs); a rule base may call them but not define them.
-pub const SCENE: [(&str, usize); 5] = [
+/// Facts nsod provides, per image (the first five) and per set of tracks (`nsod track`: the others); see the crate
+/// docs. A rule base may call them but not define them.
+pub const SCENE: [(&str, usize); 12] = [
     ("detection", 8),
     ("relation", 3),
     ("class_count", 2),
     ("image_size", 2),
     ("gsd", 1),
+    ("track", 5),
+    ("track_speed_px", 2),
+    ("track_speed_m", 2),
+    ("track_heading", 2),
+    ("track_displacement_px", 2),
+    ("track_displacement_m", 2),
+    ("track_relation", 5),
 ];
 
 /// What a meta-predicate argument is.
@@ -252,6 +260,8 @@ pub struct Checked {
     pub dynamic: BTreeSet<Pi>,
     /// True when the file defines `adjust/3` (scene rules).
     pub scene_rules: bool,
+    /// True when the file defines `adjust_track/3` (rules over tracks).
+    pub track_rules: bool,
     /// Relations scene rules can ask about: `None` when some `relation/3` goal leaves the relation open.
     pub relations_used: Option<BTreeSet<String>>,
     /// Number of clauses.
@@ -317,6 +327,7 @@ pub fn check(terms: &[ReadTerm]) -> Result<Checked, Violation> {
             .map_err(|message| Violation { line, message })?;
     }
     out.scene_rules = out.defined.contains(&("adjust".to_owned(), 3));
+    out.track_rules = out.defined.contains(&("adjust_track".to_owned(), 3));
     out.relations_used = relations;
     Ok(out)
 }

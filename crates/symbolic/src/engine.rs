@@ -5,7 +5,7 @@ use crate::SymbolicError;
 use crate::host::{Failure, Sandbox, Worker};
 use crate::protocol::{
     Compiled, ErrorKind, Request, Response, SandboxReport, SceneAnswer, SceneDetection,
-    SceneRequest, WorkerError,
+    SceneRequest, TrackAnswer, TrackRequest, WorkerError,
 };
 use crate::table::{DecisionTable, class_atom};
 use nsod_types::outcome::{Adjustment, Change};
@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 pub const MAX_RULES_BYTES: u64 = 4 << 20;
 
 /// A loaded rule base: the decision table (pure Rust, applied per image without Prolog) and, when the file
-/// defines `adjust/3`, its scene rules.
+/// defines `adjust/3` or `adjust_track/3`, its scene rules.
 #[derive(Debug)]
 pub struct RuleBase {
     pub table: DecisionTable,
-    /// `Some` when the rule base defines `adjust/3`.
+    /// `Some` when the rule base defines `adjust/3` or `adjust_track/3`.
     pub scene: Option<Arc<SceneRules>>,
     /// What the worker's sandbox enforced while loading.
     pub sandbox: Option<SandboxReport>,
@@ -32,10 +32,14 @@ pub struct RuleBase {
     pub clauses: usize,
 }
 
-/// What a scene session needs to (re)start workers for a rule base with `adjust/3`.
+/// What a scene session needs to (re)start workers for a rule base with `adjust/3` or `adjust_track/3`.
 #[derive(Debug)]
 pub struct SceneRules {
     pub path: PathBuf,
+    /// `adjust/3` is defined: scene rules per image.
+    pub per_image: bool,
+    /// `adjust_track/3` is defined: rules over tracks.
+    pub per_track: bool,
     text: String,
     sandbox: Sandbox,
     /// Relations the rules can ask about (`None`: all of them).
@@ -151,7 +155,12 @@ pub fn load_rules(
         classes,
         t.elapsed(),
     );
-    let scene = if c.scene_rules {
+    let mut table = table;
+    table.speed_ranges = c.speed_ranges;
+    if let Some(p) = c.speed_penalty {
+        table.speed_penalty = p;
+    }
+    let scene = if c.scene_rules || c.track_rules {
         let relations_used = c
             .relations_used
             .map(|v| v.iter().filter_map(|r| Relation::parse(r)).collect());
@@ -160,6 +169,8 @@ pub fn load_rules(
             .unwrap_or_default();
         Some(Arc::new(SceneRules {
             path: path.to_path_buf(),
+            per_image: c.scene_rules,
+            per_track: c.track_rules,
             text,
             sandbox: sandbox.clone(),
             relations_used,
@@ -226,7 +237,23 @@ pub fn probe(sandbox: &Sandbox, scratch: Option<&Path>) -> Result<SandboxReport,
 impl RuleBase {
     /// A session for one worker thread of the pipeline: `None` when the rule base has no scene rules.
     pub fn session(&self) -> Option<SceneSession> {
-        self.scene.as_ref().map(|s| SceneSession::new(s.clone()))
+        self.scene
+            .as_ref()
+            .filter(|s| s.per_image)
+            .map(|s| SceneSession::new(s.clone()))
+    }
+
+    /// A session for the rules over tracks (`adjust_track/3`): `None` when the rule base has none.
+    pub fn track_session(&self) -> Option<SceneSession> {
+        self.scene
+            .as_ref()
+            .filter(|s| s.per_track)
+            .map(|s| SceneSession::new(s.clone()))
+    }
+
+    /// The rule base defines `adjust_track/3` or `speed_range/3`: it has something to say about tracks.
+    pub fn has_track_rules(&self) -> bool {
+        self.scene.as_ref().is_some_and(|s| s.per_track) || !self.table.speed_ranges.is_empty()
     }
 
     /// Applies the whole rule base to one image: pair, relation and size rules from the table, then the scene
@@ -372,6 +399,50 @@ impl SceneSession {
 
     /// Sends a scene request to the worker (starting one if needed) without waiting for the answer.
     fn submit(&mut self, req: SceneRequest) -> Result<(), SymbolicError> {
+        self.send(Request::Scene(req))
+    }
+
+    /// The `adjust_track/3` answers for a set of tracks, sorted and without duplicates. Answers name tracks of the
+    /// request (context tracks included: the caller keeps those it asked about).
+    pub fn track_answers(&mut self, req: TrackRequest) -> Result<Vec<TrackAnswer>, SymbolicError> {
+        self.send(Request::Tracks(req))?;
+        let rules = self.rules.clone();
+        let Some(mut worker) = self.worker.take() else {
+            return Err(SymbolicError::Crashed {
+                path: rules.path.clone(),
+                message: "no track request is pending".into(),
+            });
+        };
+        let mut answers = match worker.receive(rules.sandbox.limits.query_timeout) {
+            Ok(Response::TrackAdjusted {
+                answers,
+                query_seconds,
+            }) => {
+                self.last_timing = Some((0.0, query_seconds));
+                answers
+            }
+            Ok(Response::Error(e)) => return Err(worker_error(&rules.path, e)),
+            Ok(other) => {
+                return Err(SymbolicError::Crashed {
+                    path: rules.path.clone(),
+                    message: format!("the rules worker answered {other:?} to a track query"),
+                });
+            }
+            Err(f) => return Err(failure(&rules.path, f, &rules.sandbox)),
+        };
+        worker.queries += 1;
+        self.worker = Some(worker);
+        answers.sort_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then_with(|| a.reason.cmp(&b.reason))
+                .then_with(|| a.factor.total_cmp(&b.factor))
+        });
+        answers.dedup();
+        Ok(answers)
+    }
+
+    /// Sends a request to the worker (starting one if needed) without waiting for the answer.
+    fn send(&mut self, req: Request) -> Result<(), SymbolicError> {
         let rules = self.rules.clone();
         let limits = rules.sandbox.limits;
         if self
@@ -388,7 +459,7 @@ impl SceneSession {
             None => start(&rules.path, &rules.text, &rules.sandbox)?.0,
         };
         worker
-            .send(&Request::Scene(req))
+            .send(&req)
             .map_err(|f| failure(&rules.path, f, &rules.sandbox))?;
         self.worker = Some(worker);
         Ok(())

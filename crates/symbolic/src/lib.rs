@@ -41,7 +41,8 @@ pub use engine::{
 pub use host::{Limits, Sandbox, WorkerCommand};
 pub use nsod_types::outcome::{Adjustment, Change};
 pub use table::{
-    DEFAULT_SIZE_PENALTY, DecisionTable, PairRule, RelationRule, SizeRange, class_atom,
+    DEFAULT_SIZE_PENALTY, DEFAULT_SPEED_PENALTY, DecisionTable, PairRule, RelationRule, SizeRange,
+    SpeedRange, class_atom,
 };
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 % nsod's prelude for the rules worker: trusted code, loaded before the rule base. A rule base cannot call or
 % redefine anything here except the scene predicates (detection/8, relation/3, class_count/2, image_size/2,
-% gsd/1), which the allow-list lets it call.
+% gsd/1) and the track predicates (track/5, track_speed_px/2, track_speed_m/2, track_heading/2,
+% track_displacement_px/2, track_displacement_m/2, track_relation/5), which the allow-list lets it call.
 
 :- use_module(library(lists)).
 :- use_module(library(between)).
@@ -52,6 +53,7 @@
     length(Dets, N),
     '$nsod_blocks'(Dets, DB),
     '$nsod_blocks'(Adj, AB),
+    bb_b_put('$nsod_tracks', ts(t, [], [])),
     bb_b_put('$nsod_scene', s(W, H, G, N, Dets, DB, AB, Counts, ByClass)).
 
 '$nsod_blocks'(List, Blocks) :-
@@ -136,3 +138,41 @@ gsd(G) :-
     bb_get('$nsod_scene', s(_, _, G0, _, _, _, _, _, _)),
     number(G0),
     G = G0.
+
+% ---------------------------------------------------------------------------------------------------------------
+% Track facts of one adjust_track/3 query (`nsod track`): tr(Id, Class, First, Last, Frames, SpeedPx, SpeedM,
+% Heading, DisplacementPx, DisplacementM), `none` where a value is not defined, held like the scene (lookup by id
+% through an AVL tree); r(Rel, A, B, From, To) the relations' time intervals. gsd/1 answers as in a scene.
+
+'$nsod_tracks'(G, Tracks, Rels) :-
+    '$nsod_track_pairs'(Tracks, Pairs),
+    list_to_assoc(Pairs, A),
+    bb_b_put('$nsod_scene', s(0, 0, G, 0, [], t, t, [], [])),
+    bb_b_put('$nsod_tracks', ts(A, Tracks, Rels)).
+
+'$nsod_track_pairs'([], []).
+'$nsod_track_pairs'([T|Ts], [Id-T|Ps]) :- arg(1, T, Id), '$nsod_track_pairs'(Ts, Ps).
+
+'$nsod_track'(Id, T) :-
+    bb_get('$nsod_tracks', ts(A, Ts, _)),
+    (   integer(Id) -> get_assoc(Id, A, T)
+    ;   var(Id) -> member(T, Ts), arg(1, T, Id)
+    ).
+
+'$nsod_track_value'(Id, K, V) :-
+    '$nsod_track'(Id, T),
+    arg(K, T, V0),
+    number(V0),
+    V = V0.
+
+track(Id, Class, First, Last, Frames) :-
+    '$nsod_track'(Id, tr(_, Class, First, Last, Frames, _, _, _, _, _)).
+track_speed_px(Id, V) :- '$nsod_track_value'(Id, 6, V).
+track_speed_m(Id, V) :- '$nsod_track_value'(Id, 7, V).
+track_heading(Id, V) :- '$nsod_track_value'(Id, 8, V).
+track_displacement_px(Id, V) :- '$nsod_track_value'(Id, 9, V).
+track_displacement_m(Id, V) :- '$nsod_track_value'(Id, 10, V).
+
+track_relation(R, A, B, From, To) :-
+    bb_get('$nsod_tracks', ts(_, _, Rels)),
+    member(r(R, A, B, From, To), Rels).

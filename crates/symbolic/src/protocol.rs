@@ -1,6 +1,6 @@
 //! Messages between nsod and its rules worker (one JSON object per line on the worker's stdin and stdout).
 
-use crate::table::{PairRule, RelationRule, SizeRange};
+use crate::table::{PairRule, RelationRule, SizeRange, SpeedRange};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,6 +31,51 @@ pub enum Request {
     Scene(SceneRequest),
     /// Count the solutions of `Name(_, ..., _)` with `arity` arguments.
     Count { name: String, arity: usize },
+    /// Run `adjust_track/3` on a set of tracks.
+    Tracks(TrackRequest),
+}
+
+/// Facts about tracks for `adjust_track/3`: the tracks being judged and the tracks alive beside them (context),
+/// with the time intervals of the spatial relations between them. Speeds, displacements and headings are measured
+/// in the ground frame (see `nsod_track::course`); `None` where they are not defined (a track too short, no GSD).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct TrackRequest {
+    pub gsd: Option<f64>,
+    pub tracks: Vec<TrackFact>,
+    pub relations: Vec<TrackRelationFact>,
+}
+
+/// `track(Id, Class, FirstTime, LastTime, Frames)` and the measured course of one track.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrackFact {
+    pub id: u64,
+    pub class: String,
+    pub first: f64,
+    pub last: f64,
+    pub frames: u64,
+    pub speed_px: Option<f64>,
+    pub speed_m: Option<f64>,
+    pub heading: Option<f64>,
+    pub displacement_px: Option<f64>,
+    pub displacement_m: Option<f64>,
+}
+
+/// `track_relation(Rel, A, B, From, To)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrackRelationFact {
+    pub relation: String,
+    pub a: u64,
+    pub b: u64,
+    pub from: f64,
+    pub to: f64,
+}
+
+/// One `adjust_track(Id, Factor, Reason)` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrackAnswer {
+    pub id: u64,
+    pub factor: f64,
+    pub reason: String,
 }
 
 /// One image's facts, in canonical detection order (ids 0..n).
@@ -88,8 +133,13 @@ pub struct Compiled {
     pub thresholds: BTreeMap<String, f32>,
     pub size_ranges: Vec<SizeRange>,
     pub size_penalty: Option<f64>,
+    pub speed_ranges: Vec<SpeedRange>,
+    pub speed_penalty: Option<f64>,
     /// `adjust/3` is defined.
     pub scene_rules: bool,
+    /// `adjust_track/3` is defined.
+    #[serde(default)]
+    pub track_rules: bool,
     /// Relations scene rules ask about (`None`: any).
     pub relations_used: Option<Vec<String>>,
     pub clauses: usize,
@@ -126,5 +176,9 @@ pub enum Response {
         query_seconds: f64,
     },
     Counted(usize),
+    TrackAdjusted {
+        answers: Vec<TrackAnswer>,
+        query_seconds: f64,
+    },
     Error(WorkerError),
 }

@@ -64,6 +64,26 @@ impl SizeRange {
     }
 }
 
+/// `speed_range(Class, MinMps, MaxMps)`: the plausible ground speed of a class's tracks, metres per second.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpeedRange {
+    pub class: String,
+    pub min_mps: f64,
+    pub max_mps: f64,
+}
+
+impl SpeedRange {
+    pub fn head(&self) -> String {
+        format!(
+            "speed_range({}, {}, {})",
+            self.class, self.min_mps, self.max_mps
+        )
+    }
+}
+
+/// Factor for a track outside its class's speed range when the rule base has no `speed_penalty/1`.
+pub const DEFAULT_SPEED_PENALTY: f64 = 0.5;
+
 /// Factor for a detection outside its class's size range when the rule base has no `size_penalty/1`.
 pub const DEFAULT_SIZE_PENALTY: f64 = 0.5;
 
@@ -82,6 +102,10 @@ pub struct DecisionTable {
     pub size_ranges: Vec<SizeRange>,
     /// Factor of an implausibly sized detection.
     pub size_penalty: f64,
+    /// Speed plausibility of tracks: `speed_range/3` facts (`nsod track` only; they need a ground sample distance).
+    pub speed_ranges: Vec<SpeedRange>,
+    /// Factor of a track moving implausibly fast or slowly.
+    pub speed_penalty: f64,
     /// Unknown classes, conflicting weights.
     pub warnings: Vec<String>,
     /// Time to load and compile.
@@ -212,6 +236,8 @@ impl DecisionTable {
             overlap_ratio: get("overlap_ratio", 0.5),
             size_ranges,
             size_penalty: size_penalty.unwrap_or(DEFAULT_SIZE_PENALTY),
+            speed_ranges: Vec::new(),
+            speed_penalty: DEFAULT_SPEED_PENALTY,
             warnings,
             load_time,
             pairs,
@@ -268,6 +294,27 @@ impl DecisionTable {
             }
         }
         out
+    }
+
+    /// Speed plausibility of one track (`class`: its atom; `mps`: its ground speed): `Some((factor, rule, reason))`
+    /// when the speed is outside the class's `speed_range/3` (closed: a bound itself is plausible). The first range
+    /// of a class counts.
+    pub fn speed_change(&self, class: &str, mps: f64) -> Option<(f64, String, String)> {
+        let r = self.speed_ranges.iter().find(|r| r.class == class)?;
+        if mps >= r.min_mps && mps <= r.max_mps {
+            return None;
+        }
+        Some((
+            self.speed_penalty,
+            r.head(),
+            format!(
+                "ground speed {mps:.2} m/s is {} the {} range [{}, {}] m/s",
+                if mps < r.min_mps { "below" } else { "above" },
+                r.class,
+                r.min_mps,
+                r.max_mps
+            ),
+        ))
     }
 
     /// [`DecisionTable::adjust`] with the size rules, given the image's ground sample distance.

@@ -13,9 +13,10 @@
 use crate::allow::{self, ReadTerm};
 use crate::engine::{atom, number, term_text};
 use crate::protocol::{
-    Compiled, ErrorKind, Request, Response, SceneAnswer, SceneRequest, WorkerError, WorkerLimits,
+    Compiled, ErrorKind, Request, Response, SceneAnswer, SceneRequest, TrackAnswer, TrackRequest,
+    WorkerError, WorkerLimits,
 };
-use crate::table::{PairRule, RelationRule, SizeRange};
+use crate::table::{PairRule, RelationRule, SizeRange, SpeedRange};
 use nsod_types::relations::Relation;
 use scryer_prolog::{InputStreamConfig, LeafAnswer, Machine, MachineBuilder, StreamConfig, Term};
 use std::collections::BTreeMap;
@@ -79,7 +80,8 @@ pub fn main() -> ExitCode {
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Scene(req)) => scene(&mut m, &req, &limits),
             Ok(Request::Count { name, arity }) => count(&mut m, &name, arity, &limits),
-            Ok(_) | Err(_) => protocol_error("expected a Scene or Count request"),
+            Ok(Request::Tracks(req)) => tracks(&mut m, &req, &limits),
+            Ok(_) | Err(_) => protocol_error("expected a Scene, Tracks or Count request"),
         };
         if !send(&response) {
             break;
@@ -330,8 +332,12 @@ fn load(m: &mut Machine, text: &str, limits: &WorkerLimits) -> Result<Compiled, 
     }
     let sizes = collect("size_range", 3)?;
     let penalty = collect("size_penalty", 1)?;
+    let speeds = collect("speed_range", 3)?;
+    let speed_penalty = collect("speed_penalty", 1)?;
     let mut c = compile(pairs, relations, thresholds, sizes, penalty)?;
+    compile_speeds(&mut c, speeds, speed_penalty)?;
     c.scene_rules = checked.scene_rules;
+    c.track_rules = checked.track_rules;
     c.relations_used = checked.relations_used.map(|s| s.into_iter().collect());
     c.clauses = checked.clauses;
     if let Some(used) = &c.relations_used {
@@ -524,6 +530,200 @@ fn compile(
         }
     }
     Ok(out)
+}
+
+fn compile_speeds(
+    out: &mut Compiled,
+    speeds: Vec<Vec<Term>>,
+    penalty: Vec<Vec<Term>>,
+) -> Result<(), WorkerError> {
+    let invalid = |m: String| err(ErrorKind::Invalid, None, m);
+    let row_text = |name: &str, row: &[Term]| {
+        format!(
+            "{name}({})",
+            row.iter().map(term_text).collect::<Vec<_>>().join(", ")
+        )
+    };
+    for row in speeds {
+        let text = row_text("speed_range", &row);
+        let [c, lo, hi] = &row[..] else {
+            return Err(invalid(format!("{text}: expected 3 arguments")));
+        };
+        let Some(class) = atom(c) else {
+            return Err(invalid(format!("{text}: the class must be an atom")));
+        };
+        match (number(lo), number(hi)) {
+            (Some(lo), Some(hi)) if lo >= 0.0 && lo <= hi && hi.is_finite() => {
+                out.speed_ranges.push(SpeedRange {
+                    class,
+                    min_mps: lo,
+                    max_mps: hi,
+                });
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{text}: needs 0 <= MinMps <= MaxMps, both numbers"
+                )));
+            }
+        }
+    }
+    match &penalty[..] {
+        [] => {}
+        [row] => match row.first().and_then(number) {
+            Some(p) if p > 0.0 && p < 1.0 => out.speed_penalty = Some(p),
+            _ => {
+                return Err(invalid(format!(
+                    "{}: the factor must be a number in (0, 1)",
+                    row_text("speed_penalty", row)
+                )));
+            }
+        },
+        more => {
+            return Err(invalid(format!(
+                "speed_penalty/1 has {} values; define it once",
+                more.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A finite f64 as a Prolog float, `none` otherwise.
+fn float_or_none(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => prolog_float(format!("{v:?}")),
+        _ => "none".to_owned(),
+    }
+}
+
+/// The track facts of one `adjust_track/3` query, as Prolog text.
+pub(crate) fn tracks_query(req: &TrackRequest, limit: u64) -> String {
+    let mut q = String::with_capacity(64 + req.tracks.len() * 120 + req.relations.len() * 60);
+    let gsd = match req.gsd {
+        Some(g) if g.is_finite() && g > 0.0 => prolog_float(format!("{g:?}")),
+        _ => "none".to_owned(),
+    };
+    let _ = write!(q, "catch(('$nsod_tracks'({gsd}, [");
+    for (i, t) in req.tracks.iter().enumerate() {
+        if i > 0 {
+            q.push(',');
+        }
+        let _ = write!(
+            q,
+            "tr({},{},{},{},{},{},{},{},{},{})",
+            t.id,
+            crate::engine::atom_text(&t.class),
+            float_or_none(Some(t.first)),
+            float_or_none(Some(t.last)),
+            t.frames,
+            float_or_none(t.speed_px),
+            float_or_none(t.speed_m),
+            float_or_none(t.heading),
+            float_or_none(t.displacement_px),
+            float_or_none(t.displacement_m),
+        );
+    }
+    q.push_str("], [");
+    for (i, r) in req.relations.iter().enumerate() {
+        if i > 0 {
+            q.push(',');
+        }
+        let _ = write!(
+            q,
+            "r({},{},{},{},{})",
+            crate::engine::atom_text(&r.relation),
+            r.a,
+            r.b,
+            float_or_none(Some(r.from)),
+            float_or_none(Some(r.to)),
+        );
+    }
+    let _ = write!(
+        q,
+        "]), call_with_inference_limit(findall(a(I, F, R), adjust_track(I, F, R), L), {limit}, Res)), E, true)."
+    );
+    q
+}
+
+fn tracks(m: &mut Machine, req: &TrackRequest, limits: &WorkerLimits) -> Response {
+    let limit = limits.query_inferences;
+    let q = tracks_query(req, limit);
+    let t = std::time::Instant::now();
+    let answer = first_answer(m, &q);
+    let query_seconds = t.elapsed().as_secs_f64();
+    let b = match answer {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Response::Error(err(ErrorKind::Load, None, "the track query failed"));
+        }
+        Err(e) => return Response::Error(e.into_worker("adjust_track/3", limits)),
+    };
+    if let Some(e) = b.get("E") {
+        if is_resource_error(e) {
+            return Response::Error(QueryError::Memory.into_worker("adjust_track/3", limits));
+        }
+        return Response::Error(err(
+            ErrorKind::Load,
+            None,
+            format!("adjust_track/3 raised {}", term_text(e)),
+        ));
+    }
+    if matches!(b.get("Res"), Some(Term::Atom(a)) if a == "inference_limit_exceeded") {
+        return Response::Error(err(
+            ErrorKind::Limit,
+            None,
+            format!("adjust_track/3 did not finish within the inference limit ({limit})"),
+        ));
+    }
+    let items: &[Term] = match b.get("L") {
+        Some(Term::List(items)) => items,
+        _ => &[],
+    };
+    let ids: std::collections::BTreeSet<u64> = req.tracks.iter().map(|t| t.id).collect();
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        let Term::Compound(_, a) = item else { continue };
+        let [id, factor, reason] = &a[..] else {
+            continue;
+        };
+        let text = || {
+            format!(
+                "adjust_track({}, {}, {})",
+                term_text(id),
+                term_text(factor),
+                term_text(reason)
+            )
+        };
+        let id = match int(Some(id)) {
+            Some(i) if i >= 0 && ids.contains(&(i as u64)) => i as u64,
+            _ => {
+                return Response::Error(err(
+                    ErrorKind::Invalid,
+                    None,
+                    format!("{}: the id is not a track of this query", text()),
+                ));
+            }
+        };
+        let factor = match number(factor) {
+            Some(f) if f > 0.0 && f <= 10.0 && f.is_finite() => f,
+            _ => {
+                return Response::Error(err(
+                    ErrorKind::Invalid,
+                    None,
+                    format!("{}: the factor must be a number in (0, 10]", text()),
+                ));
+            }
+        };
+        answers.push(TrackAnswer {
+            id,
+            factor,
+            reason: term_text(reason),
+        });
+    }
+    Response::TrackAdjusted {
+        answers,
+        query_seconds,
+    }
 }
 
 /// The scene term of one image, as Prolog text (numbers in their shortest round-trip form).

@@ -7,10 +7,15 @@
 //!   class-agnostic matching with a cost for a class change; spatial gating on a grid and one optimal assignment
 //!   (`lsap`) per connected component; camera-motion compensation applied to the predictions.
 //! - [`kalman`]: the oriented filter.
+//! - [`course`]: a track's speed, displacement and heading in the ground frame (window means, so jitter is not
+//!   motion), and the ground frame itself (camera motion undone).
+//! - [`timeline`]: spatial relations between tracks as time intervals.
 //! - [`compat`]: an axis-aligned ByteTrack equal to Roboflow `trackers` 2.6.1's `ByteTrackTracker`, frame by frame.
 
 pub mod compat;
+pub mod course;
 pub mod kalman;
+pub mod timeline;
 mod tracker;
 
 pub use tracker::{
