@@ -18,7 +18,12 @@
 %   size_range(Class, MinMetres, MaxMetres), size_penalty(Factor)
 %       with a ground sample distance (nsod infer/symbolic --gsd METRES), a detection whose long side in
 %       metres is outside [MinMetres, MaxMetres] x Factor (default 0.5). Inactive without a GSD.
+%   speed_range(Class, MinMps, MaxMps), speed_penalty(Factor)
+%       nsod track with a GSD: a track whose ground speed (camera motion removed, measured over 2 s or more) is
+%       outside [MinMps, MaxMps] x Factor (default 0.5) from then on. Refused without a GSD when the file is given
+%       with --rules; inactive for this default rule base.
 %   adjust(Id, Factor, Reason)   scene rules over per-image facts (see rules/README.md and rules/examples/).
+%   adjust_track(Id, Factor, Reason)   rules over tracks (nsod track; see rules/README.md).
 % Weights must be numbers in (0, 10]. Per detection nsod combines the strongest boost and the strongest
 % penalty, all computed from the original confidences. Check an edited file with: nsod rules check FILE
 
@@ -115,6 +120,37 @@ size_range(roundabout, 8, 300).
 size_range(soccer_ball_field, 35, 130).
 % Swimming pools: garden pools of ~3 m to 50 m Olympic pools (FINA FR 2.1) and larger leisure pools.
 size_range(swimming_pool, 2.5, 110).
+
+% ---------------------------------------------------------------------------------------------------
+% Speed plausibility of tracks (nsod track with a GSD), ground speed in m/s. nsod measures it on 1 s window means
+% over at least 2 s, after camera-motion compensation: a still object's box jitter then reads as well under 1 m/s
+% at 0.3 m per pixel (measured on the panning-camera test: 0.2-0.3 m/s at 0.1 m/px), so static classes get 0-2 m/s
+% (a walking pace, 1.4 m/s, still inside): anything faster is the detector, not the object.
+speed_penalty(0.5).
+speed_range(storage_tank, 0, 2).
+speed_range(baseball_diamond, 0, 2).
+speed_range(tennis_court, 0, 2).
+speed_range(basketball_court, 0, 2).
+speed_range(ground_track_field, 0, 2).
+speed_range(harbor, 0, 2).
+speed_range(bridge, 0, 2).
+speed_range(roundabout, 0, 2).
+speed_range(soccer_ball_field, 0, 2).
+speed_range(swimming_pool, 0, 2).
+% Cars: the highest general motorway limits are 130 km/h (36 m/s; France, Italy) and unlimited German Autobahn
+% stretches, where 250 km/h (69 m/s) is the manufacturers' usual electronic limit: 0-70 m/s.
+speed_range(small_vehicle, 0, 70).
+% Lorries and coaches: EU speed limiters at 90 km/h for lorries and 100 km/h for coaches (Directive 92/6/EEC as
+% amended by 2002/85/EC), 28 m/s; with margin for vans and US trucks (~120 km/h): 0-40 m/s.
+speed_range(large_vehicle, 0, 40).
+% Ships: container ships cruise at 16-25 kn, the fastest ferries at ~40 kn (20.6 m/s; IMO HSC Code craft); patrol
+% and racing boats to ~60 kn: 0-31 m/s.
+speed_range(ship, 0, 31).
+% Planes: taxiing at 10-15 m/s, rotation at 65-85 m/s (A320: ~145 kt; Airbus Aircraft Characteristics), cruise at
+% Mach 0.85 (~250 m/s at altitude): 0-320 m/s.
+speed_range(plane, 0, 320).
+% Helicopters: never-exceed speeds of 130-190 kt (Robinson R44: 130 kt; AW139: 167 kt; CH-47: 170 kt), to 98 m/s.
+speed_range(helicopter, 0, 100).
 
 % ---------------------------------------------------------------------------------------------------
 % Relation-conditioned rules.

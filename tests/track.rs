@@ -325,6 +325,234 @@ fn bad_frames_and_lists_are_named_and_the_sequence_goes_on() {
     assert!(!out2.exists());
 }
 
+/// The value of one sample in a Prometheus text file (0 when absent).
+fn prom(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `track_summary.csv` as maps from column name to value.
+fn summary_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    // RFC 4180 fields: quoted when they hold a comma or a quote (doubled inside).
+    fn fields(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quoted, mut chars) =
+            (Vec::new(), String::new(), false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => out.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = fields(lines.next().unwrap());
+    lines
+        .map(|l| {
+            let f = fields(l);
+            assert_eq!(f.len(), header.len(), "{l}");
+            header.iter().cloned().zip(f).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
+    // The trees of the panning camera stand still on the ground: with camera-motion compensation their ground speed
+    // is the detections' wobble; without it, the pan's 44.7 px/s at 5 fps (4.47 m/s at 0.1 m per pixel) reads as
+    // motion. The 12 frames span 2.2 s: the tracks that last are long enough (2 s) to have a speed.
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    pan_frames(&frames, 12);
+    let rules = dir.path().join("rules.pl");
+    std::fs::write(
+        &rules,
+        "adjust_track(T, 0.5, still(C, Frames)) :- track(T, C, _, _, Frames), track_speed_m(T, V), V < 1.0.\n\
+         adjust_track(T, 2.0, moving(C, Frames)) :- track(T, C, _, _, Frames), track_speed_m(T, V), V >= 1.0.\n",
+    )
+    .unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let textfile = dir.path().join(format!("{name}.prom"));
+        let mut args = vec![
+            "--fps",
+            "5",
+            "--gsd",
+            "0.1",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--track-rules-every",
+            "1",
+            "--metrics-textfile",
+            textfile.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = track(&frames, &out, &args);
+        let (_, stderr) = text(&o);
+        assert!(o.status.success(), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+        (out, std::fs::read_to_string(textfile).unwrap())
+    };
+    for (name, extra, factor, reason, speeds) in [
+        ("cmc", &[][..], 0.5, "still(", (0.0, 1.0)),
+        // The pan: (40, 20) px/s at 5 fps, 44.7 px/s, 4.47 m/s.
+        ("no-cmc", &["--cmc", "off"][..], 2.0, "moving(", (4.2, 4.8)),
+    ] {
+        let (out, prom_text) = run(name, extra);
+        let rows = summary_rows(&out.join("track_summary.csv"));
+        let long: Vec<_> = rows
+            .iter()
+            .filter(|r| r["duration_s"].parse::<f64>().unwrap() >= 2.0)
+            .collect();
+        assert!(long.len() >= 2, "{name}: {rows:?}");
+        for r in &long {
+            let v: f64 = r["ground_speed_m_s"].parse().unwrap();
+            assert!(v >= speeds.0 && v < speeds.1, "{name}: {r:?}");
+            assert_eq!(r["rule_factor"], factor.to_string(), "{name}: {r:?}");
+            assert!(
+                r["rule_reasons"].starts_with(&format!("adjust_track/3 {factor}: {reason}")),
+                "{name}: {r:?}"
+            );
+        }
+        // Short tracks have no speed, so no rule about it applies.
+        for r in rows
+            .iter()
+            .filter(|r| r["duration_s"].parse::<f64>().unwrap() < 2.0)
+        {
+            assert_eq!(r["ground_speed_m_s"], "", "{name}: {r:?}");
+            assert_eq!(r["rule_factor"], "", "{name}: {r:?}");
+        }
+        let records = jsonl(&out.join("tracks.jsonl"));
+        assert_eq!(records.len(), 13, "12 frames and the end-of-run record");
+        // The round at t = 2.0 s (frame 11) judged the open tracks: frame 12's rows carry the factor, applied.
+        let round: Vec<&Value> = records[10]["track_rules"]
+            .as_array()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        assert!(!round.is_empty(), "{name}: {}", records[10]);
+        for v in &round {
+            assert_eq!(v["final"], false);
+            assert_eq!(v["time"], 2.0);
+        }
+        for row in records[11]["tracks"].as_array().unwrap() {
+            if round.iter().any(|v| v["id"] == row["id"]) {
+                assert_eq!(row["track_factor"], factor, "{name}: {row}");
+            }
+        }
+        // Frames written before a decision keep their scores: no track_factor before frame 12.
+        for r in &records[..11] {
+            for row in r["tracks"].as_array().unwrap() {
+                assert!(row["track_factor"].is_null(), "{name}: {row}");
+            }
+        }
+        // The end-of-run record: the final decisions about the tracks the sequence's end finished.
+        let end = &records[12];
+        assert_eq!(end["end"], true);
+        let finals = end["track_rules"].as_array().unwrap();
+        assert_eq!(finals.len(), long.len(), "{name}: {end}");
+        for v in finals {
+            assert_eq!(v["final"], true);
+            assert_eq!(v["factor"], factor);
+            assert_eq!(v["changes"][0]["rule"], "adjust_track/3");
+        }
+        let action = if factor < 1.0 { "penalty" } else { "boost" };
+        assert!(
+            prom(
+                &prom_text,
+                &format!("nsod_rule_applications_total{{action=\"{action}\"}}")
+            ) >= (2 * long.len()) as f64,
+            "{name}: {prom_text}"
+        );
+        assert!(
+            prom(
+                &prom_text,
+                "nsod_prolog_query_duration_seconds_count{query=\"adjust_track\"}"
+            ) >= 2.0,
+            "{name}"
+        );
+    }
+
+    // A rule base whose track rules loop: each round fails at the inference limit, is said and counted, and the
+    // run goes on to complete outputs.
+    std::fs::write(
+        &rules,
+        "adjust_track(T, 0.5, x) :- track(T, _, _, _, _), spin(0).\nspin(N) :- M is N + 1, spin(M).\n",
+    )
+    .unwrap();
+    let out = dir.path().join("loop");
+    let textfile = dir.path().join("loop.prom");
+    let o = track(
+        &frames,
+        &out,
+        &[
+            "--fps",
+            "5",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--metrics-textfile",
+            textfile.to_str().unwrap(),
+        ],
+    );
+    let (_, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rules over tracks skipped for this round")
+            && stderr.contains("adjust_track/3 did not finish within the inference limit"),
+        "{stderr}"
+    );
+    let prom_text = std::fs::read_to_string(textfile).unwrap();
+    assert!(
+        prom(
+            &prom_text,
+            "nsod_prolog_query_failures_total{error_type=\"limit\"}"
+        ) >= 1.0,
+        "{prom_text}"
+    );
+    assert!(out.join("track_summary.csv").is_file());
+
+    // Refused, never ignored: speed_range/3 without a GSD, --track-rules-every without rules over tracks.
+    std::fs::write(&rules, "speed_range(small_vehicle, 0, 70).\n").unwrap();
+    let o = track(
+        &frames,
+        &dir.path().join("refused"),
+        &["--rules", rules.to_str().unwrap()],
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("speed_range/3 needs a ground sample distance") && stderr.contains("--gsd"),
+        "{stderr}"
+    );
+    let o = track(
+        &frames,
+        &dir.path().join("refused2"),
+        &["--track-rules-every", "1"],
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--track-rules-every: the rule base has no rules over tracks"),
+        "{stderr}"
+    );
+}
+
 /// `nsod eval --mot GT --pred PRED --out OUT`: its `mot_eval.json` by sequence.
 fn mot_eval(gt: &Path, pred: &Path, out: &Path) -> serde_json::Map<String, Value> {
     let o = nsod()

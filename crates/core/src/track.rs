@@ -113,8 +113,38 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
                     h.stream(s.dropped(), s.reconnects(), r.lag_seconds);
                 }
             }
+            if let Some(ran) = &r.rules {
+                rules_ran(handles.as_ref(), ran);
+            }
         })
     };
+    // Rules over tracks: refused rather than ignored when they cannot apply.
+    let track_rules = match pipeline.rules() {
+        Some(rb) => match nsod_pipeline::track_rules::TrackRules::new(
+            rb,
+            config.rules.gsd,
+            config.track.rules_every,
+            config.rules.file.is_some(),
+        ) {
+            Ok(r) => r,
+            Err(e) => return config_error(e.to_string()),
+        },
+        None => None,
+    };
+    if let Some(rb) = pipeline.rules()
+        && !rb.table.speed_ranges.is_empty()
+        && config.rules.gsd.is_none()
+    {
+        crate::ui::info!(
+            "speed_range/3 of {} inactive: no ground sample distance (--gsd METRES per pixel)",
+            rb.table.path.display()
+        );
+    }
+    if track_rules.is_none() && config.track.rules_every.is_some() {
+        return config_error(
+            "--track-rules-every: the rule base has no rules over tracks (adjust_track/3 or speed_range/3)",
+        );
+    }
     let on = config.track.on;
     let cmc = config.track.cmc == nsod_pipeline::config::Cmc::On;
     let mut sink = TrackSink::new(
@@ -124,6 +154,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             on,
             cmc,
             vis: config.output.save_vis,
+            gsd: config.rules.gsd,
         },
         frames.list(),
         frames.clock(),
@@ -131,6 +162,9 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(w) = video_out {
         sink.set_video_output(w);
+    }
+    if let Some(r) = track_rules {
+        sink.set_track_rules(r);
     }
     if config.output.skip_existing {
         let kept = nsod_pipeline::Sink::completed(&sink);
@@ -199,6 +233,9 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
         // The tracks the sequence's end finished (the others were counted frame by frame).
         h.tracking_finished(totals.ended.get("finished").copied().unwrap_or(0));
     }
+    if let Some(ran) = &totals.final_rules {
+        rules_ran(handles.as_ref(), ran);
+    }
     let secs = summary.seconds;
     crate::ui::summary!(
         "{} frames tracked ({} failed{}) in {secs:.2} s ({:.2} frames/s): {} tracks ({})",
@@ -250,7 +287,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             ),
             (
                 layout::TRACK_SUMMARY,
-                "one row per track: class vote, first/last time, frames, mean speed (px/s), heading of its displacement",
+                "one row per track: class vote, first/last time, frames, mean speed (px/s), heading of its displacement, ground speed and displacement, the rules' factor and reasons",
             ),
             (
                 layout::PREDICTIONS,
@@ -274,6 +311,27 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One round of rules over tracks: counted, and a failed query said (the tracks are then judged by the speed
+/// ranges alone and the run goes on).
+fn rules_ran(
+    handles: Option<&nsod_telemetry::handles::InferMetrics>,
+    ran: &nsod_pipeline::track_rules::RulesRan,
+) {
+    if let Some(h) = handles {
+        h.track_rules_ran(
+            ran.boosts,
+            ran.penalties,
+            match &ran.error {
+                None => Ok(ran.seconds),
+                Some((kind, _)) => Err(kind),
+            },
+        );
+    }
+    if let Some((_, message)) = &ran.error {
+        crate::ui::warning!("rules over tracks skipped for this round: {message}");
+    }
 }
 
 /// True when `input` is a video: a URL, or a file with a video extension.

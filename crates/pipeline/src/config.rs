@@ -323,6 +323,9 @@ pub struct TrackSettings {
     pub live: Live,
     /// The annotated frames (tracks, ids, trails) encoded as a video (`.mp4`, `.m4v`, `.mov`, `.mkv`, `.avi`).
     pub save_video: Option<PathBuf>,
+    /// Seconds of the sequence between rounds of the rules over tracks on the open tracks (besides each track's
+    /// end); `None`: only when tracks end.
+    pub rules_every: Option<f64>,
     pub on: TrackOn,
     pub cmc: Cmc,
     pub geometry: nsod_track::Geometry,
@@ -343,6 +346,7 @@ impl Default for TrackSettings {
             every: 1,
             live: Live::Auto,
             save_video: None,
+            rules_every: None,
             on: TrackOn::Refined,
             cmc: Cmc::On,
             geometry: t.geometry,
@@ -627,6 +631,14 @@ impl PipelineConfig {
             }
         };
         self.raster.validate().map_err(|m| invalid("raster", m))?;
+        if let Some(e) = self.track.rules_every
+            && !(e.is_finite() && e > 0.0 && e <= 86_400.0)
+        {
+            return Err(invalid(
+                "track.rules_every",
+                format!("{e} is outside (0, 86400] seconds"),
+            ));
+        }
         if let Some(fps) = self.track.fps
             && !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0)
         {

@@ -26,6 +26,7 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod track;
+pub mod track_rules;
 #[cfg(feature = "video")]
 pub mod video;
 

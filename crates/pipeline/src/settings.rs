@@ -987,6 +987,17 @@ pub static SETTINGS: &[Setting] = &[
         "Also encode the annotated frames (oriented boxes, ids, trails, class colours) as a video at the input's timestamps: H.264 (libx264) where FFmpeg has it, else MPEG-4 Part 2; .mp4, .m4v, .mov, .mkv or .avi."
     ),
     setting!(
+        "track.rules_every",
+        Result,
+        Track,
+        Some("track-rules-every"),
+        None,
+        Value,
+        "SECONDS",
+        |c| c.track.rules_every,
+        "With a rule base that has rules over tracks (adjust_track/3, speed_range/3): also judge the open tracks every SECONDS of the sequence's time (besides each track when it ends); their factor applies to the frames written after it."
+    ),
+    setting!(
         "track.on",
         Result,
         Track,
@@ -1612,6 +1623,7 @@ mod tests {
             "raster.window_above_pixels" => "1000",
             "track.fps" => "25",
             "track.every" => "2",
+            "track.rules_every" => "5",
             "track.live" => "on",
             "track.on" => "raw",
             "track.cmc" => "off",

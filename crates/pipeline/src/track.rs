@@ -6,7 +6,9 @@ use crate::cmc::{self, Prepared};
 use crate::config::TrackOn;
 use crate::inputs::Job;
 use crate::sink::{Failure, RunDirSink, RunInfo, RunSummary, Sink, SinkError};
+use crate::track_rules::{RulesRan, TrackRules, TrackVerdict};
 use image::RgbImage;
+use nsod_track::course::{Course, CourseConfig, GroundFrame};
 use nsod_track::{
     CameraMotion, EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker,
 };
@@ -309,7 +311,7 @@ impl FrameClock {
 }
 
 /// What one tracked frame did, for the front end's metrics and progress.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrameReport {
     /// Seconds the tracker's update took.
     pub update_seconds: f64,
@@ -322,6 +324,8 @@ pub struct FrameReport {
     pub failed: bool,
     /// A live stream's frame: seconds from its decoding to the end of its tracking.
     pub lag_seconds: Option<f64>,
+    /// The rules over tracks ran in this frame.
+    pub rules: Option<RulesRan>,
 }
 
 /// Totals of a tracked run.
@@ -336,6 +340,8 @@ pub struct TrackTotals {
     /// Seconds in the tracker's updates, and in camera-motion estimation (preparing the frames included).
     pub update_seconds: f64,
     pub cmc_seconds: f64,
+    /// The rules over tracks that ran at the end of the sequence (on the tracks it finished).
+    pub final_rules: Option<RulesRan>,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +353,8 @@ struct Life {
     path: f64,
     first_centre: (f64, f64),
     last_centre: Option<(f64, f64, f64)>,
+    /// Its course in the ground frame (camera motion undone).
+    course: Course,
 }
 
 /// A frame waiting for its turn.
@@ -384,6 +392,8 @@ pub struct TrackOptions {
     pub cmc: bool,
     /// Annotated frames in `vis/`.
     pub vis: bool,
+    /// Metres per pixel of the first frame (the ground frame): speeds and displacements in metres.
+    pub gsd: Option<f64>,
 }
 
 /// Tracks the frames' detections and writes `tracks.jsonl`, `mot.txt`, `mot_obb.txt` and `track_summary.csv`
@@ -412,6 +422,12 @@ pub struct TrackSink {
     ended: Vec<EndedTrack>,
     totals: TrackTotals,
     report: Box<dyn FnMut(&FrameReport)>,
+    /// From the current frame's pixels to the ground frame (the first frame's pixels).
+    ground: GroundFrame,
+    gsd: Option<f64>,
+    rules: Option<TrackRules>,
+    /// Time of the last tracked frame.
+    last_time: f64,
 }
 
 fn write_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -434,7 +450,7 @@ impl TrackSink {
     pub fn new(
         inner: RunDirSink,
         tracker: Tracker,
-        TrackOptions { on, cmc, vis }: TrackOptions,
+        TrackOptions { on, cmc, vis, gsd }: TrackOptions,
         frames: &[Frame],
         clock: Option<FrameClock>,
         report: Box<dyn FnMut(&FrameReport)>,
@@ -458,7 +474,57 @@ impl TrackSink {
             ended: Vec::new(),
             totals: TrackTotals::default(),
             report,
+            ground: GroundFrame::default(),
+            gsd,
+            rules: None,
+            last_time: 0.0,
         }
+    }
+
+    /// Judges the tracks with the rule base's rules over tracks (see [`crate::track_rules`]).
+    pub fn set_track_rules(&mut self, rules: TrackRules) {
+        self.rules = Some(rules);
+    }
+
+    /// The facts of track `id` for the rules.
+    fn fact(&self, id: u64) -> Option<nsod_symbolic::protocol::TrackFact> {
+        let l = self.lives.get(&id)?;
+        let class = voted(&l.class_votes);
+        let name = self
+            .class_names
+            .get(&class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string());
+        let c = l.course.summary();
+        let metres = |v: Option<f64>| v.and_then(|v| self.gsd.map(|g| v * g));
+        Some(nsod_symbolic::protocol::TrackFact {
+            id,
+            class: nsod_symbolic::class_atom(&name),
+            first: l.first_time,
+            last: l.last_time,
+            frames: l.frames as u64,
+            speed_px: c.speed,
+            speed_m: metres(c.speed),
+            heading: c.heading,
+            displacement_px: c.displacement,
+            displacement_m: metres(c.displacement),
+        })
+    }
+
+    /// Runs the rules over `subjects` (see [`TrackRules::judge`]); nothing without rules.
+    fn judge(
+        &mut self,
+        subjects: &std::collections::BTreeSet<u64>,
+        open: &[u64],
+        time: f64,
+        last: bool,
+    ) -> (Vec<TrackVerdict>, Option<RulesRan>) {
+        let Some(mut rules) = self.rules.take() else {
+            return (Vec::new(), None);
+        };
+        let (v, ran) = rules.judge(subjects, open, time, last, |id| self.fact(id));
+        self.rules = Some(rules);
+        (v, Some(ran))
     }
 
     /// Sends every tracked frame, annotated, to `writer` too (`--save-video`).
@@ -605,6 +671,7 @@ impl TrackSink {
                     ended: EndReason::ALL.map(|r| (r.as_str(), 0)),
                     failed: true,
                     lag_seconds: None,
+                    rules: None,
                 });
                 continue;
             };
@@ -627,6 +694,8 @@ impl TrackSink {
             if pixels.is_some() {
                 self.previous = pixels;
             }
+            self.ground.advance(motion.as_ref());
+            self.last_time = time;
             let start = Instant::now();
             let out = self
                 .tracker
@@ -647,7 +716,48 @@ impl TrackSink {
                     "ty": motion.map_or(e.motion.ty, |m| m.ty),
                 })
             });
-            self.write_frame(frame, (time, pts), &image, &obs, &out, camera_json)?;
+            let (mut record, mot, mot_obb) =
+                self.frame_record(frame, (time, pts), &image, &obs, &out, camera_json);
+            // The rules over tracks: the tracks that ended in this frame, and the open ones when a round is due.
+            let mut rules_ran = None;
+            if self.rules.is_some() {
+                let mut verdicts = Vec::new();
+                let ended: std::collections::BTreeSet<u64> =
+                    out.ended.iter().map(|e| e.id).collect();
+                let open: Vec<u64> = out
+                    .tracks
+                    .iter()
+                    .map(|t| t.id)
+                    .filter(|id| !ended.contains(id) && self.lives.contains_key(id))
+                    .collect();
+                if let Some(r) = self.rules.as_mut() {
+                    for id in &ended {
+                        r.timeline.end_track(*id);
+                    }
+                }
+                let mut ran: Option<RulesRan> = None;
+                let ended_alive: std::collections::BTreeSet<u64> = ended
+                    .iter()
+                    .copied()
+                    .filter(|id| self.lives.contains_key(id))
+                    .collect();
+                if !ended_alive.is_empty() {
+                    let (v, r) = self.judge(&ended_alive, &open, time, true);
+                    verdicts.extend(v);
+                    ran = r;
+                }
+                if self.rules.as_mut().is_some_and(|r| r.round_due(time)) && !open.is_empty() {
+                    let subjects = open.iter().copied().collect();
+                    let (v, r) = self.judge(&subjects, &open, time, false);
+                    verdicts.extend(v);
+                    ran = merge_ran(ran, r);
+                }
+                if !verdicts.is_empty() {
+                    record["track_rules"] = json!(verdicts);
+                }
+                rules_ran = ran;
+            }
+            self.write_lines(&record, mot, mot_obb)?;
             if self.draws() {
                 self.draw(&image, picture, &out, motion.as_ref(), (time, pts))?;
             }
@@ -667,12 +777,15 @@ impl TrackSink {
                 ended,
                 failed: false,
                 lag_seconds: decoded_at.map(|at| at.elapsed().as_secs_f64()),
+                rules: rules_ran,
             });
         }
         Ok(())
     }
 
-    fn write_frame(
+    /// One frame's `tracks.jsonl` record and `mot.txt` / `mot_obb.txt` lines; updates the tracks' lives and the
+    /// relation timeline.
+    fn frame_record(
         &mut self,
         frame: usize,
         (time, pts): (f64, Option<i64>),
@@ -680,21 +793,25 @@ impl TrackSink {
         obs: &[Observation],
         out: &FrameTracks,
         camera: Option<serde_json::Value>,
-    ) -> Result<(), SinkError> {
+    ) -> (serde_json::Value, String, String) {
         let names = self.class_names.clone();
         let class_name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
         let mut rows = Vec::new();
         let mut mot = String::new();
         let mut mot_obb = String::new();
+        let mut matched: Vec<(u64, nsod_types::Detection)> = Vec::new();
         for t in &out.tracks {
             let c = t.obb.corners();
+            let factor = self.rules.as_ref().and_then(|r| r.factor(t.id));
+            let score = factor.map_or(t.score, |f| (f64::from(t.score) * f).min(1.0) as f32);
             rows.push(json!({
                 "id": t.id,
                 "class_id": t.class_id,
                 "class": class_name(t.class_id),
                 "obb": [t.obb.cx, t.obb.cy, t.obb.w, t.obb.h, t.obb.angle],
                 "poly": c.iter().flat_map(|p| [p.x, p.y]).collect::<Vec<_>>(),
-                "score": t.score,
+                "score": score,
+                "track_factor": factor,
                 "state": t.state,
                 "detection": t.detection,
                 "age": t.age,
@@ -716,7 +833,7 @@ impl TrackSink {
                 a.y1,
                 a.width(),
                 a.height(),
-                t.score
+                score
             ));
             let p = b.corners();
             mot_obb.push_str(&format!(
@@ -731,7 +848,7 @@ impl TrackSink {
                 p[2].y,
                 p[3].x,
                 p[3].y,
-                t.score,
+                score,
                 t.class_id
             ));
             let life = self.lives.entry(t.id).or_insert_with(|| Life {
@@ -742,6 +859,7 @@ impl TrackSink {
                 path: 0.0,
                 first_centre: (f64::from(b.cx), f64::from(b.cy)),
                 last_centre: None,
+                course: Course::new(CourseConfig::default()),
             });
             *life.class_votes.entry(t.class_id).or_default() += f64::from(t.score);
             let (cx, cy) = (f64::from(b.cx), f64::from(b.cy));
@@ -751,6 +869,23 @@ impl TrackSink {
             life.last_centre = Some((cx, cy, time));
             life.last_time = time;
             life.frames += 1;
+            let (gx, gy) = self.ground.apply(cx, cy);
+            life.course.push(time, gx, gy);
+            if self.rules.is_some() {
+                matched.push((
+                    t.id,
+                    nsod_types::Detection::oriented(t.class_id, String::new(), t.score, b),
+                ));
+            }
+        }
+        if let Some(r) = self.rules.as_mut() {
+            let dets: Vec<nsod_types::Detection> = matched.iter().map(|m| m.1.clone()).collect();
+            let holds: Vec<_> = nsod_types::relations::extract(&dets, r.params(), |_, _| true)
+                .into_iter()
+                .map(|e| (e.relation, matched[e.subject].0, matched[e.object].0))
+                .collect();
+            let ids = matched.iter().map(|m| m.0).collect();
+            r.timeline.frame(time, &holds, &ids);
         }
         let mut record = json!({
             "frame": frame + 1,
@@ -762,6 +897,15 @@ impl TrackSink {
         if let Some(pts) = pts {
             record["pts"] = json!(pts);
         }
+        (record, mot, mot_obb)
+    }
+
+    fn write_lines(
+        &mut self,
+        record: &serde_json::Value,
+        mot: String,
+        mot_obb: String,
+    ) -> Result<(), SinkError> {
         let paths = [layout::TRACKS, layout::MOT, layout::MOT_OBB].map(|n| self.file(n));
         let Some(w) = self.writers.as_mut() else {
             return Err(SinkError::Io {
@@ -769,7 +913,7 @@ impl TrackSink {
                 source: std::io::Error::other("the run has not begun"),
             });
         };
-        let mut line = serde_json::to_string(&record).unwrap_or_default();
+        let mut line = serde_json::to_string(record).unwrap_or_default();
         line.push('\n');
         for ((w, text), path) in w.iter_mut().zip([line, mot, mot_obb]).zip(paths) {
             w.write_all(text.as_bytes()).map_err(write_err(path))?;
@@ -848,14 +992,12 @@ impl TrackSink {
             reasons.insert(e.id, e.reason.as_str());
         }
         let mut s = String::from(
-            "id,class_id,class,first_time,last_time,duration_s,frames,mean_speed_px_s,heading_deg,end\n",
+            "id,class_id,class,first_time,last_time,duration_s,frames,mean_speed_px_s,heading_deg,end,\
+             ground_speed_px_s,ground_speed_m_s,ground_displacement_m,rule_factor,rule_reasons\n",
         );
+        let verdicts = self.rules.as_ref().map(|r| r.verdicts());
         for (id, l) in &self.lives {
-            let class = l
-                .class_votes
-                .iter()
-                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
-                .map_or(0, |(c, _)| *c);
+            let class = voted(&l.class_votes);
             let duration = l.last_time - l.first_time;
             let speed = if duration > 0.0 {
                 l.path / duration
@@ -876,13 +1018,29 @@ impl TrackSink {
                 .get(&class)
                 .cloned()
                 .unwrap_or_else(|| class.to_string());
+            let c = l.course.summary();
+            let opt = |v: Option<f64>, k: usize| v.map_or(String::new(), |v| format!("{v:.k$}"));
+            let metres = |v: Option<f64>| v.and_then(|v| self.gsd.map(|g| v * g));
+            let verdict = verdicts.and_then(|v| v.get(id));
+            let rule_reasons = verdict.map_or(String::new(), |v| {
+                v.changes
+                    .iter()
+                    .map(|c| format!("{} {}: {}", c.rule, c.factor, c.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
             s.push_str(&format!(
-                "{id},{class},{},{:.6},{:.6},{duration:.6},{},{speed:.3},{heading},{}\n",
+                "{id},{class},{},{:.6},{:.6},{duration:.6},{},{speed:.3},{heading},{},{},{},{},{},{}\n",
                 csv_field(&name),
                 l.first_time,
                 l.last_time,
                 l.frames,
                 reasons.get(id).copied().unwrap_or("finished"),
+                opt(c.speed, 3),
+                opt(metres(c.speed), 3),
+                opt(metres(c.displacement), 3),
+                verdict.map_or(String::new(), |v| format!("{}", v.factor)),
+                csv_field(&rule_reasons),
             ));
         }
         nsod_types::formats::write_atomic(&path, |w| w.write_all(s.as_bytes())).map_err(|e| {
@@ -891,6 +1049,30 @@ impl TrackSink {
                 source: std::io::Error::other(e),
             }
         })
+    }
+}
+
+/// The class of the strongest score-weighted vote (ties: the lower id).
+fn voted(votes: &BTreeMap<u32, f64>) -> u32 {
+    votes
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+        .map_or(0, |(c, _)| *c)
+}
+
+/// Two rounds of rules in one frame, as one report.
+fn merge_ran(a: Option<RulesRan>, b: Option<RulesRan>) -> Option<RulesRan> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(RulesRan {
+            boosts: a.boosts + b.boosts,
+            penalties: a.penalties + b.penalties,
+            seconds: match (a.seconds, b.seconds) {
+                (Some(x), Some(y)) => Some(x + y),
+                (x, y) => x.or(y),
+            },
+            error: a.error.or(b.error),
+        }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -958,7 +1140,26 @@ impl Sink for TrackSink {
     fn finish(&mut self, summary: RunSummary) -> Result<RunSummary, SinkError> {
         if !summary.interrupted {
             self.drain()?;
-            self.ended.extend(self.tracker.finish());
+            let finished = self.tracker.finish();
+            if self.rules.is_some() {
+                let subjects: std::collections::BTreeSet<u64> = finished
+                    .iter()
+                    .map(|e| e.id)
+                    .filter(|id| self.lives.contains_key(id))
+                    .collect();
+                if let Some(r) = self.rules.as_mut() {
+                    for id in &subjects {
+                        r.timeline.end_track(*id);
+                    }
+                }
+                let time = self.last_time;
+                let (verdicts, ran) = self.judge(&subjects, &[], time, true);
+                self.totals.final_rules = ran;
+                // The end-of-run record: the decisions about the tracks the sequence's end finished.
+                let record = json!({"end": true, "time": time, "track_rules": verdicts});
+                self.write_lines(&record, String::new(), String::new())?;
+            }
+            self.ended.extend(finished);
             let mut ended: BTreeMap<&'static str, usize> =
                 EndReason::ALL.iter().map(|r| (r.as_str(), 0)).collect();
             for e in &self.ended {

@@ -320,6 +320,39 @@ fn speed_ranges_compile_like_size_ranges() {
     );
     assert_eq!(t.speed_change("small_vehicle", 30.0), None);
     assert_eq!(t.speed_change("plane", 300.0), None, "no range, no penalty");
+    // The DOTA rule base: one range per class, the structures' near 0.
+    let dota = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/dota.pl"));
+    let classes: BTreeSet<String> = nsod_types::ClassNames::dota_v1()
+        .as_slice()
+        .iter()
+        .map(|c| nsod_symbolic::class_atom(c))
+        .collect();
+    let ranged: BTreeSet<String> = dota
+        .table
+        .speed_ranges
+        .iter()
+        .map(|r| r.class.clone())
+        .collect();
+    assert_eq!(ranged, classes);
+    for r in &dota.table.speed_ranges {
+        let moving = [
+            "plane",
+            "ship",
+            "large_vehicle",
+            "small_vehicle",
+            "helicopter",
+        ];
+        assert_eq!(
+            r.max_mps > 2.0,
+            moving.contains(&r.class.as_str()),
+            "{}",
+            r.head()
+        );
+    }
+    assert_eq!(
+        dota.table.speed_change("storage_tank", 3.0).map(|c| c.0),
+        Some(0.5)
+    );
     for (text, want) in [
         (
             "speed_range(ship, 5, 1).\n",

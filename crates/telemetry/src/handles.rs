@@ -127,6 +127,7 @@ pub struct InferMetrics {
     penalty: Counter,
     rules_load: Histogram,
     scene_query: Histogram,
+    track_query: Histogram,
     prolog_failures: Family<ErrorTypeLabel, Counter>,
     // The scene graph.
     graph_construction: Histogram,
@@ -222,6 +223,7 @@ impl InferMetrics {
             penalty: action("penalty"),
             rules_load: query("load"),
             scene_query: query("adjust"),
+            track_query: query("adjust_track"),
             prolog_failures: p.prolog_query_failures.clone(),
             graph_construction: g.construction.clone(),
             graph_nodes: g.nodes.clone(),
@@ -335,6 +337,23 @@ impl InferMetrics {
     /// Time to load and compile the rule base.
     pub fn rules_loaded(&self, seconds: f64) {
         self.rules_load.observe(seconds);
+    }
+
+    /// Rules over tracks ran (`nsod track`): their boosts and penalties (each track adjusted counts once per
+    /// change), and the query's time, or its error type when it failed.
+    pub fn track_rules_ran(
+        &self,
+        boosts: usize,
+        penalties: usize,
+        outcome: Result<Option<f64>, &str>,
+    ) {
+        self.boost.inc_by(boosts as u64);
+        self.penalty.inc_by(penalties as u64);
+        match outcome {
+            Ok(Some(seconds)) => self.track_query.observe(seconds),
+            Ok(None) => {}
+            Err(kind) => self.prolog_failed(kind),
+        }
     }
 
     /// A rule base or query failed with this error type (one of [`PROLOG_ERROR_TYPES`]).
