@@ -20,6 +20,12 @@
 //!   input order).
 //! * `relation_modifier(S, Rel, O, W)`: when the extractor finds `S Rel O`, the subject is multiplied by `W`.
 //!
+//! * `adjust(Id, Factor, Reason)`: scene rules, one query per image over the image's facts (`detection/8`, ...).
+//! * Over tracks (`nsod track`): `adjust_track(Id, Factor, Reason)` over `track/5`, `track_speed_px/2`,
+//!   `track_speed_m/2`, `track_heading/2`, `track_displacement_px/2`, `track_displacement_m/2`,
+//!   `track_relation/5` ([`SceneSession::track_answers`]), and `speed_range(Class, MinMps, MaxMps)` with
+//!   `speed_penalty/1` ([`DecisionTable::speed_change`]).
+//!
 //! Every factor is computed from the *original* confidences; per detection the strongest boost and the strongest
 //! penalty are combined: `new = min(1, old x max(boosts) x min(penalties))`. The result does not depend on the
 //! order of the detections (the reference pipeline updated in place while looping, so its result did).
