@@ -177,7 +177,7 @@ if [ "$tests" = 1 ]; then
   install_venv "$venv" scripts/test-requirements.txt \
     "pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj, tritonclient.http, openapi_spec_validator, kubernetes_validate, yaml"
   # The tracking references need numpy >= 2.3 (TrackEval) and numpy < 2 (py-motmetrics): two more virtualenvs.
-  install_venv "$venv-track" scripts/test-requirements-track.txt "trackeval, trackers, supervision, shapely"
+  install_venv "$venv-track" scripts/test-requirements-track.txt "trackeval, trackers, supervision, shapely, networkx"
   install_venv "$venv-motmetrics" scripts/test-requirements-motmetrics.txt "motmetrics"
   # The npm packages of the tests (registry, versions in each lock file): the Prometheus Operator's CRD schemas for
   # the manifests' test (tests/k8s) and playwright-core, which drives the system Chromium (tests/browser).

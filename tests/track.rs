@@ -373,6 +373,74 @@ fn summary_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         .collect()
 }
 
+/// `--kg`: the knowledge graph over time. Each relation interval is checked against the frames (the relation's
+/// boxes are the tracks' matched detections: both tracks are tracked at its ends), and networkx reads the GraphML
+/// into the same graph as the node-link JSON.
+fn knowledge_graph_over_time(out: &Path, records: &[Value]) {
+    let g: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("track_graph.json")).unwrap())
+            .unwrap();
+    let nodes = g["nodes"].as_array().unwrap();
+    let links = g["links"].as_array().unwrap();
+    let summary = summary_rows(&out.join("track_summary.csv"));
+    assert_eq!(nodes.len(), summary.len());
+    assert!(!links.is_empty(), "{g}");
+    let tracked_at = |id: &Value, time: f64| {
+        records.iter().any(|r| {
+            r["time"].as_f64() == Some(time)
+                && r["tracks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| &t["id"] == id && t["state"] == "tracked")
+        })
+    };
+    for l in links {
+        let (from, to) = (l["from"].as_f64().unwrap(), l["to"].as_f64().unwrap());
+        assert!(from <= to, "{l}");
+        for id in [&l["source"], &l["target"]] {
+            assert!(
+                tracked_at(id, from) && tracked_at(id, to),
+                "{l}: track {id} is not tracked at the interval's ends"
+            );
+            let node = nodes.iter().find(|n| &n["id"] == id).unwrap();
+            assert!(
+                node["first"].as_f64().unwrap() <= from && to <= node["last"].as_f64().unwrap()
+            );
+        }
+    }
+    let script = "import json, sys, networkx as nx\n\
+g = nx.read_graphml(sys.argv[1], node_type=int)\n\
+print(json.dumps({'nodes': sorted([n, d['class'], d['first'], d['last'], d['frames']] for n, d in g.nodes(data=True)),\n\
+  'edges': sorted([a, b, d['relation'], d['from'], d['to']] for a, b, d in g.edges(data=True)),\n\
+  'directed': g.is_directed()}))\n";
+    let o = std::process::Command::new(nsod_testkit::python_track(&["networkx"]))
+        .args(["-c", script])
+        .arg(out.join("track_graph.graphml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let nx: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut want_nodes: Vec<Value> = nodes
+        .iter()
+        .map(|n| serde_json::json!([n["id"], n["class"], n["first"], n["last"], n["frames"]]))
+        .collect();
+    let mut want_edges: Vec<Value> = links
+        .iter()
+        .map(|l| serde_json::json!([l["source"], l["target"], l["relation"], l["from"], l["to"]]))
+        .collect();
+    let key = |v: &Value| v.to_string();
+    want_nodes.sort_by_key(key);
+    want_edges.sort_by_key(key);
+    let mut got_nodes = nx["nodes"].as_array().unwrap().clone();
+    let mut got_edges = nx["edges"].as_array().unwrap().clone();
+    got_nodes.sort_by_key(key);
+    got_edges.sort_by_key(key);
+    assert_eq!(got_nodes, want_nodes);
+    assert_eq!(got_edges, want_edges);
+    assert_eq!(nx["directed"], true);
+}
+
 #[test]
 fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
     // The trees of the panning camera stand still on the ground: with camera-motion compensation their ground speed
@@ -411,7 +479,7 @@ fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
         (out, std::fs::read_to_string(textfile).unwrap())
     };
     for (name, extra, factor, reason, speeds) in [
-        ("cmc", &[][..], 0.5, "still(", (0.0, 1.0)),
+        ("cmc", &["--kg"][..], 0.5, "still(", (0.0, 1.0)),
         // The pan: (40, 20) px/s at 5 fps, 44.7 px/s, 4.47 m/s.
         ("no-cmc", &["--cmc", "off"][..], 2.0, "moving(", (4.2, 4.8)),
     ] {
@@ -471,6 +539,9 @@ fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
             assert_eq!(v["final"], true);
             assert_eq!(v["factor"], factor);
             assert_eq!(v["changes"][0]["rule"], "adjust_track/3");
+        }
+        if name == "cmc" {
+            knowledge_graph_over_time(&out, &records);
         }
         let action = if factor < 1.0 { "penalty" } else { "boost" };
         assert!(

@@ -227,7 +227,7 @@ selection!(MetricsSet, "train-monitor", [Metrics]);
 selection!(
     TrackSet,
     "track",
-    [Model, Names, Detect, Batch, RuleBase, Rules, Out, RunFolder, Raster, Metrics, Track],
+    [Model, Names, Detect, Batch, RuleBase, Rules, Graph, Out, RunFolder, Raster, Metrics, Track],
     defaults: |c| {
         c.output.out = "runs/track".into();
     }

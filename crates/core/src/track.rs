@@ -163,6 +163,11 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = video_out {
         sink.set_video_output(w);
     }
+    if track_rules.is_some() || config.kg.enabled {
+        // The rule base's relation thresholds when there is one (the rules' relations and the graph's agree).
+        let params = pipeline.rules().map(|r| r.table.params).unwrap_or_default();
+        sink.set_timeline(params, config.kg.enabled);
+    }
     if let Some(r) = track_rules {
         sink.set_track_rules(r);
     }

@@ -176,6 +176,92 @@ pub fn graphml(g: &DatasetGraph, min_count: u64) -> String {
     s
 }
 
+/// A track, as a node of the knowledge graph over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackNode {
+    pub id: u64,
+    pub class: String,
+    /// Seconds of its first and last matched frame.
+    pub first: f64,
+    pub last: f64,
+    pub frames: u64,
+}
+
+/// `a relation b` from `from` to `to` seconds: an edge of the knowledge graph over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackEdge {
+    pub relation: String,
+    pub a: u64,
+    pub b: u64,
+    pub from: f64,
+    pub to: f64,
+}
+
+/// The knowledge graph over time as GraphML: one node per track (`class`, `first`, `last`, `frames`), one edge per
+/// relation interval (`relation`, `from`, `to`, seconds); a directed multigraph (a pair may hold several relations,
+/// or one relation in several intervals).
+pub fn temporal_graphml(nodes: &[TrackNode], edges: &[TrackEdge]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n",
+    );
+    for (id, on, ty) in [
+        ("class", "node", "string"),
+        ("first", "node", "double"),
+        ("last", "node", "double"),
+        ("frames", "node", "long"),
+        ("relation", "edge", "string"),
+        ("from", "edge", "double"),
+        ("to", "edge", "double"),
+    ] {
+        let _ = writeln!(
+            s,
+            "  <key id=\"{id}\" for=\"{on}\" attr.name=\"{id}\" attr.type=\"{ty}\"/>"
+        );
+    }
+    s.push_str("  <graph id=\"nsod-tracks\" edgedefault=\"directed\">\n");
+    for n in nodes {
+        let _ = writeln!(
+            s,
+            "    <node id=\"{}\"><data key=\"class\">{}</data><data key=\"first\">{:?}</data><data key=\"last\">{:?}</data><data key=\"frames\">{}</data></node>",
+            n.id,
+            xml(&n.class),
+            n.first,
+            n.last,
+            n.frames
+        );
+    }
+    for (i, e) in edges.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    <edge id=\"e{i}\" source=\"{}\" target=\"{}\"><data key=\"relation\">{}</data><data key=\"from\">{:?}</data><data key=\"to\">{:?}</data></edge>",
+            e.a,
+            e.b,
+            xml(&e.relation),
+            e.from,
+            e.to
+        );
+    }
+    s.push_str("  </graph>\n</graphml>\n");
+    s
+}
+
+/// The knowledge graph over time as node-link JSON (networkx's `node_link_data` layout).
+pub fn temporal_node_link(nodes: &[TrackNode], edges: &[TrackEdge]) -> serde_json::Value {
+    let links: Vec<_> = edges
+        .iter()
+        .map(|e| {
+            serde_json::json!({"source": e.a, "target": e.b, "relation": e.relation, "from": e.from, "to": e.to})
+        })
+        .collect();
+    let nodes: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({"id": n.id, "class": n.class, "first": n.first, "last": n.last, "frames": n.frames})
+        })
+        .collect();
+    serde_json::json!({"directed": true, "multigraph": true, "graph": {"kind": "tracks"}, "nodes": nodes, "links": links})
+}
+
 /// DOT (Graphviz): a multigraph with one edge per relation, labelled with the count.
 pub fn dot(g: &DatasetGraph, min_count: u64) -> String {
     let mut s = String::from("digraph nsod {\n  node [shape=ellipse];\n");

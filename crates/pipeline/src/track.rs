@@ -9,6 +9,7 @@ use crate::sink::{Failure, RunDirSink, RunInfo, RunSummary, Sink, SinkError};
 use crate::track_rules::{RulesRan, TrackRules, TrackVerdict};
 use image::RgbImage;
 use nsod_track::course::{Course, CourseConfig, GroundFrame};
+use nsod_track::timeline::Timeline;
 use nsod_track::{
     CameraMotion, EndReason, EndedTrack, FrameTracks, Observation, TrackState, Tracker,
 };
@@ -426,6 +427,9 @@ pub struct TrackSink {
     ground: GroundFrame,
     gsd: Option<f64>,
     rules: Option<TrackRules>,
+    /// Relations between tracks over time (for the rules over tracks and `--kg`), with the thresholds they are
+    /// extracted with, and whether the knowledge graph over time is written.
+    timeline: Option<(Timeline, nsod_types::relations::RelationParams, bool)>,
     /// Time of the last tracked frame.
     last_time: f64,
 }
@@ -477,8 +481,15 @@ impl TrackSink {
             ground: GroundFrame::default(),
             gsd,
             rules: None,
+            timeline: None,
             last_time: 0.0,
         }
+    }
+
+    /// Keeps the relations between tracks over time, extracted with `params`; with `write`, writes them as the
+    /// knowledge graph over time (`track_graph.json`, `track_graph.graphml`).
+    pub fn set_timeline(&mut self, params: nsod_types::relations::RelationParams, write: bool) {
+        self.timeline = Some((Timeline::default(), params, write));
     }
 
     /// Judges the tracks with the rule base's rules over tracks (see [`crate::track_rules`]).
@@ -522,7 +533,12 @@ impl TrackSink {
         let Some(mut rules) = self.rules.take() else {
             return (Vec::new(), None);
         };
-        let (v, ran) = rules.judge(subjects, open, time, last, |id| self.fact(id));
+        let intervals = self
+            .timeline
+            .as_ref()
+            .map(|t| t.0.involving(subjects))
+            .unwrap_or_default();
+        let (v, ran) = rules.judge(subjects, open, &intervals, (time, last), |id| self.fact(id));
         self.rules = Some(rules);
         (v, Some(ran))
     }
@@ -730,9 +746,9 @@ impl TrackSink {
                     .map(|t| t.id)
                     .filter(|id| !ended.contains(id) && self.lives.contains_key(id))
                     .collect();
-                if let Some(r) = self.rules.as_mut() {
+                if let Some((t, _, _)) = self.timeline.as_mut() {
                     for id in &ended {
-                        r.timeline.end_track(*id);
+                        t.end_track(*id);
                     }
                 }
                 let mut ran: Option<RulesRan> = None;
@@ -871,21 +887,21 @@ impl TrackSink {
             life.frames += 1;
             let (gx, gy) = self.ground.apply(cx, cy);
             life.course.push(time, gx, gy);
-            if self.rules.is_some() {
+            if self.timeline.is_some() {
                 matched.push((
                     t.id,
                     nsod_types::Detection::oriented(t.class_id, String::new(), t.score, b),
                 ));
             }
         }
-        if let Some(r) = self.rules.as_mut() {
+        if let Some((timeline, params, _)) = self.timeline.as_mut() {
             let dets: Vec<nsod_types::Detection> = matched.iter().map(|m| m.1.clone()).collect();
-            let holds: Vec<_> = nsod_types::relations::extract(&dets, r.params(), |_, _| true)
+            let holds: Vec<_> = nsod_types::relations::extract(&dets, params, |_, _| true)
                 .into_iter()
                 .map(|e| (e.relation, matched[e.subject].0, matched[e.object].0))
                 .collect();
             let ids = matched.iter().map(|m| m.0).collect();
-            r.timeline.frame(time, &holds, &ids);
+            timeline.frame(time, &holds, &ids);
         }
         let mut record = json!({
             "frame": frame + 1,
@@ -981,6 +997,61 @@ impl TrackSink {
         }
         if self.vis {
             self.inner.write_vis(image, &img)?;
+        }
+        Ok(())
+    }
+
+    /// `--kg`: the knowledge graph over time, every confirmed track and the intervals of the relations between them.
+    fn write_graph(&self) -> Result<(), SinkError> {
+        let Some((timeline, _, true)) = &self.timeline else {
+            return Ok(());
+        };
+        let nodes: Vec<nsod_kg::export::TrackNode> = self
+            .lives
+            .iter()
+            .map(|(id, l)| {
+                let class = voted(&l.class_votes);
+                nsod_kg::export::TrackNode {
+                    id: *id,
+                    class: self
+                        .class_names
+                        .get(&class)
+                        .cloned()
+                        .unwrap_or_else(|| class.to_string()),
+                    first: l.first_time,
+                    last: l.last_time,
+                    frames: l.frames as u64,
+                }
+            })
+            .collect();
+        let edges: Vec<nsod_kg::export::TrackEdge> = timeline
+            .all()
+            .into_iter()
+            .map(|i| nsod_kg::export::TrackEdge {
+                relation: i.relation.as_str().to_owned(),
+                a: i.a,
+                b: i.b,
+                from: i.from,
+                to: i.to,
+            })
+            .collect();
+        let json =
+            serde_json::to_string_pretty(&nsod_kg::export::temporal_node_link(&nodes, &edges))
+                .unwrap_or_default();
+        for (name, text) in [
+            (layout::TRACK_GRAPH_JSON, json),
+            (
+                layout::TRACK_GRAPH_GRAPHML,
+                nsod_kg::export::temporal_graphml(&nodes, &edges),
+            ),
+        ] {
+            let path = self.file(name);
+            nsod_types::formats::write_atomic(&path, |w| w.write_all(text.as_bytes())).map_err(
+                |e| SinkError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                },
+            )?;
         }
         Ok(())
     }
@@ -1147,9 +1218,9 @@ impl Sink for TrackSink {
                     .map(|e| e.id)
                     .filter(|id| self.lives.contains_key(id))
                     .collect();
-                if let Some(r) = self.rules.as_mut() {
+                if let Some((t, _, _)) = self.timeline.as_mut() {
                     for id in &subjects {
-                        r.timeline.end_track(*id);
+                        t.end_track(*id);
                     }
                 }
                 let time = self.last_time;
@@ -1181,6 +1252,7 @@ impl Sink for TrackSink {
         }
         if !summary.interrupted {
             self.write_summary()?;
+            self.write_graph()?;
         }
         if let Some(w) = self.video_out.take() {
             if summary.interrupted {
@@ -1198,6 +1270,14 @@ impl Sink for TrackSink {
         ]
         .into_iter()
         .chain(self.vis.then_some(layout::VIS_DIR))
+        .chain(
+            self.timeline
+                .as_ref()
+                .filter(|t| t.2)
+                .map(|_| [layout::TRACK_GRAPH_JSON, layout::TRACK_GRAPH_GRAPHML])
+                .into_iter()
+                .flatten(),
+        )
         .collect();
         self.inner.annotate(
             "tracking",

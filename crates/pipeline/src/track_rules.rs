@@ -17,8 +17,7 @@
 
 use nsod_symbolic::protocol::{TrackFact, TrackRelationFact, TrackRequest};
 use nsod_symbolic::{DecisionTable, RuleBase, SceneSession, SymbolicError};
-use nsod_track::timeline::Timeline;
-use nsod_types::relations::RelationParams;
+use nsod_track::timeline::Interval;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,8 +63,6 @@ pub struct TrackRules {
     pub gsd: Option<f64>,
     every: Option<f64>,
     last_round: Option<f64>,
-    params: RelationParams,
-    pub timeline: Timeline,
     verdicts: BTreeMap<u64, TrackVerdict>,
 }
 
@@ -119,15 +116,8 @@ impl TrackRules {
             gsd,
             every: every.filter(|e| *e > 0.0),
             last_round: None,
-            params: rules.table.params,
-            timeline: Timeline::default(),
             verdicts: BTreeMap::new(),
         }))
-    }
-
-    /// The relation thresholds of the rule base (the timeline's relations are extracted with them).
-    pub fn params(&self) -> &RelationParams {
-        &self.params
     }
 
     /// The factor decided for a track so far.
@@ -158,21 +148,21 @@ impl TrackRules {
         }
     }
 
-    /// Judges `subjects` at `time` (`last`: they have ended), with `open` tracks as context; `fact(id)` gives a
-    /// track's facts. Returns the new decisions (tracks with at least one change) and what ran.
+    /// Judges `subjects` at `time` (`last`: they have ended), with `open` tracks as context and the relation
+    /// intervals that involve the subjects; `fact(id)` gives a track's facts. Returns the new decisions (tracks with
+    /// at least one change) and what ran.
     pub fn judge(
         &mut self,
         subjects: &BTreeSet<u64>,
         open: &[u64],
-        time: f64,
-        last: bool,
+        intervals: &[Interval],
+        (time, last): (f64, bool),
         fact: impl Fn(u64) -> Option<TrackFact>,
     ) -> (Vec<TrackVerdict>, RulesRan) {
         let mut ran = RulesRan::default();
         if subjects.is_empty() {
             return (Vec::new(), ran);
         }
-        let intervals = self.timeline.involving(subjects);
         let ids: BTreeSet<u64> = subjects
             .iter()
             .copied()

@@ -49,6 +49,10 @@ pub const MOT: &str = "mot.txt";
 pub const MOT_OBB: &str = "mot_obb.txt";
 /// `nsod track`: one row per track.
 pub const TRACK_SUMMARY: &str = "track_summary.csv";
+/// `nsod track --kg`: the knowledge graph over time, tracks and their relations with time intervals (node-link JSON).
+pub const TRACK_GRAPH_JSON: &str = "track_graph.json";
+/// The same as GraphML.
+pub const TRACK_GRAPH_GRAPHML: &str = "track_graph.graphml";
 pub const GPKG: &str = "detections.gpkg";
 /// A sharded run's plan, in its run folder.
 pub const PLAN: &str = "plan.json";
