@@ -624,6 +624,137 @@ fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
     );
 }
 
+#[test]
+fn georeferenced_frames_give_trajectories_on_the_map() {
+    // Repeated passes over the same ground: the panning frames as GeoTIFFs in UTM 31N (EPSG:32631) at 0.3 m per
+    // pixel, each frame's origin where its crop lies, so the trees stand still on the map.
+    let dir = tempfile::tempdir().unwrap();
+    let pngs = dir.path().join("pngs");
+    pan_frames(&pngs, 12);
+    let frames = dir.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let (x0, y0, gsd) = (440_000.0f64, 5_000_000.0f64, 0.3f64);
+    for k in 0..12u32 {
+        let (ulx, uly) = (
+            x0 + f64::from(200 + 8 * k) * gsd,
+            y0 - f64::from(300 + 4 * k) * gsd,
+        );
+        let o = nsod_testkit::tool("gdal_translate")
+            .args(["-q", "-of", "GTiff", "-a_srs", "EPSG:32631", "-a_ullr"])
+            .args([ulx, uly, ulx + 640.0 * gsd, uly - 640.0 * gsd].map(|v| format!("{v}")))
+            .arg(pngs.join(format!("frame{}.png", k + 1)))
+            .arg(frames.join(format!("frame{}.tif", k + 1)))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
+    let out = dir.path().join("out");
+    let o = track(&frames, &out, &["--fps", "5"]);
+    let (_, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+    let lines = read("trajectories.geojson");
+    let points = read("track_points.geojson");
+    let n_lines = lines["features"].as_array().unwrap().len();
+    let n_points = points["features"].as_array().unwrap().len();
+    // Every matched detection of a track is a point: one per row of mot.txt.
+    let mot_rows = std::fs::read_to_string(out.join("mot.txt"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(n_points, mot_rows);
+    assert!(n_lines >= 2, "{lines}");
+    // The trees stand still on the map: their geodesic speed is the detections' wobble.
+    let mut measured = 0;
+    for f in lines["features"].as_array().unwrap() {
+        let p = &f["properties"];
+        if let Some(v) = p["speed_m_s"].as_f64() {
+            measured += 1;
+            assert!(v < 1.0, "{p}");
+        }
+        assert_eq!(p["crs"], "EPSG:32631");
+    }
+    assert!(measured >= 1, "{lines}");
+    // GSD from the georeferencing (no --gsd): the ground speeds in metres are there too.
+    let summary = summary_rows(&out.join("track_summary.csv"));
+    assert!(
+        summary.iter().any(|r| !r["ground_speed_m_s"].is_empty()),
+        "{summary:?}"
+    );
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["trajectories"]["lines"], n_lines);
+    assert_eq!(run["trajectories"]["points"], n_points);
+
+    // RFC 7946 by geojson-validator; every length, speed and heading recomputed with pyproj.Geod (PROJ's
+    // GeographicLib) from the file's own vertices and times, equal to 1e-6 relative.
+    let check = r#"
+import json, sys, geojson_validator
+from pyproj import Geod
+g = Geod(ellps="WGS84")
+n = 0
+for name in sys.argv[1:]:
+    fc = json.load(open(name))
+    r = geojson_validator.validate_structure(fc)
+    assert not r, r
+    v = geojson_validator.validate_geometries(fc)
+    assert not v["invalid"], sorted(v["invalid"])
+    assert set(v["problematic"]) <= {"excessive_coordinate_precision"}, sorted(v["problematic"])
+    for f in fc["features"]:
+        if f["geometry"]["type"] != "LineString":
+            continue
+        c, p = f["geometry"]["coordinates"], f["properties"]
+        t = p["times"]
+        assert len(t) == len(c) >= 2 and t == sorted(t)
+        length = sum(g.inv(a[0], a[1], b[0], b[1])[2] for a, b in zip(c, c[1:]))
+        az, _, disp = g.inv(c[0][0], c[0][1], c[-1][0], c[-1][1])
+        rel = lambda x, y: abs(x - y) <= 1e-6 * max(abs(y), 1e-9)
+        assert rel(p["length_m"], length), (p["length_m"], length)
+        assert rel(p["displacement_m"], disp), (p["displacement_m"], disp)
+        if p["speed_m_s"] is not None:
+            assert rel(p["speed_m_s"], length / (t[-1] - t[0])), p
+            n += 1
+        if p["heading_deg"] is not None:
+            assert abs(p["heading_deg"] - az % 360) < 1e-6, (p["heading_deg"], az)
+        assert all(2.0 < x < 2.3 and 45.0 < y < 45.2 for x, y in c), c
+print(n)
+"#;
+    let o = std::process::Command::new(nsod_testkit::python(&["geojson_validator", "pyproj"]))
+        .args(["-c", check])
+        .arg(out.join("trajectories.geojson"))
+        .arg(out.join("track_points.geojson"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        measured.to_string()
+    );
+    // The GeoPackage through GDAL's own ogrinfo: both layers, every feature, the frames' CRS.
+    let info = text(
+        &nsod_testkit::tool("ogrinfo")
+            .args(["-so", "-al"])
+            .arg(out.join("trajectories.gpkg"))
+            .output()
+            .unwrap(),
+    )
+    .0;
+    for want in [
+        "Layer name: tracks".to_owned(),
+        "Geometry: Line String".to_owned(),
+        format!("Feature Count: {n_lines}"),
+        "Layer name: track_points".to_owned(),
+        format!("Feature Count: {n_points}"),
+        "ID[\"EPSG\",32631]".to_owned(),
+        "speed_m_s: Real".to_owned(),
+        "track_id: Integer64".to_owned(),
+    ] {
+        assert!(info.contains(&want), "{want} in\n{info}");
+    }
+}
+
 /// `nsod eval --mot GT --pred PRED --out OUT`: its `mot_eval.json` by sequence.
 fn mot_eval(gt: &Path, pred: &Path, out: &Path) -> serde_json::Map<String, Value> {
     let o = nsod()

@@ -356,6 +356,8 @@ struct Life {
     last_centre: Option<(f64, f64, f64)>,
     /// Its course in the ground frame (camera motion undone).
     course: Course,
+    /// Its course on the map (georeferenced frames in the first one's CRS).
+    geo_course: Option<Course>,
 }
 
 /// A frame waiting for its turn.
@@ -366,6 +368,8 @@ struct Pending {
     pixels: Option<(Prepared, f64)>,
     /// For `vis/`: the frame itself (at the detections' size).
     picture: Option<RgbImage>,
+    /// Where the frame lies on the map, for a georeferenced frame.
+    georef: Option<nsod_types::geo::GeoRef>,
 }
 
 /// Centres kept per track for the trails drawn in `vis/`.
@@ -432,6 +436,11 @@ pub struct TrackSink {
     timeline: Option<(Timeline, nsod_types::relations::RelationParams, bool)>,
     /// Time of the last tracked frame.
     last_time: f64,
+    /// Trajectories on the map: the CRS of the first georeferenced frame, every matched detection's centre in it,
+    /// and the georeferenced frames in another CRS (left out, said in run.json).
+    geo: Option<nsod_types::geo::GeoRef>,
+    geo_points: Vec<nsod_raster::trajectories::TrackPoint>,
+    geo_other_crs: usize,
 }
 
 fn write_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -483,6 +492,9 @@ impl TrackSink {
             rules: None,
             timeline: None,
             last_time: 0.0,
+            geo: None,
+            geo_points: Vec::new(),
+            geo_other_crs: 0,
         }
     }
 
@@ -575,6 +587,7 @@ impl TrackSink {
         dets: &[nsod_types::Detection],
         (width, height): (u32, u32),
         image: Option<&RgbImage>,
+        georef: Option<&nsod_types::geo::GeoRef>,
     ) {
         for d in dets {
             self.class_names
@@ -608,6 +621,7 @@ impl TrackSink {
                 observations,
                 pixels,
                 picture,
+                georef: georef.cloned(),
             }),
         );
     }
@@ -661,6 +675,7 @@ impl TrackSink {
                 &record.detections,
                 (record.width, record.height),
                 picture.as_ref(),
+                record.geo.as_ref().map(|g| &g.georef),
             );
             self.totals.replayed += 1;
         }
@@ -677,6 +692,7 @@ impl TrackSink {
                 observations: obs,
                 pixels,
                 picture,
+                georef,
             }) = entry
             else {
                 self.totals.failed_frames += 1;
@@ -732,8 +748,22 @@ impl TrackSink {
                     "ty": motion.map_or(e.motion.ty, |m| m.ty),
                 })
             });
+            // The frame on the map: in the CRS of the first georeferenced frame (which also gives the GSD when
+            // --gsd does not).
+            let map = georef.and_then(|g| {
+                let first = self.geo.get_or_insert_with(|| g.clone());
+                if self.gsd.is_none() {
+                    self.gsd = first.gsd;
+                }
+                if first.wkt == g.wkt {
+                    Some(g.geotransform)
+                } else {
+                    self.geo_other_crs += 1;
+                    None
+                }
+            });
             let (mut record, mot, mot_obb) =
-                self.frame_record(frame, (time, pts), &image, &obs, &out, camera_json);
+                self.frame_record(frame, (time, pts), &image, &obs, &out, (camera_json, map));
             // The rules over tracks: the tracks that ended in this frame, and the open ones when a round is due.
             let mut rules_ran = None;
             if self.rules.is_some() {
@@ -808,7 +838,7 @@ impl TrackSink {
         image: &str,
         obs: &[Observation],
         out: &FrameTracks,
-        camera: Option<serde_json::Value>,
+        (camera, map): (Option<serde_json::Value>, Option<[f64; 6]>),
     ) -> (serde_json::Value, String, String) {
         let names = self.class_names.clone();
         let class_name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
@@ -876,6 +906,7 @@ impl TrackSink {
                 first_centre: (f64::from(b.cx), f64::from(b.cy)),
                 last_centre: None,
                 course: Course::new(CourseConfig::default()),
+                geo_course: None,
             });
             *life.class_votes.entry(t.class_id).or_default() += f64::from(t.score);
             let (cx, cy) = (f64::from(b.cx), f64::from(b.cy));
@@ -887,6 +918,21 @@ impl TrackSink {
             life.frames += 1;
             let (gx, gy) = self.ground.apply(cx, cy);
             life.course.push(time, gx, gy);
+            if let Some(gt) = &map {
+                let [mx, my] = nsod_raster::georef::pixel_to_map(gt, [cx, cy]);
+                life.geo_course
+                    .get_or_insert_with(|| Course::new(CourseConfig::default()))
+                    .push(time, mx, my);
+                self.geo_points.push(nsod_raster::trajectories::TrackPoint {
+                    id: t.id,
+                    time,
+                    frame: frame as u64 + 1,
+                    image: image.to_owned(),
+                    class: class_name(t.class_id),
+                    score: f64::from(score),
+                    map: [mx, my],
+                });
+            }
             if self.timeline.is_some() {
                 matched.push((
                     t.id,
@@ -998,6 +1044,60 @@ impl TrackSink {
         if self.vis {
             self.inner.write_vis(image, &img)?;
         }
+        Ok(())
+    }
+
+    /// Georeferenced frames: the tracks on the map (`nsod_raster::trajectories`).
+    fn write_trajectories(&mut self) -> Result<(), SinkError> {
+        let Some(georef) = self.geo.clone() else {
+            return Ok(());
+        };
+        let tracks: Vec<nsod_raster::trajectories::Trajectory> = self
+            .lives
+            .iter()
+            .filter_map(|(id, l)| {
+                let class_id = voted(&l.class_votes);
+                Some(nsod_raster::trajectories::Trajectory {
+                    id: *id,
+                    class: self
+                        .class_names
+                        .get(&class_id)
+                        .cloned()
+                        .unwrap_or_else(|| class_id.to_string()),
+                    class_id,
+                    first_time: l.first_time,
+                    last_time: l.last_time,
+                    frames: l.frames as u64,
+                    vertices: l.geo_course.as_ref()?.points(),
+                })
+            })
+            .collect();
+        let dir = self.inner.writing_to().to_path_buf();
+        let summary = nsod_raster::trajectories::write(
+            &dir,
+            &georef,
+            &tracks,
+            &self.geo_points,
+            CourseConfig::default().min_duration,
+        )
+        .map_err(|e| SinkError::Io {
+            path: dir.join(nsod_raster::trajectories::TRAJECTORIES_GEOJSON),
+            source: std::io::Error::other(e),
+        })?;
+        self.inner.annotate(
+            "trajectories",
+            json!({
+                "crs": summary.crs,
+                "lines": summary.lines,
+                "points": summary.points,
+                "frames_in_another_crs": self.geo_other_crs,
+                "outputs": [
+                    nsod_raster::trajectories::TRAJECTORIES_GEOJSON,
+                    nsod_raster::trajectories::POINTS_GEOJSON,
+                    nsod_raster::trajectories::TRAJECTORIES_GPKG,
+                ],
+            }),
+        );
         Ok(())
     }
 
@@ -1189,6 +1289,7 @@ impl Sink for TrackSink {
                 dets,
                 (outcome.size.width, outcome.size.height),
                 image,
+                outcome.geo.as_ref().map(|g| &g.georef),
             );
             self.drain()?;
         }
@@ -1253,6 +1354,7 @@ impl Sink for TrackSink {
         if !summary.interrupted {
             self.write_summary()?;
             self.write_graph()?;
+            self.write_trajectories()?;
         }
         if let Some(w) = self.video_out.take() {
             if summary.interrupted {

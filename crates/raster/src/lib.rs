@@ -16,6 +16,7 @@
 
 pub mod export;
 pub mod georef;
+pub mod trajectories;
 
 use gdal::raster::{GdalDataType, ResampleAlg};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};

@@ -143,6 +143,11 @@ impl Course {
         }
     }
 
+    /// The window means so far, the open window included: `(time, x, y)`.
+    pub fn points(&self) -> Vec<(f64, f64, f64)> {
+        self.means().collect()
+    }
+
     /// The window means so far, the open window included.
     fn means(&self) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
         self.points
