@@ -307,7 +307,8 @@ fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
         "{stdout}"
     );
 
-    // No video stream, a text file named .mp4, a URL scheme that is not supported: refused before anything runs.
+    // No video stream, a text file named .mp4, a codec without a decoder, a URL scheme that is not supported:
+    // refused before anything runs.
     let audio = d.join("tone.mkv");
     ffmpeg(&[
         "-f",
@@ -320,7 +321,41 @@ fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
     ]);
     let text_mp4 = d.join("notes.mp4");
     std::fs::write(&text_mp4, "not a video").unwrap();
+    // A codec FFmpeg has no decoder for: an MPEG-4 AVI whose FourCC (strh and strf) is rewritten to one no codec has.
+    let avi = d.join("clip.avi");
+    ffmpeg(&[
+        "-framerate",
+        "30",
+        "-i",
+        pattern.to_str().unwrap(),
+        "-frames:v",
+        "5",
+        "-c:v",
+        "mpeg4",
+        avi.to_str().unwrap(),
+    ]);
+    let mut bytes = std::fs::read(&avi).unwrap();
+    let head = bytes.len().min(8192);
+    let tags: Vec<usize> = bytes[..head]
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"FMP4")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(tags.len(), 2, "the stream header's and the format's FourCC");
+    for i in tags {
+        bytes[i..i + 4].copy_from_slice(b"QQQQ");
+    }
+    let odd = d.join("odd.avi");
+    std::fs::write(&odd, bytes).unwrap();
     for (input, want) in [
+        (
+            odd.to_str().unwrap().to_owned(),
+            format!(
+                "error: {}: unsupported video codec: the container's codec tag is not one FFmpeg knows",
+                odd.display()
+            ),
+        ),
         (
             audio.to_str().unwrap().to_owned(),
             format!("error: {}: no video stream", audio.display()),

@@ -53,7 +53,7 @@ pub enum VideoError {
     },
     #[error("{input}: no video stream")]
     NoVideo { input: String },
-    #[error("{input}: video codec {codec} cannot be decoded by this FFmpeg")]
+    #[error("{input}: unsupported video codec: {codec}")]
     Unsupported { input: String, codec: String },
     #[error(
         "{input}: URL scheme {scheme}:// is not supported (http, https, rtsp, rtsps, rtmp, rtmps, srt, udp, tcp)"
@@ -349,6 +349,16 @@ impl Reader {
         };
         let params = stream.parameters();
         let codec_id = params.id();
+        // A codec FFmpeg does not know at all has the id `none`: say so rather than name it `none`.
+        let codec_name = match codec_id {
+            ffmpeg::codec::Id::None => {
+                "the container's codec tag is not one FFmpeg knows".to_owned()
+            }
+            id => format!(
+                "{} has no decoder in this FFmpeg",
+                format!("{id:?}").to_lowercase()
+            ),
+        };
         let ctx = ffmpeg::codec::context::Context::from_parameters(params).map_err(|source| {
             VideoError::Ffmpeg {
                 input: input.to_owned(),
@@ -357,7 +367,7 @@ impl Reader {
         })?;
         let decoder = ctx.decoder().video().map_err(|_| VideoError::Unsupported {
             input: input.to_owned(),
-            codec: format!("{codec_id:?}").to_lowercase(),
+            codec: codec_name,
         })?;
         let info = VideoInfo {
             format: format_name,
@@ -655,7 +665,7 @@ impl Writer {
         };
         let codec_name = output_encoder().ok_or_else(|| VideoError::Unsupported {
             input: shown.clone(),
-            codec: "h264 or mpeg4 (no encoder)".into(),
+            codec: "this FFmpeg has neither an H.264 (libx264) nor an MPEG-4 encoder".into(),
         })?;
         let codec = if codec_name == "libx264" {
             ffmpeg::encoder::find_by_name("libx264")
