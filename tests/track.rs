@@ -373,6 +373,79 @@ fn summary_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         .collect()
 }
 
+/// `nsod report` of a track run: a tracks page with a row per track, and each track's trajectory over its first
+/// frame, the camera's pan undone: the trees' paths stay where they started while their boxes cross the frame.
+fn report_tracks(out: &Path, records: &[Value]) {
+    let site = out.join("report");
+    let o = nsod()
+        .arg("report")
+        .arg(out)
+        .arg("--out")
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let page = std::fs::read_to_string(site.join("tracks.html")).unwrap();
+    let summary = summary_rows(&out.join("track_summary.csv"));
+    assert_eq!(page.matches("<tr id=\"track-").count(), summary.len());
+    assert!(
+        std::fs::read_to_string(site.join("index.html"))
+            .unwrap()
+            .contains("tracks.html")
+    );
+    let mut checked = 0;
+    for row in &summary {
+        let id: u64 = row["id"].parse().unwrap();
+        // The track's centres, frame by frame, as tracks.jsonl has them.
+        let centres: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|r| {
+                r["tracks"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["id"] == id && t["state"] == "tracked")
+            })
+            .map(|t| (t["obb"][0].as_f64().unwrap(), t["obb"][1].as_f64().unwrap()))
+            .collect();
+        let svg = std::fs::read_to_string(site.join(format!("tracks/{id}.svg"))).unwrap();
+        let points: Vec<(f64, f64)> = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(points.len(), centres.len(), "track {id}");
+        assert!(
+            (points[0].0 - centres[0].0).abs() < 0.01 && (points[0].1 - centres[0].1).abs() < 0.01,
+            "track {id}: {:?} vs {:?}",
+            points[0],
+            centres[0]
+        );
+        if centres.len() >= 10 {
+            checked += 1;
+            let last = centres[centres.len() - 1];
+            let moved = (last.0 - centres[0].0).hypot(last.1 - centres[0].1);
+            let stays = points
+                .iter()
+                .map(|p| (p.0 - points[0].0).hypot(p.1 - points[0].1))
+                .fold(0.0f64, f64::max);
+            // Tree-crown detections wobble by a few pixels: the path stays within a fifth of the pan.
+            assert!(
+                moved > 60.0 && stays < moved / 5.0,
+                "track {id}: moved {moved}, stays within {stays}"
+            );
+        }
+    }
+    assert!(checked >= 2, "{checked}");
+}
+
 /// `--kg`: the knowledge graph over time. Each relation interval is checked against the frames (the relation's
 /// boxes are the tracks' matched detections: both tracks are tracked at its ends), and networkx reads the GraphML
 /// into the same graph as the node-link JSON.
@@ -542,6 +615,7 @@ fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
         }
         if name == "cmc" {
             knowledge_graph_over_time(&out, &records);
+            report_tracks(&out, &records);
         }
         let action = if factor < 1.0 { "penalty" } else { "boost" };
         assert!(

@@ -9,6 +9,8 @@
 //!   a confidence slider, raw or refined scores, and on hover each box's class, scores and every rule that changed
 //!   it with its explanation. The detections live in the data file, loaded by that page only.
 //! * `rules/N.html`: the rule changes, sortable and filterable, each linked to its detection.
+//! * `tracks.html` + `tracks/ID.svg` (`nsod track` runs): the tracks of `track_summary.csv`, sortable, each with
+//!   its trajectory drawn over its first frame, the camera's motion since then undone (from `tracks.jsonl`).
 //! * `kg.html`: the knowledge graph's relations (nsod's own SVGs, nodes sized by count) and its node table;
 //!   `eval.html`: an evaluation in the folder (`nsod eval --out`), its tables and precision-recall plots.
 //!
@@ -74,6 +76,8 @@ pub struct ReportSummary {
     pub changes: usize,
     pub gallery_pages: usize,
     pub rule_pages: usize,
+    /// Tracks in the tracks page (`nsod track` runs).
+    pub tracks: usize,
     /// Images whose thumbnail and viewer image were made, and reused from an earlier report.
     pub pictures_made: usize,
     pub pictures_reused: usize,
@@ -107,6 +111,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("rules.html", include_str!("../templates/rules.html")),
     ("kg.html", include_str!("../templates/kg.html")),
     ("eval.html", include_str!("../templates/eval.html")),
+    ("tracks.html", include_str!("../templates/tracks.html")),
 ];
 
 const ASSETS: &[(&str, &str)] = &[
@@ -128,6 +133,7 @@ pub fn build(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
     let has_eval = data.eval.is_some();
     site.env.add_global("has_kg", has_kg);
     site.env.add_global("has_eval", has_eval);
+    site.env.add_global("has_tracks", data.tracks.is_some());
     let mut summary = ReportSummary {
         index: opts.out.join("index.html"),
         images: data.records.len(),
@@ -336,6 +342,70 @@ pub fn build(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
         )?;
     }
 
+    if let Some(t) = &data.tracks {
+        summary.tracks = t.rows.len();
+        site.dir("tracks")?;
+        let paths = trajectories(&t.frames);
+        let col = |name: &str| t.header.iter().position(|h| h == name);
+        let id_col = col("id");
+        // The columns shown (the CSV has them all): numbers sort as numbers.
+        let shown: Vec<(&str, bool)> = [
+            ("class", false),
+            ("first_time", true),
+            ("duration_s", true),
+            ("frames", true),
+            ("ground_speed_px_s", true),
+            ("ground_speed_m_s", true),
+            ("end", false),
+            ("rule_factor", true),
+            ("rule_reasons", false),
+        ]
+        .into_iter()
+        .filter(|(c, _)| col(c).is_some())
+        .collect();
+        let mut rows = Vec::new();
+        for r in &t.rows {
+            let id: Option<u64> = id_col.and_then(|c| r[c].parse().ok());
+            let (mut svg, mut view) = (None, None);
+            let (mut k, mut image) = (None, None);
+            if let Some((first, points)) = id.and_then(|id| paths.get(&id)) {
+                let name = &t.frames[*first].image;
+                k = index_of.get(name.as_str()).copied();
+                image = Some(name.clone());
+                if let Some(k) = k {
+                    let rec = &data.records[k];
+                    let class = col("class").map_or("", |c| r[c].as_str());
+                    let text = trajectory_svg(
+                        points,
+                        (rec.width, rec.height),
+                        pictures[k].as_ref().map(|p| format!("../img/{}", p.view)),
+                        class,
+                    );
+                    let file = format!("tracks/{}.svg", id.unwrap_or(0));
+                    site.write(&file, text.as_bytes())?;
+                    svg = Some(file);
+                    view = pictures[k].as_ref().map(|p| format!("img/{}", p.view));
+                }
+            }
+            let cells: Vec<&str> = shown
+                .iter()
+                .filter_map(|(c, _)| col(c).map(|i| r[i].as_str()))
+                .collect();
+            rows.push(
+                json!({"id": id, "cells": cells, "svg": svg, "view": view, "k": k, "image": image}),
+            );
+        }
+        let header: Vec<Value> = shown
+            .iter()
+            .map(|(h, num)| json!({"name": h, "num": num}))
+            .collect();
+        site.render(
+            "tracks.html",
+            "tracks.html",
+            context! { root => ".", title => "Tracks", header => header, rows => rows, total => t.rows.len(), frames => t.frames.len() },
+        )?;
+    }
+
     // The front page, last: its warnings include the pictures' and copies'.
     let mut per_class: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for r in &data.records {
@@ -390,6 +460,70 @@ pub fn build(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
         },
     )?;
     Ok(summary)
+}
+
+/// Each track's path in the pixels of its first frame, the camera motion since then undone (where it was
+/// compensated): id → (index of its first frame, centres).
+pub fn trajectories(frames: &[load::TrackFrame]) -> BTreeMap<u64, (usize, Vec<(f64, f64)>)> {
+    use nsod_track::course::GroundFrame;
+    // Tracks not seen for this many frames are no longer moved with the camera (they have ended).
+    const STALE: usize = 10_000;
+    let mut out: BTreeMap<u64, (usize, Vec<(f64, f64)>)> = BTreeMap::new();
+    let mut active: HashMap<u64, (GroundFrame, usize)> = HashMap::new();
+    for (k, f) in frames.iter().enumerate() {
+        active.retain(|_, (g, last)| {
+            g.advance(f.camera.as_ref());
+            k - *last <= STALE
+        });
+        for &(id, x, y) in &f.tracked {
+            let (g, last) = active
+                .entry(id)
+                .or_insert_with(|| (GroundFrame::default(), k));
+            *last = k;
+            out.entry(id)
+                .or_insert_with(|| (k, Vec::new()))
+                .1
+                .push(g.apply(x, y));
+        }
+    }
+    out
+}
+
+/// One track's trajectory over its first frame, as SVG in that frame's pixels.
+fn trajectory_svg(
+    points: &[(f64, f64)],
+    (width, height): (u32, u32),
+    picture: Option<String>,
+    class: &str,
+) -> String {
+    let (w, h) = (width.max(1), height.max(1));
+    let stroke = (f64::from(w.max(h)) / 120.0).max(1.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\">\n"
+    );
+    if let Some(p) = picture {
+        s.push_str(&format!(
+            "<image href=\"{}\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\"/>\n",
+            nsod_types::quote::xml(&p)
+        ));
+    }
+    let pts: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.2},{y:.2}"))
+        .collect();
+    s.push_str(&format!(
+        "<title>{}</title>\n<polyline points=\"{}\" fill=\"none\" stroke=\"#ff2d55\" stroke-width=\"{stroke:.1}\"/>\n",
+        nsod_types::quote::xml(class),
+        pts.join(" ")
+    ));
+    if let Some((x, y)) = points.first() {
+        s.push_str(&format!(
+            "<circle cx=\"{x:.2}\" cy=\"{y:.2}\" r=\"{:.1}\" fill=\"#ffcc00\"/>\n",
+            stroke * 1.5
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 fn pretty(v: &Value) -> String {

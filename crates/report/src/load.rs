@@ -58,7 +58,28 @@ pub struct RunData {
     pub kg: Option<Value>,
     pub kg_pictures: Vec<KgPicture>,
     pub eval: Option<Evaluation>,
+    /// `nsod track`'s outputs, when the folder has them.
+    pub tracks: Option<Tracks>,
     pub warnings: Vec<String>,
+}
+
+/// `nsod track`'s outputs: `track_summary.csv` and, from `tracks.jsonl`, each frame's camera motion and matched
+/// tracks.
+#[derive(Debug, Default)]
+pub struct Tracks {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub frames: Vec<TrackFrame>,
+}
+
+/// One frame of `tracks.jsonl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackFrame {
+    pub image: String,
+    /// The camera motion from the previous frame, when it was compensated.
+    pub camera: Option<nsod_track::CameraMotion>,
+    /// Matched tracks: id and box centre.
+    pub tracked: Vec<(u64, f64, f64)>,
 }
 
 /// Collects warnings of one file, listing the first [`MAX_LISTED`].
@@ -166,7 +187,121 @@ pub fn read(dir: &Path) -> RunData {
     d.eval = [dir.to_path_buf(), dir.join("eval")]
         .into_iter()
         .find_map(|e| evaluation(&e));
+    d.tracks = tracks(dir, &mut d.warnings);
     d
+}
+
+/// RFC 4180 fields of one line (nsod writes no line breaks inside a field).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn tracks(dir: &Path, warnings: &mut Vec<String>) -> Option<Tracks> {
+    let summary = dir.join(nsod_types::layout::TRACK_SUMMARY);
+    let text = std::fs::read_to_string(&summary).ok()?;
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().unwrap_or_default());
+    let mut t = Tracks {
+        header,
+        ..Default::default()
+    };
+    let mut w = FileWarnings {
+        out: warnings,
+        file: summary.display().to_string(),
+        count: 0,
+    };
+    for (i, l) in lines.enumerate() {
+        let f = csv_fields(l);
+        if f.len() == t.header.len() {
+            t.rows.push(f);
+        } else {
+            w.add(format!(
+                "{}:{}: {} fields, the header has {} (skipped)",
+                summary.display(),
+                i + 2,
+                f.len(),
+                t.header.len()
+            ));
+        }
+    }
+    drop(w);
+    let path = dir.join(nsod_types::layout::TRACKS);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            warnings.push(format!(
+                "{}: {}; no trajectories",
+                path.display(),
+                io_text(&e)
+            ));
+            return Some(t);
+        }
+    };
+    let mut w = FileWarnings {
+        out: warnings,
+        file: path.display().to_string(),
+        count: 0,
+    };
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let Ok(line) = line else { break };
+        let v: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                w.add(format!("{}:{}: {e} (skipped)", path.display(), i + 1));
+                continue;
+            }
+        };
+        let Some(image) = v["image"].as_str() else {
+            // The end-of-run record (rules over tracks) has no frame.
+            continue;
+        };
+        let c = &v["camera"];
+        let camera = (c["applied"] == Value::Bool(true))
+            .then(|| {
+                Some(nsod_track::CameraMotion {
+                    scale: c["scale"].as_f64()?,
+                    rotation: c["rotation"].as_f64()?,
+                    tx: c["tx"].as_f64()?,
+                    ty: c["ty"].as_f64()?,
+                })
+            })
+            .flatten();
+        let tracked = v["tracks"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| t["state"] == "tracked")
+                    .filter_map(|t| {
+                        Some((
+                            t["id"].as_u64()?,
+                            t["obb"][0].as_f64()?,
+                            t["obb"][1].as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        t.frames.push(TrackFrame {
+            image: image.to_owned(),
+            camera,
+            tracked,
+        });
+    }
+    Some(t)
 }
 
 fn io_text(e: &std::io::Error) -> String {
