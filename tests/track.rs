@@ -806,6 +806,48 @@ print(n)
         String::from_utf8_lossy(&o.stdout).trim(),
         measured.to_string()
     );
+    // speed_range/3 without --gsd: the georeferenced frames give the GSD, so it is applied, not refused. Every class
+    // gets a range no tree can keep (they wobble at 0.1-0.5 m/s): each track with a speed is penalised by it.
+    let rules = dir.path().join("speeds.pl");
+    std::fs::write(
+        &rules,
+        [
+            "plane",
+            "harbor",
+            "ship",
+            "storage_tank",
+            "small_vehicle",
+            "large_vehicle",
+        ]
+        .map(|c| format!("speed_range({c}, 0, 0.01).\n"))
+        .concat()
+            + "speed_penalty(0.25).\n",
+    )
+    .unwrap();
+    let ranged = dir.path().join("ranged");
+    let o = track(
+        &frames,
+        &ranged,
+        &["--fps", "5", "--rules", rules.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let rows = summary_rows(&ranged.join("track_summary.csv"));
+    let with_speed: Vec<_> = rows
+        .iter()
+        .filter(|r| !r["ground_speed_m_s"].is_empty())
+        .collect();
+    assert!(!with_speed.is_empty(), "{rows:?}");
+    for r in with_speed {
+        assert_eq!(r["rule_factor"], "0.25", "{r:?}");
+        assert!(
+            r["rule_reasons"].starts_with(&format!(
+                "speed_range({}, 0, 0.01) 0.25: ground speed ",
+                r["class"].replace(' ', "_")
+            )),
+            "{r:?}"
+        );
+    }
+
     // The GeoPackage through GDAL's own ogrinfo: both layers, every feature, the frames' CRS.
     let info = text(
         &nsod_testkit::tool("ogrinfo")

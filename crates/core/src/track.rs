@@ -118,11 +118,17 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
             }
         })
     };
+    // The GSD of the rules over tracks: --gsd, else the first frame's georeferencing (GeoTIFF passes).
+    let gsd = config.rules.gsd.or_else(|| {
+        let first = frames.list().first()?;
+        let raster = nsod_raster::Raster::open(&first.job.path, &config.raster).ok()?;
+        nsod_raster::georeference(&raster).ok()??.gsd
+    });
     // Rules over tracks: refused rather than ignored when they cannot apply.
     let track_rules = match pipeline.rules() {
         Some(rb) => match nsod_pipeline::track_rules::TrackRules::new(
             rb,
-            config.rules.gsd,
+            gsd,
             config.track.rules_every,
             config.rules.file.is_some(),
         ) {
@@ -133,7 +139,7 @@ pub fn run(global: &GlobalArgs, a: &TrackArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(rb) = pipeline.rules()
         && !rb.table.speed_ranges.is_empty()
-        && config.rules.gsd.is_none()
+        && gsd.is_none()
     {
         crate::ui::info!(
             "speed_range/3 of {} inactive: no ground sample distance (--gsd METRES per pixel)",

@@ -80,7 +80,7 @@ impl std::fmt::Debug for TrackRules {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TrackRulesError {
     #[error(
-        "{}: speed_range/3 needs a ground sample distance to turn pixels into metres: give --gsd (metres per pixel)",
+        "{}: speed_range/3 needs a ground sample distance to turn pixels into metres: give --gsd (metres per pixel) or georeferenced frames",
         path.display()
     )]
     NoGsd { path: std::path::PathBuf },
