@@ -378,6 +378,24 @@ fn bad_videos_are_one_clear_error_and_finished_frames_are_kept() {
         assert!(errors[0].starts_with(&want), "{stderr}");
         assert!(!out.exists());
     }
+    // A server that accepts and never answers: the open times out (FFmpeg's rw_timeout, 10 s) with one error.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/live.ts", listener.local_addr().unwrap());
+    let start = std::time::Instant::now();
+    let o = track(Path::new(&url), &d.join("silent"), &[]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
+    assert!(
+        error_lines(&stderr)[0].starts_with(&format!("error: {url}: cannot open")),
+        "{stderr}"
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(listener);
     // Flags a video run cannot honour are refused.
     let o = track(&mp4, &d.join("r2"), &["--skip-existing"]);
     assert_eq!(o.status.code(), Some(2));
