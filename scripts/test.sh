@@ -18,6 +18,8 @@ if [ "$(id -u)" = 0 ]; then
   scripts/slurm-local.sh start
 fi
 export NSOD_VENV="${NSOD_VENV:-$root/.venv}"
+# nsod quantize's tests run the quantiser of scripts/setup.sh --quantize (installed by --tests above).
+export NSOD_QUANTIZE_PYTHON="${NSOD_QUANTIZE_PYTHON:-${NSOD_QUANTIZE_VENV:-$root/.venv-quantize}/bin/python3}"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

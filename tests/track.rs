@@ -659,7 +659,9 @@ fn rules_over_tracks_judge_ground_speed_after_camera_motion() {
     assert!(o.status.success(), "{stderr}");
     assert!(
         stderr.contains("rules over tracks skipped for this round")
-            && stderr.contains("adjust_track/3 did not finish within the inference limit"),
+            // The inference limit, or on a loaded machine the wall-clock limit, whichever comes first.
+            && (stderr.contains("adjust_track/3 did not finish within the inference limit")
+                || stderr.contains("did not finish within 2.0 s")),
         "{stderr}"
     );
     let prom_text = std::fs::read_to_string(textfile).unwrap();

@@ -566,7 +566,18 @@ fn sigterm_ends_a_live_stream_with_complete_outputs() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Once three frames are finished (their records are in the staging folder: a loaded machine starts slower), the
+    // signal.
+    let staged = d.join(".live.nsod-staging/predictions.jsonl");
+    let waited = std::time::Instant::now();
+    while std::fs::read_to_string(&staged).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "no three frames in {}",
+            staged.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -1,7 +1,8 @@
 //! Command-line definition.
 
 use crate::settings::{
-    ConfigArgs, InferSet, KgSet, MetricsSet, ServeSet, SettingFlags, SymbolicSet, TrackSet,
+    ConfigArgs, InferSet, KgSet, MetricsSet, QuantizeSet, ServeSet, SettingFlags, SymbolicSet,
+    TrackSet,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ pub enum Command {
     /// (slicing, merge, rules), then an oriented multi-object tracker; tracks as JSON lines, MOTChallenge text and a
     /// per-track summary.
     Track(Box<TrackArgs>),
+    /// Make a calibrated INT8 model from your own images (ONNX Runtime's static quantiser, the head kept in float),
+    /// check its agreement with the float model on held-out images, and write it only when it agrees.
+    Quantize(Box<QuantizeArgs>),
     /// Refine existing predictions with Prolog rules and explain every change.
     Symbolic(SymbolicArgs),
     /// Rule base tools.
@@ -140,6 +144,47 @@ pub struct TrackArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub settings: SettingFlags<TrackSet>,
+}
+
+/// `nsod quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The float model (an Ultralytics ONNX export); `--model` says the same.
+    #[arg(value_name = "MODEL")]
+    pub model_file: Option<PathBuf>,
+    /// Calibration images (files or folders): their slices, as the run's settings cut them, are the calibration
+    /// tensors.
+    #[arg(long, num_args = 1.., required_unless_present = "print_config", value_name = "IMAGES")]
+    pub calib: Vec<PathBuf>,
+    /// Where the INT8 model is written (default: MODEL with .int8.onnx).
+    #[arg(long = "out", value_name = "FILE")]
+    pub out_file: Option<PathBuf>,
+    /// Held-out images for the agreement check (default: a seeded fifth of the calibration images).
+    #[arg(long, num_args = 1.., value_name = "IMAGES")]
+    pub check: Vec<PathBuf>,
+    /// Calibration of the activation ranges: percentile (measured best on the shared models), minmax or entropy.
+    #[arg(long, default_value = "percentile", value_name = "METHOD")]
+    pub method: nsod_quantize::Method,
+    /// The most calibration slices (a seeded sample of all the slices; each is 12 MiB at 1024x1024).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub calib_max: usize,
+    /// Seed of the calibration sample and of the held-out split.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// The least recall of the float model's detections the INT8 model must reach, or nothing is written.
+    #[arg(long, default_value_t = 0.97, value_name = "RECALL")]
+    pub min_agreement: f64,
+    /// 7-bit weights (for CPUs without VNNI, where u8 x s8 products can saturate).
+    #[arg(long)]
+    pub reduce_range: bool,
+    /// The Python of the quantiser's virtualenv (default: $NSOD_QUANTIZE_PYTHON, else .venv-quantize/ made by
+    /// scripts/setup.sh --quantize).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub settings: SettingFlags<QuantizeSet>,
 }
 
 /// `nsod plan`: the inputs and every setting of `nsod infer`, and how to split them.

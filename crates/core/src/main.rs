@@ -8,6 +8,7 @@ mod kg;
 mod metrics;
 mod observe;
 mod paths;
+mod quantize;
 mod report;
 mod serve;
 mod session;
@@ -96,6 +97,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Merge(args) => shard::merge(&cli.global, &args),
         cli::Command::Serve(args) => serve::run(&cli.global, &args),
         cli::Command::Track(args) => track::run(&cli.global, &args),
+        cli::Command::Quantize(args) => quantize::run(&cli.global, &args),
         cli::Command::Symbolic(args) => symbolic::run(&cli.global, &args),
         cli::Command::Rules(cli::RulesCommand::Check { file, names, gsd }) => {
             symbolic::check(&file, names.as_deref(), gsd)

@@ -63,6 +63,16 @@ pub fn default_rules() -> (PathBuf, bool) {
     pick(candidates(Some("NSOD_RULES"), "rules", DEFAULT_RULES_FILE))
 }
 
+/// `scripts/quantize.py`, the quantiser nsod drives (in the source tree, else next to the executable).
+pub fn quantize_script() -> PathBuf {
+    pick(candidates(None, "scripts", "quantize.py")).0
+}
+
+/// The Python of the quantiser's virtualenv, `.venv-quantize/` (made by `scripts/setup.sh --quantize`).
+pub fn quantize_python() -> PathBuf {
+    normalize(&source_tree().join(".venv-quantize/bin/python3"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,8 @@ pub struct Session {
     pub handles: Option<InferMetrics>,
     /// ONNX Runtime's version (`none` without a model).
     pub runtime_version: String,
+    /// ONNX Runtime, for a second pipeline over the same library (`nsod quantize`'s check).
+    pub runtime: Option<Arc<Runtime>>,
 }
 
 impl Session {
@@ -85,7 +87,7 @@ impl Session {
             None
         };
         let env = Environment {
-            runtime,
+            runtime: runtime.clone(),
             sandbox: sandbox().map_err(|e| format!("{e:#}"))?,
             default_rules: needs.model.then(|| paths::default_rules().0),
         };
@@ -125,6 +127,7 @@ impl Session {
             metrics,
             handles,
             runtime_version,
+            runtime,
         })
     }
 }

@@ -224,6 +224,7 @@ selection!(KgSet, "kg", [Names, GraphOptions, Out], defaults: |c| {
     c.kg.enabled = true;
 });
 selection!(MetricsSet, "train-monitor", [Metrics]);
+selection!(QuantizeSet, "quantize", [Model, Detect, Raster]);
 selection!(
     TrackSet,
     "track",
@@ -247,6 +248,7 @@ fn commands() -> Vec<(&'static str, Offers)> {
         ("train-monitor", MetricsSet::offers),
         ("eval", MetricsSet::offers),
         ("track", TrackSet::offers),
+        ("quantize", QuantizeSet::offers),
     ]
 }
 

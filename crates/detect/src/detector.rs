@@ -226,6 +226,37 @@ impl Detector {
         regions(&self.model.info, &self.config, width, height)
     }
 
+    /// The model's input for each slice of `img`, exactly as [`Detector::detect`] feeds it (the same regions,
+    /// SAHI's full-image pass included, and the same letterbox): one tensor of `3 x H x W` floats per slice, in
+    /// region order. For calibrating a quantised model on the user's own images.
+    pub fn slice_tensors(&self, img: &RgbImage) -> Result<Vec<Vec<f32>>, DetectError> {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(DetectError::Output(format!(
+                "the image has no pixels ({} x {})",
+                img.width(),
+                img.height()
+            )));
+        }
+        self.check_slices(img.width(), img.height())?;
+        let (regions, _) = self.owned_regions(img.width(), img.height());
+        Ok(regions
+            .into_iter()
+            .map(|(_, r)| {
+                let mut buf = Vec::new();
+                letterbox_batch(
+                    &self.model.info,
+                    &[SliceInput {
+                        image: img,
+                        within: r,
+                        placed: r,
+                    }],
+                    &mut buf,
+                );
+                buf
+            })
+            .collect())
+    }
+
     /// Runs the model over `img`.
     pub fn detect(&mut self, img: &RgbImage) -> Result<ImageDetections, DetectError> {
         let start = Instant::now();

@@ -19,6 +19,9 @@ pub struct ModelMetadata {
     pub task: Option<Task>,
     pub stride: Option<u32>,
     pub end2end: Option<bool>,
+    /// `nsod_quantized`: a model `nsod quantize` made, its provenance (JSON: source and its sha256, method,
+    /// calibration slices, seed, nsod version).
+    pub quantized: Option<String>,
 }
 
 impl ModelMetadata {
@@ -50,6 +53,7 @@ impl ModelMetadata {
         if let Some(v) = get("stride") {
             m.stride = v.trim().parse().ok();
         }
+        m.quantized = get("nsod_quantized");
         if let Some(v) = get("end2end") {
             m.end2end = match v.trim() {
                 "True" | "true" | "1" => Some(true),

@@ -330,6 +330,11 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The detector (`None` for a pipeline without a model).
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }

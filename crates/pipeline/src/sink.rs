@@ -1051,7 +1051,12 @@ impl Sink for RunDirSink {
         });
         self.started = SystemTime::now();
         let model = p.model().map(|m| {
-            json!({"path": m.path, "sha256": sha256_file(&m.path), "task": m.metadata.task.map(|t| format!("{t:?}").to_lowercase()), "classes": m.names.len()})
+            let quantized = m
+                .metadata
+                .quantized
+                .as_deref()
+                .map(|q| serde_json::from_str::<serde_json::Value>(q).unwrap_or_else(|_| json!(q)));
+            json!({"path": m.path, "sha256": sha256_file(&m.path), "task": m.metadata.task.map(|t| format!("{t:?}").to_lowercase()), "classes": m.names.len(), "quantized": quantized})
         });
         let rules = p.rules().map(|r| {
             json!({"path": r.table.path, "sha256": sha256_file(&r.table.path), "scene_rules": r.scene.as_ref().is_some_and(|s| s.per_image), "track_rules": r.has_track_rules()})

@@ -389,11 +389,20 @@ fn hostile_track_rules_are_refused_or_stopped() {
         matches!(e, SymbolicError::Refused { .. }) && e.to_string().contains("line 1"),
         "{e}"
     );
-    // A loop stops at the inference limit: an error for this query, and the next query works.
-    let rb = load(&rules_file(
-        dir.path(),
-        "adjust_track(T, 0.5, looped) :- track(T, _, _, _, _), spin(0).\nspin(N) :- M is N + 1, spin(M).\n",
-    ));
+    // A loop stops at the inference limit (low here, and the wall-clock limit high, so that a loaded machine hits
+    // the inference limit first): an error for this query.
+    let mut limited = sandbox();
+    limited.limits.query_inferences = 200_000;
+    limited.limits.query_timeout = std::time::Duration::from_secs(60);
+    let rb = load_rules(
+        &rules_file(
+            dir.path(),
+            "adjust_track(T, 0.5, looped) :- track(T, _, _, _, _), spin(0).\nspin(N) :- M is N + 1, spin(M).\n",
+        ),
+        None,
+        &limited,
+    )
+    .unwrap();
     let mut s = rb.track_session().unwrap();
     let req = TrackRequest {
         gsd: None,
