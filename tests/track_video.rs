@@ -568,7 +568,7 @@ fn sigterm_ends_a_live_stream_with_complete_outputs() {
         .unwrap();
     // Once three frames are finished (their records are in the staging folder: a loaded machine starts slower), the
     // signal.
-    let staged = d.join(".live.nsod-staging/predictions.jsonl");
+    let staged = d.join(".live.nsod-staging/predictions.jsonl.partial");
     let waited = std::time::Instant::now();
     while std::fs::read_to_string(&staged).map_or(0, |t| t.lines().count()) < 3 {
         assert!(
