@@ -181,6 +181,18 @@ const RULES: &[(&str, &[&str])] = &[
             "anyhow",
         ],
     ),
+    // Quantising is files and a child process: no metrics, no server, no CLI.
+    (
+        "nsod-quantize",
+        &[
+            "prometheus-client",
+            "nsod-telemetry",
+            "nsod-serve",
+            "axum",
+            "clap",
+            "anyhow",
+        ],
+    ),
     // The server is a library front end: no CLI, no terminal, no anyhow.
     ("nsod-serve", &["clap", "anyhow", "indicatif"]),
     // The report is files on disk (it decodes images through the pipeline's decode stage, and runs nothing else):

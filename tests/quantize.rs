@@ -127,6 +127,24 @@ fn every_shared_model_is_quantised_agrees_and_runs() {
             manifest["model"]
         );
     }
+    // nsod doctor --model describes it, provenance included; and says what the CPU has for INT8.
+    let int8 = dir.path().join("yolov8n-obb_1024.int8.onnx");
+    let o = nsod()
+        .args(["doctor", "--ort-lib"])
+        .arg(ort_lib())
+        .arg("--model")
+        .arg(&int8)
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&o);
+    let sha = nsod_quantize::sha256_file(&models.join("yolov8n-obb_1024.onnx")).unwrap();
+    assert!(
+        stdout.contains("task obb, 15 classes, input images 1024x1024")
+            && stdout.contains("quantized by nsod quantize: {")
+            && stdout.contains(&sha),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("cpu: ")), "{stdout}");
     // The same seed gives the same bytes.
     let again = dir.path().join("again.int8.onnx");
     let model = models.join("yolov8n-obb_1024.onnx");

@@ -50,8 +50,8 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the ONNX Runtime library and version, its execution providers, the GPUs NVML sees, and the default
-    /// model and rules paths.
-    Doctor,
+    /// model and rules paths, the CPU's INT8 instructions; with --model FILE, that model's metadata and provenance.
+    Doctor(DoctorArgs),
     /// Detect objects in images (files or folders, walked recursively).
     Infer(Box<InferArgs>),
     /// List the work of a sharded run once (images, and tiles of large rasters) into a plan that every shard and
@@ -144,6 +144,15 @@ pub struct TrackArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub settings: SettingFlags<TrackSet>,
+}
+
+/// `nsod doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Describe this model (task, classes, input, whether `nsod quantize` made it and from what) and run it once,
+    /// instead of the default model.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
 }
 
 /// `nsod quantize`.

@@ -1,11 +1,15 @@
 //! `nsod doctor`: what this installation would run with.
 
-use crate::{cli::GlobalArgs, paths};
+use crate::{
+    cli::{DoctorArgs, GlobalArgs},
+    paths,
+};
 use nsod_runtime::{EXPECTED_VERSION, Runtime};
 use std::process::ExitCode;
 
-pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     println!("nsod {}", env!("CARGO_PKG_VERSION"));
+    println!("cpu: {}", cpu_int8());
     let runtime = Runtime::load(global.ort_lib.as_deref()).map(std::sync::Arc::new);
     match &runtime {
         Ok(rt) => {
@@ -53,17 +57,25 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok((driver, _)) => println!("gpus: none (NVML driver {driver} sees no device)"),
         Err(e) => println!("gpus: none ({e})"),
     }
-    let (model, model_ok) = paths::default_model();
+    let (model, model_ok) = match &args.model {
+        Some(m) => (m.clone(), m.is_file()),
+        None => paths::default_model(),
+    };
     println!(
-        "default model: {}{}",
+        "{}model: {}{}",
+        if args.model.is_some() { "" } else { "default " },
         model.display(),
-        if model_ok {
-            ""
-        } else {
-            " (missing: git checkout -- models/yolov8n-obb.onnx, or set NSOD_MODEL)"
+        match (model_ok, args.model.is_some()) {
+            (true, _) => "",
+            (false, true) => " (missing)",
+            (false, false) =>
+                " (missing: git checkout -- models/yolov8n-obb.onnx, or set NSOD_MODEL)",
         }
     );
     if let (Ok(rt), true) = (&runtime, model_ok) {
+        if args.model.is_some() {
+            describe_model(rt, &model);
+        }
         probe_model(rt, &model);
     }
     let drivers = nsod_raster::available_drivers();
@@ -103,6 +115,70 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match runtime {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The CPU's instructions for INT8 models (`nsod quantize`), from /proc/cpuinfo's flags.
+fn cpu_int8() -> String {
+    let flags: std::collections::BTreeSet<String> = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, f)| f.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if flags.is_empty() {
+        return "instruction flags unknown (no /proc/cpuinfo flags)".into();
+    }
+    let have: Vec<&str> = [
+        ("avx2", "AVX2"),
+        ("avx512_vnni", "AVX-512 VNNI"),
+        ("avx_vnni", "AVX-VNNI"),
+        ("amx_int8", "AMX-INT8"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, name)| name)
+    .collect();
+    let vnni =
+        flags.contains("avx512_vnni") || flags.contains("avx_vnni") || flags.contains("amx_int8");
+    format!(
+        "{}{}",
+        if have.is_empty() {
+            "none of AVX2, AVX-512 VNNI, AVX-VNNI, AMX-INT8".to_owned()
+        } else {
+            have.join(", ")
+        },
+        if vnni {
+            ""
+        } else {
+            "; warning: no VNNI, so INT8 models' u8 x s8 products can saturate: quantise with nsod quantize --reduce-range"
+        }
+    )
+}
+
+/// `--model FILE`: the model's task, classes, input and provenance.
+fn describe_model(rt: &std::sync::Arc<Runtime>, model: &std::path::Path) {
+    match nsod_detect::Model::load(rt, model, &nsod_detect::ModelOptions::default()) {
+        Ok(m) => {
+            let i = &m.info;
+            println!(
+                "  task {}, {} classes, input {} {}x{}, layout {:?}",
+                i.metadata
+                    .task
+                    .map_or_else(|| "unknown".to_owned(), |t| format!("{t:?}").to_lowercase()),
+                i.names.len(),
+                i.input_name,
+                i.input_hw.1,
+                i.input_hw.0,
+                i.layout
+            );
+            match &i.metadata.quantized {
+                Some(q) => println!("  quantized by nsod quantize: {q}"),
+                None => println!("  not quantized by nsod quantize (float, or made elsewhere)"),
+            }
+        }
+        Err(e) => println!("  cannot be loaded: {}", nsod_pipeline::error_chain(&e)),
     }
 }
 

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Doctor => doctor::run(&cli.global),
+        cli::Command::Doctor(args) => doctor::run(&cli.global, &args),
         cli::Command::Infer(args) if args.plan.is_some() => shard::run_shard(&cli.global, &args),
         cli::Command::Infer(args) => infer::run(&cli.global, &args),
         cli::Command::Plan(args) => shard::plan(&cli.global, &args),
