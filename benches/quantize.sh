@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# INT8 against float (issue 34), on this machine, in one run (release build):
+#   1. `nsod quantize` of the shared yolov8n-obb_1024 calibrated on the DOTA image and checked on a 4096 x 4096
+#      mosaic of it (scripts/mirror-raster.sh): recall of the float detections, |Δscore|, mAP50 / mAP50-95 against
+#      the float detections, and the mean session.run per slice of both models (target on the mosaic: session.run
+#      >= 1.3x at recall >= 0.98 and mAP50 >= 0.97);
+#   2. `nsod infer` of the mosaic with each model: the whole command's wall time, and apart from it the start-up
+#      (model load, from run.json) and the sum of session.run (from --metrics-textfile).
+# Needs ../shared (or NSOD_TEST_MODELS / NSOD_TEST_DATA), gdal-bin and scripts/setup.sh --quantize.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+models="${NSOD_TEST_MODELS:-$root/../shared/models}"
+data="${NSOD_TEST_DATA:-$root/../shared/data}"
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/nsod-quantize-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+cargo build --quiet --release --locked -p nsod
+nsod="${CARGO_TARGET_DIR:-$root/target}/release/nsod"
+float="$models/yolov8n-obb_1024.onnx"
+int8="$work/yolov8n-obb_1024.int8.onnx"
+mosaic="$work/mosaic-4096.tif"
+scripts/mirror-raster.sh "$data/dota_P0006.png" 4096 "$mosaic"
+
+echo "== nsod quantize (calibrated on the DOTA image, checked on the 4096^2 mosaic)"
+start=$(date +%s.%N)
+"$nsod" quantize "$float" --calib "$data/dota_P0006.png" --check "$mosaic" --out "$int8" --min-agreement 0 \
+  2> >(grep -v '^WARNING' >&2)
+end=$(date +%s.%N)
+python3 -c "print(f'nsod quantize took {$end - $start:.1f} s')"
+
+metric_sum() { # metric_sum FILE NAME: the sum of a histogram's _sum samples in a textfile
+  awk -v n="$2_sum" 'index($1, n) == 1 { s += $2 } END { print s + 0 }' "$1"
+}
+echo "== nsod infer of the mosaic, float then INT8"
+for m in "$float" "$int8"; do
+  name=$(basename "$m" .onnx)
+  out="$work/out-$name"
+  start=$(date +%s.%N)
+  "$nsod" infer "$mosaic" --model "$m" --out "$out" --no-symbolic --no-metrics \
+    --metrics-textfile "$work/$name.prom" -q
+  end=$(date +%s.%N)
+  python3 - "$name" "$start" "$end" "$out/run.json" "$(metric_sum "$work/$name.prom" nsod_model_run_duration_seconds)" \
+    "$(metric_sum "$work/$name.prom" nsod_model_load_duration_seconds)" <<'PY'
+import json, sys
+name, start, end, run = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+runs, load = float(sys.argv[5]), float(sys.argv[6])
+m = json.load(open(run))
+dets = m.get("counts", {}).get("detections")
+print(f"{name:28s} wall {end - start:6.2f} s, model load {load:5.2f} s, session.run sum {runs:6.2f} s, {dets} detections")
+PY
+done
