@@ -3,7 +3,8 @@
 this in the virtualenv `scripts/setup.sh --quantize` makes: onnxruntime 1.31.1 and onnx, no PyTorch).
 
     quantize.py --model IN.onnx --calib DIR --out OUT.onnx --method minmax|entropy|percentile
-                --provenance JSON [--reduce-range] [--fp16]
+                --provenance JSON [--reduce-range]
+    quantize.py --fp16 --model IN.onnx --calib - --out OUT.onnx --provenance JSON
 
 DIR holds `calibration.json` ({"input": NAME, "shape": [1, 3, H, W], "files": [...]}) and the tensors it lists:
 raw little-endian float32, exactly as nsod feeds the model (its own slicing and letterbox).
@@ -97,7 +98,10 @@ def main():
     ap.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--provenance", required=True)
     ap.add_argument("--reduce-range", action="store_true")
+    ap.add_argument("--fp16", action="store_true")
     a = ap.parse_args()
+    if a.fp16:
+        return fp16(a)
 
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -189,6 +193,28 @@ def main():
             }
         )
     )
+
+
+def fp16(a):
+    """Weights and activations in float16, inputs and outputs kept float32 (for the GPU path; ONNX Runtime runs it
+    on the CPU in float32 with casts)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        model = onnx.load(a.model)
+    except Exception as e:  # noqa: BLE001
+        fail(2, f"{a.model}: not an ONNX model ({e})")
+    keep = {p.key: p.value for p in model.metadata_props}
+    with contextlib.redirect_stdout(sys.stderr):
+        half = convert_float_to_float16(model, keep_io_types=True)
+    keep["nsod_quantized"] = a.provenance
+    del half.metadata_props[:]
+    for k in sorted(keep):
+        p = half.metadata_props.add()
+        p.key, p.value = k, keep[k]
+    onnx.save(half, a.out)
+    casts = sum(1 for n in half.graph.node if n.op_type == "Cast")
+    print(json.dumps({"fp16": True, "casts": casts, "nodes": len(half.graph.node)}))
 
 
 if __name__ == "__main__":

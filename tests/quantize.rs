@@ -155,6 +155,34 @@ fn every_shared_model_is_quantised_agrees_and_runs() {
             == std::fs::read(dir.path().join("yolov8n-obb_1024.int8.onnx")).unwrap(),
         "same seed, different model bytes"
     );
+    // --fp16: float16 weights, float32 inputs and outputs, no calibration; it agrees to the last digits.
+    let half = dir.path().join("half.fp16.onnx");
+    let o = quantize(
+        &model,
+        &half,
+        &["--fp16", "--calib", dota.to_str().unwrap()],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(recall(&stdout) >= 0.999, "{stdout}");
+    assert!(stdout.contains("float16: no calibration"), "{stdout}");
+    let p: Value =
+        serde_json::from_str(metadata(&half)["nsod_quantized"].as_str().unwrap()).unwrap();
+    assert_eq!(p["method"], "fp16");
+    let o = std::process::Command::new(quantizer_python())
+        .args([
+            "-c",
+            "import sys, onnx\nm = onnx.load(sys.argv[1])\nT = onnx.TensorProto\n\
+print(sum(i.data_type == T.FLOAT16 for i in m.graph.initializer), sum(i.data_type == T.FLOAT for i in m.graph.initializer),\n\
+      [x.type.tensor_type.elem_type == T.FLOAT for x in list(m.graph.input) + list(m.graph.output)])",
+        ])
+        .arg(&half)
+        .output()
+        .unwrap();
+    let line = text(&o).0;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert!(f[0].parse::<usize>().unwrap() > 50, "{line}");
+    assert!(line.trim_end().ends_with("[True, True]"), "{line}");
     // Calibrated on a black image, the activation ranges are nothing like the DOTA image's: the INT8 model misses
     // detections, and it is not written, with the figures.
     let black = dir.path().join("black.png");

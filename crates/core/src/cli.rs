@@ -162,10 +162,10 @@ pub struct QuantizeArgs {
     #[arg(value_name = "MODEL")]
     pub model_file: Option<PathBuf>,
     /// Calibration images (files or folders): their slices, as the run's settings cut them, are the calibration
-    /// tensors.
+    /// tensors (with --fp16, the images the agreement is checked on when --check is not given).
     #[arg(long, num_args = 1.., required_unless_present = "print_config", value_name = "IMAGES")]
     pub calib: Vec<PathBuf>,
-    /// Where the INT8 model is written (default: MODEL with .int8.onnx).
+    /// Where the model is written (default: MODEL with .int8.onnx, or .fp16.onnx).
     #[arg(long = "out", value_name = "FILE")]
     pub out_file: Option<PathBuf>,
     /// Held-out images for the agreement check (default: a seeded fifth of the calibration images).
@@ -186,6 +186,10 @@ pub struct QuantizeArgs {
     /// 7-bit weights (for CPUs without VNNI, where u8 x s8 products can saturate).
     #[arg(long)]
     pub reduce_range: bool,
+    /// Float16 instead of INT8, for the GPU path: weights and activations in float16, inputs and outputs float32;
+    /// no calibration. On the CPU only its agreement is checked (ONNX Runtime runs it in float32 with casts there).
+    #[arg(long, conflicts_with_all = ["reduce_range"])]
+    pub fp16: bool,
     /// The Python of the quantiser's virtualenv (default: $NSOD_QUANTIZE_PYTHON, else .venv-quantize/ made by
     /// scripts/setup.sh --quantize).
     #[arg(long, value_name = "PATH")]

@@ -72,7 +72,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
     let out = a
         .out_file
         .clone()
-        .unwrap_or_else(|| model.with_extension("int8.onnx"));
+        .unwrap_or_else(|| model.with_extension(if a.fp16 { "fp16.onnx" } else { "int8.onnx" }));
     if out == model {
         return config_error(format!(
             "--out {}: the float model itself; name another file",
@@ -86,7 +86,13 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
     let Some(detector) = calib_worker.detector() else {
         return config_error("the pipeline has no model");
     };
-    let (calib, check, same) = nsod_quantize::split(&calib_all, &check_given, a.seed);
+    let (calib, check, same) = if a.fp16 && check_given.is_empty() {
+        // No calibration: every image given is a check image.
+        (Vec::new(), calib_all.clone(), false)
+    } else {
+        nsod_quantize::split(&calib_all, &check_given, a.seed)
+    };
+    let kind = if a.fp16 { "FP16" } else { "INT8" };
     let dir = match nsod_quantize::calibration_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -96,21 +102,27 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let cal = match nsod_quantize::calibrate(
-        detector,
-        &calib,
-        &config.raster,
-        a.calib_max,
-        a.seed,
-        dir.path(),
-    ) {
-        Ok(c) => c,
-        Err(e) => return fail(1, error_chain(&e)),
+    let slices = if a.fp16 {
+        println!("float16: no calibration");
+        0
+    } else {
+        let cal = match nsod_quantize::calibrate(
+            detector,
+            &calib,
+            &config.raster,
+            a.calib_max,
+            a.seed,
+            dir.path(),
+        ) {
+            Ok(c) => c,
+            Err(e) => return fail(1, error_chain(&e)),
+        };
+        println!(
+            "calibration: {} slices of {} from {} images (seed {}); {} method",
+            cal.slices, cal.available, cal.images, a.seed, a.method
+        );
+        cal.slices
     };
-    println!(
-        "calibration: {} slices of {} from {} images (seed {}); {} method",
-        cal.slices, cal.available, cal.images, a.seed, a.method
-    );
     let source_sha = match nsod_quantize::sha256_file(&model) {
         Ok(s) => s,
         Err(e) => return fail(1, format!("{}: {e}", model.display())),
@@ -118,8 +130,8 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
     let provenance = serde_json::json!({
         "source": model.file_name().map(|n| n.to_string_lossy().into_owned()),
         "source_sha256": source_sha,
-        "method": a.method,
-        "calibration_slices": cal.slices,
+        "method": if a.fp16 { "fp16".to_owned() } else { a.method.to_string() },
+        "calibration_slices": slices,
         "seed": a.seed,
         "reduce_range": a.reduce_range,
         "nsod": env!("CARGO_PKG_VERSION"),
@@ -134,7 +146,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
         &partial,
         a.method,
         &provenance,
-        a.reduce_range,
+        (a.reduce_range, a.fp16),
     ) {
         Ok(r) => r,
         Err(e) => {
@@ -143,20 +155,27 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     drop(dir);
-    println!(
-        "quantised: {} QuantizeLinear nodes; the head kept in float ({} nodes after the last {} learned convolutions: {})",
-        report["quantize_nodes"],
-        report["head_nodes"],
-        report["last_convolutions"],
-        report["head_ops"]
-            .as_array()
-            .map(|v| v
-                .iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default()
-    );
+    if a.fp16 {
+        println!(
+            "converted to float16: {} nodes, {} casts (inputs and outputs stay float32)",
+            report["nodes"], report["casts"]
+        );
+    } else {
+        println!(
+            "quantised: {} QuantizeLinear nodes; the head kept in float ({} nodes after the last {} learned convolutions: {})",
+            report["quantize_nodes"],
+            report["head_nodes"],
+            report["last_convolutions"],
+            report["head_ops"]
+                .as_array()
+                .map(|v| v
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+    }
     // The check: the float model at the run's threshold, the INT8 model at 0.001, on the held-out images, both
     // merged by NMS (greedy NMM would fold the INT8 model's boxes under 0.001 into its real ones and move them).
     let check_config = |model: &Path, conf: f32| {
@@ -194,7 +213,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_file(&partial);
             return fail(
                 1,
-                format!("the INT8 model does not load: {}", error_chain(&e)),
+                format!("the {kind} model does not load: {}", error_chain(&e)),
             );
         }
     };
@@ -231,7 +250,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
     }
     let ag = nsod_quantize::agreement(&checks);
     println!(
-        "agreement on {} held-out image{}{}: recall {:.4} ({} of {} float detections at conf {}; INT8 at 0.001, NMS for both), |Δscore| mean {:.4} max {:.4}, mAP50 {:.4}, mAP50-95 {:.4} (the float detections as ground truth)",
+        "agreement on {} held-out image{}{}: recall {:.4} ({} of {} float detections at conf {}; {kind} at 0.001, NMS for both), |Δscore| mean {:.4} max {:.4}, mAP50 {:.4}, mAP50-95 {:.4} (the float detections as ground truth)",
         ag.images,
         if ag.images == 1 { "" } else { "s" },
         if same {
@@ -249,7 +268,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
         ag.map50_95
     );
     println!(
-        "session.run: float {:.1} ms, INT8 {:.1} ms per slice ({:.2}x)",
+        "session.run: float {:.1} ms, {kind} {:.1} ms per slice ({:.2}x)",
         ag.float_run_seconds * 1e3,
         ag.int8_run_seconds * 1e3,
         ag.float_run_seconds / ag.int8_run_seconds.max(1e-12)
@@ -259,7 +278,7 @@ pub fn run(global: &GlobalArgs, a: &QuantizeArgs) -> anyhow::Result<ExitCode> {
         return fail(
             1,
             format!(
-                "the INT8 model is not written: recall {:.4} of the float model's detections is below --min-agreement {}",
+                "the {kind} model is not written: recall {:.4} of the float model's detections is below --min-agreement {}",
                 ag.recall, a.min_agreement
             ),
         );

@@ -231,7 +231,7 @@ pub fn run_quantizer(
     out: &Path,
     method: Method,
     provenance: &serde_json::Value,
-    reduce_range: bool,
+    (reduce_range, fp16): (bool, bool),
 ) -> Result<QuantizerReport, QuantizeError> {
     let mut cmd = Command::new(&q.python);
     cmd.arg(&q.script)
@@ -246,6 +246,9 @@ pub fn run_quantizer(
         .arg(provenance.to_string());
     if reduce_range {
         cmd.arg("--reduce-range");
+    }
+    if fp16 {
+        cmd.arg("--fp16");
     }
     let o = cmd.output().map_err(|source| QuantizeError::NoQuantizer {
         python: q.python.clone(),
