@@ -250,12 +250,19 @@ fn evaluate_img(
 ///
 /// Categories are those of `data`; detections of other categories are not evaluated (the loaders report them).
 pub fn evaluate(data: &Dataset, detections: &[Vec<Dt>]) -> CocoEval {
+    evaluate_with(data, detections, MAX_DETS)
+}
+
+/// [`evaluate`] with other maxDets (pycocotools' `params.maxDets`): the last is the cut of AP and of the per-category
+/// results. For images with more than 100 objects of a class (a large raster, a mosaic), where COCO's 100 would cap
+/// the recall.
+pub fn evaluate_with(data: &Dataset, detections: &[Vec<Dt>], max_dets: [usize; 3]) -> CocoEval {
     let thresholds = iou_thresholds();
     let rec_thrs = recall_thresholds();
     let cats: Vec<u32> = data.categories.iter().map(|c| c.id).collect();
     let k_count = cats.len();
     let cat_index = |id: u32| cats.binary_search(&id).ok();
-    let max_det = MAX_DETS[M - 1];
+    let max_det = max_dets[M - 1];
 
     // evaluate: per image (in parallel), per category present in the image.
     let per_image: Vec<Vec<(usize, [ImgEval; A])>> = data
@@ -328,7 +335,7 @@ pub fn evaluate(data: &Dataset, detections: &[Vec<Dt>]) -> CocoEval {
                 if entries.is_empty() || npig == 0 {
                     continue;
                 }
-                for (m, &md) in MAX_DETS.iter().enumerate() {
+                for (m, &md) in max_dets.iter().enumerate() {
                     let mut rows: Vec<(f64, u16, u16)> = Vec::new();
                     for e in entries {
                         let e = &e[a];

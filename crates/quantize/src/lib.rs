@@ -298,7 +298,8 @@ pub struct Agreement {
     /// |score difference| of the matched pairs.
     pub mean_abs_delta: f64,
     pub max_abs_delta: f64,
-    /// COCO mAP50 and mAP50-95 of the INT8 detections (conf 0.001), the float detections as ground truth.
+    /// COCO mAP50 and mAP50-95 of the INT8 detections (conf 0.001), the float detections as ground truth, with
+    /// maxDets raised to the most detections of an image (COCO's 100 would cap the recall of crowded images).
     pub map50: f64,
     pub map50_95: f64,
     /// Mean `session.run` seconds of each model over the check images' slices.
@@ -396,7 +397,17 @@ pub fn agreement(images: &[CheckImage]) -> Agreement {
         .collect();
     data.sort();
     let (map50_95, map50) = if total > 0 {
-        let s = nsod_eval::coco::evaluate(&data, &dets).summary.to_array();
+        // maxDets raised past the detections of any class in an image: COCO's 100 would cap the recall on images
+        // with hundreds of objects (the DOTA image has 150 vehicles).
+        let most = images
+            .iter()
+            .map(|i| i.int8.len().max(i.float.len()))
+            .max()
+            .unwrap_or(100)
+            .max(100);
+        let s = nsod_eval::coco::evaluate_with(&data, &dets, [1, 10, most])
+            .summary
+            .to_array();
         (s[0], s[1])
     } else {
         (0.0, 0.0)
@@ -471,6 +482,22 @@ mod tests {
         assert!((a.float_run_seconds - 0.2).abs() < 1e-12);
         // Class 0: both float boxes found before the extra one (AP 1); class 1: none (AP 0).
         assert_eq!(a.map50, 0.5, "{a:?}");
+    }
+
+    #[test]
+    fn crowded_images_are_not_capped_at_a_hundred_detections() {
+        // 150 objects of one class, all found: AP 1 (COCO's maxDets 100 would stop at 100 of 150).
+        let dets: Vec<Detection> = (0..150).map(|i| det(0, 0.9, 30.0 * i as f32)).collect();
+        let im = CheckImage {
+            width: 4600,
+            height: 100,
+            float: dets.clone(),
+            int8: dets,
+            float_runs: vec![],
+            int8_runs: vec![],
+        };
+        let a = agreement(&[im]);
+        assert_eq!((a.recall, a.map50), (1.0, 1.0), "{a:?}");
     }
 
     #[test]
