@@ -362,8 +362,10 @@ fn wrap_mode_returns_the_exit_code_and_forwards_sigterm() {
         marker.display()
     );
     let mon = Monitor::start(&run, &["--", "sh", "-c", &script]);
-    let m = mon.wait("child up", |m| {
+    // The child's memory is sampled on the poll after it is seen up: wait for both.
+    let m = mon.wait("child up and sampled", |m| {
         m.get("nsod_training_process_up{model=\"train\"}") == Some(&1.0)
+            && m.contains_key("nsod_training_process_resident_memory_bytes{model=\"train\"}")
     });
     assert!(m.contains_key("nsod_training_process_resident_memory_bytes{model=\"train\"}"));
     assert_eq!(mon.stop(), Some(7));
