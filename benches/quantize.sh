@@ -7,8 +7,14 @@
 #   2. `nsod infer` of the mosaic with each model: the whole command's wall time, and apart from it the start-up
 #      (model load, from run.json) and the sum of session.run (from --metrics-textfile).
 #   Measured on the 2-core machine: recall 0.9964, mAP50 0.9944, mAP50-95 0.903 (1650 float detections on the
-#   mosaic); session.run 130.6 -> 81.5 ms per slice (1.60x); nsod infer of the mosaic 4.08 -> 3.02 s (1.35x), model
-#   load 0.07 / 0.09 s, session.run sum 3.35 -> 2.31 s (1.45x). Targets met.
+#   mosaic); session.run 113.0 -> 72.9 ms per slice (1.55x); nsod infer of the mosaic 3.52 -> 2.58 s (1.36x), model
+#   load 0.05 / 0.09 s, session.run sum 2.95 -> 1.96 s (1.51x). Targets met.
+#   3. ONNX Runtime's session options on both models: --graph-optimization all / extended / basic / off, each with
+#      --spinning off and on; the whole nsod infer of the mosaic: wall time, CPU time, session.run sum.
+#   Measured (graph optimisation all, spinning off -> on): float wall 3.70 -> 3.56 s, INT8 2.61 -> 2.43 s (4-7 %
+#   faster, 11-23 % more CPU time); `extended` costs INT8 15-20 % and float 28-35 %; at `basic` and `off` the
+#   INT8 model is 1.7x slower than float (its QuantizeLinear/DequantizeLinear pairs become integer kernels only from
+#   `extended` on). Defaults: all, and spinning on in batch runs (auto; off in nsod serve), for float and INT8 alike.
 # Needs ../shared (or NSOD_TEST_MODELS / NSOD_TEST_DATA), gdal-bin and scripts/setup.sh --quantize.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,4 +57,21 @@ m = json.load(open(run))
 dets = m.get("counts", {}).get("detections")
 print(f"{name:28s} wall {end - start:6.2f} s, model load {load:5.2f} s, session.run sum {runs:6.2f} s, {dets} detections")
 PY
+done
+
+echo "== ONNX Runtime session options (nsod infer of the mosaic; graph optimisation x spinning)"
+for m in "$float" "$int8"; do
+  name=$(basename "$m" .onnx)
+  for g in all extended basic off; do
+    for sp in off on; do
+      out="$work/opt-$name-$g-$sp"
+      /usr/bin/time -o "$work/time" -f "%e %U %S" \
+        "$nsod" infer "$mosaic" --model "$m" --out "$out" --no-symbolic --no-metrics -q \
+        --metrics-textfile "$work/opt.prom" --graph-optimization "$g" --spinning "$sp"
+      read -r wall user sys < "$work/time"
+      runs=$(metric_sum "$work/opt.prom" nsod_model_run_duration_seconds)
+      python3 -c "print(f'{\"$name\":28s} graph {\"$g\":8s} spinning {\"$sp\":3s} wall {$wall:6.2f} s, cpu {$user + $sys:6.2f} s, session.run sum {$runs:6.2f} s')"
+      rm -rf "$out"
+    done
+  done
 done

@@ -127,8 +127,49 @@ fn every_shared_model_is_quantised_agrees_and_runs() {
             manifest["model"]
         );
     }
-    // nsod doctor --model describes it, provenance included; and says what the CPU has for INT8.
+    // ONNX Runtime's session options: without graph optimisation the QDQ pairs run unfused (slower, see
+    // benches/quantize.sh), and the model finds the same objects; spinning is on by default in batch runs.
     let int8 = dir.path().join("yolov8n-obb_1024.int8.onnx");
+    let run_with = |extra: &[&str], name: &str| -> Value {
+        let run = dir.path().join(name);
+        let o = nsod()
+            .args(["infer", "--threads", "2", "--no-symbolic", "--ort-lib"])
+            .arg(ort_lib())
+            .arg(&dota)
+            .arg("--model")
+            .arg(&int8)
+            .args(extra)
+            .arg("--out")
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", text(&o).1);
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
+    };
+    let fused = &run_with(&[], "run-options-default");
+    let unfused = &run_with(
+        &["--graph-optimization", "off", "--spinning", "off"],
+        "run-options-off",
+    );
+    assert_eq!(
+        (
+            &fused["model_run"]["spinning"],
+            &fused["config"]["graph_optimization"]
+        ),
+        (&Value::Bool(true), &Value::from("all"))
+    );
+    assert_eq!(
+        (
+            &unfused["model_run"]["spinning"],
+            &unfused["config"]["graph_optimization"]
+        ),
+        (&Value::Bool(false), &Value::from("off"))
+    );
+    assert_eq!(
+        fused["counts"]["per_class"], unfused["counts"]["per_class"],
+        "the same objects with and without graph optimisation"
+    );
+    // nsod doctor --model describes it, provenance included; and says what the CPU has for INT8.
     let o = nsod()
         .args(["doctor", "--ort-lib"])
         .arg(ort_lib())
@@ -154,6 +195,35 @@ fn every_shared_model_is_quantised_agrees_and_runs() {
         std::fs::read(&again).unwrap()
             == std::fs::read(dir.path().join("yolov8n-obb_1024.int8.onnx")).unwrap(),
         "same seed, different model bytes"
+    );
+    // --reduce-range (for CPUs without VNNI, where u8 x s8 products saturate): 7-bit weights, the same agreement.
+    let reduced = dir.path().join("reduced.int8.onnx");
+    let o = quantize(
+        &model,
+        &reduced,
+        &["--reduce-range", "--calib", dota.to_str().unwrap()],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(recall(&stdout) >= 0.97, "{stdout}");
+    let weight_range = |m: &Path| -> String {
+        let o = std::process::Command::new(quantizer_python())
+            .args([
+                "-c",
+                "import sys, onnx\nfrom onnx import numpy_helper as nh\nm = onnx.load(sys.argv[1])\n\
+w = [nh.to_array(i) for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8]\n\
+print(min(int(a.min()) for a in w), max(int(a.max()) for a in w))",
+            ])
+            .arg(m)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+        text(&o).0.trim().to_owned()
+    };
+    assert_eq!(weight_range(&reduced), "-64 64");
+    assert_eq!(
+        weight_range(&dir.path().join("yolov8n-obb_1024.int8.onnx")),
+        "-127 127"
     );
     // --fp16: float16 weights, float32 inputs and outputs, no calibration; it agrees to the last digits.
     let half = dir.path().join("half.fp16.onnx");

@@ -145,6 +145,8 @@ fn sample(f: &Fixture, key: &str, gateway: u16) -> String {
         "names" => p(&f.names),
         "device" => "cpu".into(),
         "threads" => "1".into(),
+        "graph_optimization" => "extended".into(),
+        "spinning" => "off".into(),
         "schedule" => "pipelined".into(),
         "io_binding" => "on".into(),
         "decode_threads" => "2".into(),
@@ -348,6 +350,7 @@ fn every_setting_flag_is_applied_or_refused() {
         "{r}"
     );
     assert_eq!(r["io_binding"], true, "{r}");
+    assert_eq!(r["spinning"], false, "--spinning off: {r}");
     assert_eq!(m["model"]["path"], f.model.display().to_string());
     assert_eq!(m["rules"]["path"], f.rules.display().to_string());
     // --window-above: the images were read window by window (the textfile's raster counters).

@@ -120,8 +120,12 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
 
 /// The CPU's instructions for INT8 models (`nsod quantize`), from /proc/cpuinfo's flags.
 fn cpu_int8() -> String {
-    let flags: std::collections::BTreeSet<String> = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
+    cpu_int8_of(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+}
+
+/// [`cpu_int8`] of a /proc/cpuinfo text.
+fn cpu_int8_of(cpuinfo: &str) -> String {
+    let flags: std::collections::BTreeSet<String> = cpuinfo
         .lines()
         .find(|l| l.starts_with("flags"))
         .and_then(|l| l.split_once(':'))
@@ -220,5 +224,35 @@ fn probe_model(rt: &std::sync::Arc<Runtime>, model: &std::path::Path) {
                 nsod_pipeline::error_chain(&e)
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_int8_of;
+
+    #[test]
+    fn int8_instructions_are_named_and_a_cpu_without_vnni_is_warned() {
+        let info =
+            |flags: &str| format!("processor\t: 0\nflags\t\t: fpu sse2 {flags}\nbugs\t\t: \n");
+        assert_eq!(
+            cpu_int8_of(&info("avx2 avx512f avx512_vnni amx_int8 amx_tile")),
+            "AVX2, AVX-512 VNNI, AMX-INT8"
+        );
+        assert_eq!(cpu_int8_of(&info("avx2 avx_vnni")), "AVX2, AVX-VNNI");
+        assert_eq!(
+            cpu_int8_of(&info("avx2 avx512f")),
+            "AVX2; warning: no VNNI, so INT8 models' u8 x s8 products can saturate: quantise with nsod quantize --reduce-range"
+        );
+        assert!(
+            cpu_int8_of(&info(""))
+                .starts_with("none of AVX2, AVX-512 VNNI, AVX-VNNI, AMX-INT8; warning: no VNNI"),
+            "{}",
+            cpu_int8_of(&info(""))
+        );
+        assert_eq!(
+            cpu_int8_of("processor\t: 0\n"),
+            "instruction flags unknown (no /proc/cpuinfo flags)"
+        );
     }
 }

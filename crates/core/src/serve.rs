@@ -29,6 +29,10 @@ pub fn run(global: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         layers.config.threads = (cores / layers.config.serve.workers.max(1)).max(1);
     }
+    // Between requests a spinning session only burns the cores (and a container's CPU quota) the other workers need.
+    if layers.config.spinning == nsod_detect::Spinning::Auto {
+        layers.config.spinning = nsod_detect::Spinning::Off;
+    }
     if a.config.print_config {
         return crate::session::print_config(layers);
     }

@@ -26,7 +26,9 @@ pub use detector::{
     merge_slices, model_runs,
 };
 pub use layout::Layout;
-pub use model::{Device, IoMode, Model, ModelInfo, ModelOptions, Placement};
+pub use model::{
+    Device, GraphOptimization, IoMode, Model, ModelInfo, ModelOptions, Placement, Spinning,
+};
 pub use preprocess::Region;
 pub use source::ImageSource;
 pub use stream::{StreamImage, StreamInput, StreamOutput, StreamPixels, StreamStats};

@@ -76,6 +76,111 @@ impl std::fmt::Display for IoMode {
     }
 }
 
+/// ONNX Runtime's graph optimisation level (`graph_optimization`): `all` (ONNX Runtime's default, and the fastest
+/// here for float and INT8 models alike), `extended`, `basic` or `off`. A result setting: fusions change the floats
+/// (by up to 2e-3 px in the boxes of the shared YOLOv8 OBB model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum GraphOptimization {
+    #[default]
+    #[serde(rename = "all")]
+    All,
+    #[serde(rename = "extended")]
+    Extended,
+    #[serde(rename = "basic")]
+    Basic,
+    #[serde(rename = "off")]
+    Off,
+}
+
+impl GraphOptimization {
+    fn level(self) -> ort::session::builder::GraphOptimizationLevel {
+        use ort::session::builder::GraphOptimizationLevel as L;
+        match self {
+            Self::All => L::All,
+            Self::Extended => L::Level2,
+            Self::Basic => L::Level1,
+            Self::Off => L::Disable,
+        }
+    }
+}
+
+impl std::str::FromStr for GraphOptimization {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "extended" => Ok(Self::Extended),
+            "basic" => Ok(Self::Basic),
+            "off" => Ok(Self::Off),
+            _ => Err(format!(
+                "unknown graph_optimization {s:?}: use all, extended, basic or off"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for GraphOptimization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::All => "all",
+            Self::Extended => "extended",
+            Self::Basic => "basic",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Whether ONNX Runtime's intra-op threads spin before they sleep (`spinning`): `on`, `off`, or `auto` (see
+/// [`Spinning::AUTO`]; `nsod serve` resolves `auto` to off). Spinning saves the wake-ups between a run's operators
+/// and burns a core while a thread waits: measured by `benches/quantize.sh` on the 4096² mosaic, the whole
+/// `nsod infer` ran 5–7 % faster with it (float and INT8) for 12–23 % more CPU time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Spinning {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "on")]
+    On,
+    #[serde(rename = "off")]
+    Off,
+}
+
+impl Spinning {
+    /// What `auto` means in batch runs (`nsod infer`, `track`, `quantize`): on, the faster (docs/quantize.md).
+    pub const AUTO: bool = true;
+
+    /// Whether the intra-op threads spin.
+    pub fn enabled(self) -> bool {
+        match self {
+            Self::Auto => Self::AUTO,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Spinning {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("unknown spinning {s:?}: use auto, on or off")),
+        }
+    }
+}
+
+impl std::fmt::Display for Spinning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
 /// How to open a model.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
@@ -86,6 +191,10 @@ pub struct ModelOptions {
     pub names: Option<ClassNames>,
     /// IoBinding for pipelined runs.
     pub io: IoMode,
+    /// ONNX Runtime's graph optimisation level.
+    pub graph_optimization: GraphOptimization,
+    /// Whether the intra-op threads spin.
+    pub spinning: Spinning,
 }
 
 impl ModelOptions {
@@ -277,7 +386,9 @@ fn session(
     let mut builder = Session::builder(runtime.environment())
         .map_err(|e| load_err("cannot create a session", e))?;
     builder = builder
-        .with_intra_op_spinning(false)
+        .with_intra_op_spinning(opts.spinning.enabled())
+        .map_err(|e| load_err("cannot configure the session", e.into()))?
+        .with_optimization_level(opts.graph_optimization.level())
         .map_err(|e| load_err("cannot configure the session", e.into()))?;
     if opts.threads > 0 {
         builder = builder

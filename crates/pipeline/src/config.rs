@@ -1,7 +1,7 @@
 //! The run configuration: one value, one documented file format (`nsod infer --config run.toml`, the served model's
 //! settings, a shard's), with today's Ultralytics/SAHI defaults. See `config/run.example.toml` for every key.
 
-use nsod_detect::{DetectorConfig, Device, IoMode, SliceMode};
+use nsod_detect::{DetectorConfig, Device, GraphOptimization, IoMode, SliceMode, Spinning};
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -521,6 +521,10 @@ pub struct PipelineConfig {
     pub device: String,
     /// ONNX Runtime intra-op threads per session (0: all cores).
     pub threads: usize,
+    /// ONNX Runtime's graph optimisation level.
+    pub graph_optimization: GraphOptimization,
+    /// Whether ONNX Runtime's intra-op threads spin.
+    pub spinning: Spinning,
     /// `auto`, `sequential` or `pipelined` (see [`Schedule`]).
     pub schedule: Schedule,
     /// `auto`, `on` or `off` (see [`nsod_detect::IoMode`]).
@@ -549,6 +553,8 @@ impl Default for PipelineConfig {
             names: None,
             device: "cpu".into(),
             threads: 0,
+            graph_optimization: GraphOptimization::All,
+            spinning: Spinning::Auto,
             schedule: Schedule::Auto,
             io_binding: IoMode::Auto,
             decode_threads: 0,

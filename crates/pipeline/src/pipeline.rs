@@ -142,6 +142,8 @@ impl Pipeline {
                         threads: config.threads,
                         names: given_names.clone(),
                         io: config.io_binding,
+                        graph_optimization: config.graph_optimization,
+                        spinning: config.spinning,
                     },
                 )
                 .map_err(PipelineError::Model)?;

@@ -188,6 +188,7 @@ pub fn run_feed(
             decode_threads,
             threads: pipeline.config().threads,
             io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
+            spinning: pipeline.config().spinning.enabled(),
         });
     }
     observer.finishing();

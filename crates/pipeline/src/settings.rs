@@ -12,7 +12,7 @@
 
 use crate::PipelineConfig;
 use crate::config::Schedule;
-use nsod_detect::{IoMode, SliceMode};
+use nsod_detect::{GraphOptimization, IoMode, SliceMode, Spinning};
 use nsod_nms::{Geometry, MatchMetric, MergeMethod};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -226,6 +226,8 @@ named_value!(
     Geometry,
     Schedule,
     IoMode,
+    GraphOptimization,
+    Spinning,
     crate::config::TrackOn,
     crate::config::Cmc,
     crate::config::Live,
@@ -387,6 +389,28 @@ pub static SETTINGS: &[Setting] = &[
         "N",
         |c| c.threads,
         "ONNX Runtime intra-op threads per session (0: all cores; nsod serve divides them among its workers)."
+    ),
+    setting!(
+        "graph_optimization",
+        Result,
+        Model,
+        Some("graph-optimization"),
+        None,
+        Value,
+        "LEVEL",
+        |c| c.graph_optimization,
+        "ONNX Runtime's graph optimisation: all (its default; the fastest here for float and INT8 models), extended, basic or off (a result setting: fusions change the floats)."
+    ),
+    setting!(
+        "spinning",
+        Execution,
+        Model,
+        Some("spinning"),
+        None,
+        Value,
+        "MODE",
+        |c| c.spinning,
+        "ONNX Runtime's intra-op threads spin before sleeping: on (faster runs, more CPU time), off, or auto (on in batch runs, off in nsod serve; measured in docs/quantize.md)."
     ),
     setting!(
         "schedule",
@@ -1604,6 +1628,7 @@ mod tests {
             "model" => "other.onnx",
             "names" => "names.txt",
             "device" => "cuda:1",
+            "graph_optimization" => "extended",
             "detect.conf" => "0.3",
             "detect.iou" => "0.5",
             "detect.max_det" => "100",
@@ -1644,6 +1669,7 @@ mod tests {
             "track.save_video" => "tracks.mp4",
             "schedule" => "pipelined",
             "io_binding" => "on",
+            "spinning" => "on",
             "decode_threads" => "2",
             "detect.batch" => "4",
             "output.out" => "elsewhere",

@@ -155,6 +155,8 @@ pub struct ModelRun {
     pub threads: usize,
     /// Whether the pipelined runs used IoBinding.
     pub io_binding: bool,
+    /// Whether the session's intra-op threads spun.
+    pub spinning: bool,
 }
 
 impl ModelRun {
@@ -180,6 +182,7 @@ impl ModelRun {
             "decode_threads": self.decode_threads,
             "threads": self.threads,
             "io_binding": self.io_binding,
+            "spinning": self.spinning,
         })
     }
 }
