@@ -284,6 +284,63 @@ fn run_folder_compares_raw_and_refined_side_by_side() {
         prom.contains(r#"nsod_validation_map{model="raw",iou="0.5:0.95"} 0.66"#),
         "{prom}"
     );
+    // How sure the change is: 4 blocks of 100 px; the false positive's block (top right) is drawn with the objects'
+    // blocks in some replicates and not in others, so AP50's interval spans 0 to +0.5 and recall never moves.
+    let (o, stdout, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--run"),
+        run.as_os_str(),
+        os("--bootstrap"),
+        os("500"),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(
+            "Change from raw to refined, paired block bootstrap (500 replicates of 4 blocks of 100 px, seed 0):"
+        ),
+        "{stdout}"
+    );
+    let j = read_json(&out.join("eval.json"));
+    let b = &j["bootstrap"];
+    assert_eq!(
+        (b["replicates"].as_u64(), b["blocks"].as_u64()),
+        (Some(500), Some(4))
+    );
+    let ap50 = &b["changes"][0];
+    assert_eq!(ap50["metric"], "AP50");
+    assert!(
+        (ap50["estimate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12,
+        "{ap50}"
+    );
+    assert_eq!(ap50["low"].as_f64(), Some(0.0), "{ap50}");
+    assert!(ap50["high"].as_f64().unwrap() >= 1.0 / 3.0, "{ap50}");
+    assert!(
+        stdout.contains("  ΔAP50  +0.3333  95% interval [+0.0000, +"),
+        "{stdout}"
+    );
+    let ar = &b["changes"][2];
+    assert_eq!(
+        (ar["low"].as_f64(), ar["high"].as_f64()),
+        (Some(0.0), Some(0.0)),
+        "{ar}"
+    );
+    // One prediction set has no change to bootstrap.
+    let (o, _, stderr) = eval(&[
+        os("--gt"),
+        labels.as_os_str(),
+        os("--pred"),
+        run.join("predictions.jsonl").as_os_str(),
+        os("--bootstrap"),
+        os("500"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--bootstrap: the interval of a change needs two prediction sets (--run, or --pred twice)"),
+        "{stderr}"
+    );
 }
 
 #[test]

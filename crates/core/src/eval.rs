@@ -39,7 +39,7 @@ pub struct EvalArgs {
     /// Tracking evaluation (HOTA, CLEAR MOT, Identity, as TrackEval): MOTChallenge ground truth, a gt.txt, a
     /// sequence folder (gt/gt.txt, seqinfo.ini) or a folder of sequence folders; --pred is the tracker's file or a
     /// folder of <sequence>.txt. Rows with 12 columns are nsod's oriented layout, matched by polygon IoU.
-    #[arg(long, value_name = "GT", conflicts_with_all = ["gt", "gt_format", "run", "images", "names", "voc07", "plots", "task1"])]
+    #[arg(long, value_name = "GT", conflicts_with_all = ["gt", "gt_format", "run", "images", "names", "voc07", "plots", "task1", "max_dets", "bootstrap"])]
     pub mot: Option<PathBuf>,
     /// TrackEval's preprocessing for --mot: mot15 (class-agnostic; ground-truth rows with conf 0 ignored), mot17
     /// (pedestrians only, tracker boxes on distractors removed) or mot20.
@@ -76,6 +76,21 @@ pub struct EvalArgs {
     /// IoU threshold of the VOC/DOTA AP (matches need IoU strictly above it).
     #[arg(long, default_value_t = 0.5, value_name = "IOU")]
     pub voc_iou: f64,
+    /// COCO's last maxDets (pycocotools' `params.maxDets[-1]`): the most detections per image and class counted for
+    /// AP and AR. Raise it for images with more than 100 objects (large rasters, dense stands), where 100 caps recall.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub max_dets: u32,
+    /// With two or more prediction sets: the interval of the change from the first to the last (AP50, AP, AR) by a
+    /// paired spatial block bootstrap with N replicates (see --bootstrap-block).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub bootstrap: Option<u32>,
+    /// Side of the bootstrap's blocks, pixels: each image is cut into such blocks, each object goes with its block
+    /// and each detection with the object it overlaps most.
+    #[arg(long, value_name = "PX", default_value_t = 100, requires = "bootstrap", value_parser = clap::value_parser!(u32).range(8..=100_000))]
+    pub bootstrap_block: u32,
+    /// Seed of the bootstrap's draws (the same seed, the same interval).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "bootstrap")]
+    pub bootstrap_seed: u64,
     /// Write a precision-recall plot (SVG, IoU 0.50) per class to OUT/pr/.
     #[arg(long, requires = "out")]
     pub plots: bool,
@@ -226,6 +241,11 @@ fn run_mot(args: &EvalArgs, gt: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    if args.bootstrap.is_some() && args.pred.len() + 2 * usize::from(args.run.is_some()) < 2 {
+        return crate::session::config_error(
+            "--bootstrap: the interval of a change needs two prediction sets (--run, or --pred twice)",
+        );
+    }
     if let Some(gt) = &args.mot {
         return run_mot(args, gt);
     }
@@ -451,13 +471,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ApMethod::AllPoints
     };
+    let max_dets = [1, 10, args.max_dets as usize];
     let runs: Vec<Run> = matched
         .iter()
         .map(|(label, path, dets)| Run {
             label: label.clone(),
             source: path.display().to_string(),
             detections: dets.iter().map(Vec::len).sum(),
-            coco: coco::evaluate(&data, dets),
+            coco: coco::evaluate_with(&data, dets, max_dets),
             voc: voc::evaluate(&data, dets, args.voc_iou, method),
         })
         .collect();
@@ -468,6 +489,22 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         images: data.images.len(),
         gt_objects: data.images.iter().map(|i| i.gts.len()).sum(),
         problems: problems.len(),
+        max_dets: args.max_dets as usize,
+        bootstrap: args.bootstrap.map(|n| {
+            let (first, last) = (&matched[0].2, &matched[matched.len() - 1].2);
+            nsod_eval::bootstrap::paired(
+                &data,
+                first,
+                last,
+                &nsod_eval::bootstrap::Config {
+                    replicates: n as usize,
+                    block: f64::from(args.bootstrap_block),
+                    seed: args.bootstrap_seed,
+                    level: 0.95,
+                    max_dets,
+                },
+            )
+        }),
     };
     print!("{}", report::text(&meta, &runs));
 

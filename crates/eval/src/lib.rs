@@ -13,10 +13,12 @@
 //!   `predictions.jsonl`, with per-file errors collected instead of aborting.
 //! - [`mot`]: tracking metrics (HOTA, CLEAR MOT, Identity) equal to TrackEval's, on MOTChallenge text and nsod's
 //!   oriented variant.
+//! - [`bootstrap`]: the paired spatial block bootstrap of a change between two prediction sets (its interval).
 //! - [`report`]: `eval.json`, the markdown report and the terminal table, including before/after deltas.
 //!
 //! The crate does no image decoding and no printing: the binary passes image sizes in and prints what it gets back.
 
+pub mod bootstrap;
 pub mod coco;
 pub mod load;
 pub mod mot;

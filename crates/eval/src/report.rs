@@ -32,6 +32,11 @@ pub struct Meta {
     pub gt_objects: usize,
     /// Input problems reported (bad label files, unknown images or classes).
     pub problems: usize,
+    /// COCO's last maxDets (100 unless raised: the cut of AP and AR).
+    pub max_dets: usize,
+    /// The interval of the change from the first set to the last ([`crate::bootstrap`]), when asked for.
+    #[serde(skip)]
+    pub bootstrap: Option<crate::bootstrap::Outcome>,
 }
 
 fn num(v: f64) -> Value {
@@ -149,7 +154,44 @@ pub fn to_json(meta: &Meta, runs: &[Run]) -> Value {
             "per_class": per_class,
         });
     }
+    if let Some(b) = &meta.bootstrap {
+        v["bootstrap"] = json!(b);
+    }
     v
+}
+
+/// The bootstrap's lines: one per metric, its change and interval.
+fn bootstrap_lines(b: &crate::bootstrap::Outcome) -> Vec<String> {
+    b.changes
+        .iter()
+        .map(|c| {
+            format!(
+                "Δ{:<5} {:+.4}  {:.0}% interval [{:+.4}, {:+.4}]{}",
+                c.metric,
+                c.estimate,
+                100.0 * b.level,
+                c.low,
+                c.high,
+                if c.excludes_zero() {
+                    "  (excludes 0)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
+fn bootstrap_heading(b: &crate::bootstrap::Outcome, runs: &[Run]) -> String {
+    format!(
+        "Change from {} to {}, paired block bootstrap ({} replicates of {} blocks of {} px, seed {}):",
+        runs.first().map_or("", |r| r.label.as_str()),
+        runs.last().map_or("", |r| r.label.as_str()),
+        b.replicates,
+        b.blocks,
+        b.block,
+        b.seed
+    )
 }
 
 const SUMMARY_LABELS: [&str; 12] = [
@@ -189,7 +231,7 @@ struct Table {
     rows: Vec<Vec<String>>,
 }
 
-fn summary_table(runs: &[Run]) -> Table {
+fn summary_table(meta: &Meta, runs: &[Run]) -> Table {
     let mut header = vec!["metric".to_owned()];
     header.extend(runs.iter().map(|r| r.label.clone()));
     let two = runs.len() > 1;
@@ -198,7 +240,7 @@ fn summary_table(runs: &[Run]) -> Table {
     }
     let mut rows = Vec::new();
     for (i, label) in SUMMARY_LABELS.iter().enumerate() {
-        let mut row = vec![(*label).to_owned()];
+        let mut row = vec![label.replace("maxDets=100", &format!("maxDets={}", meta.max_dets))];
         row.extend(runs.iter().map(|r| cell(r.coco.summary.to_array()[i])));
         if two {
             let (a, b) = (
@@ -327,9 +369,15 @@ pub fn text(meta: &Meta, runs: &[Run]) -> String {
         "{} images, {} ground-truth objects, IoU type {}\n\n",
         meta.images, meta.gt_objects, meta.iou_type
     );
-    render_text(&summary_table(runs), &mut s);
+    render_text(&summary_table(meta, runs), &mut s);
     s.push('\n');
     render_text(&class_table(runs), &mut s);
+    if let Some(b) = &meta.bootstrap {
+        let _ = writeln!(s, "\n{}", bootstrap_heading(b, runs));
+        for l in bootstrap_lines(b) {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
     s
 }
 
@@ -357,7 +405,7 @@ pub fn markdown(meta: &Meta, runs: &[Run]) -> String {
         );
     }
     s.push_str("\n## Summary (COCO, as pycocotools)\n\n");
-    render_markdown(&summary_table(runs), &mut s);
+    render_markdown(&summary_table(meta, runs), &mut s);
     s.push_str(
         "\n## Per class\n\nAP50 and AP (IoU 0.50:0.95) are COCO-style, area all, maxDets 100.\n\n",
     );
@@ -372,6 +420,12 @@ pub fn markdown(meta: &Meta, runs: &[Run]) -> String {
             delta_cell(delta(b.coco.summary.AP, a.coco.summary.AP)),
             delta_cell(delta(b.coco.summary.AP50, a.coco.summary.AP50)),
         );
+    }
+    if let Some(b) = &meta.bootstrap {
+        let _ = writeln!(s, "\n{}\n", bootstrap_heading(b, runs));
+        for l in bootstrap_lines(b) {
+            let _ = writeln!(s, "- `{l}`");
+        }
     }
     s
 }
