@@ -22,6 +22,7 @@ wheel_sha256=8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54
 files=(
   "deepforest/data/2019_YELL_2_528000_4978000_image_crop2.png neon_yell_2019_10cm.png a9bdb0f4447fdd899d22f567e0e20ba8320c5413b2ad0cd0ac8d9f3b6e0f9767"
   "deepforest/data/SOAP_061.png neon_soap_10cm.png 256508f1a62149bec4a80879077a865caf50e8cace095e6564c76befa480d424"
+  "deepforest/data/OSBS_029.tif neon_osbs_10cm.tif 8521dbb5e8063d37d61895867dfcca7476491d1345103dc1b3fd96f71b186353"
 )
 
 present=1
@@ -62,9 +63,13 @@ PY
 cat > samples/ATTRIBUTION.txt <<'EOF'
 neon_yell_2019_10cm.png  NEON AOP orthophoto, Yellowstone (YELL) 2019, tile 528000_4978000 (crop), 0.1 m per pixel
 neon_soap_10cm.png       NEON AOP orthophoto, Soaproot Saddle (SOAP), 400x400 crop, 0.1 m per pixel
+neon_osbs_10cm.tif       NEON AOP orthophoto, Ordway-Swisher (OSBS), 400x400 GeoTIFF (UTM 17N), 0.1 m per pixel
+The tree-crown boxes of neon_soap_10cm.png and neon_osbs_10cm.tif (models/trees/test-gt.json) are DeepForest's
+(SOAP_061.xml, OSBS_029.xml in the same wheel); they are the test set of models/trees-yolov8n.onnx, and
+neon_yell_2019_10cm.png is part of its training data.
 Source: National Ecological Observatory Network (NEON), a program sponsored by the U.S. National Science
 Foundation and operated by Battelle; data product DP3.30010.001 (high-resolution orthorectified camera imagery).
 Released into the public domain (CC0 1.0) when published; NEON data are now offered under CC BY 4.0.
 Redistributed here from the PyPI wheel deepforest==2.1.0 (MIT licence), deepforest/data/.
 EOF
-say "sample images in samples/: $(cd samples && ls *.png | tr '\n' ' ')(see samples/ATTRIBUTION.txt)"
+say "sample images in samples/: $(cd samples && ls *.png *.tif | tr '\n' ' ')(see samples/ATTRIBUTION.txt)"

@@ -83,8 +83,21 @@ pub fn dynamic_model() -> PathBuf {
     p
 }
 
+/// The tree-crown detector, committed as `models/trees-yolov8n.onnx` (scripts/train-trees.sh; models/README.md).
+pub fn tree_model() -> PathBuf {
+    let p = repo_root().join("models/trees-yolov8n.onnx");
+    if !p.exists() {
+        missing(
+            &format!("the tree-crown model ({})", p.display()),
+            "git checkout -- models/trees-yolov8n.onnx",
+        );
+    }
+    p
+}
+
 /// A sample image `scripts/setup.sh` fetches into `samples/` (NEON orthophotos from the deepforest wheel:
-/// `neon_soap_10cm.png`, 400x400; `neon_yell_2019_10cm.png`, 2299x2472): real aerial images for the tests of
+/// `neon_soap_10cm.png`, 400x400; `neon_yell_2019_10cm.png`, 2299x2472; `neon_osbs_10cm.tif`, a 400x400 GeoTIFF):
+/// real aerial images for the tests of
 /// mechanics (resume, interruption, schedules, shards, serving) that need no DOTA content.
 pub fn sample(name: &str) -> PathBuf {
     let p = repo_root().join("samples").join(name);
