@@ -57,15 +57,26 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
         Ok((driver, _)) => println!("gpus: none (NVML driver {driver} sees no device)"),
         Err(e) => println!("gpus: none ({e})"),
     }
-    let (model, model_ok) = match &args.model {
-        Some(m) => (m.clone(), m.is_file()),
-        None => paths::default_model(),
+    // The model a run takes without --model: $NSOD_MODEL (as the settings' environment layer reads it), else the
+    // committed default.
+    let from_env = std::env::var_os("NSOD_MODEL")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let (model, model_ok) = match (&args.model, &from_env) {
+        (Some(m), _) => (m.clone(), m.is_file()),
+        (None, Some(m)) => (m.clone(), m.is_file()),
+        (None, None) => paths::default_model(),
     };
     println!(
-        "{}model: {}{}",
+        "{}model: {}{}{}",
         if args.model.is_some() { "" } else { "default " },
         model.display(),
-        match (model_ok, args.model.is_some()) {
+        if args.model.is_none() && from_env.is_some() {
+            " (via NSOD_MODEL)"
+        } else {
+            ""
+        },
+        match (model_ok, args.model.is_some() || from_env.is_some()) {
             (true, _) => "",
             (false, true) => " (missing)",
             (false, false) =>
