@@ -15,7 +15,11 @@
 # 4. Checks, in containers started with --read-only --tmpfs /tmp --user 65532:65532 (podman's own extra tmpfs
 #    mounts off, so the test is what Docker users get): nsod --version names the commit; nsod doctor passes; nsod
 #    infer on the samples into a mounted /runs equals the host binary's run folder file by file (run.json's times
-#    and paths apart; GeoPackages row by row, as GDAL stamps their time of writing).
+#    and paths apart; GeoPackages row by row, as GDAL stamps their time of writing); nsod serve as
+#    deploy/k8s/base/serve-deployment.yaml runs it, on a published loopback port: its probes, a tritonclient infer,
+#    /v1/detect, and SIGTERM; the Kubernetes Jobs' commands taken from `kubectl kustomize` (an overlay sets 2
+#    shards) run as containers on one volume: plan, shards, merge equal one process; the same for the Slurm task
+#    scripts; ldd of every binary and library; the largest layers.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -204,6 +208,94 @@ code="$(podman inspect -f '{{.State.ExitCode}}' nsod-serve-check)"
 podman rm nsod-serve-check >/dev/null
 say "SIGTERM: stopped in $(( SECONDS - start )) s with exit code $code (drain 30s, grace 45s)"
 [ "$code" = 0 ] || die "nsod serve exited with $code on SIGTERM"
+
+say "the Kubernetes Jobs' own commands (kubectl kustomize's rendering; an overlay sets 2 shards) as containers on one volume"
+k8s="$work/k8s"
+rm -rf "$k8s" && mkdir -p "$k8s/runs/input" && cp -r deploy/k8s/base "$k8s/base"
+cp samples/*.png samples/*.tif "$k8s/runs/input/"
+chmod -R a+rwX "$k8s/runs"
+mkdir -p "$k8s/two-shards"
+cat > "$k8s/two-shards/kustomization.yaml" <<'EOF'
+resources: [../base]
+patches:
+  - target: {kind: Job, name: nsod-plan}
+    patch: '[{"op": "replace", "path": "/spec/template/spec/containers/0/args/3", "value": "2"}]'
+  - target: {kind: Job, name: nsod-shards}
+    patch: |-
+      [{"op": "replace", "path": "/spec/completions", "value": 2},
+       {"op": "replace", "path": "/spec/parallelism", "value": 2},
+       {"op": "replace", "path": "/spec/template/spec/containers/0/args/2", "value": "--shard=2"}]
+EOF
+kubectl kustomize "$k8s/two-shards" > "$k8s/rendered.yaml"
+# One line per Job: name, image, its args (JSON) and completions, as the cluster would run them.
+"$py" - "$k8s/rendered.yaml" > "$k8s/jobs.txt" <<'PY'
+import json, sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "Job":
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        print(d["metadata"]["name"], c["image"], json.dumps(c["args"], separators=(",", ":")), d["spec"].get("completions", 1))
+PY
+job() { # job NAME: its line of jobs.txt
+  grep "^$1 " "$k8s/jobs.txt" || die "no Job $1 in the rendered manifests"
+}
+k8s_run() { # k8s_run IMAGE [OPTIONS...] -- JSON_ARGS: one Pod's container, /runs the shared volume, no network
+  local img="$1" opts=() args=()
+  shift
+  while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+  mapfile -t args < <(python3 -c 'import json, sys; print("\n".join(json.loads(sys.argv[1])))' "$2")
+  podman run --rm --read-only --read-only-tmpfs=false --tmpfs /tmp --user 65532:65532 --network none \
+    -v "$k8s/runs:/runs" "${opts[@]}" "$img" "${args[@]}"
+}
+read -r _ plan_image plan_args _ < <(job nsod-plan)
+read -r _ shard_image shard_args completions < <(job nsod-shards)
+read -r _ merge_image merge_args _ < <(job nsod-merge)
+[ "$plan_image" = "$k8s_ref" ] || die "the manifests' image $plan_image is not the one built ($k8s_ref)"
+[ "$completions" = 2 ] || die "the overlay did not set 2 completions"
+k8s_run "$plan_image" -- "$plan_args"
+pids=()
+for i in $(seq 0 $(( completions - 1 ))); do
+  k8s_run "$shard_image" -e "JOB_COMPLETION_INDEX=$i" -- "$shard_args" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || die "a shard failed"; done
+# The merge pushes to the cluster's Pushgateway: unreachable here (no network), a warning only.
+k8s_run "$merge_image" -- "$merge_args" 2>&1 | grep -v "metrics export" || true
+[ -f "$k8s/runs/run/run.json" ] || die "the merge wrote no run.json"
+k8s_run "$plan_image" -- '["infer","/runs/input","--kg","--out","/runs/single","--no-metrics","-q"]'
+python3 - "$k8s/runs/single" "$k8s/runs/run" <<'PY'
+import json, os, sys
+a, b = sys.argv[1], sys.argv[2]
+names = ["predictions.jsonl", "report.csv", "report.jsonl", "coco_results.json", "coco_images.json",
+         "scene_graphs.jsonl", "kg_facts.pl", "kg.json"]
+for f in names:
+    assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{f} differs"
+ja, jb = json.load(open(os.path.join(a, "run.json"))), json.load(open(os.path.join(b, "run.json")))
+assert ja["counts"] == jb["counts"] and ja["counts"]["detections"] > 0, (ja["counts"], jb["counts"])
+print(f"plan, 2 shards and merge equal one process ({', '.join(names)}); {ja['counts']['detections']} detections")
+PY
+
+say "the Slurm task scripts (deploy/slurm/*.sbatch) in containers: plan as submit.sh runs it, tasks 0 and 1, merge"
+slurm_env=(-e NSOD=/usr/local/bin/nsod -e NSOD_PLAN=/runs/slurm/plan.json -e NSOD_OUT=/runs/slurm -e NSOD_SHARDS=2
+  -e SLURM_ARRAY_TASK_MIN=0 -e SLURM_CPUS_PER_TASK=1 -e SLURM_ARRAY_JOB_ID=1 -v "$root/deploy/slurm:/slurm:ro")
+k8s_run "$image" -- '["plan","/runs/input","--kg","--shards","2","--out","/runs/slurm"]'
+pids=()
+for i in 0 1; do
+  k8s_run "$image" --entrypoint /bin/bash "${slurm_env[@]}" -e "SLURM_ARRAY_TASK_ID=$i" -- '["/slurm/nsod-shard.sbatch"]' &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || die "a Slurm task failed"; done
+k8s_run "$image" --entrypoint /bin/bash "${slurm_env[@]}" -- '["/slurm/nsod-merge.sbatch"]'
+python3 - "$k8s/runs/single" "$k8s/runs/slurm" <<'PY'
+import json, os, sys
+a, b = sys.argv[1], sys.argv[2]
+names = ["predictions.jsonl", "report.csv", "report.jsonl", "coco_results.json", "coco_images.json",
+         "scene_graphs.jsonl", "kg_facts.pl", "kg.json"]
+for f in names:
+    assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{f} differs"
+ja, jb = json.load(open(os.path.join(a, "run.json"))), json.load(open(os.path.join(b, "run.json")))
+assert ja["counts"] == jb["counts"], (ja["counts"], jb["counts"])
+print(f"the Slurm tasks and merge equal one process; {jb['counts']['detections']} detections")
+PY
 
 say "every binary and library in the image finds its libraries (ldd)"
 podman run --rm --entrypoint /bin/sh "$image" -c \

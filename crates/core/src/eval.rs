@@ -242,7 +242,7 @@ fn run_mot(args: &EvalArgs, gt: &Path) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if args.bootstrap.is_some() && args.pred.len() + 2 * usize::from(args.run.is_some()) < 2 {
-        return crate::session::config_error(
+        return crate::ui::config_error(
             "--bootstrap: the interval of a change needs two prediction sets (--run, or --pred twice)",
         );
     }

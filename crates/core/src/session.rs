@@ -15,21 +15,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit code for usage and configuration errors (clap uses 2 as well).
-pub const CONFIG_ERROR: u8 = 2;
+pub use crate::ui::{config_error, fail};
 /// Exit code of a run stopped by SIGINT/SIGTERM.
 pub const INTERRUPTED: u8 = 130;
-
-/// Prints `message` as an error and returns `code`.
-pub fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    crate::ui::error!("{message}");
-    Ok(ExitCode::from(code))
-}
-
-/// [`fail`] with [`CONFIG_ERROR`].
-pub fn config_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    fail(CONFIG_ERROR, message)
-}
 
 /// What a command needs opened.
 #[derive(Debug, Default)]

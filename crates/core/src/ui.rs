@@ -91,3 +91,17 @@ macro_rules! verbose {
 }
 
 pub(crate) use {error, info, summary, verbose, warning};
+
+/// Exit code for usage and configuration errors (clap uses 2 as well).
+pub const CONFIG_ERROR: u8 = 2;
+
+/// Prints `message` as an error and returns `code`.
+pub fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<std::process::ExitCode> {
+    error!("{message}");
+    Ok(std::process::ExitCode::from(code))
+}
+
+/// [`fail`] with [`CONFIG_ERROR`].
+pub fn config_error(message: impl std::fmt::Display) -> anyhow::Result<std::process::ExitCode> {
+    fail(CONFIG_ERROR, message)
+}
