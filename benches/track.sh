@@ -31,27 +31,47 @@ dota="${NSOD_TEST_DATA:-$root/../shared/data}/dota_P0006.png"
 [ -f "$dota" ] || { echo "track.sh: no $dota (set NSOD_TEST_DATA)" >&2; exit 1; }
 "$venv/bin/python3" scripts/flight.py "$dota" "$root/samples/neon_yell_2019_10cm.png" "$work" "$frames"
 conf=0.25
-run_nsod() { # prints the seconds of one nsod track run over the frames with extra flags
-  local start end
+run_nsod() { # prints the seconds of one nsod track run over the frames: the model, then extra flags
+  local start end model=$1
+  shift
   start=$(date +%s.%N)
   "$bin" track "$work/frames" --model "$model" --out "$work/out" --threads 2 --conf "$conf" --no-symbolic \
     --slice 1024 --overlap 0.2 --no-metrics -q "$@"
   end=$(date +%s.%N)
   python3 -c "print($end - $start)"
 }
+theirs() { "$venv/bin/python3" -W ignore benches/track_compare.py "$@" "$work/frames" "$conf" 2 | awk '{print $2}'; }
+dynamic="$root/models/yolov8n-obb_dyn.onnx"
 # The same work as the Python stack: two 1024 slices per frame, no full-image pass, no camera-motion estimation.
-same=$(run_nsod --no-full-pass --cmc off)
+same=$(run_nsod "$model" --no-full-pass --cmc off)
 ids=$(($(wc -l < "$work/out/track_summary.csv") - 1))
 # nsod's defaults: the full-image pass (a third model run per frame) and camera-motion compensation.
-full=$(run_nsod)
-theirs_line=$("$venv/bin/python3" -W ignore benches/track_compare.py "$model" "$work/frames" "$conf" 2)
-theirs=$(echo "$theirs_line" | awk '{print $2}')
-python3 - "$same" "$full" "$theirs" "$ids" "$theirs_line" "$frames" <<'PY'
+full=$(run_nsod "$model")
+py_fixed=$(theirs "$model")
+# The same weights with dynamic height and width: nsod runs minimum rectangles (1024 x 736 slices) by default; the
+# Python callback letterboxes into the model's imgsz as written (1024 x 1024), or, given `rect`, into the same
+# minimum rectangles.
+same_dyn=$(run_nsod "$dynamic" --no-full-pass --cmc off)
+full_dyn=$(run_nsod "$dynamic")
+py_dyn=$(theirs "$dynamic")
+py_dyn_rect=$(theirs "$dynamic" rect)
+python3 - "$frames" "$ids" "$same" "$full" "$py_fixed" "$same_dyn" "$full_dyn" "$py_dyn" "$py_dyn_rect" <<'PY'
 import sys
-same, full, theirs, ids, line = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
-n = int(sys.argv[6])
-print(f"nsod track, same work       {same:.2f} s for {n} frames ({n / same:.2f} frames/s, {ids} tracks; process start and model load included)")
-print(f"nsod track, full pass + CMC {full:.2f} s ({n / full:.2f} frames/s)")
-print(line)
-print(f"ratio (same work): nsod has {theirs / same:.2f}x the Python stack's frames per second (target >= 2x)")
+n, ids = int(sys.argv[1]), sys.argv[2]
+same, full, py_fixed, same_dyn, full_dyn, py_dyn, py_dyn_rect = map(float, sys.argv[3:])
+def row(name, s):
+    print(f"  {name:<58} {s:7.2f} s  {n / s:5.2f} frames/s")
+print(f"{n} frames 1280x720, {ids} tracks (nsod: process start and model load included; Python: warm-up excluded)")
+print("fixed 1024 x 1024 model (yolov8n-obb.onnx):")
+row("nsod track, same work (2 slices, no full pass, no CMC)", same)
+row("nsod track, defaults (full-image pass + CMC)", full)
+row("Python: supervision InferenceSlicer + onnxruntime + trackers", py_fixed)
+print("dynamic-shape model (yolov8n-obb_dyn.onnx, the same weights):")
+row("nsod track, same work (minimum rectangles 1024 x 736)", same_dyn)
+row("nsod track, defaults (full pass 1024 x 576 + CMC)", full_dyn)
+row("Python, letterboxed into imgsz (1024 x 1024)", py_dyn)
+row("Python, minimum rectangles too (1024 x 736)", py_dyn_rect)
+print(f"ratio, fixed model, same work:             {py_fixed / same:.2f}x")
+print(f"ratio, dynamic model, each stack's inputs: {py_dyn / same_dyn:.2f}x")
+print(f"ratio, dynamic model, the same inputs:     {py_dyn_rect / same_dyn:.2f}x   (target >= 2x)")
 PY

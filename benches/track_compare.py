@@ -5,11 +5,16 @@ slice), then Roboflow trackers' ByteTrackTracker.
 
 Run by benches/track.sh in the tracking virtualenv (trackers 2.6.1, supervision, onnxruntime 1.31.1).
 
-    track_compare.py MODEL FRAMES_DIR CONF THREADS
+    track_compare.py MODEL FRAMES_DIR CONF THREADS [rect]
+
+A model of dynamic height and width is letterboxed into its metadata's imgsz; with `rect`, into Ultralytics'
+minimum rectangle instead (its predictor's auto=True letterbox: padding to the stride only), the inputs nsod gives
+such a model.
 
 Prints `python <seconds> s, <frames> frames, <fps> frames/s, <ids> track ids`.
 """
 
+import json
 import os
 import sys
 import time
@@ -21,18 +26,24 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 model_path, frames_dir, conf, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+rect = len(sys.argv) > 5 and sys.argv[5] == "rect"
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = threads
 sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
 inp = sess.get_inputs()[0]
-size = inp.shape[2]
+meta = sess.get_modelmeta().custom_metadata_map
+size = inp.shape[2] if isinstance(inp.shape[2], int) else json.loads(meta["imgsz"])[0]
+stride = int(meta.get("stride", 32)) if rect else None
 
 
 def letterbox(im):
     h, w = im.shape[:2]
     r = min(size / h, size / w)
     new = (int(round(w * r)), int(round(h * r)))
-    dw, dh = (size - new[0]) / 2, (size - new[1]) / 2
+    dw, dh = size - new[0], size - new[1]
+    if stride:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
     if (w, h) != new:
         im = cv2.resize(im, new, interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The reference of nsod's preprocessing: Ultralytics' letterbox (cv2.resize INTER_LINEAR, then a border of 114, as
 ultralytics.data.augment.LetterBox with auto=False, scaleup=True, center=True) and the ONNX model run with the
-onnxruntime Python package.
+onnxruntime Python package. For a model of dynamic height and width, the size is the metadata's imgsz and the
+letterbox is the minimum rectangle Ultralytics' predictor uses with such a model (auto=True, the metadata's
+stride: the padding only what the stride needs).
 
 Prints one JSON object:
   "input": the letterboxed model input as the SHA-256 of its float32 bytes, with its shape;
@@ -21,11 +23,14 @@ import numpy as np
 import onnxruntime as ort
 
 
-def letterbox(im, new_h, new_w):
+def letterbox(im, new_h, new_w, stride=None):
     h, w = im.shape[:2]
     r = min(new_h / h, new_w / w)
     new_unpad = (int(round(w * r)), int(round(h * r)))
-    dw, dh = (new_w - new_unpad[0]) / 2, (new_h - new_unpad[1]) / 2
+    dw, dh = new_w - new_unpad[0], new_h - new_unpad[1]
+    if stride:
+        dw, dh = np.mod(dw, stride), np.mod(dh, stride)
+    dw, dh = dw / 2, dh / 2
     if (w, h) != new_unpad:
         im = cv2.resize(im, new_unpad, interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
@@ -41,9 +46,13 @@ def main():
     inp = sess.get_inputs()[0]
     new_h, new_w = inp.shape[2], inp.shape[3]
     meta = sess.get_modelmeta().custom_metadata_map
+    stride = None
+    if not isinstance(new_h, int) and not isinstance(new_w, int):
+        new_h, new_w = json.loads(meta["imgsz"])
+        stride = int(meta.get("stride", 32))
     obb = meta.get("task") == "obb"
     im0 = cv2.imread(image)
-    im, r, (left, top) = letterbox(im0, new_h, new_w)
+    im, r, (left, top) = letterbox(im0, new_h, new_w, stride)
     x = np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255.0
     if raw_out:
         x[0].astype("<f4").tofile(raw_out)

@@ -1,13 +1,16 @@
 //! Preprocessing parity with Ultralytics: the letterboxed model input equals OpenCV's (`cv2.resize` INTER_LINEAR
 //! then a 114 border, as Ultralytics' LetterBox) bit for bit, and every detection's score equals the score the model
 //! gives the same anchor on Ultralytics' input within 1e-3, on non-square images: the 2299 x 2472 sample and a
-//! 700 x 480 crop of it with the OBB model, and an A4 page with the document-layout model (shared assets). The peer
-//! is `scripts/ultralytics_reference.py` (opencv-python-headless and onnxruntime from PyPI, installed by .ci/run).
+//! 700 x 480 crop of it with the OBB model, and an A4 page with the document-layout model (shared assets). With the
+//! model of dynamic height and width, the input is Ultralytics' minimum rectangle (its predictor's `auto=True`
+//! letterbox: padding to the stride only), checked the same way on a 1024 x 720 slice and the whole 1054 x 1529 DOTA
+//! image. The peer is `scripts/ultralytics_reference.py` (opencv-python-headless and onnxruntime from PyPI,
+//! installed by .ci/run).
 
 mod common;
 
 use common::*;
-use nsod_detect::preprocess::{Letterbox, Region, letterbox_into};
+use nsod_detect::preprocess::{Letterbox, Region, letterbox_fit_into};
 use std::path::Path;
 use std::process::Command;
 
@@ -16,7 +19,16 @@ fn reference_python() -> String {
     python(&["cv2", "onnxruntime"])
 }
 
-fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize, f32) {
+/// Checks `model` on `image` against the reference; `stride`: the model's height and width are dynamic (minimum
+/// rectangle). Returns the detections compared, the largest score difference and the input's (height, width).
+fn check(
+    py: &str,
+    lib: &Path,
+    model: &Path,
+    image: &Path,
+    dir: &Path,
+    stride: Option<u32>,
+) -> (usize, f32, (u32, u32)) {
     let raw = dir.join("input.f32");
     let o = Command::new(py)
         .arg(repo_root().join("scripts/ultralytics_reference.py"))
@@ -32,8 +44,9 @@ fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize
     // The model input, bit for bit.
     let img = nsod_detect::load_image(image).unwrap();
     let (w, h) = img.dimensions();
-    let mut ours = vec![0f32; 3 * 1024 * 1024];
-    let lb = letterbox_into(
+    let fit = Letterbox::fit(w, h, 1024, 1024, stride);
+    let mut ours = vec![0f32; 3 * fit.in_w as usize * fit.in_h as usize];
+    letterbox_fit_into(
         &img,
         Region {
             x: 0,
@@ -41,9 +54,15 @@ fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize
             width: w,
             height: h,
         },
-        1024,
-        1024,
+        &fit,
         &mut ours,
+    );
+    let lb = fit.letterbox;
+    assert_eq!(
+        reference["input"]["shape"],
+        serde_json::json!([1, 3, fit.in_h, fit.in_w]),
+        "{}: the reference's input size",
+        image.display()
     );
     let theirs: Vec<f32> = std::fs::read(&raw)
         .unwrap()
@@ -58,7 +77,9 @@ fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize
         image.display(),
         reference["cv2"]
     );
-    assert_eq!(lb, Letterbox::new(w, h, 1024, 1024).0);
+    if stride.is_none() {
+        assert_eq!(lb, Letterbox::new(w, h, 1024, 1024).0);
+    }
 
     // Scores: each detection against the anchor with the same class and centre (in model-input pixels).
     let out = dir.join("out");
@@ -112,7 +133,7 @@ fn check(py: &str, lib: &Path, model: &Path, image: &Path, dir: &Path) -> (usize
         "{}: a score differs by {worst}",
         image.display()
     );
-    (records[0].detections.len(), worst)
+    (records[0].detections.len(), worst, (fit.in_h, fit.in_w))
 }
 
 /// The OBB model (the committed default) on the 2299x2472 sample and on an upscaled 700x480 crop of it.
@@ -130,7 +151,7 @@ fn obb_letterbox_equals_opencv_and_scores_equal_ultralytics_preprocessing() {
     for (image, name) in [(big, "big"), (small, "wide")] {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
-        let (n, worst) = check(&py, &lib, &default_model(), &image, &sub);
+        let (n, worst, _) = check(&py, &lib, &default_model(), &image, &sub, None);
         eprintln!(
             "{} on {}: {n} detections, largest score difference {worst:e}",
             default_model().display(),
@@ -159,9 +180,45 @@ fn layout_letterbox_equals_opencv_and_scores_equal_ultralytics_preprocessing() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let model = models.join("yolov8n-doclaynet.onnx");
-    let (n, worst) = check(&py, &lib, &model, &page, dir.path());
+    let (n, worst, _) = check(&py, &lib, &model, &page, dir.path(), None);
     eprintln!(
         "yolov8n-doclaynet.onnx on the page: {n} detections, largest score difference {worst:e}"
     );
     assert!(n >= 5, "yolov8n-doclaynet.onnx: only {n} detections");
+}
+
+/// The model of dynamic height and width runs minimum rectangles by default (`detect.rect = "auto"`), as Ultralytics'
+/// predictor does with it: a 1024 x 720 slice is padded to 1024 x 736 (not 1024 x 1024), the whole 1054 x 1529 DOTA
+/// image to 736 x 1024; the input equals the reference's bit for bit and every score its anchor's.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn dynamic_model_runs_minimum_rectangles_as_ultralytics() {
+    let lib = ort_lib();
+    let (_, data) = shared_assets();
+    let py = reference_python();
+    let dir = tempfile::tempdir().unwrap();
+    let dota = data.join("dota_P0006.png");
+    let slice = dir.path().join("slice.png");
+    image::imageops::crop_imm(&image::open(&dota).unwrap().to_rgb8(), 0, 400, 1024, 720)
+        .to_image()
+        .save(&slice)
+        .unwrap();
+    for (image, name, want) in [(slice, "slice", (736, 1024)), (dota, "whole", (1024, 736))] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        let (n, worst, hw) = check(&py, &lib, &dynamic_model(), &image, &sub, Some(32));
+        eprintln!(
+            "yolov8n-obb_dyn.onnx on {}: input {hw:?}, {n} detections, largest score difference {worst:e}",
+            image.display()
+        );
+        assert_eq!(hw, want, "{}", image.display());
+        assert!(
+            n >= 10,
+            "{}: only {n} detections to compare",
+            image.display()
+        );
+    }
 }

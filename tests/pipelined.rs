@@ -1,7 +1,8 @@
 //! The pipelined schedule (`--schedule pipelined`: slices prepared, run and decoded on three threads, batches
 //! taken across images) writes exactly the run folder the sequential schedule writes, on the sample images with
-//! the committed dynamic-batch model at batch 1, 4 and 8 (with IoBinding too), including a raster read window by window, an
-//! image that does not decode and the knowledge graph; and the images it holds at once stay bounded.
+//! the committed dynamic-batch model at batch 1, 4 and 8 (minimum rectangles at 1 and 8; at 4 the model's size, with
+//! IoBinding too), including a raster read window by window, an image that does not decode and the knowledge graph;
+//! and the images it holds at once stay bounded.
 
 mod common;
 
@@ -61,10 +62,11 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
     let lib = ort_lib();
     let dir = tempfile::tempdir().unwrap();
     let imgs = images(dir.path());
-    let run = |schedule: &str, batch: usize, io: &str| {
+    let run = |schedule: &str, batch: usize, io: &str, rect: &str| {
         let out = dir.path().join(format!("{schedule}-{batch}-{io}"));
         let o = infer_dyn(&lib, &imgs, &out)
             .args(["--batch", &batch.to_string(), "--schedule", schedule])
+            .args(["--rect", rect])
             .args(["--io-binding", io, "--window-above", "1000000"])
             .args(["--kg", "--save-vis", "--no-metrics"])
             .output()
@@ -80,12 +82,12 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
         );
         (out, stdout)
     };
-    for batch in [1, 4, 8] {
-        let (seq, _) = run("sequential", batch, "off");
-        let (pip, stdout) = run("pipelined", batch, "off");
+    for (batch, rect) in [(1, "auto"), (4, "off"), (8, "auto")] {
+        let (seq, _) = run("sequential", batch, "off", rect);
+        let (pip, stdout) = run("pipelined", batch, "off", rect);
         let mut variants = vec![pip];
         if batch == 4 {
-            variants.push(run("pipelined", batch, "on").0);
+            variants.push(run("pipelined", batch, "on", rect).0);
         }
         let want = outputs(&seq);
         assert!(want.len() > 20, "{want:?}");
@@ -100,23 +102,30 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
                 );
             }
         }
-        // Slices: a_big 10 (windowed), b 1, c 1, d 3, e 1, g 1 = 17, run in batches across images.
+        // Slices: a_big 10 (windowed), b 1, c 1, d 3, e 1, g 1 = 17, run in batches across images. Minimum
+        // rectangles (h x w): a_big 9 of 1024 x 1024 and its full pass 1024 x 960, b 1024 x 1024, c 768 x 1024, d two
+        // of 1024 x 928 and its full pass 1024 x 736, e 768 x 1024, g 1024 x 1024: a batch holds one size, so only
+        // a_big's and d's slices share batches.
         let (s, p) = (run_json(&seq), run_json(&variants[0]));
         assert_eq!(s["counts"], p["counts"]);
         assert_eq!(s["failures"], p["failures"]);
         assert_eq!(s["model_run"]["schedule"], "sequential");
         assert_eq!(p["model_run"]["schedule"], "pipelined");
+        let b = batch as u64;
+        let (pipelined, sequential) = if rect == "off" {
+            // Sequential batches hold one image's slices: 10, 1, 1, 3, 1, 1.
+            let per_image: u64 = [10u64, 1, 1, 3, 1, 1].iter().map(|n| n.div_ceil(b)).sum();
+            (17u64.div_ceil(b), per_image)
+        } else {
+            let n = 9u64.div_ceil(b) + 2u64.div_ceil(b) + 6;
+            (n, n)
+        };
         assert_eq!(
             p["model_run"]["runs"].as_u64().unwrap(),
-            17u64.div_ceil(batch as u64),
-            "batch {batch}"
+            pipelined,
+            "batch {batch} rect {rect}"
         );
-        // Sequential batches hold one image's slices: 10, 1, 1, 3, 1, 1.
-        let per_image: u64 = [10u64, 1, 1, 3, 1, 1]
-            .iter()
-            .map(|n| n.div_ceil(batch as u64))
-            .sum();
-        assert_eq!(s["model_run"]["runs"].as_u64().unwrap(), per_image);
+        assert_eq!(s["model_run"]["runs"].as_u64().unwrap(), sequential);
         assert_eq!(
             p["model_run"]["providers"][0]["provider"],
             "CPUExecutionProvider"

@@ -159,6 +159,7 @@ fn sample(f: &Fixture, key: &str, gateway: u16) -> String {
         "detect.match_metric" => "iou".into(),
         "detect.merge_threshold" => "0.6".into(),
         "detect.merge_geometry" => "aabb".into(),
+        "detect.rect" => "off".into(),
         "detect.batch" => "2".into(),
         "rules.file" => p(&f.rules),
         "rules.gsd" => "0.5".into(),

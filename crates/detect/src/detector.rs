@@ -2,7 +2,7 @@
 
 use crate::DetectError;
 use crate::model::{Model, ModelInfo};
-use crate::preprocess::{Letterbox, Region, letterbox_into};
+use crate::preprocess::{Fit, Letterbox, Region, letterbox_fit_into};
 use crate::slicing::slice_regions;
 use crate::source::ImageSource;
 use image::RgbImage;
@@ -85,6 +85,46 @@ impl std::fmt::Display for SliceMode {
     }
 }
 
+/// How a region is padded into the model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Rect {
+    /// The minimum rectangle when the model's height and width are dynamic (what Ultralytics' predictor does with
+    /// such a model), else the model's input size.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// The minimum rectangle: resized as into the model's `imgsz`, then padded only to a multiple of its stride (a
+    /// 1024 x 720 slice runs as 1024 x 736, a 1280 x 720 frame's full-image pass as 1024 x 576). Needs a model of
+    /// dynamic height and width.
+    #[serde(rename = "on")]
+    On,
+    /// Always letterboxed into the model's `imgsz` (as a fixed-size model takes it).
+    #[serde(rename = "off")]
+    Off,
+}
+
+impl std::str::FromStr for Rect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("unknown rect mode {s:?}: use auto, on or off")),
+        }
+    }
+}
+
+impl std::fmt::Display for Rect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
 /// Inference settings. [`Default`] matches Ultralytics' predictor (conf 0.25, IoU 0.7, 300 detections) and SAHI's
 /// sliced prediction (overlap 0.2, full-image pass, greedy NMM on IoS 0.5).
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +140,8 @@ pub struct DetectorConfig {
     pub merge: MergeConfig,
     /// Slices per session run for models with a dynamic batch axis.
     pub batch: usize,
+    /// Minimum-rectangle inputs for models of dynamic height and width.
+    pub rect: Rect,
 }
 
 impl Default for DetectorConfig {
@@ -114,6 +156,7 @@ impl Default for DetectorConfig {
             full_pass: true,
             merge: MergeConfig::default(),
             batch: 1,
+            rect: Rect::Auto,
         }
     }
 }
@@ -226,9 +269,11 @@ impl Detector {
         regions(&self.model.info, &self.config, width, height)
     }
 
-    /// The model's input for each slice of `img`, exactly as [`Detector::detect`] feeds it (the same regions,
-    /// SAHI's full-image pass included, and the same letterbox): one tensor of `3 x H x W` floats per slice, in
-    /// region order. For calibrating a quantised model on the user's own images.
+    /// The model's input for each slice of `img` as [`Detector::detect`] feeds it (the same regions, SAHI's
+    /// full-image pass included, and the same letterbox), always of the model's input size: one tensor of
+    /// `3 x H x W` floats per slice, in region order. For calibrating a quantised model on the user's own images
+    /// (ONNX Runtime's calibrators need one input shape, so a model of dynamic height and width is calibrated on
+    /// inputs letterboxed into its `imgsz`, not on minimum rectangles).
     pub fn slice_tensors(&self, img: &RgbImage) -> Result<Vec<Vec<f32>>, DetectError> {
         if img.width() == 0 || img.height() == 0 {
             return Err(DetectError::Output(format!(
@@ -239,12 +284,17 @@ impl Detector {
         }
         self.check_slices(img.width(), img.height())?;
         let (regions, _) = self.owned_regions(img.width(), img.height());
+        let square = DetectorConfig {
+            rect: Rect::Off,
+            ..self.config.clone()
+        };
         Ok(regions
             .into_iter()
             .map(|(_, r)| {
                 let mut buf = Vec::new();
                 letterbox_batch(
                     &self.model.info,
+                    &square,
                     &[SliceInput {
                         image: img,
                         within: r,
@@ -275,7 +325,7 @@ impl Detector {
             ..Default::default()
         };
         let mut all = Vec::new();
-        for chunk in regions.chunks(batch) {
+        for chunk in batches(&self.model.info, &self.config, &regions, batch) {
             self.check_interrupt()?;
             let inputs: Vec<SliceInput> = chunk
                 .iter()
@@ -313,9 +363,11 @@ impl Detector {
             ..Default::default()
         };
         let info = self.model.info.clone();
+        let config = self.config.clone();
         // One batch made ready off the model's thread: its slices read (None: no data) and letterboxed.
         struct Ready {
             input: Vec<f32>,
+            hw: (u32, u32),
             letterboxes: Vec<Letterbox>,
             placed: Vec<Region>,
             indices: Vec<usize>,
@@ -340,13 +392,14 @@ impl Detector {
                     .iter()
                     .map(|(_, placed, img)| SliceInput::read(img, *placed))
                     .collect();
-                let letterboxes = if inputs.is_empty() {
-                    Vec::new()
+                let (letterboxes, hw) = if inputs.is_empty() {
+                    (Vec::new(), info.input_hw)
                 } else {
-                    letterbox_batch(&info, &inputs, &mut input)
+                    letterbox_batch(&info, &config, &inputs, &mut input)
                 };
                 Ok(Ready {
                     input,
+                    hw,
                     letterboxes,
                     placed: inputs.iter().map(|s| s.placed).collect(),
                     indices: images.iter().map(|(i, _, _)| *i).collect(),
@@ -355,7 +408,7 @@ impl Detector {
                     pre_secs: t.elapsed().as_secs_f64(),
                 })
             };
-        let chunks: Vec<&[(usize, Region)]> = regions.chunks(batch).collect();
+        let chunks = batches(&info, &config, &regions, batch);
         let mut all = Vec::new();
         let mut spare = std::mem::take(&mut self.input);
         std::thread::scope(|scope| -> Result<(), DetectError> {
@@ -379,6 +432,7 @@ impl Detector {
                     result.preprocess_durations.push(ready.pre_secs);
                     self.run_batch(
                         &ready.input,
+                        ready.hw,
                         &ready.letterboxes,
                         &ready.placed,
                         &ready.indices,
@@ -416,20 +470,23 @@ impl Detector {
     ) -> Result<(), DetectError> {
         let t = Instant::now();
         let mut input = std::mem::take(&mut self.input);
-        let letterboxes = letterbox_batch(&self.model.info, inputs, &mut input);
+        let (letterboxes, hw) = letterbox_batch(&self.model.info, &self.config, inputs, &mut input);
         let pre = t.elapsed().as_secs_f64();
         result.preprocess_seconds += pre;
         result.preprocess_durations.push(pre);
         let placed: Vec<Region> = inputs.iter().map(|s| s.placed).collect();
-        let r = self.run_batch(&input, &letterboxes, &placed, indices, result, all);
+        let r = self.run_batch(&input, hw, &letterboxes, &placed, indices, result, all);
         self.input = input;
         r
     }
 
-    /// Runs the model on a letterboxed batch and maps the detections back to the original image.
+    /// Runs the model on a letterboxed batch of inputs of `hw` (height, width) and maps the detections back to the
+    /// original image.
+    #[allow(clippy::too_many_arguments)]
     fn run_batch(
         &mut self,
         input: &[f32],
+        hw: (u32, u32),
         letterboxes: &[Letterbox],
         placed: &[Region],
         indices: &[usize],
@@ -438,7 +495,7 @@ impl Detector {
     ) -> Result<(), DetectError> {
         let n_run = self.model.info.fixed_batch.unwrap_or(placed.len());
         let t = Instant::now();
-        let (shape, data) = self.model.run(input, n_run)?;
+        let (shape, data) = self.model.run_hw(input, n_run, hw)?;
         let run = t.elapsed().as_secs_f64();
         result.run_seconds += run;
         result.run_durations.push(run);
@@ -689,33 +746,89 @@ pub(crate) fn read_slice(
     }
 }
 
-/// Letterboxes `inputs` into `buf` (resized to the model's batch; a fixed batch larger than the inputs is padded
-/// with images whose output is ignored) and returns how each was placed.
-fn letterbox_batch(
-    info: &crate::model::ModelInfo,
-    inputs: &[SliceInput],
-    buf: &mut Vec<f32>,
-) -> Vec<Letterbox> {
-    let (mh, mw) = info.input_hw;
-    let per_image = 3 * (mh as usize) * (mw as usize);
-    let n_run = info.fixed_batch.unwrap_or(inputs.len());
-    buf.resize(n_run * per_image, crate::preprocess::PAD);
-    letterbox_slices(info, inputs, buf)
+/// The stride of minimum-rectangle inputs ([`Rect`] applied to the model): `None` when regions are letterboxed into
+/// the model's input size.
+pub fn rect_stride(info: &ModelInfo, config: &DetectorConfig) -> Option<u32> {
+    (info.dynamic_hw && config.rect != Rect::Off).then_some(info.stride)
 }
 
-/// Letterboxes `inputs` into the first images of `out` (one model input after the other), in parallel.
-pub(crate) fn letterbox_slices(
-    info: &crate::model::ModelInfo,
+/// How a source of `w x h` goes into the model's input.
+pub(crate) fn fit(info: &ModelInfo, config: &DetectorConfig, w: u32, h: u32) -> Fit {
+    let (mh, mw) = info.input_hw;
+    Letterbox::fit(w, h, mw, mh, rect_stride(info, config))
+}
+
+/// The model input's `(height, width)` for a region of `w x h`.
+pub(crate) fn input_hw(info: &ModelInfo, config: &DetectorConfig, w: u32, h: u32) -> (u32, u32) {
+    let f = fit(info, config, w, h);
+    (f.in_h, f.in_w)
+}
+
+/// Consecutive regions cut into batches of at most `batch` whose inputs have one size (a batch is one tensor;
+/// with minimum rectangles, SAHI's full-image pass usually has a size of its own). Region order is kept.
+pub(crate) fn batches<'a>(
+    info: &ModelInfo,
+    config: &DetectorConfig,
+    regions: &'a [(usize, Region)],
+    batch: usize,
+) -> Vec<&'a [(usize, Region)]> {
+    let key = |r: &Region| input_hw(info, config, r.width, r.height);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=regions.len() {
+        if i == regions.len()
+            || i - start >= batch.max(1)
+            || key(&regions[i].1) != key(&regions[start].1)
+        {
+            out.push(&regions[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Letterboxes `inputs` (of one input size) into `buf` (resized to the model's batch; a fixed batch larger than the
+/// inputs is padded with images whose output is ignored); returns how each was placed and the input's
+/// `(height, width)`.
+fn letterbox_batch(
+    info: &ModelInfo,
+    config: &DetectorConfig,
     inputs: &[SliceInput],
+    buf: &mut Vec<f32>,
+) -> (Vec<Letterbox>, (u32, u32)) {
+    let fits: Vec<Fit> = inputs
+        .iter()
+        .map(|s| fit(info, config, s.within.width, s.within.height))
+        .collect();
+    let hw = fits.first().map_or(info.input_hw, |f| (f.in_h, f.in_w));
+    let per_image = 3 * (hw.0 as usize) * (hw.1 as usize);
+    let n_run = info.fixed_batch.unwrap_or(inputs.len());
+    buf.resize(n_run * per_image, crate::preprocess::PAD);
+    (letterbox_slices(inputs, &fits, buf), hw)
+}
+
+/// Letterboxes `inputs` as placed by `fits` (all of one input size) into the first images of `out` (one model input
+/// after the other), in parallel.
+pub(crate) fn letterbox_slices(
+    inputs: &[SliceInput],
+    fits: &[Fit],
     out: &mut [f32],
 ) -> Vec<Letterbox> {
-    let (mh, mw) = info.input_hw;
-    let per_image = 3 * (mh as usize) * (mw as usize);
+    let Some(first) = fits.first() else {
+        return Vec::new();
+    };
+    debug_assert!(
+        fits.iter()
+            .all(|f| (f.in_w, f.in_h) == (first.in_w, first.in_h))
+    );
+    let per_image = 3 * (first.in_h as usize) * (first.in_w as usize);
     inputs
         .par_iter()
+        .zip(fits)
         .zip(out.par_chunks_exact_mut(per_image))
-        .map(|(s, out)| {
-            let mut lb = letterbox_into(s.image, s.within, mw, mh, out);
+        .map(|((s, fit), out)| {
+            letterbox_fit_into(s.image, s.within, fit, out);
+            let mut lb = fit.letterbox;
             if s.within.width != s.placed.width || s.within.height != s.placed.height {
                 // A decimated read: the gain is from the original region to the model input.
                 lb.gain_x *= f64::from(s.within.width) / f64::from(s.placed.width);

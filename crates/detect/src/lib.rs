@@ -22,8 +22,8 @@ pub mod stream;
 pub mod vis;
 
 pub use detector::{
-    Detector, DetectorConfig, ImageDetections, SliceMode, WindowDetections, merge_groups,
-    merge_slices, model_runs,
+    Detector, DetectorConfig, ImageDetections, Rect, SliceMode, WindowDetections, merge_groups,
+    merge_slices, model_runs, rect_stride,
 };
 pub use layout::Layout;
 pub use model::{

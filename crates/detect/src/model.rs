@@ -347,6 +347,11 @@ pub struct ModelInfo {
     pub input_hw: (u32, u32),
     /// `None` for a dynamic batch axis, else the fixed batch size.
     pub fixed_batch: Option<usize>,
+    /// Whether the input's height and width are dynamic (then [`ModelInfo::input_hw`] is the metadata's `imgsz`,
+    /// and inputs may be smaller: Ultralytics' minimum rectangle, [`crate::Rect`]).
+    pub dynamic_hw: bool,
+    /// The model's largest stride (metadata `stride`, else 32): a dynamic input's sides are multiples of it.
+    pub stride: u32,
     pub device: Device,
     pub options: ModelOptions,
 }
@@ -517,6 +522,10 @@ impl Model {
             path: path.to_path_buf(),
             message: format!("input {in_shape:?}, {m}"),
         })?;
+        let stride = metadata
+            .stride
+            .filter(|s| (1..=1024).contains(s))
+            .unwrap_or(32);
         let info = ModelInfo {
             path: path.to_path_buf(),
             metadata,
@@ -525,6 +534,8 @@ impl Model {
             input_name,
             input_hw,
             fixed_batch: (b > 0).then_some(b as usize),
+            dynamic_hw: h <= 0 && w <= 0,
+            stride,
             device: opts.device,
             options: opts.clone(),
         };
@@ -600,19 +611,30 @@ impl Model {
 
     /// Runs `n` images stored planar in `input` (`n x 3 x h x w`) and returns the first output's shape and values.
     pub fn run(&mut self, input: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+        self.run_hw(input, n, self.info.input_hw)
+    }
+
+    /// [`Model::run`] on inputs of `(height, width)` (smaller than the model's size for minimum rectangles).
+    pub fn run_hw(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        hw: (u32, u32),
+    ) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
         let mut out = Vec::new();
-        let shape = self.run_into(input, n, &mut out)?;
+        let shape = self.run_into(input, n, hw, &mut out)?;
         Ok((shape, out))
     }
 
-    /// [`Model::run`] with the output copied into `out` (reused: no allocation once it has grown).
+    /// [`Model::run_hw`] with the output copied into `out` (reused: no allocation once it has grown).
     pub fn run_into(
         &mut self,
         input: &[f32],
         n: usize,
+        hw: (u32, u32),
         out: &mut Vec<f32>,
     ) -> Result<Vec<usize>, DetectError> {
-        let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
+        let (h, w) = (hw.0 as usize, hw.1 as usize);
         let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(DetectError::Run)?;
         let outputs = self
             .session
@@ -680,14 +702,15 @@ impl Model {
             .ok_or_else(|| DetectError::Output("no IoBinding".into()))
     }
 
-    /// `count` input buffers for batches of `batch` images: host buffers, or (bound) tensors of the session's host
-    /// allocator holding the whole batch, filled with the letterbox padding.
+    /// `count` input buffers for batches of `batch` images: host buffers, or (`bound`, and the session binds) tensors
+    /// of the session's host allocator holding the whole batch, filled with the letterbox padding.
     pub fn input_buffers(
         &mut self,
         count: usize,
         batch: usize,
+        bound: bool,
     ) -> Result<Vec<InputBuffer>, DetectError> {
-        if !self.is_bound() {
+        if !bound || !self.is_bound() {
             return Ok((0..count).map(|_| InputBuffer::host()).collect());
         }
         let (h, w) = (self.info.input_hw.0 as usize, self.info.input_hw.1 as usize);
@@ -711,18 +734,19 @@ impl Model {
         made
     }
 
-    /// Runs the first `n` images of `input` (a bound tensor runs its whole batch). `spare` is a host buffer to
-    /// reuse for the output of an unbound run.
+    /// Runs the first `n` images of `input`, of `(height, width)` each (a bound tensor runs its whole batch, of the
+    /// model's input size). `spare` is a host buffer to reuse for the output of an unbound run.
     pub fn run_buffer(
         &mut self,
         input: &InputBuffer,
         n: usize,
+        hw: (u32, u32),
         spare: Option<Vec<f32>>,
     ) -> Result<OutputBuffer, DetectError> {
         let tensor = match &input.0 {
             InputData::Host(v) => {
                 let mut out = spare.unwrap_or_default();
-                let shape = self.run_into(v, n, &mut out)?;
+                let shape = self.run_into(v, n, hw, &mut out)?;
                 return Ok(OutputBuffer {
                     shape,
                     data: OutputData::Host(out),

@@ -38,19 +38,48 @@ pub struct Letterbox {
 impl Letterbox {
     /// Ultralytics' `LetterBox(new_shape, auto=False, scaleup=True, center=True)` parameters for a `w x h` source.
     pub fn new(w: u32, h: u32, dst_w: u32, dst_h: u32) -> (Self, u32, u32) {
-        let r = (f64::from(dst_h) / f64::from(h)).min(f64::from(dst_w) / f64::from(w));
-        let new_w = round_py(f64::from(w) * r).max(1) as u32;
-        let new_h = round_py(f64::from(h) * r).max(1) as u32;
-        let dw = f64::from(dst_w - new_w.min(dst_w)) / 2.0;
-        let dh = f64::from(dst_h - new_h.min(dst_h)) / 2.0;
-        let lb = Self {
-            gain_x: f64::from(new_w) / f64::from(w),
-            gain_y: f64::from(new_h) / f64::from(h),
-            pad_x: round_py(dw - 0.1) as f64,
-            pad_y: round_py(dh - 0.1) as f64,
-        };
-        (lb, new_w, new_h)
+        let f = Self::fit(w, h, dst_w, dst_h, None);
+        (f.letterbox, f.new_w, f.new_h)
     }
+
+    /// Ultralytics' `LetterBox(new_shape=(dst_h, dst_w), auto=stride.is_some(), stride, scaleup=True,
+    /// center=True)`: the source is resized by `r = min(dst_h / h, dst_w / w)` as in [`Letterbox::new`]; with a
+    /// stride (the minimum rectangle its predictor uses for models of dynamic height and width) the padding is only
+    /// what the stride needs (`(dst - new) mod stride`), so the input is smaller than `dst_w x dst_h` when the
+    /// source is not of the target's aspect.
+    pub fn fit(w: u32, h: u32, dst_w: u32, dst_h: u32, stride: Option<u32>) -> Fit {
+        let r = (f64::from(dst_h) / f64::from(h)).min(f64::from(dst_w) / f64::from(w));
+        let new_w = (round_py(f64::from(w) * r).max(1) as u32).min(dst_w);
+        let new_h = (round_py(f64::from(h) * r).max(1) as u32).min(dst_h);
+        let (mut dw, mut dh) = (dst_w - new_w, dst_h - new_h);
+        if let Some(s) = stride.filter(|&s| s > 0) {
+            dw %= s;
+            dh %= s;
+        }
+        Fit {
+            letterbox: Self {
+                gain_x: f64::from(new_w) / f64::from(w),
+                gain_y: f64::from(new_h) / f64::from(h),
+                pad_x: round_py(f64::from(dw) / 2.0 - 0.1) as f64,
+                pad_y: round_py(f64::from(dh) / 2.0 - 0.1) as f64,
+            },
+            new_w,
+            new_h,
+            in_w: new_w + dw,
+            in_h: new_h + dh,
+        }
+    }
+}
+
+/// Where a source goes in a model input ([`Letterbox::fit`]): the placement, the resized size and the input's size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    pub letterbox: Letterbox,
+    pub new_w: u32,
+    pub new_h: u32,
+    /// The model input's width and height (the target's, or smaller for a minimum rectangle).
+    pub in_w: u32,
+    pub in_h: u32,
 }
 
 /// The padding value Ultralytics uses, normalised.
@@ -70,10 +99,19 @@ pub fn letterbox_into(
     dst_h: u32,
     out: &mut [f32],
 ) -> Letterbox {
+    let fit = Letterbox::fit(region.width, region.height, dst_w, dst_h, None);
+    letterbox_fit_into(img, region, &fit, out);
+    fit.letterbox
+}
+
+/// [`letterbox_into`] with the placement given ([`Letterbox::fit`] of the region's size): `out` holds
+/// `3 x fit.in_h x fit.in_w` values.
+pub fn letterbox_fit_into(img: &RgbImage, region: Region, fit: &Fit, out: &mut [f32]) {
+    let (dst_w, dst_h) = (fit.in_w, fit.in_h);
     let plane = (dst_w * dst_h) as usize;
     debug_assert_eq!(out.len(), 3 * plane);
-    let (lb, new_w, new_h) = Letterbox::new(region.width, region.height, dst_w, dst_h);
-    let (left, top) = (lb.pad_x as u32, lb.pad_y as u32);
+    let (new_w, new_h) = (fit.new_w, fit.new_h);
+    let (left, top) = (fit.letterbox.pad_x as u32, fit.letterbox.pad_y as u32);
     let full = left == 0 && top == 0 && new_w == dst_w && new_h == dst_h;
     if !full {
         out.fill(PAD);
@@ -94,7 +132,7 @@ pub fn letterbox_into(
                 b[o + x] = lut[px[2] as usize];
             }
         }
-        return lb;
+        return;
     }
     let taps_x = linear_taps(new_w, region.width);
     let taps_y = row_taps(new_h, region.height);
@@ -147,7 +185,6 @@ pub fn letterbox_into(
             rows[sy - 1] = None;
         }
     }
-    lb
 }
 
 /// OpenCV's fixed-point weights (`INTER_RESIZE_COEF_BITS`).
@@ -236,6 +273,37 @@ mod tests {
         // Ties go to even, as Python: 3 x 5 into 4 x 4 -> r = 0.8, new w = round(2.4) = 2, dw = 1.
         let (lb, w, _) = Letterbox::new(3, 5, 4, 4);
         assert_eq!((w, lb.pad_x), (2, 1.0));
+    }
+
+    /// Ultralytics' minimum rectangle (`auto=True`, stride 32), worked by hand from its `LetterBox.__call__`.
+    #[test]
+    fn minimum_rectangle_pads_to_the_stride_only() {
+        // A 1024 x 720 slice: r = 1, dh = 304 mod 32 = 16 -> 8 rows above and below, input 1024 x 736.
+        let f = Letterbox::fit(1024, 720, 1024, 1024, Some(32));
+        assert_eq!((f.new_w, f.new_h, f.in_w, f.in_h), (1024, 720, 1024, 736));
+        assert_eq!((f.letterbox.pad_x, f.letterbox.pad_y), (0.0, 8.0));
+        // The whole 1054 x 1529 DOTA image: r = 1024 / 1529, new 706 x 1024, dw = 318 mod 32 = 30 -> 15 left.
+        let f = Letterbox::fit(1054, 1529, 1024, 1024, Some(32));
+        assert_eq!((f.new_w, f.in_w, f.in_h), (706, 736, 1024));
+        assert_eq!(f.letterbox.pad_x, 15.0);
+        // Same scale as the square letterbox, whatever the padding.
+        let (sq, _, _) = Letterbox::new(1054, 1529, 1024, 1024);
+        assert_eq!(
+            (f.letterbox.gain_x, f.letterbox.gain_y),
+            (sq.gain_x, sq.gain_y)
+        );
+        // A 1280 x 720 frame, the full-image pass: r = 0.8, 1024 x 576, a multiple of 32 already: no padding.
+        let f = Letterbox::fit(1280, 720, 1024, 1024, Some(32));
+        assert_eq!((f.in_w, f.in_h, f.letterbox.pad_y), (1024, 576, 0.0));
+        // Odd padding: 1000 x 999 -> new 1024 x 1023, dh = 1 -> top round(0.4) = 0, input 1024 x 1024.
+        let f = Letterbox::fit(1000, 999, 1024, 1024, Some(32));
+        assert_eq!((f.in_h, f.letterbox.pad_y), (1024, 0.0));
+        // dh = 17: top round(8.4) = 8, bottom 9.
+        let f = Letterbox::fit(64, 47, 64, 64, Some(32));
+        assert_eq!((f.new_h, f.in_h, f.letterbox.pad_y), (47, 64, 8.0));
+        // Without a stride, the target's size.
+        let f = Letterbox::fit(1024, 720, 1024, 1024, None);
+        assert_eq!((f.in_w, f.in_h, f.letterbox.pad_y), (1024, 1024, 152.0));
     }
 
     #[test]

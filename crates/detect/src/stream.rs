@@ -22,8 +22,8 @@
 
 use crate::DetectError;
 use crate::detector::{
-    Detector, DetectorConfig, ImageDetections, SliceInput, check_slices, decode_run,
-    letterbox_slices, merge_into, output_dims, read_slice, regions, to_image,
+    Detector, DetectorConfig, ImageDetections, SliceInput, check_slices, decode_run, fit, input_hw,
+    letterbox_slices, merge_into, output_dims, read_slice, rect_stride, regions, to_image,
 };
 use crate::model::{InputBuffer, ModelInfo, OutputBuffer};
 use crate::preprocess::{Letterbox, Region};
@@ -120,6 +120,8 @@ impl StreamStats {
 struct Pending<I> {
     seq: usize,
     placed: Region,
+    /// The model input's (height, width): a batch holds slices of one size.
+    hw: (u32, u32),
     pixels: PendingPixels<I>,
 }
 
@@ -140,6 +142,7 @@ struct Slot {
 struct Prepared {
     input: InputBuffer,
     n_run: usize,
+    hw: (u32, u32),
     slots: Vec<Slot>,
     preprocess_seconds: f64,
 }
@@ -192,9 +195,9 @@ struct Plan {
 }
 
 impl Plan {
-    fn per_image(&self) -> usize {
-        let (h, w) = self.info.input_hw;
-        3 * h as usize * w as usize
+    /// The model input's (height, width) for a slice placed at `r`.
+    fn hw(&self, r: Region) -> (u32, u32) {
+        input_hw(&self.info, &self.config, r.width, r.height)
     }
 
     /// Letterboxes the pending slices into a buffer from the pool.
@@ -225,8 +228,15 @@ impl Plan {
                 PendingPixels::Read(img) => Ok(SliceInput::read(img, p.placed)),
             })
             .collect::<Result<_, _>>()?;
-        let out = input.slots(n_run, self.per_image())?;
-        let letterboxes = letterbox_slices(&self.info, &inputs, out);
+        let fits: Vec<_> = inputs
+            .iter()
+            .map(|s| fit(&self.info, &self.config, s.within.width, s.within.height))
+            .collect();
+        let hw = fits
+            .first()
+            .map_or(self.info.input_hw, |f| (f.in_h, f.in_w));
+        let out = input.slots(n_run, 3 * hw.0 as usize * hw.1 as usize)?;
+        let letterboxes = letterbox_slices(&inputs, &fits, out);
         drop(inputs);
         let slots = pending
             .drain(..)
@@ -240,6 +250,7 @@ impl Plan {
         Ok(Prepared {
             input,
             n_run,
+            hw,
             slots,
             preprocess_seconds: t.elapsed().as_secs_f64(),
         })
@@ -420,7 +431,9 @@ impl Detector {
     {
         let start = Instant::now();
         let info = self.model.info.clone();
-        let bound = self.model.is_bound();
+        // IoBinding's tensors have the model's input size: minimum rectangles run from host buffers (the pipeline
+        // refuses an explicit --io-binding on with them).
+        let bound = self.model.is_bound() && rect_stride(&info, &self.config).is_none();
         let plan = Plan {
             batch: info.max_batch(self.config.batch),
             info: info.clone(),
@@ -452,6 +465,7 @@ impl Detector {
                     model_stage(
                         model,
                         batch,
+                        bound,
                         free_tx,
                         work_rx,
                         ran_tx,
@@ -620,9 +634,14 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
                     }
                 }
             };
+            let hw = plan.hw(r);
+            if pending.first().is_some_and(|p| p.hw != hw) && !flush(&mut pending)? {
+                return Ok(());
+            }
             pending.push(Pending {
                 seq,
                 placed: r,
+                hw,
                 pixels,
             });
             slots += 1;
@@ -648,16 +667,18 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
 }
 
 /// Runs the batches one after the other; returns each run's time, the slices and the slots run.
+#[allow(clippy::too_many_arguments)]
 fn model_stage<I, E>(
     model: &mut crate::model::Model,
     batch: usize,
+    bound: bool,
     free: SyncSender<InputBuffer>,
     work: Receiver<WorkMsg<I, E>>,
     ran: SyncSender<RanMsg<I, E>>,
     spare: Receiver<Vec<f32>>,
     interrupt: Option<&AtomicBool>,
 ) -> Result<(Vec<f64>, usize, usize), DetectError> {
-    for b in model.input_buffers(INPUT_BUFFERS, batch)? {
+    for b in model.input_buffers(INPUT_BUFFERS, batch, bound)? {
         let _ = free.send(b);
     }
     let (mut runs, mut slices, mut slots) = (Vec::new(), 0, 0);
@@ -668,7 +689,7 @@ fn model_stage<I, E>(
                     break;
                 }
                 let t = Instant::now();
-                let output = model.run_buffer(&p.input, p.n_run, spare.try_recv().ok());
+                let output = model.run_buffer(&p.input, p.n_run, p.hw, spare.try_recv().ok());
                 let seconds = t.elapsed().as_secs_f64();
                 runs.push(seconds);
                 slices += p.slots.len();

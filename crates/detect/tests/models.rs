@@ -3,7 +3,7 @@
 //! assets are set, and always run under `CI=true` (see nsod-testkit). The tests of batching and of the pipelined
 //! schedule use the committed dynamic-batch model and a sample image, and always run.
 
-use nsod_detect::{Detector, DetectorConfig, Model, ModelOptions, SliceMode, load_image};
+use nsod_detect::{Detector, DetectorConfig, Model, ModelOptions, Rect, SliceMode, load_image};
 use nsod_runtime::Runtime;
 use nsod_types::geometry::rotated_iou;
 use nsod_types::{Detection, OrientedBox};
@@ -174,7 +174,8 @@ fn dynamic_batch_sizes_give_identical_merged_results() {
         assert_eq!(det.model.info.fixed_batch, None);
         let out = det.detect(&img).unwrap();
         assert_eq!(out.slices, 10, "9 slices + the full-image pass");
-        assert_eq!(out.runs, 10usize.div_ceil(batch));
+        // The full-image pass's minimum rectangle (1024 x 960) is a batch of its own.
+        assert_eq!(out.runs, 9usize.div_ceil(batch) + 1);
         results.push(out.detections);
     }
     assert!(
@@ -269,8 +270,9 @@ impl nsod_detect::StreamImage for StreamTest {
 }
 
 /// The pipelined schedule equals the sequential one image by image, bit for bit: batches that mix slices of
-/// several images (dynamic batch 1, 3, 8), with IoBinding or without, images in memory and read window by window,
-/// an image that fails and values passed through, all handed back in input order.
+/// several images (dynamic batch 1, 3, 8), minimum rectangles or the model's size, with IoBinding or without, images
+/// in memory and read window by window, an image that fails and values passed through, all handed back in input
+/// order.
 #[test]
 fn the_stream_equals_the_sequential_detector_image_by_image() {
     use nsod_detect::{IoMode, StreamInput, StreamOutput};
@@ -285,11 +287,12 @@ fn the_stream_equals_the_sequential_detector_image_by_image() {
         (crop(100, 300, 900, 1200), false),
         (crop(30, 30, 300, 200), true),
     ];
-    for (batch, io) in [
-        (1, IoMode::Plain),
-        (3, IoMode::Plain),
-        (8, IoMode::Plain),
-        (3, IoMode::Bound),
+    for (batch, io, rect) in [
+        (1, IoMode::Plain, Rect::Auto),
+        (3, IoMode::Plain, Rect::Auto),
+        (8, IoMode::Plain, Rect::Auto),
+        (3, IoMode::Plain, Rect::Off),
+        (3, IoMode::Bound, Rect::Off),
     ] {
         let opts = ModelOptions {
             threads: 2,
@@ -298,6 +301,7 @@ fn the_stream_equals_the_sequential_detector_image_by_image() {
         };
         let config = DetectorConfig {
             batch,
+            rect,
             ..Default::default()
         };
         let model = Model::load(runtime(), &nsod_testkit::dynamic_model(), &opts).unwrap();
@@ -356,11 +360,15 @@ fn the_stream_equals_the_sequential_detector_image_by_image() {
         }
         // 10 + 1 + 10 + 0 (the empty image) + 3 (2 slices and the full pass) + 1 slices.
         assert_eq!(stats.slices, 25, "batch {batch}");
-        assert_eq!(
-            stats.runs,
-            25usize.div_ceil(batch),
-            "batch {batch}: batches span images"
-        );
+        // With minimum rectangles a batch holds inputs of one size: in input order, 9 slices of 1024 x 1024 and the
+        // full pass (h x w 1024 x 960), the 640 x 480 crop (768 x 1024), again 9 + 1, the 900 x 1200 crop's two
+        // slices (1024 x 928) and full pass (1024 x 768), the 300 x 200 crop (704 x 1024): no two neighbours share
+        // a size but the slices of one image. Otherwise batches span images.
+        let runs = match rect {
+            Rect::Off => 25usize.div_ceil(batch),
+            _ => 2 * 9usize.div_ceil(batch) + 2usize.div_ceil(batch) + 5,
+        };
+        assert_eq!(stats.runs, runs, "batch {batch} {rect:?}");
         let slots = if io == IoMode::Bound {
             stats.runs * batch
         } else {

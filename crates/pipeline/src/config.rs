@@ -1,7 +1,7 @@
 //! The run configuration: one value, one documented file format (`nsod infer --config run.toml`, the served model's
 //! settings, a shard's), with today's Ultralytics/SAHI defaults. See `config/run.example.toml` for every key.
 
-use nsod_detect::{DetectorConfig, Device, GraphOptimization, IoMode, SliceMode, Spinning};
+use nsod_detect::{DetectorConfig, Device, GraphOptimization, IoMode, Rect, SliceMode, Spinning};
 use nsod_nms::{Geometry, MatchMetric, MergeConfig, MergeMethod};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -95,6 +95,8 @@ pub struct DetectSettings {
     pub merge_geometry: Geometry,
     /// Slices per model run (models with a dynamic batch axis).
     pub batch: usize,
+    /// Minimum-rectangle inputs (models of dynamic height and width).
+    pub rect: Rect,
 }
 
 impl Default for DetectSettings {
@@ -113,6 +115,7 @@ impl Default for DetectSettings {
             merge_threshold: d.merge.threshold,
             merge_geometry: d.merge.geometry,
             batch: d.batch,
+            rect: d.rect,
         }
     }
 }
@@ -136,6 +139,7 @@ impl DetectSettings {
                 geometry: self.merge_geometry,
             },
             batch: self.batch.max(1),
+            rect: self.rect,
         }
     }
 }

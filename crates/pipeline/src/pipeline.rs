@@ -2,11 +2,13 @@
 //! ([`Worker`]: one ONNX Runtime session and one scene-rules session each), which take one image through every
 //! stage and return an [`ImageOutcome`] without touching the file system.
 
-use crate::config::PipelineConfig;
+use crate::config::{ConfigError, PipelineConfig};
 use crate::source::{LoadedImage, Pixels};
 use crate::{PipelineError, error_chain};
 use image::RgbImage;
-use nsod_detect::{Detector, DetectorConfig, Model, ModelInfo, ModelOptions};
+use nsod_detect::{
+    Detector, DetectorConfig, IoMode, Model, ModelInfo, ModelOptions, Rect, rect_stride,
+};
 use nsod_runtime::Runtime;
 use nsod_symbolic::{ImageContext, RuleBase, Sandbox, SceneSession};
 use nsod_types::detection::class_atom;
@@ -148,6 +150,7 @@ impl Pipeline {
                 )
                 .map_err(PipelineError::Model)?;
                 report.model_load_seconds = t.elapsed().as_secs_f64();
+                check_rect(config, &m.info)?;
                 Some(ModelPlan {
                     info: m.info.clone(),
                     runtime: runtime.clone(),
@@ -672,4 +675,31 @@ pub fn relations(
             })
         }
     }
+}
+
+/// `detect.rect = "on"` needs a model of dynamic height and width, and IoBinding's fixed-size tensors cannot take
+/// minimum rectangles: both refused before any work, naming the model.
+fn check_rect(config: &PipelineConfig, info: &ModelInfo) -> Result<(), ConfigError> {
+    let (h, w) = info.input_hw;
+    if config.detect.rect == Rect::On && !info.dynamic_hw {
+        return Err(ConfigError::Invalid {
+            key: "detect.rect",
+            message: format!(
+                "on needs a model of dynamic height and width; {} takes {w} x {h} only (use auto or off)",
+                info.path.display()
+            ),
+        });
+    }
+    if config.io_binding == IoMode::Bound && rect_stride(info, &config.detect.detector()).is_some()
+    {
+        return Err(ConfigError::Invalid {
+            key: "io_binding",
+            message: format!(
+                "on binds inputs of {w} x {h}, but {} runs minimum rectangles (detect.rect {}): use --rect off with --io-binding on",
+                info.path.display(),
+                config.detect.rect
+            ),
+        });
+    }
+    Ok(())
 }

@@ -228,6 +228,7 @@ named_value!(
     IoMode,
     GraphOptimization,
     Spinning,
+    nsod_detect::Rect,
     crate::config::TrackOn,
     crate::config::Cmc,
     crate::config::Live,
@@ -565,6 +566,17 @@ pub static SETTINGS: &[Setting] = &[
         "GEOMETRY",
         |c| c.detect.merge_geometry,
         "Merge on exact rotated boxes, on their enclosing rectangles (aabb, as SAHI does), or with probiou."
+    ),
+    setting!(
+        "detect.rect",
+        Result,
+        Detect,
+        Some("rect"),
+        None,
+        Value,
+        "MODE",
+        |c| c.detect.rect,
+        "Minimum-rectangle inputs: auto (on for a model of dynamic height and width, as Ultralytics' predictor), on or off (letterbox into the model's imgsz)."
     ),
     setting!(
         "detect.batch",
@@ -1640,6 +1652,7 @@ mod tests {
             "detect.match_metric" => "iou",
             "detect.merge_threshold" => "0.6",
             "detect.merge_geometry" => "aabb",
+            "detect.rect" => "off",
             "rules.enabled" => "false",
             "rules.file" => "other.pl",
             "rules.gsd" => "0.3",
