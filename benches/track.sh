@@ -8,10 +8,15 @@
 #      DOTA image, $NSOD_TEST_DATA) and the same model, 2 ONNX Runtime threads each (target:
 #      >= 2x): once with the same work (two slices per frame, no full-image pass, no camera-motion estimation),
 #      once with nsod's defaults (the full-image pass adds a third model run per frame; compensation on).
+#      Then the same with the same weights exported with dynamic height and width (models/yolov8n-obb_dyn.onnx): nsod
+#      runs minimum rectangles (1024 x 736 slices), the Python callback letterboxes into imgsz as written, and once
+#      more into the same minimum rectangles (`rect`).
 #      Measured on the 2-core machine, FRAMES=60: update 0.085 / 0.957 / 15.0 ms for 100 / 1,000 / 10,000 objects
-#      (trackers-compatible: 0.154 / 13.3 / 2,507 ms); 1.36x the Python stack's frames per second with the same work
-#      (16.17 s vs 22.03 s for 60 frames; nsod's time includes process start and model load, Python's excludes its
-#      warm-up); 26.56 s with the defaults. The model's runs dominate both; the 2x target is not reached on this CPU.
+#      (trackers-compatible: 0.154 / 13.3 / 2,507 ms). Frames (nsod's time includes process start and model load,
+#      Python's excludes its warm-up): fixed model, same work 12.44 s vs 15.48 s (1.24x), nsod's defaults 18.95 s;
+#      dynamic model 9.25 s (defaults 13.56 s) vs 15.67 s letterboxed into imgsz (1.69x) and 11.96 s with the same
+#      minimum rectangles (1.29x). The model's runs are 8.35 s of nsod's 9.25 s and ONNX Runtime's work is the same
+#      in both stacks: the 2x target is not reached on this CPU.
 # Needs scripts/setup.sh --tests (the tracking virtualenv, $NSOD_VENV-track).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +45,11 @@ run_nsod() { # prints the seconds of one nsod track run over the frames: the mod
   end=$(date +%s.%N)
   python3 -c "print($end - $start)"
 }
-theirs() { "$venv/bin/python3" -W ignore benches/track_compare.py "$@" "$work/frames" "$conf" 2 | awk '{print $2}'; }
+theirs() { # prints the seconds of the Python stack: the model, then `rect` or nothing
+  local model=$1
+  shift
+  "$venv/bin/python3" -W ignore benches/track_compare.py "$model" "$work/frames" "$conf" 2 "$@" | awk '{print $2}'
+}
 dynamic="$root/models/yolov8n-obb_dyn.onnx"
 # The same work as the Python stack: two 1024 slices per frame, no full-image pass, no camera-motion estimation.
 same=$(run_nsod "$model" --no-full-pass --cmc off)
