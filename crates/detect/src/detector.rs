@@ -103,27 +103,7 @@ pub enum Rect {
     Off,
 }
 
-impl std::str::FromStr for Rect {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            _ => Err(format!("unknown rect mode {s:?}: use auto, on or off")),
-        }
-    }
-}
-
-impl std::fmt::Display for Rect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::On => "on",
-            Self::Off => "off",
-        })
-    }
-}
+setting_words!(Rect, "rect", { Auto => "auto", On => "on", Off => "off" });
 
 /// Inference settings. [`Default`] matches Ultralytics' predictor (conf 0.25, IoU 0.7, 300 detections) and SAHI's
 /// sliced prediction (overlap 0.2, full-image pass, greedy NMM on IoS 0.5).

@@ -10,6 +10,38 @@
 //!   run, the next ones while the model runs, and the full-image pass sees a decimated copy).
 //! * [`load_image`]: decoding with errors that name the file and the cause.
 
+/// `FromStr` and `Display` of a setting's enum from one table of its words; an unknown word's error names the
+/// setting and lists the words (`unknown spinning "x": use auto, on or off`).
+macro_rules! setting_words {
+    ($t:ty, $setting:literal, { $($v:ident => $w:literal),+ $(,)? }) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($w => Ok(Self::$v),)+
+                    _ => {
+                        let words = [$($w),+];
+                        let (last, rest) = words.split_last().unwrap_or((&"", &[]));
+                        Err(format!(
+                            "unknown {} {s:?}: use {} or {last}",
+                            $setting,
+                            rest.join(", ")
+                        ))
+                    }
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $(Self::$v => $w,)+
+                })
+            }
+        }
+    };
+}
+
 pub mod cuda;
 pub mod detector;
 pub mod layout;
@@ -177,6 +209,47 @@ mod tests {
         assert!(
             chain(load_image(&cut).unwrap_err())
                 .starts_with(&format!("{}: cannot decode image: ", cut.display()))
+        );
+    }
+}
+
+#[cfg(test)]
+mod setting_words_tests {
+    use super::{GraphOptimization, IoMode, Rect, Spinning};
+
+    /// Every word reads back to its value, and an unknown word's error names the setting and lists the words.
+    #[test]
+    fn words_round_trip_and_unknown_words_are_named() {
+        for v in [IoMode::Auto, IoMode::Bound, IoMode::Plain] {
+            assert_eq!(v.to_string().parse::<IoMode>(), Ok(v));
+        }
+        assert_eq!(IoMode::Bound.to_string(), "on");
+        for v in [
+            GraphOptimization::All,
+            GraphOptimization::Extended,
+            GraphOptimization::Basic,
+            GraphOptimization::Off,
+        ] {
+            assert_eq!(v.to_string().parse::<GraphOptimization>(), Ok(v));
+        }
+        for v in [Rect::Auto, Rect::On, Rect::Off] {
+            assert_eq!(v.to_string().parse::<Rect>(), Ok(v));
+        }
+        assert_eq!(
+            "x".parse::<IoMode>(),
+            Err("unknown io_binding \"x\": use auto, on or off".to_owned())
+        );
+        assert_eq!(
+            "fast".parse::<GraphOptimization>(),
+            Err("unknown graph_optimization \"fast\": use all, extended, basic or off".to_owned())
+        );
+        assert_eq!(
+            "yes".parse::<Spinning>(),
+            Err("unknown spinning \"yes\": use auto, on or off".to_owned())
+        );
+        assert_eq!(
+            "square".parse::<Rect>(),
+            Err("unknown rect \"square\": use auto, on or off".to_owned())
         );
     }
 }

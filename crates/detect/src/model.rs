@@ -54,27 +54,7 @@ pub enum IoMode {
     Bound,
 }
 
-impl std::str::FromStr for IoMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::Bound),
-            "off" => Ok(Self::Plain),
-            _ => Err(format!("unknown io_binding {s:?}: use auto, on or off")),
-        }
-    }
-}
-
-impl std::fmt::Display for IoMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::Bound => "on",
-            Self::Plain => "off",
-        })
-    }
-}
+setting_words!(IoMode, "io_binding", { Auto => "auto", Bound => "on", Plain => "off" });
 
 /// ONNX Runtime's graph optimisation level (`graph_optimization`): `all` (ONNX Runtime's default, and the fastest
 /// here for float and INT8 models alike), `extended`, `basic` or `off`. A result setting: fusions change the floats
@@ -104,31 +84,12 @@ impl GraphOptimization {
     }
 }
 
-impl std::str::FromStr for GraphOptimization {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all" => Ok(Self::All),
-            "extended" => Ok(Self::Extended),
-            "basic" => Ok(Self::Basic),
-            "off" => Ok(Self::Off),
-            _ => Err(format!(
-                "unknown graph_optimization {s:?}: use all, extended, basic or off"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for GraphOptimization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::All => "all",
-            Self::Extended => "extended",
-            Self::Basic => "basic",
-            Self::Off => "off",
-        })
-    }
-}
+setting_words!(GraphOptimization, "graph_optimization", {
+    All => "all",
+    Extended => "extended",
+    Basic => "basic",
+    Off => "off",
+});
 
 /// Whether ONNX Runtime's intra-op threads spin before they sleep (`spinning`): `on`, `off`, or `auto` (see
 /// [`Spinning::AUTO`]; `nsod serve` resolves `auto` to off). Spinning saves the wake-ups between a run's operators
@@ -159,27 +120,7 @@ impl Spinning {
     }
 }
 
-impl std::str::FromStr for Spinning {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            _ => Err(format!("unknown spinning {s:?}: use auto, on or off")),
-        }
-    }
-}
-
-impl std::fmt::Display for Spinning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::On => "on",
-            Self::Off => "off",
-        })
-    }
-}
+setting_words!(Spinning, "spinning", { Auto => "auto", On => "on", Off => "off" });
 
 /// How to open a model.
 #[derive(Debug, Clone, Default)]
