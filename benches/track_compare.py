@@ -5,11 +5,12 @@ slice), then Roboflow trackers' ByteTrackTracker.
 
 Run by benches/track.sh in the tracking virtualenv (trackers 2.6.1, supervision, onnxruntime 1.31.1).
 
-    track_compare.py MODEL FRAMES_DIR CONF THREADS [rect]
+    track_compare.py MODEL FRAMES_DIR CONF THREADS [rect] [workers=N]
 
 A model of dynamic height and width is letterboxed into its metadata's imgsz; with `rect`, into Ultralytics'
 minimum rectangle instead (its predictor's auto=True letterbox: padding to the stride only), the inputs nsod gives
-such a model.
+such a model. `workers=N`: InferenceSlicer's thread_workers (slices run by N threads at once; onnxruntime releases
+the GIL and one session takes concurrent runs), THREADS intra-op threads each.
 
 Prints `python <seconds> s, <frames> frames, <fps> frames/s, <ids> track ids`.
 """
@@ -26,7 +27,8 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 model_path, frames_dir, conf, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-rect = len(sys.argv) > 5 and sys.argv[5] == "rect"
+rect = "rect" in sys.argv[5:]
+workers = next((int(a.split("=")[1]) for a in sys.argv[5:] if a.startswith("workers=")), 1)
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = threads
 sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
@@ -74,7 +76,7 @@ def callback(image):
 
 
 slicer = sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
-                            iou_threshold=0.5)
+                            iou_threshold=0.5, thread_workers=workers)
 tracker = ByteTrackTracker()
 frames = sorted((f for f in os.listdir(frames_dir) if f.endswith((".png", ".jpg"))), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
 images = [cv2.imread(os.path.join(frames_dir, f)) for f in frames[:1]]

@@ -180,3 +180,82 @@ fn a_pipelined_run_holds_a_bounded_number_of_images() {
         "{peak} images in flight at once (bound 12; at least 2 when batches span images)"
     );
 }
+
+/// `--sessions 2 --threads 1` runs an image's slices on two sessions at once and writes the one-session run folder
+/// byte for byte (the sliced 2299 x 2472 sample and a small image); run.json records the sessions and their
+/// threads. With the pipelined schedule the flag is refused, naming why.
+#[test]
+fn two_sessions_write_the_one_session_folder() {
+    let lib = ort_lib();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    std::fs::copy(sample("neon_yell_2019_10cm.png"), imgs.join("a_big.png")).unwrap();
+    std::fs::copy(sample("neon_soap_10cm.png"), imgs.join("b_small.png")).unwrap();
+    let run = |sessions: &str| {
+        let out = dir.path().join(format!("sessions-{sessions}"));
+        let o = nsod()
+            .args([
+                "infer",
+                "--threads",
+                "1",
+                "--sessions",
+                sessions,
+                "--no-metrics",
+            ])
+            .arg("--ort-lib")
+            .arg(&lib)
+            .arg(&imgs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+        out
+    };
+    let (one, two) = (run("1"), run("2"));
+    let want = outputs(&one);
+    assert!(want.len() >= 6, "{want:?}");
+    assert_eq!(outputs(&two), want);
+    for f in &want {
+        assert!(
+            std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
+            "{} differs with two sessions",
+            f.display()
+        );
+    }
+    let (a, b) = (run_json(&one), run_json(&two));
+    assert_eq!(a["counts"], b["counts"]);
+    assert_eq!(
+        (&b["model_run"]["sessions"], &b["model_run"]["threads"]),
+        (&serde_json::json!(2), &serde_json::json!(1))
+    );
+    assert_eq!(a["model_run"]["runs"], b["model_run"]["runs"]);
+    assert_eq!(b["config"]["sessions"], 2);
+
+    let o = nsod()
+        .args([
+            "infer",
+            "--sessions",
+            "2",
+            "--schedule",
+            "pipelined",
+            "--no-metrics",
+        ])
+        .arg("--ort-lib")
+        .arg(&lib)
+        .arg(&imgs)
+        .arg("--out")
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sessions (sessions)")
+            && stderr.contains(
+                "several sessions run one image's batches at once in the sequential schedule"
+            ),
+        "{stderr}"
+    );
+}

@@ -145,6 +145,7 @@ fn sample(f: &Fixture, key: &str, gateway: u16) -> String {
         "names" => p(&f.names),
         "device" => "cpu".into(),
         "threads" => "1".into(),
+        "sessions" => "1".into(),
         "graph_optimization" => "extended".into(),
         "spinning" => "off".into(),
         "schedule" => "pipelined".into(),

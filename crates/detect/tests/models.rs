@@ -379,3 +379,61 @@ fn the_stream_equals_the_sequential_detector_image_by_image() {
         assert!(stats.busy_ratio() > 0.0 && stats.busy_ratio() <= 1.0);
     }
 }
+
+/// Several sessions run an image's batches at once and give exactly the one-session result: the same detections in
+/// the same order, the same runs, for an image in memory and one read window by window (the 1054 x 1529 DOTA image
+/// in 6 slices of 640 and the full-image pass); an interrupt set before the image stops it with the interrupt
+/// error.
+#[test]
+#[cfg_attr(
+    not(nsod_shared_assets),
+    ignore = "needs the shared test assets (NSOD_TEST_MODELS, NSOD_TEST_DATA)"
+)]
+fn two_sessions_give_the_result_of_one() {
+    let img = load_image(&assets().data.join("dota_P0006.png")).unwrap();
+    let config = DetectorConfig {
+        slice: SliceMode::Size(640),
+        ..Default::default()
+    };
+    let opts = ModelOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    let model = Model::load(runtime(), &nsod_testkit::default_model(), &opts).unwrap();
+    let mut one = Detector::new(model.another().unwrap(), config.clone());
+    let more = vec![model.another().unwrap()];
+    let mut two = Detector::new(model, config).with_sessions(more);
+    assert_eq!((one.sessions(), two.sessions()), (1, 2));
+    for windowed in [false, true] {
+        let (want, got) = if windowed {
+            (
+                one.detect_source(&img).unwrap(),
+                two.detect_source(&img).unwrap(),
+            )
+        } else {
+            (one.detect(&img).unwrap(), two.detect(&img).unwrap())
+        };
+        assert!(want.detections.len() >= 100, "{}", want.detections.len());
+        assert_eq!(got.detections, want.detections, "windowed {windowed}");
+        assert_eq!(
+            (
+                got.slices,
+                got.runs,
+                got.merge_input,
+                got.run_durations.len()
+            ),
+            (
+                want.slices,
+                want.runs,
+                want.merge_input,
+                want.run_durations.len()
+            ),
+            "windowed {windowed}"
+        );
+        assert_eq!(got.runs, 7, "6 slices and the full-image pass");
+    }
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    two.interrupt = Some(flag);
+    let e = two.detect(&img).unwrap_err();
+    assert!(matches!(e, nsod_detect::DetectError::Interrupted), "{e}");
+}

@@ -523,8 +523,10 @@ pub struct PipelineConfig {
     pub names: Option<PathBuf>,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// ONNX Runtime intra-op threads per session (0: all cores).
+    /// ONNX Runtime intra-op threads per session (0: all cores, divided among the sessions when there are several).
     pub threads: usize,
+    /// ONNX Runtime sessions of the model running an image's batches at once (the sequential schedule).
+    pub sessions: usize,
     /// ONNX Runtime's graph optimisation level.
     pub graph_optimization: GraphOptimization,
     /// Whether ONNX Runtime's intra-op threads spin.
@@ -557,6 +559,7 @@ impl Default for PipelineConfig {
             names: None,
             device: "cpu".into(),
             threads: 0,
+            sessions: 1,
             graph_optimization: GraphOptimization::All,
             spinning: Spinning::Auto,
             schedule: Schedule::Auto,
@@ -616,6 +619,17 @@ impl PipelineConfig {
             Schedule::Auto => matches!(self.device(), Ok(Device::Cuda(_))),
             Schedule::Sequential => false,
             Schedule::Pipelined => true,
+        }
+    }
+
+    /// Intra-op threads of each session: [`PipelineConfig::threads`], or with several sessions and 0 threads the
+    /// cores divided among them (never more threads than cores by default).
+    pub fn session_threads(&self) -> usize {
+        if self.sessions > 1 && self.threads == 0 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / self.sessions).max(1)
+        } else {
+            self.threads
         }
     }
 
@@ -713,6 +727,12 @@ impl PipelineConfig {
             return Err(invalid(
                 "threads",
                 format!("{} is more than 1024", self.threads),
+            ));
+        }
+        if !(1..=64).contains(&self.sessions) {
+            return Err(invalid(
+                "sessions",
+                format!("{} is outside 1..=64", self.sessions),
             ));
         }
         if self.decode_threads > 64 {

@@ -141,7 +141,7 @@ impl Pipeline {
                     path,
                     &ModelOptions {
                         device: config.device()?,
-                        threads: config.threads,
+                        threads: config.session_threads(),
                         names: given_names.clone(),
                         io: config.io_binding,
                         graph_optimization: config.graph_optimization,
@@ -263,7 +263,12 @@ impl Pipeline {
                     None => Model::open(&plan.runtime, plan.info.clone())
                         .map_err(PipelineError::Model)?,
                 };
-                Some(Detector::new(model, plan.detector.clone()))
+                // More sessions of the model (`sessions`), each with the same threads.
+                let more = (1..self.inner.config.sessions)
+                    .map(|_| model.another())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(PipelineError::Model)?;
+                Some(Detector::new(model, plan.detector.clone()).with_sessions(more))
             }
             None => None,
         };

@@ -186,7 +186,8 @@ pub fn run_feed(
             peak_images,
             placements: worker.placements().cloned(),
             decode_threads,
-            threads: pipeline.config().threads,
+            threads: pipeline.config().session_threads(),
+            sessions: worker.detector().map_or(1, |d| d.sessions()),
             io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
             spinning: pipeline.config().spinning.enabled(),
         });

@@ -392,6 +392,17 @@ pub static SETTINGS: &[Setting] = &[
         "ONNX Runtime intra-op threads per session (0: all cores; nsod serve divides them among its workers)."
     ),
     setting!(
+        "sessions",
+        Execution,
+        Model,
+        Some("sessions"),
+        None,
+        Value,
+        "N",
+        |c| c.sessions,
+        "ONNX Runtime sessions running an image's slice batches at once, each with --threads intra-op threads (0 threads: the cores divided among them); the sequential schedule only. On a CPU, 2 sessions of 1 thread run sliced images faster than 1 of 2 (docs/infer.md); the outputs do not change."
+    ),
+    setting!(
         "graph_optimization",
         Result,
         Model,
@@ -1385,6 +1396,11 @@ type Needs = (&'static str, fn(&PipelineConfig) -> bool, &'static str);
 
 const NEEDS: &[Needs] = &[
     (
+        "sessions",
+        |c| c.sessions <= 1 || !c.pipelined(),
+        "several sessions run one image's batches at once in the sequential schedule; the pipelined one keeps one session busy with batches across images (--batch)",
+    ),
+    (
         "io_binding",
         |c| c.io_binding != IoMode::Bound || c.pipelined(),
         "IoBinding applies to the pipelined schedule only (--schedule pipelined, or auto on a GPU)",
@@ -1679,6 +1695,7 @@ mod tests {
     fn sample(key: &str) -> Option<&'static str> {
         Some(match key {
             "threads" => "3",
+            "sessions" => "2",
             "track.save_video" => "tracks.mp4",
             "schedule" => "pipelined",
             "io_binding" => "on",

@@ -151,8 +151,10 @@ pub struct ModelRun {
     pub placements: Option<Result<Vec<nsod_detect::Placement>, String>>,
     /// Threads that decoded the images.
     pub decode_threads: usize,
-    /// ONNX Runtime intra-op threads of the session (0: ONNX Runtime's default, every core).
+    /// ONNX Runtime intra-op threads of each session (0: ONNX Runtime's default, every core).
     pub threads: usize,
+    /// Sessions running an image's batches at once.
+    pub sessions: usize,
     /// Whether the pipelined runs used IoBinding.
     pub io_binding: bool,
     /// Whether the session's intra-op threads spun.
@@ -181,6 +183,7 @@ impl ModelRun {
             "providers": providers,
             "decode_threads": self.decode_threads,
             "threads": self.threads,
+            "sessions": self.sessions,
             "io_binding": self.io_binding,
             "spinning": self.spinning,
         })
