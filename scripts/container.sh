@@ -262,17 +262,20 @@ for p in "${pids[@]}"; do wait "$p" || die "a shard failed"; done
 k8s_run "$merge_image" -- "$merge_args" 2>&1 | grep -v "metrics export" || true
 [ -f "$k8s/runs/run/run.json" ] || die "the merge wrote no run.json"
 k8s_run "$plan_image" -- '["infer","/runs/input","--kg","--out","/runs/single","--no-metrics","-q"]'
-python3 - "$k8s/runs/single" "$k8s/runs/run" <<'PY'
+same_as_one_process() { # same_as_one_process WHAT DIR: DIR's outputs equal the one-process run's, file by file
+  python3 - "$k8s/runs/single" "$2" "$1" <<'PY'
 import json, os, sys
-a, b = sys.argv[1], sys.argv[2]
+a, b, what = sys.argv[1], sys.argv[2], sys.argv[3]
 names = ["predictions.jsonl", "report.csv", "report.jsonl", "coco_results.json", "coco_images.json",
          "scene_graphs.jsonl", "kg_facts.pl", "kg.json"]
 for f in names:
-    assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{f} differs"
+    assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{what}: {f} differs"
 ja, jb = json.load(open(os.path.join(a, "run.json"))), json.load(open(os.path.join(b, "run.json")))
-assert ja["counts"] == jb["counts"] and ja["counts"]["detections"] > 0, (ja["counts"], jb["counts"])
-print(f"plan, 2 shards and merge equal one process ({', '.join(names)}); {ja['counts']['detections']} detections")
+assert ja["counts"] == jb["counts"] and ja["counts"]["detections"] > 0, (what, ja["counts"], jb["counts"])
+print(f"{what} equal one process ({', '.join(names)}); {jb['counts']['detections']} detections")
 PY
+}
+same_as_one_process "plan, 2 shards and merge" "$k8s/runs/run"
 
 say "the Slurm task scripts (deploy/slurm/*.sbatch) in containers: plan as submit.sh runs it, tasks 0 and 1, merge"
 slurm_env=(-e NSOD=/usr/local/bin/nsod -e NSOD_PLAN=/runs/slurm/plan.json -e NSOD_OUT=/runs/slurm -e NSOD_SHARDS=2
@@ -285,17 +288,7 @@ for i in 0 1; do
 done
 for p in "${pids[@]}"; do wait "$p" || die "a Slurm task failed"; done
 k8s_run "$image" --entrypoint /bin/bash "${slurm_env[@]}" -- '["/slurm/nsod-merge.sbatch"]'
-python3 - "$k8s/runs/single" "$k8s/runs/slurm" <<'PY'
-import json, os, sys
-a, b = sys.argv[1], sys.argv[2]
-names = ["predictions.jsonl", "report.csv", "report.jsonl", "coco_results.json", "coco_images.json",
-         "scene_graphs.jsonl", "kg_facts.pl", "kg.json"]
-for f in names:
-    assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{f} differs"
-ja, jb = json.load(open(os.path.join(a, "run.json"))), json.load(open(os.path.join(b, "run.json")))
-assert ja["counts"] == jb["counts"], (ja["counts"], jb["counts"])
-print(f"the Slurm tasks and merge equal one process; {jb['counts']['detections']} detections")
-PY
+same_as_one_process "the Slurm tasks and merge" "$k8s/runs/slurm"
 
 say "every binary and library in the image finds its libraries (ldd)"
 podman run --rm --entrypoint /bin/sh "$image" -c \
