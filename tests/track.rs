@@ -341,26 +341,10 @@ fn jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `track_summary.csv` as maps from column name to value.
+/// `track_summary.csv` as maps from column name to value (RFC 4180 fields: quoted when they hold a comma or a
+/// quote, doubled inside).
 fn summary_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    // RFC 4180 fields: quoted when they hold a comma or a quote (doubled inside).
-    fn fields(line: &str) -> Vec<String> {
-        let (mut out, mut cur, mut quoted, mut chars) =
-            (Vec::new(), String::new(), false, line.chars().peekable());
-        while let Some(c) = chars.next() {
-            match (c, quoted) {
-                ('"', true) if chars.peek() == Some(&'"') => {
-                    cur.push('"');
-                    chars.next();
-                }
-                ('"', _) => quoted = !quoted,
-                (',', false) => out.push(std::mem::take(&mut cur)),
-                _ => cur.push(c),
-            }
-        }
-        out.push(cur);
-        out
-    }
+    use nsod_types::formats::csv::fields;
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header = fields(lines.next().unwrap());

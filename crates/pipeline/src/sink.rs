@@ -336,27 +336,7 @@ pub(crate) fn csv_image_of(line: &str) -> Option<String> {
     csv_image(line)
 }
 
-fn csv_image(line: &str) -> Option<String> {
-    if let Some(rest) = line.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = rest.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    out.push('"');
-                    chars.next();
-                } else {
-                    return Some(out);
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        None
-    } else {
-        line.split(',').next().map(str::to_owned)
-    }
-}
+use nsod_types::formats::csv::first_field as csv_image;
 
 /// Records of a complete file, overridden by the records of its `.partial` file up to the first unreadable line
 /// (the one an interruption cut, reported in `warnings`).

@@ -1247,13 +1247,7 @@ fn merge_ran(a: Option<RulesRan>, b: Option<RulesRan>) -> Option<RulesRan> {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
+use nsod_types::formats::csv::quote as csv_field;
 
 impl Sink for TrackSink {
     fn completed(&self) -> std::collections::BTreeSet<String> {

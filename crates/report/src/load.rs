@@ -191,24 +191,7 @@ pub fn read(dir: &Path) -> RunData {
     d
 }
 
-/// RFC 4180 fields of one line (nsod writes no line breaks inside a field).
-fn csv_fields(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
+use nsod_types::formats::csv::fields as csv_fields;
 
 fn tracks(dir: &Path, warnings: &mut Vec<String>) -> Option<Tracks> {
     let summary = dir.join(nsod_types::layout::TRACK_SUMMARY);

@@ -12,13 +12,7 @@ use std::path::{Path, PathBuf};
 /// for pair and relation rules). Size and scene rules concern one object: the `object_2` columns are empty.
 pub const CSV_HEADER: &str = "image_name,action,rule_pair,object_1,conf_1_before,conf_1_after,object_2,conf_2_before,conf_2_after,suppressed_object,kept_object,kept_object_conf,reason";
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
+use nsod_types::formats::csv::quote as csv_field;
 
 fn object_name(d: &Detection, i: usize) -> String {
     format!("{}#{i}", d.class_name)

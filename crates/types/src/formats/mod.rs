@@ -6,12 +6,14 @@
 //! | [`yolo_obb`] | `cls x1 y1 x2 y2 x3 y3 x4 y4 [conf]` | normalised to `[0, 1]` |
 //! | [`dota`] | `x1 y1 x2 y2 x3 y3 x4 y4 classname difficult` | pixels |
 //! | [`jsonl`] | one JSON object per image (nsod's predictions file) | pixels |
+//! | [`csv`] | one line of RFC 4180 CSV (`report.csv`, `track_summary.csv`) | — |
 //!
 //! Readers never panic: a bad line is a [`FormatError::Line`] that names the file and the 1-based line number.
 //! Blank lines and lines starting with `#` are skipped by the text readers. Writers write to a temporary file in the
 //! destination folder and rename it into place, so a failed write never leaves a half-written file behind.
 
 pub mod coco;
+pub mod csv;
 pub mod dota;
 pub mod jsonl;
 pub mod yolo;
