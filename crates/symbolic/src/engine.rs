@@ -406,39 +406,13 @@ impl SceneSession {
     /// request (context tracks included: the caller keeps those it asked about).
     pub fn track_answers(&mut self, req: TrackRequest) -> Result<Vec<TrackAnswer>, SymbolicError> {
         self.send(Request::Tracks(req))?;
-        let rules = self.rules.clone();
-        let Some(mut worker) = self.worker.take() else {
-            return Err(SymbolicError::Crashed {
-                path: rules.path.clone(),
-                message: "no track request is pending".into(),
-            });
-        };
-        let mut answers = match worker.receive(rules.sandbox.limits.query_timeout) {
-            Ok(Response::TrackAdjusted {
+        self.receive(("track", "a track query"), |r| match r {
+            Response::TrackAdjusted {
                 answers,
                 query_seconds,
-            }) => {
-                self.last_timing = Some((0.0, query_seconds));
-                answers
-            }
-            Ok(Response::Error(e)) => return Err(worker_error(&rules.path, e)),
-            Ok(other) => {
-                return Err(SymbolicError::Crashed {
-                    path: rules.path.clone(),
-                    message: format!("the rules worker answered {other:?} to a track query"),
-                });
-            }
-            Err(f) => return Err(failure(&rules.path, f, &rules.sandbox)),
-        };
-        worker.queries += 1;
-        self.worker = Some(worker);
-        answers.sort_by(|a, b| {
-            a.id.cmp(&b.id)
-                .then_with(|| a.reason.cmp(&b.reason))
-                .then_with(|| a.factor.total_cmp(&b.factor))
-        });
-        answers.dedup();
-        Ok(answers)
+            } => Ok((answers, 0.0, query_seconds)),
+            other => Err(format!("{other:?}")),
+        })
     }
 
     /// Sends a request to the worker (starting one if needed) without waiting for the answer.
@@ -467,37 +441,54 @@ impl SceneSession {
 
     /// The answer to the request [`SceneSession::submit`] sent.
     fn collect(&mut self) -> Result<Vec<SceneAnswer>, SymbolicError> {
+        self.receive(("scene", "a scene"), |r| match r {
+            Response::Adjusted {
+                answers,
+                build_seconds,
+                query_seconds,
+            } => Ok((answers, build_seconds, query_seconds)),
+            other => Err(format!("{other:?}")),
+        })
+    }
+
+    /// The pending request's answers: `take` picks them, with the build and query times, out of the response it
+    /// expects (another response, as text, is the worker's fault); they come back sorted by id, reason and factor, without
+    /// duplicates. `(what, asked)` name the request in the messages.
+    fn receive<T: Answer>(
+        &mut self,
+        (what, asked): (&str, &str),
+        take: impl FnOnce(Response) -> Result<(Vec<T>, f64, f64), String>,
+    ) -> Result<Vec<T>, SymbolicError> {
         let rules = self.rules.clone();
         let Some(mut worker) = self.worker.take() else {
             return Err(SymbolicError::Crashed {
                 path: rules.path.clone(),
-                message: "no scene request is pending".into(),
+                message: format!("no {what} request is pending"),
             });
         };
         let mut answers = match worker.receive(rules.sandbox.limits.query_timeout) {
-            Ok(Response::Adjusted {
-                answers,
-                build_seconds,
-                query_seconds,
-            }) => {
-                self.last_timing = Some((build_seconds, query_seconds));
-                answers
-            }
             Ok(Response::Error(e)) => return Err(worker_error(&rules.path, e)),
-            Ok(other) => {
-                return Err(SymbolicError::Crashed {
-                    path: rules.path.clone(),
-                    message: format!("the rules worker answered {other:?} to a scene"),
-                });
-            }
+            Ok(response) => match take(response) {
+                Ok((answers, build_seconds, query_seconds)) => {
+                    self.last_timing = Some((build_seconds, query_seconds));
+                    answers
+                }
+                Err(other) => {
+                    return Err(SymbolicError::Crashed {
+                        path: rules.path.clone(),
+                        message: format!("the rules worker answered {other} to {asked}"),
+                    });
+                }
+            },
             Err(f) => return Err(failure(&rules.path, f, &rules.sandbox)),
         };
         worker.queries += 1;
         self.worker = Some(worker);
         answers.sort_by(|a, b| {
-            a.id.cmp(&b.id)
-                .then_with(|| a.reason.cmp(&b.reason))
-                .then_with(|| a.factor.total_cmp(&b.factor))
+            let (a, b) = (a.key(), b.key());
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.cmp(b.1))
+                .then_with(|| a.2.total_cmp(&b.2))
         });
         answers.dedup();
         Ok(answers)
@@ -621,6 +612,23 @@ pub(crate) fn atom(t: &Term) -> Option<String> {
     match t {
         Term::Atom(a) => Some(a.clone()),
         _ => None,
+    }
+}
+
+/// An answer of the rules worker that adjusts one thing (a detection, a track): ordered by id, reason, factor.
+trait Answer: PartialEq {
+    fn key(&self) -> (u64, &str, f64);
+}
+
+impl Answer for SceneAnswer {
+    fn key(&self) -> (u64, &str, f64) {
+        (self.id as u64, &self.reason, self.factor)
+    }
+}
+
+impl Answer for TrackAnswer {
+    fn key(&self) -> (u64, &str, f64) {
+        (self.id, &self.reason, self.factor)
     }
 }
 

@@ -646,40 +646,83 @@ pub(crate) fn tracks_query(req: &TrackRequest, limit: u64) -> String {
 }
 
 fn tracks(m: &mut Machine, req: &TrackRequest, limits: &WorkerLimits) -> Response {
+    let q = tracks_query(req, limits.query_inferences);
+    let ids: std::collections::BTreeSet<u64> = req.tracks.iter().map(|t| t.id).collect();
+    let valid = |i: i64| i >= 0 && ids.contains(&(i as u64));
+    let (found, query_seconds) = match adjustments(m, &q, ("adjust_track", "track"), limits, valid)
+    {
+        Ok(x) => x,
+        Err(e) => return Response::Error(e),
+    };
+    let answers = found
+        .into_iter()
+        .map(|(id, factor, reason)| TrackAnswer {
+            id: id as u64,
+            factor,
+            reason,
+        })
+        .collect();
+    Response::TrackAdjusted {
+        answers,
+        query_seconds,
+    }
+}
+
+/// The answers of a rule query whose binding `L` lists `NAME(Id, Factor, Reason)` terms (`adjust/3` of a scene,
+/// `adjust_track/3` of tracks), checked: an error the rules raised (out of memory apart), the inference limit, an
+/// id `valid` refuses (not a detection of this image, not a track of this query), a factor outside (0, 10].
+/// `(name, what)`: the predicate and what the query is about, for the messages. Returns the answers and the query's
+/// time.
+#[allow(clippy::type_complexity)]
+fn adjustments(
+    m: &mut Machine,
+    q: &str,
+    (name, what): (&str, &str),
+    limits: &WorkerLimits,
+    valid: impl Fn(i64) -> bool,
+) -> Result<(Vec<(i64, f64, String)>, f64), WorkerError> {
     let limit = limits.query_inferences;
-    let q = tracks_query(req, limit);
+    let pred = format!("{name}/3");
     let t = std::time::Instant::now();
-    let answer = first_answer(m, &q);
+    let answer = first_answer(m, q);
     let query_seconds = t.elapsed().as_secs_f64();
     let b = match answer {
         Ok(Some(b)) => b,
         Ok(None) => {
-            return Response::Error(err(ErrorKind::Load, None, "the track query failed"));
+            return Err(err(
+                ErrorKind::Load,
+                None,
+                format!("the {what} query failed"),
+            ));
         }
-        Err(e) => return Response::Error(e.into_worker("adjust_track/3", limits)),
+        Err(e) => return Err(e.into_worker(&pred, limits)),
     };
     if let Some(e) = b.get("E") {
         if is_resource_error(e) {
-            return Response::Error(QueryError::Memory.into_worker("adjust_track/3", limits));
+            return Err(QueryError::Memory.into_worker(&pred, limits));
         }
-        return Response::Error(err(
+        return Err(err(
             ErrorKind::Load,
             None,
-            format!("adjust_track/3 raised {}", term_text(e)),
+            format!("{pred} raised {}", term_text(e)),
         ));
     }
     if matches!(b.get("Res"), Some(Term::Atom(a)) if a == "inference_limit_exceeded") {
-        return Response::Error(err(
+        return Err(err(
             ErrorKind::Limit,
             None,
-            format!("adjust_track/3 did not finish within the inference limit ({limit})"),
+            format!("{pred} did not finish within the inference limit ({limit})"),
         ));
     }
     let items: &[Term] = match b.get("L") {
         Some(Term::List(items)) => items,
         _ => &[],
     };
-    let ids: std::collections::BTreeSet<u64> = req.tracks.iter().map(|t| t.id).collect();
+    let not_valid = if what == "track" {
+        "the id is not a track of this query"
+    } else {
+        "the id is not a detection of this image"
+    };
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
         let Term::Compound(_, a) = item else { continue };
@@ -688,42 +731,35 @@ fn tracks(m: &mut Machine, req: &TrackRequest, limits: &WorkerLimits) -> Respons
         };
         let text = || {
             format!(
-                "adjust_track({}, {}, {})",
+                "{name}({}, {}, {})",
                 term_text(id),
                 term_text(factor),
                 term_text(reason)
             )
         };
         let id = match int(Some(id)) {
-            Some(i) if i >= 0 && ids.contains(&(i as u64)) => i as u64,
+            Some(i) if valid(i) => i,
             _ => {
-                return Response::Error(err(
+                return Err(err(
                     ErrorKind::Invalid,
                     None,
-                    format!("{}: the id is not a track of this query", text()),
+                    format!("{}: {not_valid}", text()),
                 ));
             }
         };
         let factor = match number(factor) {
             Some(f) if f > 0.0 && f <= 10.0 && f.is_finite() => f,
             _ => {
-                return Response::Error(err(
+                return Err(err(
                     ErrorKind::Invalid,
                     None,
                     format!("{}: the factor must be a number in (0, 10]", text()),
                 ));
             }
         };
-        answers.push(TrackAnswer {
-            id,
-            factor,
-            reason: term_text(reason),
-        });
+        answers.push((id, factor, term_text(reason)));
     }
-    Response::TrackAdjusted {
-        answers,
-        query_seconds,
-    }
+    Ok((answers, query_seconds))
 }
 
 /// The scene term of one image, as Prolog text (numbers in their shortest round-trip form).
@@ -844,82 +880,23 @@ fn prolog_float(s: String) -> String {
 }
 
 fn scene(m: &mut Machine, req: &SceneRequest, limits: &WorkerLimits) -> Response {
-    let limit = limits.query_inferences;
     let t = std::time::Instant::now();
-    let q = scene_query(req, limit);
+    let q = scene_query(req, limits.query_inferences);
     let build_seconds = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    let answer = first_answer(m, &q);
-    let query_seconds = t.elapsed().as_secs_f64();
-    let b = match answer {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return Response::Error(err(ErrorKind::Load, None, "the scene query failed"));
-        }
-        Err(e) => return Response::Error(e.into_worker("adjust/3", limits)),
-    };
-    if let Some(e) = b.get("E") {
-        if is_resource_error(e) {
-            return Response::Error(QueryError::Memory.into_worker("adjust/3", limits));
-        }
-        return Response::Error(err(
-            ErrorKind::Load,
-            None,
-            format!("adjust/3 raised {}", term_text(e)),
-        ));
-    }
-    if matches!(b.get("Res"), Some(Term::Atom(a)) if a == "inference_limit_exceeded") {
-        return Response::Error(err(
-            ErrorKind::Limit,
-            None,
-            format!("adjust/3 did not finish within the inference limit ({limit})"),
-        ));
-    }
-    let items: &[Term] = match b.get("L") {
-        Some(Term::List(items)) => items,
-        _ => &[],
-    };
     let n = req.detections.len();
-    let mut answers = Vec::with_capacity(items.len());
-    for item in items {
-        let Term::Compound(_, a) = item else { continue };
-        let [id, factor, reason] = &a[..] else {
-            continue;
-        };
-        let text = || {
-            format!(
-                "adjust({}, {}, {})",
-                term_text(id),
-                term_text(factor),
-                term_text(reason)
-            )
-        };
-        let id = match int(Some(id)) {
-            Some(i) if i >= 0 && (i as usize) < n => i as usize,
-            _ => {
-                return Response::Error(err(
-                    ErrorKind::Invalid,
-                    None,
-                    format!("{}: the id is not a detection of this image", text()),
-                ));
-            }
-        };
-        let factor = match number(factor) {
-            Some(f) if f > 0.0 && f <= 10.0 && f.is_finite() => f,
-            _ => {
-                return Response::Error(err(
-                    ErrorKind::Invalid,
-                    None,
-                    format!("{}: the factor must be a number in (0, 10]", text()),
-                ));
-            }
-        };
-        answers.push(SceneAnswer {
-            id,
+    let valid = |i: i64| i >= 0 && (i as usize) < n;
+    let (found, query_seconds) = match adjustments(m, &q, ("adjust", "scene"), limits, valid) {
+        Ok(x) => x,
+        Err(e) => return Response::Error(e),
+    };
+    let answers = found
+        .into_iter()
+        .map(|(id, factor, reason)| SceneAnswer {
+            id: id as usize,
             factor,
-            reason: term_text(reason),
-        });
-    }
+            reason,
+        })
+        .collect();
     Response::Adjusted {
         answers,
         build_seconds,

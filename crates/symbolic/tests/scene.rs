@@ -432,3 +432,30 @@ fn tree_rules_on_a_hand_built_stand() {
     assert!(err.is_none(), "{err:?}");
     assert_eq!(adj.scores, vec![0.9, 0.5, 0.4, 0.8, 0.7, 0.3]);
 }
+
+/// An answer naming a detection the image does not have, or a factor outside (0, 10], is an error that quotes the
+/// answer, never a silent miss; the image keeps its table-only result.
+#[test]
+fn bad_scene_answers_are_errors_that_quote_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let dets = vec![aabb("ship", 0.4, 0.0, 0.0, 10.0, 10.0)];
+    for (text, want) in [
+        (
+            "adjust(99, 0.5, ghost).\n",
+            "adjust(99, 0.5, ghost): the id is not a detection of this image",
+        ),
+        (
+            "adjust(0, 11, huge).\n",
+            "adjust(0, 11, huge): the factor must be a number in (0, 10]",
+        ),
+    ] {
+        let p = dir.path().join("bad.pl");
+        std::fs::write(&p, text).unwrap();
+        let rb = load(&p);
+        let mut s = rb.session().unwrap();
+        let (adj, err) = rb.refine(Some(&mut s), &dets, &ctx(None));
+        let err = err.expect("a bad answer is an error").to_string();
+        assert!(err.contains(want), "{err}");
+        assert_eq!(adj.scores, vec![0.4], "{text}");
+    }
+}
