@@ -550,7 +550,11 @@ impl Detector {
         let (config, tiled) = (&self.config, self.tile.is_some());
         let interrupt = self.interrupt.as_deref();
         let sessions = std::iter::once(&mut self.model).chain(self.helpers.iter_mut());
-        let spawned = std::thread::scope(|scope| -> std::io::Result<()> {
+        // Joined here, not by the scope: a session thread that panics is an error of this image, not a panic of the
+        // caller's thread.
+        let spawned = std::thread::scope(|scope| -> Result<(), DetectError> {
+            let mut handles = Vec::new();
+            let mut spawn_error = None;
             for (k, model) in sessions.enumerate() {
                 let mut input = Vec::new();
                 let (next, failed, outcomes) = (&next, &failed, &outcomes);
@@ -586,13 +590,28 @@ impl Detector {
                         }
                     }
                 };
-                std::thread::Builder::new()
+                match std::thread::Builder::new()
                     .name(format!("nsod-session-{k}"))
-                    .spawn_scoped(scope, work)?;
+                    .spawn_scoped(scope, work)
+                {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        spawn_error = Some(format!("cannot start a session thread: {e}"));
+                        break;
+                    }
+                }
             }
-            Ok(())
+            let mut panicked = false;
+            for h in handles {
+                panicked |= h.join().is_err();
+            }
+            match (spawn_error, panicked) {
+                (Some(e), _) => Err(DetectError::Output(e)),
+                (None, true) => Err(DetectError::Output("a session thread panicked".into())),
+                (None, false) => Ok(()),
+            }
         });
-        spawned.map_err(|e| DetectError::Output(format!("cannot start a session thread: {e}")))?;
+        spawned?;
         let mut error = None;
         for slot in outcomes {
             match slot.into_inner().ok().flatten() {
