@@ -324,46 +324,41 @@ impl Detector {
         };
         let mut all = Vec::new();
         let chunks = batches(&self.model.info, &self.config, &regions, batch);
-        if !self.helpers.is_empty() && chunks.len() > 1 {
-            let (info, config) = (self.model.info.clone(), self.config.clone());
-            let prepare =
-                |chunk: &[(usize, Region)], mut input: Vec<f32>| -> Result<Ready, DetectError> {
-                    let t = Instant::now();
-                    let inputs: Vec<SliceInput> = chunk
-                        .iter()
-                        .map(|(_, r)| SliceInput {
-                            image: img,
-                            within: *r,
-                            placed: *r,
-                        })
-                        .collect();
-                    let (letterboxes, hw) = letterbox_batch(&info, &config, &inputs, &mut input);
-                    Ok(Ready {
-                        input,
-                        hw,
-                        letterboxes,
-                        placed: chunk.iter().map(|(_, r)| *r).collect(),
-                        indices: chunk.iter().map(|(i, _)| *i).collect(),
-                        skipped: 0,
-                        read_secs: Vec::new(),
-                        pre_secs: t.elapsed().as_secs_f64(),
+        let (info, config) = (self.model.info.clone(), self.config.clone());
+        let prepare =
+            |chunk: &[(usize, Region)], mut input: Vec<f32>| -> Result<Ready, DetectError> {
+                let t = Instant::now();
+                let inputs: Vec<SliceInput> = chunk
+                    .iter()
+                    .map(|(_, r)| SliceInput {
+                        image: img,
+                        within: *r,
+                        placed: *r,
                     })
-                };
+                    .collect();
+                let (letterboxes, hw) = letterbox_batch(&info, &config, &inputs, &mut input);
+                Ok(Ready {
+                    input,
+                    hw,
+                    letterboxes,
+                    placed: chunk.iter().map(|(_, r)| *r).collect(),
+                    indices: chunk.iter().map(|(i, _)| *i).collect(),
+                    skipped: 0,
+                    read_secs: Vec::new(),
+                    pre_secs: t.elapsed().as_secs_f64(),
+                })
+            };
+        if !self.helpers.is_empty() && chunks.len() > 1 {
             self.run_concurrently(&chunks, &prepare, &mut result, &mut all)?;
             return self.finish(all, merge_needed, result, start);
         }
+        let tiled = self.tile.is_some();
         for chunk in chunks {
             self.check_interrupt()?;
-            let inputs: Vec<SliceInput> = chunk
-                .iter()
-                .map(|(_, r)| SliceInput {
-                    image: img,
-                    within: *r,
-                    placed: *r,
-                })
-                .collect();
-            let indices: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
-            self.run_slices(&inputs, &indices, &mut result, &mut all)?;
+            let ready = prepare(chunk, std::mem::take(&mut self.input))?;
+            let (done, input) = run_ready(&mut self.model, &self.config, tiled, ready)?;
+            self.input = input;
+            done.add_to(&mut result, &mut all);
         }
         self.finish(all, merge_needed, result, start)
     }
@@ -433,6 +428,7 @@ impl Detector {
             return self.finish(all, merge_needed, result, start);
         }
         let mut spare = std::mem::take(&mut self.input);
+        let tiled = self.tile.is_some();
         std::thread::scope(|scope| -> Result<(), DetectError> {
             let mut next = chunks.first().map(|c| prepare(c, Vec::new()));
             for k in 0..chunks.len() {
@@ -447,22 +443,9 @@ impl Detector {
                         .name("nsod-read".into())
                         .spawn_scoped(scope, move || prepare(c, buf))
                 });
-                result.read_durations.extend(&ready.read_secs);
-                result.skipped += ready.skipped;
-                if !ready.placed.is_empty() {
-                    result.preprocess_seconds += ready.pre_secs;
-                    result.preprocess_durations.push(ready.pre_secs);
-                    self.run_batch(
-                        &ready.input,
-                        ready.hw,
-                        &ready.letterboxes,
-                        &ready.placed,
-                        &ready.indices,
-                        &mut result,
-                        &mut all,
-                    )?;
-                }
-                spare = ready.input;
+                let (done, input) = run_ready(&mut self.model, &self.config, tiled, ready)?;
+                done.add_to(&mut result, &mut all);
+                spare = input;
                 next = match ahead {
                     None => None,
                     Some(Ok(handle)) => Some(handle.join().unwrap_or_else(|_| {
@@ -479,52 +462,6 @@ impl Detector {
         })?;
         self.input = spare;
         self.finish(all, merge_needed, result, start)
-    }
-
-    /// Letterboxes `inputs` into one batch (in the detector's reusable buffer), runs the model and maps the
-    /// detections back to the original image.
-    fn run_slices(
-        &mut self,
-        inputs: &[SliceInput],
-        indices: &[usize],
-        result: &mut ImageDetections,
-        all: &mut Vec<Detection>,
-    ) -> Result<(), DetectError> {
-        let t = Instant::now();
-        let mut input = std::mem::take(&mut self.input);
-        let (letterboxes, hw) = letterbox_batch(&self.model.info, &self.config, inputs, &mut input);
-        let pre = t.elapsed().as_secs_f64();
-        result.preprocess_seconds += pre;
-        result.preprocess_durations.push(pre);
-        let placed: Vec<Region> = inputs.iter().map(|s| s.placed).collect();
-        let r = self.run_batch(&input, hw, &letterboxes, &placed, indices, result, all);
-        self.input = input;
-        r
-    }
-
-    /// Runs the model on a letterboxed batch of inputs of `hw` (height, width) and maps the detections back to the
-    /// original image.
-    #[allow(clippy::too_many_arguments)]
-    fn run_batch(
-        &mut self,
-        input: &[f32],
-        hw: (u32, u32),
-        letterboxes: &[Letterbox],
-        placed: &[Region],
-        indices: &[usize],
-        result: &mut ImageDetections,
-        all: &mut Vec<Detection>,
-    ) -> Result<(), DetectError> {
-        let tiled = self.tile.is_some();
-        let batch = Batch {
-            input,
-            hw,
-            letterboxes,
-            placed,
-            indices,
-        };
-        run_on(&mut self.model, &self.config, tiled, &batch)?.add_to(result, all);
-        Ok(())
     }
 
     /// Runs `chunks` on every session at once: each session's thread takes the next chunk, makes its input with
@@ -566,21 +503,12 @@ impl Detector {
                         };
                         let outcome = match interrupt {
                             Some(f) if f.load(Ordering::SeqCst) => Err(DetectError::Interrupted),
-                            _ => prepare(chunk, std::mem::take(&mut input)).and_then(|ready| {
-                                let ran = if ready.placed.is_empty() {
-                                    None
-                                } else {
-                                    Some(run_on(model, config, tiled, &ready.batch())?)
-                                };
-                                let done = Done {
-                                    skipped: ready.skipped,
-                                    read_secs: ready.read_secs,
-                                    pre_secs: ready.pre_secs,
-                                    ran,
-                                };
-                                input = ready.input;
-                                Ok(done)
-                            }),
+                            _ => prepare(chunk, std::mem::take(&mut input))
+                                .and_then(|ready| run_ready(model, config, tiled, ready))
+                                .map(|(done, buffer)| {
+                                    input = buffer;
+                                    done
+                                }),
                         };
                         if outcome.is_err() {
                             failed.store(true, Ordering::SeqCst);
@@ -615,15 +543,7 @@ impl Detector {
         let mut error = None;
         for slot in outcomes {
             match slot.into_inner().ok().flatten() {
-                Some(Ok(done)) if error.is_none() => {
-                    result.read_durations.extend(&done.read_secs);
-                    result.skipped += done.skipped;
-                    if let Some(ran) = done.ran {
-                        result.preprocess_seconds += done.pre_secs;
-                        result.preprocess_durations.push(done.pre_secs);
-                        ran.add_to(result, all);
-                    }
-                }
+                Some(Ok(done)) if error.is_none() => done.add_to(result, all),
                 Some(Err(e)) if error.is_none() => error = Some(e),
                 _ => {}
             }
@@ -711,12 +631,45 @@ impl Ran {
     }
 }
 
-/// A chunk done by one session of a concurrent run.
+/// A chunk done: what reading and letterboxing it took, and its run (none when no slice held data).
 struct Done {
     skipped: usize,
     read_secs: Vec<f64>,
     pre_secs: f64,
     ran: Option<Ran>,
+}
+
+impl Done {
+    fn add_to(self, result: &mut ImageDetections, all: &mut Vec<Detection>) {
+        result.read_durations.extend(&self.read_secs);
+        result.skipped += self.skipped;
+        if let Some(ran) = self.ran {
+            result.preprocess_seconds += self.pre_secs;
+            result.preprocess_durations.push(self.pre_secs);
+            ran.add_to(result, all);
+        }
+    }
+}
+
+/// Runs a prepared chunk on `model` (when a slice held data); returns it done, and its input buffer for reuse.
+fn run_ready(
+    model: &mut Model,
+    config: &DetectorConfig,
+    tiled: bool,
+    ready: Ready,
+) -> Result<(Done, Vec<f32>), DetectError> {
+    let ran = if ready.placed.is_empty() {
+        None
+    } else {
+        Some(run_on(model, config, tiled, &ready.batch())?)
+    };
+    let done = Done {
+        skipped: ready.skipped,
+        read_secs: ready.read_secs,
+        pre_secs: ready.pre_secs,
+        ran,
+    };
+    Ok((done, ready.input))
 }
 
 /// Runs `model` on a batch, decodes each input's output (Ultralytics' NMS) and maps it back to the original image.
