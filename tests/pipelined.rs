@@ -143,7 +143,7 @@ fn pipelined_run_folders_equal_sequential_ones_byte_for_byte() {
 }
 
 /// The images a pipelined run holds at once are bounded by its queues, not by the folder: 40 images at batch 2
-/// never have more than `nsod_detect::stream::max_images_in_flight(2)` (12) in flight.
+/// never have more than `nsod_detect::stream::max_images_in_flight(2, 1)` (12) in flight.
 #[test]
 fn a_pipelined_run_holds_a_bounded_number_of_images() {
     let lib = ort_lib();
@@ -182,8 +182,9 @@ fn a_pipelined_run_holds_a_bounded_number_of_images() {
 }
 
 /// `--sessions 2 --threads 1` runs an image's slices on two sessions at once and writes the one-session run folder
-/// byte for byte (the sliced 2299 x 2472 sample and a small image); run.json records the sessions and their
-/// threads. With the pipelined schedule the flag is refused, naming why.
+/// byte for byte (the sliced 2299 x 2472 sample and a small image), in the sequential schedule and in the pipelined
+/// one (batches across images, each session taking the next); run.json records the sessions and their threads.
+/// IoBinding with several sessions is refused, naming why.
 #[test]
 fn two_sessions_write_the_one_session_folder() {
     let lib = ort_lib();
@@ -192,8 +193,8 @@ fn two_sessions_write_the_one_session_folder() {
     std::fs::create_dir_all(&imgs).unwrap();
     std::fs::copy(sample("neon_yell_2019_10cm.png"), imgs.join("a_big.png")).unwrap();
     std::fs::copy(sample("neon_soap_10cm.png"), imgs.join("b_small.png")).unwrap();
-    let run = |sessions: &str| {
-        let out = dir.path().join(format!("sessions-{sessions}"));
+    let run = |sessions: &str, schedule: &str| {
+        let out = dir.path().join(format!("sessions-{sessions}-{schedule}"));
         let o = nsod()
             .args([
                 "infer",
@@ -201,6 +202,8 @@ fn two_sessions_write_the_one_session_folder() {
                 "1",
                 "--sessions",
                 sessions,
+                "--schedule",
+                schedule,
                 "--no-metrics",
             ])
             .arg("--ort-lib")
@@ -213,25 +216,30 @@ fn two_sessions_write_the_one_session_folder() {
         assert!(o.status.success(), "{}", text(&o).1);
         out
     };
-    let (one, two) = (run("1"), run("2"));
+    let one = run("1", "sequential");
     let want = outputs(&one);
     assert!(want.len() >= 6, "{want:?}");
-    assert_eq!(outputs(&two), want);
-    for f in &want {
-        assert!(
-            std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
-            "{} differs with two sessions",
-            f.display()
+    let a = run_json(&one);
+    for schedule in ["sequential", "pipelined"] {
+        let two = run("2", schedule);
+        assert_eq!(outputs(&two), want, "{schedule}");
+        for f in &want {
+            assert!(
+                std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
+                "{} differs with two sessions ({schedule})",
+                f.display()
+            );
+        }
+        let b = run_json(&two);
+        assert_eq!(a["counts"], b["counts"]);
+        assert_eq!(
+            (&b["model_run"]["sessions"], &b["model_run"]["threads"]),
+            (&serde_json::json!(2), &serde_json::json!(1))
         );
+        // 9 slices and the full pass of the big image, one run of the small one, at batch 1.
+        assert_eq!(b["model_run"]["runs"], 11, "{schedule}");
+        assert_eq!(b["config"]["sessions"], 2);
     }
-    let (a, b) = (run_json(&one), run_json(&two));
-    assert_eq!(a["counts"], b["counts"]);
-    assert_eq!(
-        (&b["model_run"]["sessions"], &b["model_run"]["threads"]),
-        (&serde_json::json!(2), &serde_json::json!(1))
-    );
-    assert_eq!(a["model_run"]["runs"], b["model_run"]["runs"]);
-    assert_eq!(b["config"]["sessions"], 2);
 
     let o = nsod()
         .args([
@@ -240,6 +248,8 @@ fn two_sessions_write_the_one_session_folder() {
             "2",
             "--schedule",
             "pipelined",
+            "--io-binding",
+            "on",
             "--no-metrics",
         ])
         .arg("--ort-lib")
@@ -252,10 +262,9 @@ fn two_sessions_write_the_one_session_folder() {
     let (_, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("--sessions (sessions)")
-            && stderr.contains(
-                "several sessions run one image's batches at once in the sequential schedule"
-            ),
+        stderr.contains(
+            "--io-binding (io_binding): IoBinding applies to the pipelined schedule with one session"
+        ) && stderr.contains("several sessions run from host buffers"),
         "{stderr}"
     );
 }

@@ -447,7 +447,7 @@ fn every_setting_flag_is_applied_or_refused() {
         ),
         (
             vec!["--io-binding", "on"],
-            "error: --io-binding (io_binding): IoBinding applies to the pipelined schedule only (--schedule pipelined, or auto on a GPU)",
+            "error: --io-binding (io_binding): IoBinding applies to the pipelined schedule with one session (--schedule pipelined, or auto on a GPU; several sessions run from host buffers)",
         ),
         (
             vec!["--gsd", "0.3", "--no-symbolic"],

@@ -209,7 +209,7 @@ pub struct Detector {
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     input: Vec<f32>,
     /// More sessions of the model ([`Detector::with_sessions`]).
-    helpers: Vec<Model>,
+    pub(crate) helpers: Vec<Model>,
 }
 
 impl Detector {

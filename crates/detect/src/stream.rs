@@ -1,19 +1,21 @@
-//! Many images through one session with the model kept busy ([`Detector::detect_stream`], the pipelined
-//! schedule): three stages on threads of their own, joined by bounded channels, while the caller's thread takes
-//! the finished images in input order.
+//! Many images through the model's sessions with the model kept busy ([`Detector::detect_stream`], the pipelined
+//! schedule): three stages on threads of their own (the model stage one thread per session), joined by bounded
+//! channels, while the caller's thread takes the finished images in input order.
 //!
 //! ```text
 //! inputs ─▶ prepare ─────────────────▶ model ──────────────▶ post ──────────────────────────▶ caller
 //!           slices read (windowed       session.run on one    decoding, Ultralytics' NMS,      images in input
 //!           sources) and letterboxed    batch after another   back to image pixels; the SAHI   order
-//!           into batches that take                            merge once an image's slices
-//!           slices of several images                          are all in
+//!           into batches that take      (several sessions:    merge once an image's slices
+//!           slices of several images    each the next batch)  are all in
 //! ```
 //!
-//! While the model runs batch k, batch k+1 is filled and batch k-1 decoded. [`INPUT_BUFFERS`] input buffers
-//! circulate between prepare and model (page-locked tensors with IoBinding, see [`crate::IoMode`]), each channel
-//! holds at most [`QUEUE`] batches and the caller's at most [`QUEUE`] images, so the images held at once are bounded
-//! by [`max_images_in_flight`] whatever the number of inputs.
+//! While the model runs batch k, batch k+1 is filled and batch k-1 decoded. [`INPUT_BUFFERS`] input buffers (and
+//! one more for each session beyond the first) circulate between prepare and model (page-locked tensors with
+//! IoBinding, see [`crate::IoMode`]), each channel holds at most [`QUEUE`] batches and the caller's at most
+//! [`QUEUE`] images, so the images held at once are bounded by [`max_images_in_flight`] whatever the number of
+//! inputs. The prepare stage numbers its messages and the post stage handles them in that order, so with several
+//! sessions a batch that finishes before an earlier one waits for it: the outputs are those of one session.
 //!
 //! Image by image the result equals [`Detector::detect`] (images in memory) and [`Detector::detect_source`]
 //! (windowed sources): the same regions, letterboxes, decoding and merge, the detections gathered in region order.
@@ -43,11 +45,17 @@ pub const INPUT_BUFFERS: usize = 3;
 /// Batches waiting between two stages, and finished images waiting for the caller.
 pub const QUEUE: usize = 1;
 
-/// The most images a stream holds at once with batches of `batch` slices: those with a slice in a batch being
-/// filled, waiting or running ([`INPUT_BUFFERS`]), waiting for or in the post stage, and those finished but not
-/// yet taken by the caller.
-pub fn max_images_in_flight(batch: usize) -> usize {
-    (INPUT_BUFFERS + QUEUE + 1) * batch + QUEUE + 1
+/// The most images a stream holds at once with batches of `batch` slices and `sessions` sessions: those with a
+/// slice in a batch being filled, waiting or running (the input buffers), waiting for or in the post stage (a
+/// batch finished early waits there for the earlier ones), and those finished but not yet taken by the caller.
+pub fn max_images_in_flight(batch: usize, sessions: usize) -> usize {
+    (input_buffers(sessions) + QUEUE + 1) * batch + QUEUE + 1
+}
+
+/// The input buffers of a stream on `sessions` sessions: one more for each session beyond the first, so that each
+/// can run while the next batch is filled.
+fn input_buffers(sessions: usize) -> usize {
+    INPUT_BUFFERS + sessions.max(1) - 1
 }
 
 /// An image's pixels as the stream reads them.
@@ -103,13 +111,15 @@ pub struct StreamStats {
     pub slots: usize,
     /// The most images held by the stream at once.
     pub peak_images: usize,
+    /// The sessions that ran the batches.
+    pub sessions: usize,
 }
 
 impl StreamStats {
-    /// The share of the wall time the model was running, 0-1.
+    /// The share of the wall time the model's sessions were running, per session, 0-1.
     pub fn busy_ratio(&self) -> f64 {
         if self.wall_seconds > 0.0 {
-            (self.run_seconds / self.wall_seconds).min(1.0)
+            (self.run_seconds / (self.wall_seconds * self.sessions.max(1) as f64)).min(1.0)
         } else {
             0.0
         }
@@ -184,6 +194,13 @@ enum Event<I, E> {
 enum Msg<I, E, B> {
     Event(Event<I, E>),
     Batch(B),
+}
+
+/// A message with its number in the prepare stage's order: the post stage handles them in that order, whichever
+/// session ran a batch first.
+struct Numbered<M> {
+    n: usize,
+    msg: M,
 }
 
 /// The prepare stage's settings.
@@ -409,13 +426,16 @@ impl<I, E> Post<I, E> {
     }
 }
 
-type WorkMsg<I, E> = Msg<I, E, Prepared>;
-type RanMsg<I, E> = Msg<I, E, Ran>;
+type WorkMsg<I, E> = Numbered<Msg<I, E, Prepared>>;
+type RanMsg<I, E> = Numbered<Msg<I, E, Ran>>;
+type Shared<T> = Arc<std::sync::Mutex<T>>;
 
 impl Detector {
     /// Runs `inputs` through the pipelined schedule (see the [module](self)): `consume` is called on this thread
     /// with each output, in input order; returning [`ControlFlow::Break`] stops the stream. Batches take
-    /// [`DetectorConfig::batch`] slices, from as many images as it takes (a fixed-batch model: its own size). The
+    /// [`DetectorConfig::batch`] slices, from as many images as it takes (a fixed-batch model: its own size), and
+    /// run on every session of the detector ([`Detector::with_sessions`]), each taking the next batch (several
+    /// sessions run from host buffers: IoBinding's belong to one session). The
     /// interrupt flag is checked before each batch: the stream then ends with [`DetectError::Interrupted`] after
     /// the images finished before it. An image that cannot be read or run is an error output, and the stream goes
     /// on.
@@ -431,9 +451,11 @@ impl Detector {
     {
         let start = Instant::now();
         let info = self.model.info.clone();
-        // IoBinding's tensors have the model's input size: minimum rectangles run from host buffers (the pipeline
-        // refuses an explicit --io-binding on with them).
-        let bound = self.model.is_bound() && rect_stride(&info, &self.config).is_none();
+        // IoBinding's tensors have the model's input size and belong to one session: minimum rectangles and several
+        // sessions run from host buffers (the pipeline refuses an explicit --io-binding on with either).
+        let bound = self.model.is_bound()
+            && rect_stride(&info, &self.config).is_none()
+            && self.helpers.is_empty();
         let plan = Plan {
             batch: info.max_batch(self.config.batch),
             info: info.clone(),
@@ -444,14 +466,25 @@ impl Detector {
         let stop = AtomicBool::new(false);
         let in_flight = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
-        let (free_tx, free_rx) = sync_channel::<InputBuffer>(INPUT_BUFFERS);
+        let mut stats = StreamStats {
+            sessions: self.sessions(),
+            ..Default::default()
+        };
+        let buffers = input_buffers(stats.sessions);
+        let (free_tx, free_rx) = sync_channel::<InputBuffer>(buffers);
+        for b in self.model.input_buffers(buffers, batch, bound)? {
+            let _ = free_tx.send(b);
+        }
         let (work_tx, work_rx) = sync_channel::<WorkMsg<I, E>>(QUEUE);
         let (ran_tx, ran_rx) = sync_channel::<RanMsg<I, E>>(QUEUE);
         let (out_tx, out_rx) = sync_channel::<StreamOutput<I, E>>(QUEUE);
-        let (spare_tx, spare_rx) = sync_channel::<Vec<f32>>(INPUT_BUFFERS);
+        let (spare_tx, spare_rx) = sync_channel::<Vec<f32>>(buffers);
+        // Shared by the session threads: the work channel closes (and the prepare stage ends) when the last of them
+        // ends.
+        let work_rx: Shared<_> = Arc::new(std::sync::Mutex::new(work_rx));
+        let spare_rx: Shared<_> = Arc::new(std::sync::Mutex::new(spare_rx));
         let interrupt = self.interrupt.clone();
-        let model = &mut self.model;
-        let mut stats = StreamStats::default();
+        let sessions = std::iter::once(&mut self.model).chain(self.helpers.iter_mut());
         let result = std::thread::scope(|scope| -> Result<(), DetectError> {
             let prepare = std::thread::Builder::new()
                 .name("nsod-prepare".into())
@@ -459,21 +492,24 @@ impl Detector {
                     prepare_stage(&plan, inputs, free_rx, work_tx, &stop, &in_flight, &peak)
                 })
                 .map_err(thread_error)?;
-            let run = std::thread::Builder::new()
-                .name("nsod-model".into())
-                .spawn_scoped(scope, || {
-                    model_stage(
-                        model,
-                        batch,
-                        bound,
-                        free_tx,
-                        work_rx,
-                        ran_tx,
-                        spare_rx,
-                        interrupt.as_deref(),
-                    )
-                })
-                .map_err(thread_error)?;
+            let mut runners = Vec::new();
+            for (k, model) in sessions.enumerate() {
+                let (free, work, ran, spare) = (
+                    free_tx.clone(),
+                    work_rx.clone(),
+                    ran_tx.clone(),
+                    spare_rx.clone(),
+                );
+                let interrupt = interrupt.as_deref();
+                let runner = std::thread::Builder::new()
+                    .name(format!("nsod-model-{k}"))
+                    .spawn_scoped(scope, move || {
+                        model_stage(model, free, work, ran, spare, interrupt)
+                    })
+                    .map_err(thread_error)?;
+                runners.push(runner);
+            }
+            drop((free_tx, work_rx, ran_tx, spare_rx));
             let post_info = info.clone();
             let post_config = self.config.clone();
             let post = std::thread::Builder::new()
@@ -492,13 +528,19 @@ impl Detector {
                 }
             }
             drop(out_rx);
-            let (runs, slices, slots) = joined("model", run.join())?;
+            let mut ran = Vec::new();
+            for runner in runners {
+                ran.push(joined("model", runner.join()));
+            }
+            for r in ran {
+                let (runs, slices, slots) = r?;
+                stats.runs += runs.len();
+                stats.run_seconds += runs.iter().sum::<f64>();
+                stats.slices += slices;
+                stats.slots += slots;
+            }
             joined("prepare", prepare.join())?;
             joined("post", post.join())?;
-            stats.runs = runs.len();
-            stats.run_seconds = runs.iter().sum();
-            stats.slices = slices;
-            stats.slots = slots;
             if interrupt
                 .as_deref()
                 .is_some_and(|f| f.load(Ordering::SeqCst))
@@ -547,7 +589,11 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
 ) -> Result<(), DetectError> {
     let mut pending: Vec<Pending<I>> = Vec::with_capacity(plan.batch);
     // A closed channel means a later stage stopped (the caller, an interrupt): end quietly.
-    let send = |m: WorkMsg<I, E>| work.send(m).is_ok();
+    let sent = std::cell::Cell::new(0);
+    let send = |msg: Msg<I, E, Prepared>| {
+        let n = sent.replace(sent.get() + 1);
+        work.send(Numbered { n, msg }).is_ok()
+    };
     let flush = |pending: &mut Vec<Pending<I>>| -> Result<bool, DetectError> {
         if pending.is_empty() {
             return Ok(true);
@@ -666,30 +712,34 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
     Ok(())
 }
 
-/// Runs the batches one after the other; returns each run's time, the slices and the slots run.
-#[allow(clippy::too_many_arguments)]
+/// One session's thread: runs the next batch as long as there is one; returns each run's time, the slices and the
+/// slots run. Events pass through to the post stage with their numbers.
 fn model_stage<I, E>(
     model: &mut crate::model::Model,
-    batch: usize,
-    bound: bool,
     free: SyncSender<InputBuffer>,
-    work: Receiver<WorkMsg<I, E>>,
+    work: Shared<Receiver<WorkMsg<I, E>>>,
     ran: SyncSender<RanMsg<I, E>>,
-    spare: Receiver<Vec<f32>>,
+    spare: Shared<Receiver<Vec<f32>>>,
     interrupt: Option<&AtomicBool>,
 ) -> Result<(Vec<f64>, usize, usize), DetectError> {
-    for b in model.input_buffers(INPUT_BUFFERS, batch, bound)? {
-        let _ = free.send(b);
-    }
     let (mut runs, mut slices, mut slots) = (Vec::new(), 0, 0);
-    for msg in work.iter() {
+    loop {
+        // The lock is held while waiting for the next message: the other sessions would wait for it anyway.
+        let received = match work.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => break,
+        };
+        let Ok(Numbered { n, msg }) = received else {
+            break;
+        };
         let next = match msg {
             Msg::Batch(p) => {
                 if interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) {
                     break;
                 }
                 let t = Instant::now();
-                let output = model.run_buffer(&p.input, p.n_run, p.hw, spare.try_recv().ok());
+                let reuse = spare.lock().ok().and_then(|rx| rx.try_recv().ok());
+                let output = model.run_buffer(&p.input, p.n_run, p.hw, reuse);
                 let seconds = t.elapsed().as_secs_f64();
                 runs.push(seconds);
                 slices += p.slots.len();
@@ -704,7 +754,7 @@ fn model_stage<I, E>(
             }
             Msg::Event(e) => Msg::Event(e),
         };
-        if ran.send(next).is_err() {
+        if ran.send(Numbered { n, msg: next }).is_err() {
             break;
         }
     }
@@ -725,7 +775,27 @@ fn post_stage<I, E>(
         entries: BTreeMap::new(),
         next: 0,
     };
-    for msg in ran.iter() {
+    // Messages that came before an earlier one (another session still running its batch), by number.
+    let mut early = BTreeMap::new();
+    let mut next = 0;
+    for Numbered { n, msg } in ran.iter() {
+        early.insert(n, msg);
+        while let Some(msg) = early.remove(&next) {
+            next += 1;
+            post.handle(msg, &spare);
+        }
+        for o in post.ready() {
+            if out.send(o).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<I, E> Post<I, E> {
+    /// One message, in the prepare stage's order.
+    fn handle(&mut self, msg: Msg<I, E, Ran>, spare: &SyncSender<Vec<f32>>) {
         match msg {
             Msg::Event(Event::Begin {
                 seq,
@@ -738,7 +808,7 @@ fn post_stage<I, E>(
                     slices,
                     ..Default::default()
                 };
-                post.entries.insert(
+                self.entries.insert(
                     seq,
                     Entry::Image(Box::new(Image {
                         image,
@@ -758,32 +828,26 @@ fn post_stage<I, E>(
                 skipped,
                 reads,
             }) => {
-                if let Some(img) = post.image(seq) {
+                if let Some(img) = self.image(seq) {
                     img.expected = Some(slots);
                     img.result.skipped = skipped;
                     img.result.read_durations = reads;
                 }
             }
             Msg::Event(Event::Fail { seq, error }) => {
-                if let Some(img) = post.image(seq) {
+                if let Some(img) = self.image(seq) {
                     img.expected = Some(0);
                     img.error.get_or_insert(error);
                 }
             }
             Msg::Event(Event::Pass { seq, value }) => {
-                post.entries.insert(seq, Entry::Pass(value));
+                self.entries.insert(seq, Entry::Pass(value));
             }
             Msg::Batch(r) => {
-                if let Some(buffer) = post.ran(r) {
+                if let Some(buffer) = self.ran(r) {
                     let _ = spare.try_send(buffer);
                 }
             }
         }
-        for o in post.ready() {
-            if out.send(o).is_err() {
-                return Ok(());
-            }
-        }
     }
-    Ok(())
 }

@@ -173,13 +173,15 @@ pub fn run_feed(
             Some(s) => (s.runs, s.run_seconds, Some(s.peak_images)),
             None => (runs.0, runs.1, None),
         };
+        let sessions = worker.detector().map_or(1, |d| d.sessions());
         summary.model = Some(ModelRun {
             schedule: if pipelined { "pipelined" } else { "sequential" },
             batch: pipeline.config().detect.batch,
             runs,
             run_seconds,
+            // Per session, as nsod_model_busy_ratio: the runs of several sessions overlap.
             busy_ratio: if summary.seconds > 0.0 {
-                (run_seconds / summary.seconds).min(1.0)
+                (run_seconds / (summary.seconds * sessions as f64)).min(1.0)
             } else {
                 0.0
             },
@@ -187,7 +189,7 @@ pub fn run_feed(
             placements: worker.placements().cloned(),
             decode_threads,
             threads: pipeline.config().session_threads(),
-            sessions: worker.detector().map_or(1, |d| d.sessions()),
+            sessions,
             io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
             spinning: pipeline.config().spinning.enabled(),
         });

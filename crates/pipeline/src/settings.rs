@@ -400,7 +400,7 @@ pub static SETTINGS: &[Setting] = &[
         Value,
         "N",
         |c| c.sessions,
-        "ONNX Runtime sessions running an image's slice batches at once, each with --threads intra-op threads (0 threads: the cores divided among them); the sequential schedule only. On a CPU, 2 sessions of 1 thread run sliced images faster than 1 of 2 (docs/infer.md); the outputs do not change."
+        "ONNX Runtime sessions running slice batches at once, each with --threads intra-op threads (0 threads: the cores divided among them): an image's batches in the sequential schedule, batches across images in the pipelined one. On a CPU, 2 sessions of 1 thread run sliced images faster than 1 of 2 (docs/infer.md); the outputs do not change."
     ),
     setting!(
         "graph_optimization",
@@ -1396,14 +1396,9 @@ type Needs = (&'static str, fn(&PipelineConfig) -> bool, &'static str);
 
 const NEEDS: &[Needs] = &[
     (
-        "sessions",
-        |c| c.sessions <= 1 || !c.pipelined(),
-        "several sessions run one image's batches at once in the sequential schedule; the pipelined one keeps one session busy with batches across images (--batch)",
-    ),
-    (
         "io_binding",
-        |c| c.io_binding != IoMode::Bound || c.pipelined(),
-        "IoBinding applies to the pipelined schedule only (--schedule pipelined, or auto on a GPU)",
+        |c| c.io_binding != IoMode::Bound || (c.pipelined() && c.sessions <= 1),
+        "IoBinding applies to the pipelined schedule with one session (--schedule pipelined, or auto on a GPU; several sessions run from host buffers)",
     ),
     (
         "kg.pairs",
