@@ -11,14 +11,18 @@
 #      Then the same with the same weights exported with dynamic height and width (models/yolov8n-obb_dyn.onnx): nsod
 #      runs minimum rectangles (1024 x 736 slices), the Python callback letterboxes into imgsz as written, and once
 #      more into the same minimum rectangles (`rect`); then both running two slices at once on one thread each
-#      (nsod --sessions 2, InferenceSlicer's thread_workers=2).
-#      Measured on the 2-core machine, FRAMES=60: update 0.085 / 0.957 / 15.0 ms for 100 / 1,000 / 10,000 objects
-#      (trackers-compatible: 0.154 / 13.3 / 2,507 ms). Frames (nsod's time includes process start and model load,
-#      Python's excludes its warm-up): fixed model, same work 13.69 s vs 16.36 s (1.19x), nsod's defaults 20.68 s;
-#      dynamic model 9.89 s (defaults 14.35 s) vs 16.81 s letterboxed into imgsz (1.70x) and 12.49 s with the same
-#      minimum rectangles (1.26x); two at once: nsod 8.94 s (defaults 15.79 s: the full pass runs alone), Python
-#      19.40 s. Each stack's fastest on the same inputs: 1.40x; nsod's fastest against the stack as written: 1.88x.
-#      ONNX Runtime's work is the same in both stacks and is most of either's time: the 2x target is not reached.
+#      (nsod --sessions 2, in the sequential schedule and the pipelined one that `auto` picks with several sessions;
+#      InferenceSlicer's thread_workers=2).
+#      Measured on the 2-core machine, FRAMES=60 (one run, 2026-12-07; both stacks ran about 20 % slower than on the
+#      day of the figures in docs/tracking.md's first table): update 0.088 / 0.963 / 17.5 ms for 100 / 1,000 /
+#      10,000 objects (trackers-compatible: 0.152 / 15.1 / 2,423 ms). Frames (nsod's time includes process start
+#      and model load, Python's excludes its warm-up): fixed model, same work 16.50 s vs 19.49 s (1.18x), nsod's
+#      defaults 25.90 s; dynamic model 12.11 s (defaults 18.40 s) vs 20.72 s letterboxed into imgsz (1.71x) and
+#      16.12 s with the same minimum rectangles (1.33x); two at once: nsod sequential 10.72 s (defaults 19.11 s: the
+#      full pass runs alone), pipelined 10.25 s (defaults 14.82 s, 1.24x faster than one session), Python 23.66 s.
+#      Each stack's fastest on the same inputs: 1.57x; nsod's fastest against the stack as written: 2.02x.
+#      ONNX Runtime's work is the same in both stacks and is most of either's time: with the same inputs the 2x
+#      target is not reached.
 # Needs scripts/setup.sh --tests (the tracking virtualenv, $NSOD_VENV-track).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,12 +72,13 @@ full_dyn=$(run_nsod "$dynamic" --threads 2)
 py_dyn=$(theirs "$dynamic" 2)
 py_dyn_rect=$(theirs "$dynamic" 2 rect)
 # Both stacks running two slices at once, one thread each: nsod's --sessions 2, InferenceSlicer's thread_workers=2.
-same_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --no-full-pass --cmc off)
-full_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2)
-# The pipelined schedule on the two sessions: batches across frames, so a frame's lone full-image pass runs next
-# to the following frame's first slice, and decoding, merging and tracking overlap the model.
-same_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule pipelined --no-full-pass --cmc off)
-full_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule pipelined)
+# First each frame's batches on the two sessions (the sequential schedule), then the pipelined schedule (what `auto`
+# runs with several sessions): batches across frames, so a frame's lone full-image pass runs next to the following
+# frame's first slice, and decoding, merging and tracking overlap the model.
+same_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential --no-full-pass --cmc off)
+full_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential)
+same_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2 --no-full-pass --cmc off)
+full_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2)
 py_dyn_rect2=$(theirs "$dynamic" 1 rect workers=2)
 python3 - "$frames" "$ids" "$same" "$full" "$py_fixed" "$same_dyn" "$full_dyn" "$py_dyn" "$py_dyn_rect" \
   "$same_dyn2" "$full_dyn2" "$same_pipe" "$full_pipe" "$py_dyn_rect2" <<'PY'
@@ -94,10 +99,10 @@ row("nsod track, defaults (full pass 1024 x 576 + CMC)", full_dyn)
 row("Python, letterboxed into imgsz (1024 x 1024)", py_dyn)
 row("Python, minimum rectangles too (1024 x 736)", py_dyn_rect)
 print("two slices at once, 1 thread each (dynamic model):")
-row("nsod track --sessions 2 --threads 1, same work", same_dyn2)
-row("nsod track --sessions 2 --threads 1, defaults", full_dyn2)
-row("the same, --schedule pipelined, same work", same_pipe)
-row("the same, --schedule pipelined, defaults", full_pipe)
+row("nsod track --sessions 2 --threads 1 --schedule sequential, same work", same_dyn2)
+row("nsod track --sessions 2 --threads 1 --schedule sequential, defaults", full_dyn2)
+row("nsod track --sessions 2 --threads 1 (pipelined), same work", same_pipe)
+row("nsod track --sessions 2 --threads 1 (pipelined), defaults", full_pipe)
 row("Python, minimum rectangles, thread_workers=2, 1 thread each", py_dyn_rect2)
 print(f"ratio, fixed model, same work:                        {py_fixed / same:.2f}x")
 print(f"ratio, dynamic model, each stack's inputs:            {py_dyn / same_dyn:.2f}x")
@@ -105,5 +110,5 @@ print(f"ratio, dynamic model, the same inputs:                {py_dyn_rect / sam
 fastest = min(same_dyn, same_dyn2, same_pipe)
 print(f"ratio, each stack's fastest on the same inputs:        {min(py_dyn_rect, py_dyn_rect2) / fastest:.2f}x")
 print(f"ratio, nsod's fastest vs the Python stack as written:  {py_dyn / fastest:.2f}x")
-print(f"nsod's defaults, pipelined on 2 sessions vs 1 session: {full_dyn / full_pipe:.2f}x")
+print(f"nsod's defaults, 2 sessions (pipelined) vs 1 session:  {full_dyn / full_pipe:.2f}x")
 PY

@@ -183,7 +183,8 @@ fn a_pipelined_run_holds_a_bounded_number_of_images() {
 
 /// `--sessions 2 --threads 1` runs an image's slices on two sessions at once and writes the one-session run folder
 /// byte for byte (the sliced 2299 x 2472 sample and a small image), in the sequential schedule and in the pipelined
-/// one (batches across images, each session taking the next); run.json records the sessions and their threads.
+/// one (batches across images, each session taking the next: `auto` with several sessions, also on the CPU);
+/// run.json records the schedule, the sessions and their threads.
 /// IoBinding with several sessions is refused, naming why.
 #[test]
 fn two_sessions_write_the_one_session_folder() {
@@ -220,7 +221,7 @@ fn two_sessions_write_the_one_session_folder() {
     let want = outputs(&one);
     assert!(want.len() >= 6, "{want:?}");
     let a = run_json(&one);
-    for schedule in ["sequential", "pipelined"] {
+    for (schedule, ran) in [("sequential", "sequential"), ("auto", "pipelined")] {
         let two = run("2", schedule);
         assert_eq!(outputs(&two), want, "{schedule}");
         for f in &want {
@@ -231,6 +232,7 @@ fn two_sessions_write_the_one_session_folder() {
             );
         }
         let b = run_json(&two);
+        assert_eq!(b["model_run"]["schedule"], ran, "{schedule}");
         assert_eq!(a["counts"], b["counts"]);
         assert_eq!(
             (&b["model_run"]["sessions"], &b["model_run"]["threads"]),

@@ -113,6 +113,8 @@ pub struct StreamStats {
     pub peak_images: usize,
     /// The sessions that ran the batches.
     pub sessions: usize,
+    /// Whether the batches went through IoBinding (asked for, one session, the model's own input size).
+    pub bound: bool,
 }
 
 impl StreamStats {
@@ -470,6 +472,7 @@ impl Detector {
             sessions: self.sessions(),
             ..Default::default()
         };
+        stats.bound = bound;
         let buffers = input_buffers(stats.sessions);
         let (free_tx, free_rx) = sync_channel::<InputBuffer>(buffers);
         for b in self.model.input_buffers(buffers, batch, bound)? {

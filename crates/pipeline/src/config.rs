@@ -36,14 +36,15 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
-    /// Pipelined on a GPU, sequential on the CPU.
+    /// Pipelined on a GPU or with several sessions (`sessions`: each takes the next batch, across images, so none
+    /// waits for an image's last slice), otherwise sequential.
     #[default]
     Auto,
     /// One image after the other; batches hold one image's slices (the CPU's fastest: the model has every core).
     Sequential,
-    /// Slices prepared, run and decoded on three threads at once, batches filled with slices of several images
-    /// (`detect.batch` counts slices across images), so that a GPU never waits for the CPU. The outputs are
-    /// identical.
+    /// Slices prepared, run and decoded on threads of their own at once (one model thread per session), batches
+    /// filled with slices of several images (`detect.batch` counts slices across images), so that a GPU never waits
+    /// for the CPU. The outputs are identical.
     Pipelined,
 }
 
@@ -613,10 +614,10 @@ impl PipelineConfig {
             .map_err(|m: String| invalid("device", m))
     }
 
-    /// Whether images go through the pipelined schedule ([`Schedule::Auto`]: on a GPU).
+    /// Whether images go through the pipelined schedule ([`Schedule::Auto`]: on a GPU or with several sessions).
     pub fn pipelined(&self) -> bool {
         match self.schedule {
-            Schedule::Auto => matches!(self.device(), Ok(Device::Cuda(_))),
+            Schedule::Auto => self.sessions > 1 || matches!(self.device(), Ok(Device::Cuda(_))),
             Schedule::Sequential => false,
             Schedule::Pipelined => true,
         }

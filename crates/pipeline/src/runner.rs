@@ -169,9 +169,9 @@ pub fn run_feed(
     } = d;
     summary.seconds = start.elapsed().as_secs_f64();
     if pipeline.model().is_some() {
-        let (runs, run_seconds, peak_images) = match stream {
-            Some(s) => (s.runs, s.run_seconds, Some(s.peak_images)),
-            None => (runs.0, runs.1, None),
+        let (runs, run_seconds, peak_images, bound) = match stream {
+            Some(s) => (s.runs, s.run_seconds, Some(s.peak_images), s.bound),
+            None => (runs.0, runs.1, None, false),
         };
         let sessions = worker.detector().map_or(1, |d| d.sessions());
         summary.model = Some(ModelRun {
@@ -190,7 +190,7 @@ pub fn run_feed(
             decode_threads,
             threads: pipeline.config().session_threads(),
             sessions,
-            io_binding: pipelined && pipeline.model().is_some_and(|m| m.options.bound()),
+            io_binding: bound,
             spinning: pipeline.config().spinning.enabled(),
         });
     }

@@ -433,7 +433,7 @@ pub static SETTINGS: &[Setting] = &[
         Value,
         "SCHEDULE",
         |c| c.schedule,
-        "sequential (one image after the other), pipelined (slices prepared, run and decoded at once, --batch counting slices across images; keeps a GPU busy, same outputs) or auto (pipelined on a GPU)."
+        "sequential (one image after the other), pipelined (slices prepared, run and decoded at once, --batch counting slices across images; keeps a GPU busy, same outputs) or auto (pipelined on a GPU or with several --sessions)."
     ),
     setting!(
         "io_binding",
