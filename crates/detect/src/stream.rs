@@ -15,7 +15,9 @@
 //! IoBinding, see [`crate::IoMode`]), each channel holds at most [`QUEUE`] batches and the caller's at most
 //! [`QUEUE`] images, so the images held at once are bounded by [`max_images_in_flight`] whatever the number of
 //! inputs. The prepare stage numbers its messages and the post stage handles them in that order, so with several
-//! sessions a batch that finishes before an earlier one waits for it: the outputs are those of one session.
+//! sessions a batch that finishes before an earlier one waits for it: the outputs are those of one session. The
+//! batches between the prepare stage's send and the post stage's handling are at most [`batches_in_flight`] (tokens
+//! the post stage gives back), so those waiting for an earlier one stay bounded too.
 //!
 //! Image by image the result equals [`Detector::detect`] (images in memory) and [`Detector::detect_source`]
 //! (windowed sources): the same regions, letterboxes, decoding and merge, the detections gathered in region order.
@@ -56,6 +58,21 @@ pub fn max_images_in_flight(batch: usize, sessions: usize) -> usize {
 /// can run while the next batch is filled.
 fn input_buffers(sessions: usize) -> usize {
     INPUT_BUFFERS + sessions.max(1) - 1
+}
+
+/// The batches sent by the prepare stage and not yet handled by the post stage: waiting, running (one per session),
+/// run and waiting for the post stage, and in it. A session that finishes before an earlier batch's session takes
+/// the next batch only within this bound, so the batches waiting in the post stage for an earlier one stay bounded
+/// (with one session the channels bound them already).
+pub fn batches_in_flight(sessions: usize) -> usize {
+    input_buffers(sessions) + QUEUE
+}
+
+/// What the prepare stage takes before it sends a batch: a token (one of [`batches_in_flight`], given back by the
+/// post stage) and an input buffer (given back by the session that ran it).
+struct Pool {
+    tokens: Receiver<()>,
+    free: Receiver<InputBuffer>,
 }
 
 /// An image's pixels as the stream reads them.
@@ -478,6 +495,14 @@ impl Detector {
         for b in self.model.input_buffers(buffers, batch, bound)? {
             let _ = free_tx.send(b);
         }
+        let (token_tx, token_rx) = sync_channel::<()>(batches_in_flight(stats.sessions));
+        for _ in 0..batches_in_flight(stats.sessions) {
+            let _ = token_tx.send(());
+        }
+        let pool = Pool {
+            tokens: token_rx,
+            free: free_rx,
+        };
         let (work_tx, work_rx) = sync_channel::<WorkMsg<I, E>>(QUEUE);
         let (ran_tx, ran_rx) = sync_channel::<RanMsg<I, E>>(QUEUE);
         let (out_tx, out_rx) = sync_channel::<StreamOutput<I, E>>(QUEUE);
@@ -492,7 +517,7 @@ impl Detector {
             let prepare = std::thread::Builder::new()
                 .name("nsod-prepare".into())
                 .spawn_scoped(scope, || {
-                    prepare_stage(&plan, inputs, free_rx, work_tx, &stop, &in_flight, &peak)
+                    prepare_stage(&plan, inputs, pool, work_tx, &stop, &in_flight, &peak)
                 })
                 .map_err(thread_error)?;
             let mut runners = Vec::new();
@@ -518,7 +543,7 @@ impl Detector {
             let post = std::thread::Builder::new()
                 .name("nsod-post".into())
                 .spawn_scoped(scope, move || {
-                    post_stage(post_info, post_config, ran_rx, out_tx, spare_tx)
+                    post_stage(post_info, post_config, ran_rx, out_tx, spare_tx, token_tx)
                 })
                 .map_err(thread_error)?;
             for out in out_rx.iter() {
@@ -584,7 +609,7 @@ fn thread_error(e: std::io::Error) -> DetectError {
 fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
     plan: &Plan,
     inputs: It,
-    free: Receiver<InputBuffer>,
+    pool: Pool,
     work: SyncSender<WorkMsg<I, E>>,
     stop: &AtomicBool,
     in_flight: &AtomicUsize,
@@ -601,7 +626,10 @@ fn prepare_stage<I: StreamImage, E, It: Iterator<Item = StreamInput<I, E>>>(
         if pending.is_empty() {
             return Ok(true);
         }
-        let Ok(buffer) = free.recv() else {
+        if pool.tokens.recv().is_err() {
+            return Ok(false);
+        }
+        let Ok(buffer) = pool.free.recv() else {
             return Ok(false);
         };
         let prepared = plan.fill(pending, buffer)?;
@@ -771,6 +799,7 @@ fn post_stage<I, E>(
     ran: Receiver<RanMsg<I, E>>,
     out: SyncSender<StreamOutput<I, E>>,
     spare: SyncSender<Vec<f32>>,
+    tokens: SyncSender<()>,
 ) -> Result<(), DetectError> {
     let mut post = Post {
         info,
@@ -785,7 +814,12 @@ fn post_stage<I, E>(
         early.insert(n, msg);
         while let Some(msg) = early.remove(&next) {
             next += 1;
+            let batch = matches!(msg, Msg::Batch(_));
             post.handle(msg, &spare);
+            if batch {
+                // The batch is handled: the prepare stage may send another.
+                let _ = tokens.send(());
+            }
         }
         for o in post.ready() {
             if out.send(o).is_err() {
