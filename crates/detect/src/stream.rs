@@ -770,7 +770,12 @@ fn model_stage<I, E>(
                 }
                 let t = Instant::now();
                 let reuse = spare.lock().ok().and_then(|rx| rx.try_recv().ok());
-                let output = model.run_buffer(&p.input, p.n_run, p.hw, reuse);
+                // A run that panics fails its batch's images, as a run error does: the batch still reaches the post
+                // stage, which waits for every batch in order (and gives back its token).
+                let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    model.run_buffer(&p.input, p.n_run, p.hw, reuse)
+                }))
+                .unwrap_or_else(|_| Err(DetectError::Output("the model run panicked".into())));
                 let seconds = t.elapsed().as_secs_f64();
                 runs.push(seconds);
                 slices += p.slots.len();

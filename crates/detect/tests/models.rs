@@ -389,6 +389,48 @@ fn the_stream_equals_the_sequential_detector_image_by_image() {
     }
 }
 
+/// An interrupt set while two sessions run a stream (from the caller, after its second image) ends the stream with
+/// the interrupt error, after the images finished before it and in input order, and never hangs: a session that
+/// stops drops its batch, the other stops at its next one, and the prepare stage ends when both have.
+#[test]
+fn an_interrupt_stops_a_stream_on_two_sessions() {
+    use nsod_detect::{StreamInput, StreamOutput};
+    use std::ops::ControlFlow;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let big = load_image(&nsod_testkit::sample("neon_yell_2019_10cm.png")).unwrap();
+    let opts = ModelOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    let model = Model::load(runtime(), &nsod_testkit::dynamic_model(), &opts).unwrap();
+    let more = vec![model.another().unwrap()];
+    let mut stream = Detector::new(model, DetectorConfig::default()).with_sessions(more);
+    let flag = Arc::new(AtomicBool::new(false));
+    stream.interrupt = Some(flag.clone());
+    let inputs = (0..12u32).map(|i| {
+        StreamInput::<_, ()>::Image(Arc::new(StreamTest {
+            img: image::imageops::crop_imm(&big, 40 * i, 30 * i, 320, 320).to_image(),
+            windowed: false,
+        }))
+    });
+    let mut got = 0;
+    let e = stream
+        .detect_stream(inputs, |out| {
+            let StreamOutput::Detected(_, found) = out else {
+                panic!("no value was passed");
+            };
+            assert!(found.is_ok(), "{found:?}");
+            got += 1;
+            if got == 2 {
+                flag.store(true, Ordering::SeqCst);
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert!(matches!(e, nsod_detect::DetectError::Interrupted), "{e}");
+    assert!((2..12).contains(&got), "{got} images before the interrupt");
+}
+
 /// Several sessions run an image's batches at once and give exactly the one-session result: the same detections in
 /// the same order, the same runs, for an image in memory and one read window by window (the 1054 x 1529 DOTA image
 /// in 6 slices of 640 and the full-image pass); an interrupt set before the image stops it with the interrupt
