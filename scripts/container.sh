@@ -103,12 +103,6 @@ began="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 podman build -f deploy/Dockerfile -t "$image" --build-arg "BASE_IMAGE=$base" --build-arg "RUST_IMAGE=$rust" \
   --build-arg "NSOD_GIT_COMMIT=$commit" "${secret[@]}" . 2>&1 | tail -n 20
 say "built $image in $(( SECONDS - start )) s: $(podman image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1e6}')"
-# Earlier builds left untagged by this one (the image the tag named before, about 0.7 GB, and each build stage, about
-# 3 GB): removed, so that rebuilding on one machine never fills its disk. Only dangling images made before this
-# build and carrying nsod's labels (the runtime's OCI title, the build stage's rustc label) go.
-for label in org.opencontainers.image.title=nsod nsod.rustc; do
-  podman image prune -f --filter "label=$label" --filter "until=$began" >/dev/null
-done
 # The reference the Kubernetes manifests use (deploy/k8s/base/kustomization.yaml's images: newName:newTag).
 k8s_ref="$(python3 - deploy/k8s/base/kustomization.yaml <<'PY'
 import re, sys
@@ -120,6 +114,13 @@ PY
 )"
 podman tag "$image" "$k8s_ref"
 say "tagged $k8s_ref (deploy/k8s/base/kustomization.yaml)"
+# What earlier builds left untagged once this one holds both tags (the image they named before, about 0.7 GB, and
+# each build stage, about 3 GB): removed, so that rebuilding on one machine never fills its disk. Only dangling
+# images made before this build and carrying nsod's labels (the runtime's OCI title, the build stage's rustc label)
+# go.
+for label in org.opencontainers.image.title=nsod nsod.rustc; do
+  podman image prune -f --filter "label=$label" --filter "until=$began" >/dev/null
+done
 [ "$build_only" = 1 ] && exit 0
 
 # 4. checks
