@@ -487,16 +487,17 @@ impl Detector {
         let peak = AtomicUsize::new(0);
         let mut stats = StreamStats {
             sessions: self.sessions(),
+            bound,
             ..Default::default()
         };
-        stats.bound = bound;
         let buffers = input_buffers(stats.sessions);
         let (free_tx, free_rx) = sync_channel::<InputBuffer>(buffers);
         for b in self.model.input_buffers(buffers, batch, bound)? {
             let _ = free_tx.send(b);
         }
-        let (token_tx, token_rx) = sync_channel::<()>(batches_in_flight(stats.sessions));
-        for _ in 0..batches_in_flight(stats.sessions) {
+        let tokens = batches_in_flight(stats.sessions);
+        let (token_tx, token_rx) = sync_channel::<()>(tokens);
+        for _ in 0..tokens {
             let _ = token_tx.send(());
         }
         let pool = Pool {
