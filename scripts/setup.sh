@@ -126,8 +126,9 @@ if [ "$skip_build" = 0 ] || [ "$tests" = 1 ]; then
   for lib in libavcodec libavformat libavutil libswscale; do
     pkg-config --exists "$lib" 2>/dev/null || missing+=("$lib-dev")
   done
-  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null \
-    || missing+=(libclang-dev)
+  # (libclang itself, as bindgen looks for it: libclang-cpp, which LLVM's tools bring, is not it.)
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \
+    || compgen -G "/usr/lib/*/libclang.so*" >/dev/null || missing+=(libclang-dev)
   apt_install "building nsod" "${missing[@]}"
 fi
 if [ "$skip_build" = 0 ]; then
