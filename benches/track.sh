@@ -65,8 +65,13 @@ theirs() { # prints the seconds of the Python stack, its frames after the warm-u
   python3 -c "print($loop, $end - $start)"
 }
 dynamic="$root/models/yolov8n-obb_dyn.onnx"
-# The same work as the Python stack: two 1024 slices per frame, no full-image pass, no camera-motion estimation.
-same=$(run_nsod "$model" --threads 2 --no-full-pass --cmc off)
+# The same work as the Python stack (two 1024 slices per frame, no full-image pass, no camera-motion
+# estimation), nsod's three ways to run it (their steady states are measured below): one session of two threads, and
+# two sessions of one thread in the sequential and the pipelined schedule.
+one_session=(--threads 2 --no-full-pass --cmc off)
+two_sequential=(--threads 1 --sessions 2 --schedule sequential --no-full-pass --cmc off)
+two_pipelined=(--threads 1 --sessions 2 --no-full-pass --cmc off)
+same=$(run_nsod "$model" "${one_session[@]}")
 ids=$(($(wc -l < "$work/out/track_summary.csv") - 1))
 # nsod's defaults: the full-image pass (a third model run per frame) and camera-motion compensation.
 full=$(run_nsod "$model" --threads 2)
@@ -74,7 +79,7 @@ py_fixed=$(theirs "$model" 2)
 # The same weights with dynamic height and width: nsod runs minimum rectangles (1024 x 736 slices) by default; the
 # Python callback letterboxes into the model's imgsz as written (1024 x 1024), or, given `rect`, into the same
 # minimum rectangles.
-same_dyn=$(run_nsod "$dynamic" --threads 2 --no-full-pass --cmc off)
+same_dyn=$(run_nsod "$dynamic" "${one_session[@]}")
 full_dyn=$(run_nsod "$dynamic" --threads 2)
 py_dyn=$(theirs "$dynamic" 2)
 py_dyn_rect=$(theirs "$dynamic" 2 rect)
@@ -82,31 +87,27 @@ py_dyn_rect=$(theirs "$dynamic" 2 rect)
 # First each frame's batches on the two sessions (the sequential schedule), then the pipelined schedule (what `auto`
 # runs with several sessions): batches across frames, so a frame's lone full-image pass runs next to the following
 # frame's first slice, and decoding, merging and tracking overlap the model.
-same_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential --no-full-pass --cmc off)
+same_dyn2=$(run_nsod "$dynamic" "${two_sequential[@]}")
 full_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential)
-same_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2 --no-full-pass --cmc off)
+same_pipe=$(run_nsod "$dynamic" "${two_pipelined[@]}")
 full_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2)
 py_dyn_rect2=$(theirs "$dynamic" 1 rect workers=2)
 # The steady state of nsod's fastest runs, measured as the Python stack's is (its start-up left out): the same runs
 # on the first frame alone; the difference is the time of the other n - 1 frames.
 mkdir "$work/one"
 cp "$work/frames/$(ls "$work/frames" | sort -V | head -1)" "$work/one/"
-one_dyn=$(input="$work/one" run_nsod "$dynamic" --threads 2 --no-full-pass --cmc off)
-one_dyn2=$(input="$work/one" run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential --no-full-pass \
-  --cmc off)
-one_pipe=$(input="$work/one" run_nsod "$dynamic" --threads 1 --sessions 2 --no-full-pass --cmc off)
+one_dyn=$(input="$work/one" run_nsod "$dynamic" "${one_session[@]}")
+one_dyn2=$(input="$work/one" run_nsod "$dynamic" "${two_sequential[@]}")
+one_pipe=$(input="$work/one" run_nsod "$dynamic" "${two_pipelined[@]}")
 python3 - "$frames" "$ids" "$same" "$full" "$py_fixed" "$same_dyn" "$full_dyn" "$py_dyn" "$py_dyn_rect" \
   "$same_dyn2" "$full_dyn2" "$same_pipe" "$full_pipe" "$py_dyn_rect2" "$one_dyn" "$one_dyn2" "$one_pipe" <<'PY'
 import sys
 n, ids = int(sys.argv[1]), sys.argv[2]
+def seconds(arg):  # nsod: its process; the Python stack: (frames after its warm-up, whole process)
+    v = tuple(map(float, arg.split()))
+    return v if len(v) > 1 else v[0]
 (same, full, py_fixed, same_dyn, full_dyn, py_dyn, py_dyn_rect, same_dyn2, full_dyn2, same_pipe, full_pipe,
- py_dyn_rect2) = (sys.argv[3:15])
-same, full, same_dyn, full_dyn, same_dyn2, full_dyn2, same_pipe, full_pipe = map(
-    float, (same, full, same_dyn, full_dyn, same_dyn2, full_dyn2, same_pipe, full_pipe))
-# The Python stack: (frames after its warm-up, whole process).
-py_fixed, py_dyn, py_dyn_rect, py_dyn_rect2 = (tuple(map(float, p.split())) for p in
-                                               (py_fixed, py_dyn, py_dyn_rect, py_dyn_rect2))
-one_dyn, one_dyn2, one_pipe = map(float, sys.argv[15:18])
+ py_dyn_rect2, one_dyn, one_dyn2, one_pipe) = map(seconds, sys.argv[3:])
 def row(name, s):
     if isinstance(s, tuple):
         print(f"  {name:<58} {s[0]:7.2f} s  {n / s[0]:5.2f} frames/s  (whole process {s[1]:.2f} s)")
