@@ -2,7 +2,7 @@
 //! and re-update, on oriented Kalman states advanced by elapsed time.
 
 use crate::kalman::{Measure, Noise, OrientedFilter, nearest_equivalent};
-use nsod_types::geometry::rotated_iou;
+use nsod_types::geometry::{PreparedBox, prepared_rotated_iou};
 use nsod_types::index::Grid;
 use nsod_types::{BBox, OrientedBox};
 use std::collections::VecDeque;
@@ -569,14 +569,18 @@ impl Tracker {
                 to_obb(m)
             }
         };
-        let det_obbs: Vec<OrientedBox> = cols.iter().map(|&c| as_obb(&dets[c])).collect();
-        let det_boxes: Vec<BBox> = det_obbs.iter().map(OrientedBox::aabb).collect();
+        // Corners and hulls once per box, not once per candidate pair.
+        let det_obbs: Vec<PreparedBox> = cols
+            .iter()
+            .map(|&c| PreparedBox::new(&as_obb(&dets[c])))
+            .collect();
+        let det_boxes: Vec<BBox> = det_obbs.iter().map(|p| *p.hull()).collect();
         let mut grid = Grid::new(&det_boxes);
         let mut edges = Vec::new();
         for (i, &r) in rows.iter().enumerate() {
             let t = &self.tracks[r];
-            let tb = as_obb(&box_of(t));
-            let q = tb.aabb();
+            let tb = PreparedBox::new(&as_obb(&box_of(t)));
+            let q = *tb.hull();
             let dir = if momentum { t.direction() } else { None };
             let last = t.last().z;
             let class = t.class_id();
@@ -586,7 +590,7 @@ impl Tracker {
                     return;
                 }
                 // IoU does not depend on how the rectangle is expressed (sides, angle).
-                let sim = f64::from(rotated_iou(&tb, &det_obbs[j]));
+                let sim = f64::from(prepared_rotated_iou(&tb, &det_obbs[j]));
                 if sim < threshold || sim <= 0.0 {
                     return;
                 }
