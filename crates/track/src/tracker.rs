@@ -576,7 +576,7 @@ impl Tracker {
             .collect();
         let det_boxes: Vec<BBox> = det_obbs.iter().map(|p| *p.hull()).collect();
         let mut grid = Grid::new(&det_boxes);
-        let mut edges = Vec::new();
+        let mut edges = Vec::with_capacity(rows.len().min(cols.len()) * 2);
         for (i, &r) in rows.iter().enumerate() {
             let t = &self.tracks[r];
             let tb = PreparedBox::new(&as_obb(&box_of(t)));
@@ -859,30 +859,30 @@ impl Tracker {
         }
 
         // Deaths: tentative tracks missed once, lost tracks past their time.
+        // In place (the tracks kept stay in order and are not moved unless one before them goes).
         let max_lost = self.cfg.max_lost_seconds;
-        let mut kept = Vec::with_capacity(self.tracks.len());
-        for mut t in std::mem::take(&mut self.tracks) {
-            if !t.tracked_now {
-                if t.id == 0 {
-                    continue;
-                }
-                t.missed.push(time);
-                let last = t.last().time;
-                if time - last > max_lost {
-                    out.ended.push(EndedTrack {
-                        id: t.id,
-                        reason: EndReason::Lost,
-                        class_id: t.class_id(),
-                        first_time: t.first_time,
-                        last_time: last,
-                        hits: t.hits,
-                    });
-                    continue;
-                }
+        self.tracks.retain_mut(|t| {
+            if t.tracked_now {
+                return true;
             }
-            kept.push(t);
-        }
-        self.tracks = kept;
+            if t.id == 0 {
+                return false;
+            }
+            t.missed.push(time);
+            let last = t.last().time;
+            if time - last > max_lost {
+                out.ended.push(EndedTrack {
+                    id: t.id,
+                    reason: EndReason::Lost,
+                    class_id: t.class_id(),
+                    first_time: t.first_time,
+                    last_time: last,
+                    hits: t.hits,
+                });
+                return false;
+            }
+            true
+        });
         let mut views: Vec<TrackView> = self
             .tracks
             .iter()
