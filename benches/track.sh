@@ -14,7 +14,7 @@
 #      (nsod --sessions 2, in the sequential schedule and the pipelined one that `auto` picks with several sessions;
 #      InferenceSlicer's thread_workers=2), and the fixed model two at once in both stacks too. Last, ONNX Runtime
 #      alone on the same inputs (benches/track_compare.py's `floor`: every frame's slices prepared first, then run),
-#      the least time any program running them through this library can take.
+#      the model's own time, a floor for any program that runs them through this library on the same cores.
 #      Both stacks are timed alike in the ratios: whole processes (nsod's start-up and model load, Python's
 #      interpreter, imports, session and warm-up frame), and steady states (Python's frames after its warm-up; nsod's
 #      run less a one-frame run of the same settings).
@@ -98,8 +98,8 @@ full_dyn2=$(run_nsod "$dynamic" --threads 1 --sessions 2 --schedule sequential)
 same_pipe=$(run_nsod "$dynamic" "${two_pipelined[@]}")
 full_pipe=$(run_nsod "$dynamic" --threads 1 --sessions 2)
 py_dyn_rect2=$(theirs "$dynamic" 1 rect workers=2)
-# ONNX Runtime alone on the same model inputs (every frame's 1024 x 736 slices, prepared first): the least time any
-# program running them through this library takes, so the most any stack can gain on the Python stack's run.
+# ONNX Runtime alone on the same model inputs (every frame's 1024 x 736 slices, prepared first): a floor for any
+# program that runs them through this library, so the most any stack can gain on the Python stack's run.
 floor=$("$venv/bin/python3" -W ignore benches/track_compare.py "$dynamic" "$work/frames" "$conf" 2 rect floor |
   awk '{print $2}')
 # The steady state of nsod's fastest runs, measured as the Python stack's is (its start-up left out): the same runs

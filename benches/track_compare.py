@@ -18,8 +18,8 @@ Prints `python <seconds> s, <frames> frames, <fps> frames/s, <ids> track ids`.
 
 ONNX Runtime alone on the model inputs the slicer makes (every frame's letterboxed slices, prepared first): no image
 decoding, slicing, box decoding, NMS or tracking. The faster of one session of THREADS intra-op threads running them
-one after the other and two single-thread sessions running them two at a time; the least time any program running
-those inputs through this library can take. Prints `floor <seconds> s, <runs> runs, <one session> <two sessions>`.
+one after the other and two single-thread sessions running them two at a time: the model's own time, a floor for
+any program that runs those inputs through this library on the same cores. Prints `floor <seconds> s, <runs> runs, <one session> <two sessions>`.
 """
 
 import json
