@@ -25,6 +25,7 @@ any program that runs those inputs through this library on the same cores. Print
 import json
 import os
 import sys
+import threading
 import time
 
 import cv2
@@ -44,6 +45,7 @@ meta = sess.get_modelmeta().custom_metadata_map
 size = inp.shape[2] if isinstance(inp.shape[2], int) else json.loads(meta["imgsz"])[0]
 stride = int(meta.get("stride", 32)) if rect else None
 floor = "floor" in sys.argv[5:]
+frames = sorted((f for f in os.listdir(frames_dir) if f.endswith((".png", ".jpg"))), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
 
 
 def letterbox(im):
@@ -93,11 +95,8 @@ if floor:
 
     record_slicer = sv.InferenceSlicer(callback=record, slice_wh=(size, size),
                                        overlap_wh=(int(0.2 * size), int(0.2 * size)))
-    names = sorted((f for f in os.listdir(frames_dir) if f.endswith((".png", ".jpg"))))
-    for f in names:
+    for f in frames:
         record_slicer(cv2.imread(os.path.join(frames_dir, f)))
-    import threading
-
     single = ort.SessionOptions()
     single.intra_op_num_threads = 1
     pair = [ort.InferenceSession(model_path, single, providers=["CPUExecutionProvider"]) for _ in range(2)]
@@ -125,7 +124,6 @@ if floor:
 slicer = sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
                             iou_threshold=0.5, thread_workers=workers)
 tracker = ByteTrackTracker()
-frames = sorted((f for f in os.listdir(frames_dir) if f.endswith((".png", ".jpg"))), key=lambda f: int("".join(filter(str.isdigit, f)) or 0))
 images = [cv2.imread(os.path.join(frames_dir, f)) for f in frames[:1]]
 slicer(images[0])  # warm-up
 ids = set()
