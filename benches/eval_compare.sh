@@ -7,6 +7,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 images="${1:-5000}"
 dets="${2:-50}"
 py="${NSOD_PYTHON:-python3}"

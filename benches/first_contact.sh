@@ -8,6 +8,7 @@
 #
 # Usage: benches/first_contact.sh [REPO]   (default: this checkout's committed HEAD)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/machine.sh"
 src="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)"
 cmd="$(python3 - "$src/README.md" <<'PY'
 import re, sys

@@ -22,6 +22,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 device=cuda crops=1024 mosaics=16 batches="1 8 16"
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -6,19 +6,26 @@
 #      >= 1.3x at recall >= 0.98 and mAP50 >= 0.97);
 #   2. `nsod infer` of the mosaic with each model: the whole command's wall time, and apart from it the start-up
 #      (model load, from run.json) and the sum of session.run (from --metrics-textfile).
-#   Measured on the 2-core machine: recall 0.9964, mAP50 0.9944, mAP50-95 0.903 (1650 float detections on the
-#   mosaic); session.run 113.0 -> 72.9 ms per slice (1.55x); nsod infer of the mosaic 3.52 -> 2.58 s (1.36x), model
-#   load 0.05 / 0.09 s, session.run sum 2.95 -> 1.96 s (1.51x). Targets met.
+#   Measured on two 2-core machines (the line `machine:` names the one a run is on). One whose `nsod doctor` showed
+#   AVX-512 VNNI and AMX-INT8 (2026-12-07): recall 0.9964, mAP50 0.9944, mAP50-95 0.903 (1650 float detections on
+#   the mosaic); session.run 113.0 -> 72.9 ms per slice (1.55x); nsod infer of the mosaic 3.52 -> 2.58 s (1.36x),
+#   model load 0.05 / 0.09 s, session.run sum 2.95 -> 1.96 s (1.51x). An AMD EPYC (family 25, model 17: AVX-512
+#   VNNI and BF16, no AMX; 2026-12-08): the same recall, mAP50 and mAP50-95; session.run
+#   138.4 -> 73.7 ms (1.88x); nsod infer 4.57 -> 2.52 s (1.81x), session.run sum 3.96 -> 1.91 s. Targets met on both.
 #   3. ONNX Runtime's session options on both models: --graph-optimization all / extended / basic / off, each with
 #      --spinning off and on; the whole nsod infer of the mosaic: wall time, CPU time, session.run sum.
-#   Measured (graph optimisation all, spinning off -> on): float wall 3.70 -> 3.56 s, INT8 2.61 -> 2.43 s (4-7 %
-#   faster, 11-23 % more CPU time); `extended` costs INT8 15-20 % and float 28-35 %; at `basic` and `off` the
-#   INT8 model is 1.7x slower than float (its QuantizeLinear/DequantizeLinear pairs become integer kernels only from
-#   `extended` on). Defaults: all, and spinning on in batch runs (auto; off in nsod serve), for float and INT8 alike.
+#   Measured (graph optimisation all, spinning off -> on), the first machine: float wall 3.70 -> 3.56 s, INT8 2.61 ->
+#   2.43 s (4-7 % faster, 11-23 % more CPU time); `extended` costs INT8 15-20 % and float 28-35 %; at `basic` and
+#   `off` the INT8 model is 1.7x slower than float (its QuantizeLinear/DequantizeLinear pairs become integer kernels
+#   only from `extended` on). The AMD EPYC: float 4.63 -> 4.49 s, INT8 2.64 -> 2.59 s (2-3 % faster, 6-23 % more
+#   CPU time); `extended` costs INT8 24-31 % and float 15-16 %; at `basic` and `off` INT8 is 1.6-1.8x slower than
+#   float. Defaults: all, and spinning on in batch runs (auto; off in nsod serve), for float and INT8 alike, the best
+#   measured on both machines.
 # Needs ../shared (or NSOD_TEST_MODELS / NSOD_TEST_DATA), gdal-bin and scripts/setup.sh --quantize.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 models="${NSOD_TEST_MODELS:-$root/../shared/models}"
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/nsod-quantize-bench.XXXXXX")"

@@ -12,6 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 sizes=("${@:-10000 30000}")
 read -r -a sizes <<<"${sizes[*]}"

@@ -9,6 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 n="${1:-2000}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/nsod-report-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

@@ -8,6 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 models="${NSOD_TEST_MODELS:-$root/../shared/models}"
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 [ -x /usr/bin/time ] || { echo "rss.sh: needs GNU time (apt-get install time)" >&2; exit 1; }

@@ -8,6 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 models="${NSOD_TEST_MODELS:-$root/../shared/models}"
 py="${SAHI_PYTHON:-$root/models/.cache/venv/bin/python}"
 "$py" -c "import sahi, ultralytics, onnxruntime" 2>/dev/null \

@@ -11,6 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 n="${1:-40}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/nsod-serve-bench.XXXXXX")"

@@ -8,6 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 n_images="${1:-24}"
 shift || true

@@ -11,6 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 models="${NSOD_TEST_MODELS:-$root/../shared/models}"
 data="${NSOD_TEST_DATA:-$root/../shared/data}"
 work="$(mktemp -d)"

@@ -32,6 +32,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 cargo bench --quiet -p nsod-benches --bench track -- --noplot 2>&1 | grep -v '^\(Gnuplot\|Benchmarking\|Found\|  [0-9]* (\)'
 
 venv="${NSOD_VENV:-$root/.venv}-track"

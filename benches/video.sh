@@ -12,6 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. benches/machine.sh
 venv="${NSOD_VENV:-$root/.venv}-track"
 [ -x "$venv/bin/python3" ] || { echo "video.sh: no $venv (run scripts/setup.sh --tests)" >&2; exit 1; }
 dota="${NSOD_TEST_DATA:-$root/../shared/data}/dota_P0006.png"
