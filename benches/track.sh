@@ -30,8 +30,8 @@
 #      (17.74 s / 10.38 s): with the same inputs the 2x target cannot be reached on this machine.
 #      Again on 2026-12-08 (machine: AMD EPYC family 25 model 17, AVX-512, 2 CPUs): update 0.065 / 0.734 / 11.2 ms
 #      (criterion at 1,000: 0.748 ms); floor 10.05 s, nsod's fastest steady 10.63 s (1.06x the floor), Python's same
-#      inputs 17.64 s (at most 1.76x); each stack's fastest on the same inputs 1.72x / 1.66x steady, nsod's fastest
-#      against the stack as written 1.81x / 1.76x, fixed model each stack's fastest 1.53x / 1.44x.
+#      inputs 17.64 s (at most 1.76x); each stack's fastest on the same inputs 1.72x whole / 1.66x steady, nsod's
+#      fastest against the stack as written 1.81x / 1.76x, fixed model each stack's fastest 1.53x / 1.44x.
 # Needs scripts/setup.sh --tests (the tracking virtualenv, $NSOD_VENV-track).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
