@@ -64,9 +64,19 @@ def letterbox(im):
     return im, r, left, top
 
 
-def callback(image):
+def model_input(image):
+    """The model's input for one slice (letterboxed, RGB, CHW, 0-1), with the letterbox's scale and offsets."""
     im, r, left, top = letterbox(image)
-    x = np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255.0
+    return np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255.0, r, left, top
+
+
+def slicer_of(callback, **kwargs):
+    return sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
+                              **kwargs)
+
+
+def callback(image):
+    x, r, left, top = model_input(image)
     out = sess.run(None, {inp.name: x})[0][0]
     nc = out.shape[0] - 5
     scores = out[4 : 4 + nc]
@@ -89,12 +99,10 @@ if floor:
     inputs = []
 
     def record(image):
-        im, _, _, _ = letterbox(image)
-        inputs.append(np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255.0)
+        inputs.append(model_input(image)[0])
         return sv.Detections.empty()
 
-    record_slicer = sv.InferenceSlicer(callback=record, slice_wh=(size, size),
-                                       overlap_wh=(int(0.2 * size), int(0.2 * size)))
+    record_slicer = slicer_of(record)
     for f in frames:
         record_slicer(cv2.imread(os.path.join(frames_dir, f)))
     single = ort.SessionOptions()
@@ -111,18 +119,17 @@ if floor:
         for x in inputs[k::2]:
             s.run(None, {inp.name: x})
 
-    workers = [threading.Thread(target=half, args=(s, k)) for k, s in enumerate(pair)]
+    runners = [threading.Thread(target=half, args=(s, k)) for k, s in enumerate(pair)]
     t = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    for r in runners:
+        r.start()
+    for r in runners:
+        r.join()
     two = time.perf_counter() - t
     print(f"floor {min(one, two):.3f} s, {len(inputs)} runs, {one:.3f} {two:.3f}")
     sys.exit(0)
 
-slicer = sv.InferenceSlicer(callback=callback, slice_wh=(size, size), overlap_wh=(int(0.2 * size), int(0.2 * size)),
-                            iou_threshold=0.5, thread_workers=workers)
+slicer = slicer_of(callback, iou_threshold=0.5, thread_workers=workers)
 tracker = ByteTrackTracker()
 images = [cv2.imread(os.path.join(frames_dir, f)) for f in frames[:1]]
 slicer(images[0])  # warm-up
